@@ -1,0 +1,82 @@
+"""Text tokenizer plugin: a sentencepiece unigram model, trained by unio or loaded from a file.
+
+Local ids are sentencepiece's own piece ids (pad 0, eos 1, unk 2, like T5's spiece.model), so a
+T5 `spiece.model` a user has on disk works unchanged. `hf_tokenizer()` exposes the same model as
+a transformers tokenizer with identical ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+import sentencepiece as spm
+
+from unio.registries import register_tokenizer
+
+MODEL_FILE = "spiece.model"
+
+
+@register_tokenizer("text")
+class TextTokenizer:
+    order = 0
+
+    def __init__(self, model_file: str | Path):
+        model_file = Path(model_file)
+        if not model_file.is_file():
+            raise FileNotFoundError(f"no sentencepiece model at {model_file}; train one with scripts/train_text_tokenizer.py")
+        self.model_bytes = model_file.read_bytes()
+        self.sp = spm.SentencePieceProcessor(model_proto=self.model_bytes)
+        self.size = self.sp.get_piece_size()
+
+    @classmethod
+    def train(cls, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 1000) -> "TextTokenizer":
+        """Train a unigram model on `texts` and write `out_dir/spiece.model`."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            raise ValueError("cannot train a text tokenizer on no text")
+        proto = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=proto, model_type="unigram", vocab_size=vocab_size,
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, character_coverage=1.0,
+            minloglevel=2)
+        tmp = out_dir / (MODEL_FILE + ".tmp")
+        tmp.write_bytes(proto.getvalue())
+        tmp.replace(out_dir / MODEL_FILE)
+        return cls(out_dir / MODEL_FILE)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "TextTokenizer":
+        return cls(Path(directory) / MODEL_FILE)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MODEL_FILE).write_bytes(self.model_bytes)
+
+    def signature(self) -> str:
+        return "spm:" + hashlib.sha256(self.model_bytes).hexdigest()[:16]
+
+    def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return self.sp.encode(text)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.size]
+        if bad:
+            raise ValueError(f"text ids {bad[:5]} are outside 0..{self.size - 1}")
+        return self.sp.decode(ids)
+
+    def hf_tokenizer(self, cache_dir: str | Path | None = None):
+        """The same model as a transformers tokenizer (T5 style, no extra ids), ids identical to `encode`."""
+        from transformers import T5Tokenizer
+        import tempfile
+        directory = Path(cache_dir or tempfile.mkdtemp(prefix="unio_spm_"))
+        self.save(directory)
+        return T5Tokenizer.from_pretrained(str(directory), extra_ids=0, legacy=False)

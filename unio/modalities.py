@@ -1,0 +1,59 @@
+"""The set of tokenizers a model uses, with the unified vocabulary laid out over them.
+
+Saved as a folder: one sub-folder per tokenizer (its own files plus `tokenizer.json` naming its
+plugin) and `vocab.json`. Loading rebuilds the layout from the installed plugins and checks it
+against the saved one, so a model never runs on shifted ids.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+from unio.registries import TOKENIZERS
+from unio.vocab import Vocabulary
+
+MANIFEST = "tokenizer.json"
+
+
+class Modalities:
+    def __init__(self, tokenizers: Mapping[str, object]):
+        self.tokenizers = dict(tokenizers)
+        self.vocab = Vocabulary.build(self.tokenizers)
+
+    def __getitem__(self, name: str):
+        if name not in self.tokenizers:
+            raise KeyError(f"no tokenizer {name!r} in this model; it has: {', '.join(self.tokenizers)}")
+        return self.tokenizers[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tokenizers
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        for name, tok in self.tokenizers.items():
+            tok.save(directory / name)
+            (directory / name / MANIFEST).write_text(json.dumps({"plugin": name}))
+        self.vocab.save(directory / "vocab.json")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Modalities":
+        directory = Path(directory)
+        if not (directory / "vocab.json").is_file():
+            raise FileNotFoundError(f"no tokenizers at {directory} (vocab.json missing)")
+        saved = Vocabulary.load(directory / "vocab.json")
+        tokenizers = {}
+        for name in saved.ranges:
+            manifest = directory / name / MANIFEST
+            plugin = json.loads(manifest.read_text())["plugin"] if manifest.is_file() else name
+            tokenizers[name] = TOKENIZERS.get(plugin).load(directory / name)
+        modalities = cls(tokenizers)
+        modalities.vocab.check_same(saved, what=str(directory))
+        return modalities
+
+    # -- conveniences in global ids ------------------------------------------------------
+    def text_ids(self, text: str) -> list[int]:
+        return self.vocab.to_global("text", self["text"].encode(text))
+
+    def text_from_ids(self, ids) -> str:
+        return self["text"].decode(self.vocab.to_local("text", ids))

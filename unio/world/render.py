@@ -1,0 +1,103 @@
+"""Rasterising world scenes with numpy: RGB, metric depth, visible masks, boxes, keypoints."""
+from __future__ import annotations
+
+import numpy as np
+
+from unio.world import scene as W
+
+MIN_VISIBLE = 0.5   # an object must keep half its pixels, or the layout is resampled
+
+
+def ground_depth(rows: np.ndarray, height: int) -> np.ndarray:
+    """Metric depth of the ground plane at each image row (pinhole camera; sky = MAX_DEPTH)."""
+    horizon = W.HORIZON * height
+    focal = height  # pixels
+    below = np.maximum(rows + 0.5 - horizon, 1e-6)
+    depth = W.CAMERA_HEIGHT * focal / below
+    return np.where(rows + 0.5 > horizon, np.minimum(depth, W.MAX_DEPTH), W.MAX_DEPTH).astype(np.float32)
+
+
+def _background(res: int, rng: np.random.Generator):
+    rows = np.arange(res, dtype=np.float32)[:, None].repeat(res, 1)
+    depth = ground_depth(rows, res)
+    sky = np.array([150, 190, 235], np.float32)
+    ground = np.array([120, 115, 100], np.float32) * rng.uniform(0.9, 1.1)
+    t = (rows / res)[..., None]
+    image = np.where((rows + 0.5 > W.HORIZON * res)[..., None], ground * (0.75 + 0.35 * t), sky * (1.05 - 0.3 * t))
+    return image, depth
+
+
+def _footprint(obj, res: int):
+    """(centre x, base y, half width, height) in pixels for an object standing on the ground."""
+    focal = res
+    base_y = W.HORIZON * res + W.CAMERA_HEIGHT * focal / obj.depth
+    size_px = W.SIZES[obj.size] * focal / obj.depth
+    return obj.x * res, base_y, size_px / 2, size_px
+
+
+def _shape_mask(obj, res: int):
+    cx, base, half, height = _footprint(obj, res)
+    yy, xx = np.mgrid[0:res, 0:res].astype(np.float32) + 0.5
+    top = base - height
+    if obj.shape == "cube":
+        inside = (abs(xx - cx) <= half) & (yy >= top) & (yy <= base)
+        corners = [(cx - half, top), (cx + half, top), (cx + half, base), (cx - half, base)]
+    elif obj.shape == "sphere":
+        cy = base - half
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= half ** 2
+        corners = [(cx, cy - half), (cx + half, cy), (cx, cy + half), (cx - half, cy)]
+    elif obj.shape == "cone":
+        frac = np.clip((yy - top) / max(height, 1e-6), 0, 1)
+        inside = (yy >= top) & (yy <= base) & (abs(xx - cx) <= half * frac)
+        corners = [(cx, top), (cx + half, base), (cx - half, base)]
+    else:  # cylinder: narrower body with elliptical top and bottom
+        w = 0.7 * half
+        cap = 0.25 * w
+        body = (abs(xx - cx) <= w) & (yy >= top + cap) & (yy <= base - cap)
+        ends = ((xx - cx) / w) ** 2 + ((yy - (top + cap)) / cap) ** 2 <= 1
+        ends |= ((xx - cx) / w) ** 2 + ((yy - (base - cap)) / cap) ** 2 <= 1
+        inside = body | ends
+        corners = [(cx - w, top + cap), (cx + w, top + cap), (cx + w, base - cap), (cx - w, base - cap)]
+    centre = (cx, base - height / 2)
+    return inside, [centre] + corners
+
+
+def _shade(obj, inside: np.ndarray, res: int) -> np.ndarray:
+    """Flat colour with a soft left-to-right light, so shapes read as solids."""
+    cx, _, half, _ = _footprint(obj, res)
+    xx = np.arange(res, dtype=np.float32)[None, :] + 0.5
+    light = 1.0 - 0.25 * np.clip((xx - cx) / max(half, 1e-6), -1, 1)
+    return np.array(W.COLORS[obj.color], np.float32) * light[..., None]
+
+
+def draw(objects: list, res: int, rng: np.random.Generator):
+    """Render far to near. Fills each object's mask, box and keypoints; returns (image, depth, ok)."""
+    image, depth = _background(res, rng)
+    owner = np.full((res, res), -1, np.int64)
+    order = sorted(range(len(objects)), key=lambda i: -objects[i].depth)
+    full_masks, points = {}, {}
+    for i in order:
+        inside, pts = _shape_mask(objects[i], res)
+        full_masks[i], points[i] = inside, pts
+        image = np.where(inside[..., None], _shade(objects[i], inside, res), image)
+        depth = np.where(inside, np.float32(objects[i].depth), depth)
+        owner[inside] = i
+    ok = True
+    for i, obj in enumerate(objects):
+        obj.mask = owner == i
+        total = full_masks[i].sum()
+        if total == 0 or obj.mask.sum() < MIN_VISIBLE * total:
+            ok = False
+            continue
+        ys, xs = np.nonzero(obj.mask)
+        obj.box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        obj.keypoints = [_keypoint(x, y, obj.mask, res) for x, y in points[i]]
+    return np.clip(image, 0, 255).astype(np.uint8), depth.astype(np.float32), ok
+
+
+def _keypoint(x: float, y: float, mask: np.ndarray, res: int):
+    """(x, y, visibility): 2 visible, 1 inside the image but hidden, 0 outside the image."""
+    col, row = int(np.clip(x, 0, res - 1)), int(np.clip(y, 0, res - 1))
+    if not (0 <= x < res and 0 <= y < res):
+        return (float(x), float(y), 0)
+    return (float(x), float(y), 2 if mask[row, col] else 1)

@@ -41,16 +41,17 @@ class _Residual(nn.Module):
 
 def _encoder(hidden: int, stages: int, dim: int) -> nn.Module:
     layers = [nn.Conv2d(3, hidden, 3, padding=1)]
-    for _ in range(stages):
-        layers += [_Residual(hidden), nn.Conv2d(hidden, hidden, 4, stride=2, padding=1)]
-    layers += [_Residual(hidden), nn.GroupNorm(8, hidden), nn.SiLU(), nn.Conv2d(hidden, dim, 1)]
+    for _ in range(stages):  # residual blocks at the downsampled resolutions only: cheap on a CPU
+        layers += [nn.Conv2d(hidden, hidden, 4, stride=2, padding=1), _Residual(hidden)]
+    layers += [nn.GroupNorm(8, hidden), nn.SiLU(), nn.Conv2d(hidden, dim, 1)]
     return nn.Sequential(*layers)
 
 
 def _decoder(hidden: int, stages: int, dim: int) -> nn.Module:
     layers = [nn.Conv2d(dim, hidden, 3, padding=1), _Residual(hidden)]
-    for _ in range(stages):
-        layers += [nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), _Residual(hidden)]
+    for stage in range(stages):
+        layers += [nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1)]
+        layers += [_Residual(hidden)] if stage < stages - 1 else []
     layers += [nn.GroupNorm(8, hidden), nn.SiLU(), nn.Conv2d(hidden, 3, 3, padding=1)]
     return nn.Sequential(*layers)
 
@@ -59,7 +60,7 @@ def _decoder(hidden: int, stages: int, dim: int) -> nn.Module:
 class VQTokenizer(nn.Module):
     order = 2
 
-    def __init__(self, hidden: int = 64, downsample: int = 8, quantizer: str = "fsq",
+    def __init__(self, hidden: int = 32, downsample: int = 8, quantizer: str = "fsq",
                  levels: tuple[int, ...] = (8, 5, 5, 5), codebook_size: int = 1024, codebook_dim: int = 8):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
@@ -174,7 +175,7 @@ def train_vq(model: VQTokenizer, images: Iterable[torch.Tensor], *, steps: int, 
     """Train `model` on an endless iterable of (C, H, W) images in [0, 1] (reconstruction MSE + quantiser loss)."""
     from tqdm import tqdm
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 2), pct_start=0.1)
     stream = iter(images)
     model.train()
     bar = tqdm(range(steps), desc="train VQ-VAE", disable=not progress)

@@ -11,4 +11,8 @@ def register_tokenizer(name: str, obj=None, *, replace: bool = False):
 
 
 def register_task(name: str, obj=None, *, replace: bool = False):
-    return TASKS.register(name, obj, replace=replace)
+    """Register a task; a class is registered as one instance (tasks keep caches), and returned as is."""
+    if obj is None:
+        return lambda o: register_task(name, o, replace=replace)
+    TASKS.register(name, obj() if isinstance(obj, type) else obj, replace=replace)
+    return obj

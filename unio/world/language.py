@@ -42,13 +42,11 @@ def referring_expressions(objects):
     out = []
     for i, obj in enumerate(objects):
         text = unique_description(objects, i)
-        if text is None:  # identical twins: tell them apart by position
-            twins = [j for j, o in enumerate(objects) if o.name == obj.name]
-            side = "left" if obj.x == min(objects[j].x for j in twins) else "right"
-            if len(twins) == 2:
-                text = f"{side} {obj.name}"
-            else:
+        if text is None:  # identical twins: the leftmost and the rightmost can still be named
+            twins = [objects[j].x for j, o in enumerate(objects) if o.name == obj.name]
+            if obj.x not in (min(twins), max(twins)):
                 continue
+            text = f"{'leftmost' if obj.x == min(twins) else 'rightmost'} {obj.name}"
         out.append((f"the {text}", i))
     return out
 

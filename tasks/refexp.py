@@ -1,0 +1,76 @@
+"""Referring expressions: a phrase that picks out one object -> its box.
+
+The answer is exactly 4 location tokens (y1, x1, y2, x2, see tokenizers/coordinates.py).
+Metrics: Acc@0.5 (IoU >= 0.5) and mean IoU, in pixels of the image the model saw.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from unio.metrics import box_iou
+from unio.registries import register_task
+from unio.task import Example, Grammar, Segment, choose_prompt
+
+
+@register_task("refexp")
+class RefExp:
+    name = "refexp"
+    output = "box"
+    prompts = ['Which region does the text "{}" describe?', 'Find the region of "{}".',
+               'Where is "{}" in the image?']
+
+    def example(self, scene, rng) -> Example:
+        text, index = scene.refexps[int(rng.integers(len(scene.refexps)))]
+        return Example(self.name, scene.image, choose_prompt(self.prompts, rng, text),
+                       list(scene.objects[index].box), {"expression": text})
+
+    def targets(self, examples, mods):
+        coords = mods["coordinates"]
+        out = []
+        for ex in examples:
+            h, w = ex.image.shape[:2]
+            out.append(mods.vocab.to_global("coordinates", coords.encode_box(ex.target, w, h)))
+        return out
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins)),))
+
+    def decode(self, ids, mods, example) -> list:
+        h, w = example.image.shape[:2]
+        local = mods.vocab.to_local("coordinates", ids)
+        if len(local) != 4:
+            return [0.0, 0.0, 0.0, 0.0]
+        return mods["coordinates"].decode_box(local, w, h)
+
+    def evaluate(self, predictions, examples) -> dict:
+        ious = [box_iou(p, ex.target) for p, ex in zip(predictions, examples)]
+        return {"acc@0.5": float(np.mean([i >= 0.5 for i in ious])), "miou": float(np.mean(ious))}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"centre_box": _CentreBox, "mean_box": _MeanBox}
+
+
+class _CentreBox:
+    """A box of the mean training size, centred in the image."""
+
+    def __init__(self, train_examples, mods=None):
+        sizes = np.array([[b[2] - b[0], b[3] - b[1]] for b in (ex.target for ex in train_examples)])
+        self.w, self.h = sizes.mean(0)
+
+    def __call__(self, example):
+        H, W = example.image.shape[:2]
+        return [W / 2 - self.w / 2, H / 2 - self.h / 2, W / 2 + self.w / 2, H / 2 + self.h / 2]
+
+
+class _MeanBox:
+    def __init__(self, train_examples, mods=None):
+        self.box = np.mean([ex.target for ex in train_examples], axis=0).tolist()
+
+    def __call__(self, example):
+        return list(self.box)

@@ -1,0 +1,157 @@
+"""The data path: a streaming task mixture, length-bucketed batches, and a prefetching thread.
+
+Batch `step` is a pure function of (seed, rank, step): resuming at a step restores the data
+position exactly, and nothing beyond the batches in flight is held in memory.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from unio.task import image_tensor
+from unio.vocab import EOS, PAD
+from unio.world import World
+
+BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
+
+
+def parse_mixture(spec: str | Mapping[str, float], known: list) -> dict:
+    """'vqa:2,caption:1' or {'vqa': 2} -> {'vqa': 2.0, ...}, with clear errors."""
+    if isinstance(spec, str):
+        items = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, _, weight = part.partition(":")
+            try:
+                items[name.strip()] = float(weight) if weight else 1.0
+            except ValueError:
+                raise ValueError(f"malformed weight {weight!r} for task {name!r}; write tasks as 'vqa:2,caption:1'") from None
+        spec = items
+    if not spec:
+        raise ValueError(f"no tasks given; available: {', '.join(known)}")
+    for name, weight in spec.items():
+        if name not in known:
+            raise ValueError(f"unknown task {name!r}; available: {', '.join(known)}")
+        if not (weight > 0 and np.isfinite(weight)):
+            raise ValueError(f"task {name!r} has weight {weight}; weights must be positive numbers")
+    return {k: float(v) for k, v in spec.items()}
+
+
+@dataclass
+class Mixture:
+    tasks: dict            # name -> task object
+    weights: dict          # name -> weight
+    resolution: int = 64
+    pool: int = 50_000     # train scenes cycled through (so costly targets can be cached)
+    seed: int = 0
+    rank: int = 0
+
+    def __post_init__(self):
+        self.names = list(self.weights)
+        p = np.array([self.weights[n] for n in self.names], dtype=np.float64)
+        self.probs = p / p.sum()
+        self.world = World("train", resolution=self.resolution)
+
+    def megabatch(self, index: int, size: int) -> list:
+        rng = np.random.default_rng([self.seed, self.rank, index, 17])
+        names = rng.choice(len(self.names), size=size, p=self.probs)
+        scenes = rng.integers(0, self.pool, size=size)
+        return [self.tasks[self.names[t]].example(self.world[int(s)], rng) for t, s in zip(names, scenes)]
+
+
+class Collator:
+    """Examples -> model tensors: pixels, padded prompt ids, target ids + EOS (padding = -100)."""
+
+    def __init__(self, tasks: Mapping, modalities, max_text_length: int, max_target_length: int):
+        self.tasks, self.mods = tasks, modalities
+        self.max_text, self.max_target = max_text_length, max_target_length
+
+    def target_ids(self, examples) -> list:
+        out = [None] * len(examples)
+        by_task: dict = {}
+        for i, ex in enumerate(examples):
+            by_task.setdefault(ex.task, []).append(i)
+        for name, idx in by_task.items():
+            for i, ids in zip(idx, self.tasks[name].targets([examples[i] for i in idx], self.mods)):
+                out[i] = ids
+        return out
+
+    def prompts(self, examples):
+        ids = [self.mods.text_ids(ex.prompt)[: self.max_text] for ex in examples]
+        length = max(1, max(len(x) for x in ids))
+        input_ids = torch.full((len(ids), length), PAD, dtype=torch.long)
+        mask = torch.zeros((len(ids), length), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+            mask[i, : len(x)] = 1
+        return input_ids, mask
+
+    def __call__(self, examples, targets=None) -> dict:
+        targets = targets if targets is not None else self.target_ids(examples)
+        input_ids, mask = self.prompts(examples)
+        length = max(len(t) for t in targets) + 1
+        if length > self.max_target + 1:
+            raise ValueError(f"a target of {length - 1} tokens exceeds the model's max_target_length {self.max_target}")
+        labels = torch.full((len(targets), length), -100, dtype=torch.long)
+        for i, t in enumerate(targets):
+            labels[i, : len(t) + 1] = torch.tensor(list(t) + [EOS], dtype=torch.long)
+        pixels = torch.stack([image_tensor(ex.image) for ex in examples])
+        return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class BatchStream:
+    """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length."""
+
+    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int):
+        self.mixture, self.collate, self.batch_size = mixture, collator, batch_size
+        self._cached = (None, None)
+
+    def batch(self, step: int) -> dict:
+        index, part = divmod(step, BUCKETS)
+        if self._cached[0] != index:
+            examples = self.mixture.megabatch(index, self.batch_size * BUCKETS)
+            targets = self.collate.target_ids(examples)
+            order = sorted(range(len(examples)), key=lambda i: len(targets[i]))
+            chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(BUCKETS)]
+            perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
+            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm])
+        examples, targets = self._cached[1][part]
+        return self.collate(examples, targets)
+
+
+class Prefetcher:
+    """Builds batches start, start+1, ... in a background thread, `depth` ahead of the trainer."""
+
+    def __init__(self, stream: BatchStream, start: int, depth: int = 6):
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stream, self.step, self._stop = stream, start, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        step = self.step
+        while not self._stop.is_set():
+            try:
+                item = (step, self.stream.batch(step))
+            except Exception as error:  # surfaced in the trainer, never swallowed
+                item = (step, error)
+            while not self._stop.is_set():
+                try:
+                    self.queue.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def next(self) -> dict:
+        step, item = self.queue.get()
+        if isinstance(item, Exception):
+            raise RuntimeError(f"building batch {step} failed: {item}") from item
+        return item
+
+    def close(self):
+        self._stop.set()

@@ -1,0 +1,25 @@
+"""Metric helpers shared by task plugins."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def depth_errors(pred: np.ndarray, gold: np.ndarray, min_depth: float = 1e-3) -> dict:
+    """RMSE (metres), AbsRel and delta < 1.25 over all pixels (Eigen et al.)."""
+    pred = np.clip(np.asarray(pred, np.float64), min_depth, None)
+    gold = np.clip(np.asarray(gold, np.float64), min_depth, None)
+    ratio = np.maximum(pred / gold, gold / pred)
+    return {"rmse": float(np.sqrt(np.mean((pred - gold) ** 2))),
+            "absrel": float(np.mean(np.abs(pred - gold) / gold)),
+            "delta1": float(np.mean(ratio < 1.25))}

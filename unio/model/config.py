@@ -1,0 +1,38 @@
+"""UnioConfig: the Hugging Face config of unio's encoder-decoder."""
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from unio.vocab import BOS, EOS, PAD
+
+
+class UnioConfig(PretrainedConfig):
+    model_type = "unio"
+
+    def __init__(self, vocab_size: int = 2048, d_model: int = 256, num_heads: int = 4, d_ff: int = 682,
+                 encoder_layers: int = 4, decoder_layers: int = 4, image_size: int = 64, patch_size: int = 8,
+                 max_text_length: int = 64, max_target_length: int = 128, dropout: float = 0.0,
+                 qk_norm: bool = False, z_loss: float = 0.0, moe_every: int = 0, num_experts: int = 4,
+                 moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
+                 moe_z_weight: float = 0.001, **kwargs):
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        if image_size % patch_size:
+            raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
+        self.vocab_size, self.d_model, self.num_heads, self.d_ff = vocab_size, d_model, num_heads, d_ff
+        self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
+        self.image_size, self.patch_size = image_size, patch_size
+        self.max_text_length, self.max_target_length = max_text_length, max_target_length
+        self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
+        self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k
+        self.capacity_factor, self.moe_aux_weight, self.moe_z_weight = capacity_factor, moe_aux_weight, moe_z_weight
+        # names transformers' generate() and cache code look for
+        self.num_hidden_layers = decoder_layers
+        self.hidden_size = d_model
+        self.num_attention_heads = num_heads
+        kwargs.setdefault("is_encoder_decoder", True)
+        kwargs.setdefault("tie_word_embeddings", True)
+        for key, value in (("pad_token_id", PAD), ("eos_token_id", EOS), ("decoder_start_token_id", BOS),
+                           ("bos_token_id", BOS)):
+            kwargs.setdefault(key, value)
+        super().__init__(**kwargs)

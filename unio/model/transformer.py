@@ -1,0 +1,234 @@
+"""unio's encoder-decoder transformer over the unified vocabulary.
+
+Encoder input: image patches (raw pixels -> linear, learned 2-D positions, Unified-IO 1 style)
+followed by the prompt's tokens (learned 1-D positions). Decoder: autoregressive over the unified
+vocabulary, input embeddings tied to the output layer. Pre-norm RMSNorm, scaled_dot_product_attention,
+SwiGLU MLP; QK-norm and z-loss as stability options; MoE feed-forward every `moe_every` layers.
+
+Letters: B batch, P patches, T prompt tokens, S encoder length (P + T), L decoder length,
+D width, H heads, V vocabulary.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+from unio.model.config import UnioConfig
+from unio.model.moe import MoEFeedForward
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: UnioConfig, layer_idx: int, cross: bool = False):
+        super().__init__()
+        self.heads, self.layer_idx, self.cross = cfg.num_heads, layer_idx, cross
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+        self.o = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        head_dim = cfg.d_model // cfg.num_heads
+        self.q_norm = nn.RMSNorm(head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(head_dim) if cfg.qk_norm else nn.Identity()
+
+    def _split(self, x):
+        return rearrange(x, "b l (h d) -> b h l d", h=self.heads)
+
+    def forward(self, x, source=None, mask=None, cache=None, causal=False):
+        q = self.q_norm(self._split(self.q(x)))                           # (B, H, L, D/H)
+        if self.cross and cache is not None and cache.is_updated.get(self.layer_idx):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            k, v = layer.keys, layer.values
+        else:
+            k, v = self.kv(x if source is None else source).chunk(2, dim=-1)
+            k, v = self.k_norm(self._split(k)), self._split(v)
+            if cache is not None:
+                store = cache.cross_attention_cache if self.cross else cache.self_attention_cache
+                k, v = store.update(k, v, self.layer_idx)
+                if self.cross:
+                    cache.is_updated[self.layer_idx] = True
+        if causal and q.shape[2] > 1 and k.shape[2] != q.shape[2]:     # new tokens after a cached prefix
+            offset = k.shape[2] - q.shape[2]
+            mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(offset)
+            causal = False
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and q.shape[2] > 1)
+        return self.o(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.w_in = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.w_out = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x):
+        value, gate = self.w_in(x).chunk(2, dim=-1)
+        return self.w_out(F.silu(gate) * value), None, None
+
+
+def feed_forward(cfg: UnioConfig, layer_idx: int) -> nn.Module:
+    if cfg.moe_every and (layer_idx + 1) % cfg.moe_every == 0:
+        return MoEFeedForward(cfg.d_model, cfg.d_ff, cfg.num_experts, cfg.moe_top_k, cfg.capacity_factor)
+    return GatedMLP(cfg.d_model, cfg.d_ff)
+
+
+class Block(nn.Module):
+    """Pre-norm block: self-attention, optional cross-attention, feed-forward (dense or MoE)."""
+
+    def __init__(self, cfg: UnioConfig, layer_idx: int, decoder: bool):
+        super().__init__()
+        self.decoder = decoder
+        self.norm_self, self.self_attn = nn.RMSNorm(cfg.d_model), Attention(cfg, layer_idx)
+        if decoder:
+            self.norm_cross, self.cross_attn = nn.RMSNorm(cfg.d_model), Attention(cfg, layer_idx, cross=True)
+        self.norm_ff, self.ff = nn.RMSNorm(cfg.d_model), feed_forward(cfg, layer_idx)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None):
+        x = x + self.drop(self.self_attn(self.norm_self(x), mask=mask, causal=self.decoder, cache=cache))
+        if self.decoder:
+            x = x + self.drop(self.cross_attn(self.norm_cross(x), source=memory, mask=memory_mask, cache=cache))
+        out, balance, z_loss = self.ff(self.norm_ff(x))
+        if balance is not None and aux is not None:
+            aux.append((balance, z_loss))
+        return x + self.drop(out)
+
+
+class Encoder(nn.Module):
+    main_input_name = "input_ids"
+
+    def __init__(self, cfg: UnioConfig, embed: nn.Embedding):
+        super().__init__()
+        self.cfg, self.embed = cfg, embed
+        grid = cfg.image_size // cfg.patch_size
+        self.patch = nn.Linear(3 * cfg.patch_size ** 2, cfg.d_model)
+        self.row = nn.Parameter(torch.randn(grid, cfg.d_model) * 0.02)
+        self.col = nn.Parameter(torch.randn(grid, cfg.d_model) * 0.02)
+        self.text_pos = nn.Parameter(torch.randn(cfg.max_text_length, cfg.d_model) * 0.02)
+        self.layers = nn.ModuleList(Block(cfg, i, decoder=False) for i in range(cfg.encoder_layers))
+        self.norm = nn.RMSNorm(cfg.d_model)
+
+    def embed_inputs(self, pixel_values, input_ids):
+        cfg = self.cfg
+        if pixel_values.shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
+        if input_ids.shape[1] > cfg.max_text_length:
+            raise ValueError(f"prompt of {input_ids.shape[1]} tokens exceeds max_text_length {cfg.max_text_length}")
+        patches = rearrange(pixel_values, "b c (h p) (w q) -> b (h w) (c p q)", p=cfg.patch_size, q=cfg.patch_size)
+        pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
+        image = self.patch(patches.to(self.patch.weight.dtype) * 2 - 1) + pos2d      # (B, P, D)
+        text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
+        return torch.cat([image, text], dim=1)                                      # (B, S, D)
+
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, **kwargs):
+        x = self.embed_inputs(pixel_values, input_ids)
+        mask = full_encoder_mask(attention_mask, x.shape[1])
+        for layer in self.layers:
+            x = layer(x, mask=mask, aux=aux)
+        return BaseModelOutput(last_hidden_state=self.norm(x))
+
+
+def full_encoder_mask(text_mask, length: int):
+    """(B, T) text mask -> (B, 1, 1, S) bool mask over patches + text, or None when nothing is padded."""
+    if text_mask is None or bool(text_mask.all()):
+        return None
+    patches = text_mask.new_ones(text_mask.shape[0], length - text_mask.shape[1])
+    return torch.cat([patches, text_mask], dim=1).bool()[:, None, None, :]
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: UnioConfig, embed: nn.Embedding):
+        super().__init__()
+        self.cfg, self.embed = cfg, embed
+        self.pos = nn.Parameter(torch.randn(cfg.max_target_length + 1, cfg.d_model) * 0.02)
+        self.layers = nn.ModuleList(Block(cfg, i, decoder=True) for i in range(cfg.decoder_layers))
+        self.norm = nn.RMSNorm(cfg.d_model)
+
+    def forward(self, input_ids, memory, memory_mask=None, cache=None, aux=None):
+        start = cache.self_attention_cache.get_seq_length() if cache is not None else 0
+        if start + input_ids.shape[1] > self.pos.shape[0]:
+            raise ValueError(f"decoder length {start + input_ids.shape[1]} exceeds max_target_length + 1")
+        x = self.embed(input_ids) + self.pos[start:start + input_ids.shape[1]]
+        for layer in self.layers:
+            x = layer(x, memory=memory, memory_mask=memory_mask, cache=cache, aux=aux)
+        return self.norm(x)                                                          # (B, L, D)
+
+
+class UnioModel(PreTrainedModel, GenerationMixin):
+    """The Hugging Face face of the model: save/load, generate() with KV cache, beams, sampling."""
+    config_class = UnioConfig
+    base_model_prefix = "unio"
+    main_input_name = "input_ids"
+    _tied_weights_keys = {"lm_head.weight": "embed.weight", "encoder.embed.weight": "embed.weight",
+                          "decoder.embed.weight": "embed.weight"}
+    _supports_sdpa = True
+
+    def __init__(self, config: UnioConfig):
+        super().__init__(config)
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = Encoder(config, self.embed)
+        self.decoder = Decoder(config, self.embed)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=module.in_features ** -0.5)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=1.0)
+
+    def get_input_embeddings(self):
+        return self.embed
+
+    def set_input_embeddings(self, value):
+        self.embed = self.encoder.embed = self.decoder.embed = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def get_encoder(self, modality=None):
+        return self.encoder
+
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
+                labels=None, encoder_outputs=None, cache=None, use_cache=None, **kwargs):
+        aux: list = []
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                           pixel_values=pixel_values, aux=aux)
+        memory = encoder_outputs[0] if not hasattr(encoder_outputs, "last_hidden_state") else encoder_outputs.last_hidden_state
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("pass decoder_input_ids or labels")
+            decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        hidden = self.decoder(decoder_input_ids, memory, full_encoder_mask(attention_mask, memory.shape[1]),
+                              cache=cache if use_cache or cache is not None else None, aux=aux)
+        logits = self.lm_head(hidden * self.config.d_model ** -0.5)                     # (B, L, V)
+        loss = self.loss(logits, labels, aux) if labels is not None else None
+        return Seq2SeqLMOutput(loss=loss, logits=logits, past_key_values=cache,
+                               encoder_last_hidden_state=memory)
+
+    def loss(self, logits, labels, aux):
+        cfg = self.config
+        logits = logits.float()
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if cfg.z_loss:
+            valid = labels != -100
+            loss = loss + cfg.z_loss * torch.logsumexp(logits, -1)[valid].pow(2).mean()
+        if aux:
+            loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
+            loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
+        return loss
+
+
+def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
+    """Decoder inputs from labels: [start, y0, y1, ...], with -100 replaced by pad."""
+    shifted = labels.new_full(labels.shape, pad_id)
+    shifted[:, 1:] = labels[:, :-1].clone()
+    shifted[:, 0] = start_id
+    return shifted.masked_fill(shifted == -100, pad_id)

@@ -1,0 +1,79 @@
+"""`train_mixture.py` / `unio train`: arguments -> Trainer -> evaluation, eval.json, report and table."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a unio generalist on a weighted task mixture.")
+    p.add_argument("--tasks", default="vqa,caption,refexp,depth", help="tasks with optional weights: vqa:2,caption:1")
+    p.add_argument("--preset", default="tiny", help="model size preset or a YAML file")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--out", default=None, help="run folder (default runs/<tasks>-<preset>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deepspeed", default=None, help="a DeepSpeed JSON config, e.g. configs/deepspeed/zero2.json")
+    p.add_argument("--plugin", action="append", default=[], help="a task or tokenizer plugin file to load")
+    p.add_argument("--moe", action="store_true", help="mixture-of-experts feed-forward every 2nd layer")
+    p.add_argument("--eval-n", type=int, default=None, help="test examples per task for the final evaluation")
+    p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
+    p.add_argument("--vq-steps", type=int, default=None)
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def options_from(args):
+    from unio.trainer import TrainOptions
+    opts = TrainOptions(tasks=args.tasks, preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
+                        deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
+                        plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes)
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps"):
+        if getattr(args, name) is not None:
+            setattr(opts, name, getattr(args, name))
+    return opts
+
+
+def finish(trainer, eval_n: int) -> dict:
+    """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
+    from unio.evaluation import evaluate_baselines, evaluate_model, predict, split_examples
+    from unio.registries import TASKS
+    from unio.report import draw_report, table
+    tasks = list(trainer.weights)
+    res = trainer.model.config.image_size
+    results = evaluate_model(trainer.model, trainer.mods, tasks, "test", eval_n, progress=trainer.opts.progress)
+    baselines = evaluate_baselines(trainer.mods, tasks, "test", eval_n, res)
+    (trainer.out / "eval.json").write_text(json.dumps({"model": results, "baselines": baselines,
+                                                      "split": "test", "n": eval_n}, indent=2))
+    samples = []
+    for name in tasks:
+        task = TASKS.get(name)
+        examples = split_examples(task, "test", 2, res)
+        samples += [(name, ex, p) for ex, p in zip(examples, predict(trainer.model, trainer.mods, task, examples))][:1]
+    draw_report(trainer.out, samples)
+    print(table(results, baselines))
+    return results
+
+
+def main(argv=None) -> int:
+    from unio.trainer import Trainer
+    args = parser().parse_args(argv)
+    started = time.time()
+    trainer = Trainer(options_from(args))
+    last = trainer.train()
+    if trainer.rank != 0:
+        return 0
+    trainer.export()
+    print(f"trained to step {last.get('step')} (loss {last.get('loss')}) in {time.time() - started:.0f} s; run folder {trainer.out}")
+    if not args.no_eval:
+        finish(trainer, trainer.opts.eval_n)
+    print(f"total wall time {time.time() - started:.0f} s")
+    return 0

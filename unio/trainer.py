@@ -1,0 +1,240 @@
+"""Training a generalist on a weighted task mixture: single process, or data-parallel under DeepSpeed."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from unio import checkpoint as ckpt
+from unio.bootstrap import ensure_modalities
+from unio.data import BatchStream, Collator, Mixture, Prefetcher, parse_mixture
+from unio.modalities import Modalities
+from unio.presets import build_model, load_preset
+from unio.registries import TASKS
+
+
+@dataclass
+class TrainOptions:
+    tasks: str = "vqa,caption,refexp,depth"
+    preset: str = "tiny"
+    steps: int = 2000
+    minutes: float | None = None       # stop early when this much training time has passed
+    batch_size: int = 48
+    lr: float = 1.5e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_accum: int = 1
+    clip: float = 1.0
+    out: str | None = None
+    resume: bool = False
+    seed: int = 0
+    deepspeed: str | None = None
+    moe: bool = False
+    bf16: bool = True
+    num_bins: int = 64
+    vq_steps: int = 400
+    tokenizers: str | None = None
+    eval_n: int = 200
+    eval_every: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 10
+    pool: int = 50_000
+    progress: bool = True
+    plugins: list = field(default_factory=list)
+    model_overrides: dict = field(default_factory=dict)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup, then cosine decay to 10%."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_dir(opts: TrainOptions, weights: dict) -> Path:
+    if opts.out:
+        return Path(opts.out)
+    name = "-".join(weights) + f"-{opts.preset}-s{opts.seed}"
+    return Path("runs") / name
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions):
+        from unio import plugins
+        for path in opts.plugins:
+            plugins.load(path)
+        self.opts = opts
+        self.weights = parse_mixture(opts.tasks, TASKS.names())      # clear errors before any work
+        self.tasks = {name: TASKS.get(name) for name in self.weights}
+        self.out = run_dir(opts, self.weights)
+        self.distributed = opts.deepspeed is not None
+        self.rank = int(os.environ.get("RANK", 0))
+
+    # -- set-up ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        opts = self.opts
+        seed_everything(opts.seed)
+        preset = load_preset(opts.preset)
+        resolution = opts.model_overrides.get("image_size", preset["image_size"])
+        existing = ckpt.find_checkpoint(self.out) if opts.resume else None
+        if opts.resume and existing is None:
+            raise FileNotFoundError(f"--resume given but {self.out} holds no checkpoint")
+        if existing is not None:
+            self.mods = Modalities.load(existing / "tokenizers")
+        else:
+            self.mods = ensure_modalities(list(self.weights), resolution, opts.num_bins,
+                                          Path(opts.tokenizers) if opts.tokenizers else None,
+                                          vq_steps=opts.vq_steps, progress=opts.progress and self.rank == 0)
+        overrides = dict(opts.model_overrides)
+        if opts.moe:
+            overrides.setdefault("moe_every", 2)
+        self.model = build_model(opts.preset, self.mods.vocab.size, **overrides)
+        if existing is not None:
+            from unio.model import UnioModel
+            self.model = UnioModel.from_pretrained(existing / "model")
+        cfg = self.model.config
+        self.collate = Collator(self.tasks, self.mods, cfg.max_text_length, cfg.max_target_length)
+        mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank)
+        self.stream = BatchStream(mixture, self.collate, opts.batch_size)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opts.lr, betas=(0.9, 0.98),
+                                           weight_decay=opts.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, opts.warmup, opts.steps))
+        self.start_step, self.elapsed = 0, 0.0
+        if existing is not None:
+            state = ckpt.load_state(existing)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            ckpt.restore_rng(state["rng"])
+            self.start_step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
+        self.engine = self._deepspeed() if self.distributed else None
+
+    def _deepspeed(self):
+        import deepspeed
+        deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
+        config = json.loads(Path(self.opts.deepspeed).read_text())
+        config["train_micro_batch_size_per_gpu"] = self.opts.batch_size
+        config.setdefault("gradient_accumulation_steps", self.opts.grad_accum)
+        config.setdefault("gradient_clipping", self.opts.clip)
+        if not torch.cuda.is_available():
+            config.pop("bf16", None)
+        engine, *_ = deepspeed.initialize(model=self.model, optimizer=self.optimizer,
+                                          lr_scheduler=self.scheduler, config=config)
+        return engine
+
+    # -- one step ---------------------------------------------------------------------------
+    def _autocast(self):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        enabled = self.opts.bf16 and not self.distributed
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=enabled)
+
+    def train_step(self, batches: list) -> float | None:
+        """One optimizer step over `grad_accum` batches; None when the loss was not finite."""
+        device = next(self.model.parameters()).device
+        total = 0.0
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with self._autocast():
+                loss = (self.engine or self.model)(**batch).loss
+            if not torch.isfinite(loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                return None
+            if self.engine is not None:
+                self.engine.backward(loss)
+                self.engine.step()
+            else:
+                (loss / len(batches)).backward()
+            total += loss.item() / len(batches)
+        if self.engine is None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+        return total
+
+    # -- the loop -------------------------------------------------------------------------
+    def train(self) -> dict:
+        self.setup()
+        opts = self.opts
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "options.json").write_text(json.dumps(asdict(opts), indent=2, default=str))
+        log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None
+        accum = 1 if self.engine is not None else opts.grad_accum
+        prefetch = Prefetcher(self.stream, self.start_step * accum)
+        bar = tqdm(range(self.start_step, opts.steps), initial=self.start_step, total=opts.steps,
+                   desc="train", disable=not opts.progress or self.rank != 0)
+        self.model.train()
+        bad, useful, t0, last = 0, 0, time.time() - self.elapsed, {}
+        try:
+            for step in bar:
+                batches = [prefetch.next() for _ in range(accum)]
+                loss = self.train_step(batches)
+                if loss is None:
+                    bad += 1
+                    tqdm.write(f"step {step}: loss is NaN or infinite; the step was skipped ({bad} so far)")
+                    if bad >= 10:
+                        raise FloatingPointError("10 non-finite losses: training diverged; lower --lr")
+                    continue
+                useful += sum(int((b["labels"] != -100).sum() + b["attention_mask"].sum()) for b in batches)
+                self.elapsed = time.time() - t0
+                if step % opts.log_every == 0 or step == opts.steps - 1:
+                    last = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
+                            "time": round(self.elapsed, 2)}
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{useful / max(self.elapsed, 1e-9):.0f}")
+                    if log:
+                        log.write(json.dumps(last) + "\n")
+                        log.flush()
+                done = step + 1 == opts.steps or (opts.minutes and self.elapsed > opts.minutes * 60)
+                if self.rank == 0 and ((step + 1) % opts.checkpoint_every == 0 or done):
+                    self.save_checkpoint(step + 1)
+                if opts.eval_every and (step + 1) % opts.eval_every == 0 and self.rank == 0:
+                    self.log_eval(log, step + 1, split="validation")
+                if done:
+                    break
+        finally:
+            prefetch.close()
+        return last
+
+    def save_checkpoint(self, step: int) -> None:
+        model = self.engine.module if self.engine is not None else self.model
+        ckpt.save_checkpoint(self.out / "checkpoint", model, self.mods, self.optimizer, self.scheduler,
+                             step, {"elapsed": self.elapsed})
+
+    def log_eval(self, log, step: int, split: str = "validation") -> dict:
+        from unio.evaluation import evaluate_model
+        results = evaluate_model(self.model, self.mods, list(self.weights), split, self.opts.eval_n)
+        self.model.train()
+        if log:
+            log.write(json.dumps({"step": step, "eval": results, "split": split}) + "\n")
+            log.flush()
+        return results
+
+    def export(self) -> Path:
+        """The final model in save_pretrained form, with its tokenizers and vocabulary beside it."""
+        model = self.engine.module if self.engine is not None else self.model
+        final = self.out / "model"
+        tmp = self.out / "model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        self.mods.save(tmp / "tokenizers")
+        shutil.copy(tmp / "tokenizers" / "vocab.json", tmp / "vocab.json")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.replace(final)
+        return final

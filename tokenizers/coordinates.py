@@ -60,7 +60,7 @@ class CoordinateTokenizer:
     def check_box(self, box: Sequence[float], width: float, height: float) -> list[float]:
         """Apply the bad-box policy; return the box clipped to the image."""
         if len(box) != 4:
-            raise ValueError(f"a box is (x1, y1, x2, y2); got {len(box)} values")
+            raise ValueError(f"a box needs 4 values (x1, y1, x2, y2); got {len(box)} values")
         x1, y1, x2, y2 = (float(v) for v in box)
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             raise ValueError(f"box {box} has a NaN or infinite coordinate")

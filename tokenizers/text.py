@@ -1,5 +1,6 @@
 """Text tokenizer plugin: a sentencepiece unigram model, trained by unio or loaded from a file.
 
+Trained with byte fallback, so any text encodes (unknown characters become UTF-8 byte pieces).
 Local ids are sentencepiece's own piece ids (pad 0, eos 1, unk 2, like T5's spiece.model), so a
 T5 `spiece.model` a user has on disk works unchanged. `hf_tokenizer()` exposes the same model as
 a transformers tokenizer with identical ids.
@@ -43,6 +44,7 @@ class TextTokenizer:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts), model_writer=proto, model_type="unigram", vocab_size=vocab_size,
             pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, character_coverage=1.0,
+            byte_fallback=True,
             minloglevel=2)
         tmp = out_dir / (MODEL_FILE + ".tmp")
         tmp.write_bytes(proto.getvalue())
@@ -74,9 +76,29 @@ class TextTokenizer:
         return self.sp.decode(ids)
 
     def hf_tokenizer(self, cache_dir: str | Path | None = None):
-        """The same model as a transformers tokenizer (T5 style, no extra ids), ids identical to `encode`."""
-        from transformers import T5Tokenizer
+        """The same model as a transformers tokenizer (sentencepiece backend), ids identical to `encode`."""
         import tempfile
         directory = Path(cache_dir or tempfile.mkdtemp(prefix="unio_spm_"))
         self.save(directory)
-        return T5Tokenizer.from_pretrained(str(directory), extra_ids=0, legacy=False)
+        return hf_tokenizer_class().from_pretrained(str(directory))
+
+
+def hf_tokenizer_class():
+    """A transformers tokenizer over spiece.model that runs sentencepiece itself (byte fallback included).
+
+    transformers' T5Tokenizer converts the model to a `tokenizers` graph that drops byte fallback,
+    so ids would differ from sentencepiece's on unseen characters; this backend keeps them equal.
+    """
+    from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+    class UnioTextTokenizer(SentencePieceBackend):
+        vocab_files_names = {"vocab_file": MODEL_FILE}
+        model_input_names = ["input_ids", "attention_mask"]
+
+        def __init__(self, vocab_file, **kwargs):
+            kwargs.setdefault("pad_token", "<pad>")
+            kwargs.setdefault("eos_token", "</s>")
+            kwargs.setdefault("unk_token", "<unk>")
+            super().__init__(vocab_file=vocab_file, legacy=True, **kwargs)
+
+    return UnioTextTokenizer

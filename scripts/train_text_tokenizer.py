@@ -1,0 +1,26 @@
+"""Train the sentencepiece text tokenizer on the tasks' texts: python scripts/train_text_tokenizer.py --out DIR"""
+import argparse
+import sys
+
+from unio import plugins
+from unio.bootstrap import train_text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tasks", default="vqa,caption,refexp,depth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vocab-size", type=int, default=1000)
+    p.add_argument("--scenes", type=int, default=1000)
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--plugin", action="append", default=[])
+    args = p.parse_args(argv)
+    for path in args.plugin:
+        plugins.load(path)
+    tok = train_text(args.tasks.split(","), args.out, args.resolution, args.vocab_size, args.scenes)
+    print(f"wrote {args.out}/spiece.model with {tok.size} pieces")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Train the VQ-VAE image tokenizer on the tasks' image-like targets and report held-out PSNR.
+
+    python scripts/train_vq.py --out vq/ --steps 400 [--quantizer fsq|vq]
+"""
+import argparse
+import json
+import sys
+
+from unio import plugins
+from unio.bootstrap import task_images, train_vq
+from unio.registries import TOKENIZERS
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="depth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quantizer", default="fsq", choices=["fsq", "vq"])
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--holdout", type=int, default=128, help="held-out images for PSNR")
+    p.add_argument("--plugin", action="append", default=[])
+    args = p.parse_args(argv)
+    for path in args.plugin:
+        plugins.load(path)
+    tasks = args.tasks.split(",")
+    vq = train_vq(tasks, args.resolution, steps=args.steps, batch_size=args.batch_size, quantizer=args.quantizer)
+    vq.save(args.out)
+    module = sys.modules[TOKENIZERS.get("vq").__module__]
+    held_out = task_images(tasks, args.resolution, start=10_000_000)  # far from the training indices
+    psnr = module.evaluate_psnr(vq, [next(held_out) for _ in range(args.holdout)])
+    print(json.dumps({"quantizer": args.quantizer, "steps": args.steps, "heldout_psnr_db": round(psnr, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

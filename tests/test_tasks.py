@@ -1,0 +1,129 @@
+"""Task plugins: gold round trips through tokens, metrics against hand-computed references."""
+import numpy as np
+import pytest
+
+from unio.bootstrap import world_examples
+from unio.metrics import box_iou, depth_errors
+from unio.registries import TASKS
+from unio.task import Grammar, Segment
+from unio.vocab import EOS
+
+
+def examples(name, n=20, resolution=32):
+    return list(world_examples(TASKS.get(name), "train", 0, n, resolution))
+
+
+@pytest.mark.parametrize("name", ["vqa", "caption", "count"])
+def test_text_tasks_round_trip(modalities, name):
+    task = TASKS.get(name)
+    exs = examples(name)
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert task.grammar(modalities, 32).accepts(ids + [EOS], modalities.vocab)
+        assert task.decode(ids, modalities, ex) == ex.target
+
+
+def test_refexp_round_trip_within_quantisation(modalities):
+    task = TASKS.get("refexp")
+    exs = examples("refexp")
+    half_bin = 32 / (2 * modalities["coordinates"].num_bins)
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert len(ids) == 4 and task.grammar(modalities, 32).accepts(ids + [EOS], modalities.vocab)
+        assert np.abs(np.array(task.decode(ids, modalities, ex)) - ex.target).max() <= half_bin + 1e-9
+
+
+def test_depth_round_trip_equals_vq_ceiling(modalities):
+    task = TASKS.get("depth")
+    exs = examples("depth", n=4)
+    ceiling = task.baselines()["vq_ceiling"](exs, modalities)
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert len(ids) == 16 and task.grammar(modalities, 32).accepts(ids + [EOS], modalities.vocab)
+        decoded = task.decode(ids, modalities, ex)
+        assert decoded.shape == ex.target.shape
+        assert np.allclose(decoded, ceiling(ex), atol=1e-4)
+
+
+def test_vqa_normalisation_and_accuracy():
+    from importlib import import_module
+    vqa = import_module(type(TASKS.get("vqa")).__module__)
+    assert vqa.normalize_answer("Two") == "2"
+    assert vqa.normalize_answer("the red cube.") == "red cube"
+    assert vqa.normalize_answer("yes!") == "yes"
+    assert vqa.normalize_answer("dont") == "don't"
+    assert vqa.vqa_accuracy("2", ["two"]) == 1.0
+    assert vqa.vqa_accuracy("red", ["red", "red", "blue", "red"]) == 1.0
+    assert vqa.vqa_accuracy("blue", ["red", "red", "blue", "red"]) == pytest.approx(1 / 3)
+    assert vqa.vqa_accuracy("green", ["red"]) == 0.0
+
+
+def test_vqa_evaluate_by_type():
+    task = TASKS.get("vqa")
+    exs = examples("vqa", n=10)
+    result = task.evaluate([ex.target for ex in exs], exs)
+    assert result["accuracy"] == 1.0
+    wrong = task.evaluate(["zebra"] * len(exs), exs)
+    assert wrong["accuracy"] == 0.0
+
+
+def test_box_iou_by_hand():
+    assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
+    assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
+    assert box_iou([0, 0, 1, 1], [2, 2, 3, 3]) == 0.0
+
+
+def test_refexp_metrics_by_hand():
+    task = TASKS.get("refexp")
+    exs = examples("refexp", n=2)
+    preds = [exs[0].target, [0, 0, 1, 1]]
+    result = task.evaluate(preds, exs)
+    assert result["acc@0.5"] == 0.5
+    assert result["miou"] == pytest.approx((1 + box_iou([0, 0, 1, 1], exs[1].target)) / 2)
+
+
+def test_depth_metrics_by_hand():
+    gold = np.array([[1.0, 2.0], [4.0, 8.0]])
+    pred = np.array([[1.0, 2.0], [5.0, 4.0]])
+    errors = depth_errors(pred, gold)
+    assert errors["rmse"] == pytest.approx(np.sqrt((1 + 16) / 4))
+    assert errors["absrel"] == pytest.approx((0.25 + 0.5) / 4)
+    assert errors["delta1"] == pytest.approx(2 / 4)
+
+
+def test_caption_metrics_match_pycocoevalcap():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    task = TASKS.get("caption")
+    exs = examples("caption", n=6)
+    preds = [ex.target if i % 2 else "a red cube." for i, ex in enumerate(exs)]
+    ours = task.evaluate(preds, exs)
+    # pycocoevalcap directly, on the same (already lower-case, space-separated) tokens
+    def tok(s):
+        return s.replace(".", " .").replace(",", " ,").split()
+    gts = {i: [" ".join(tok(ex.target)).replace(" .", "").replace(" ,", "")] for i, ex in enumerate(exs)}
+    res = {i: [" ".join(tok(p)).replace(" .", "").replace(" ,", "")] for i, p in enumerate(preds)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    assert ours["bleu4"] == pytest.approx(bleu[3], abs=1e-6)
+    assert ours["cider"] == pytest.approx(cider, abs=1e-6)
+    assert task.evaluate([ex.target for ex in exs], exs)["bleu4"] > 0.99
+
+
+def test_grammar_table(modalities):
+    g = Grammar((Segment("coordinates", 4, 4, local=(0, 32)),))
+    table = g.allowed(modalities.vocab)
+    start = modalities.vocab.range("coordinates").start
+    assert table.shape == (5, modalities.vocab.size)
+    assert table[:4, start:start + 32].all() and not table[:4, EOS].any() and table[4, EOS]
+    assert table[0].sum() == 32
+    with pytest.raises(ValueError, match="last segment"):
+        Grammar((Segment("text", 1, 3), Segment("vq", 2, 2)))
+
+
+def test_count_example_plugin_by_path(modalities):
+    from conftest import ROOT
+    from unio import plugins
+    plugins.load(f"{ROOT}/tasks/count.py")
+    task = TASKS.get("count")
+    ex = examples("count", n=1)[0]
+    ids = task.targets([ex], modalities)[0]
+    assert task.decode(ids, modalities, ex) == ex.target
+    assert task.evaluate([ex.target], [ex]) == {"accuracy": 1.0}

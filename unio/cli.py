@@ -1,0 +1,59 @@
+"""The `unio` console script: plugins, run, train, eval."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_plugins(args) -> int:
+    from unio import plugins
+    from unio.registries import TASKS, TOKENIZERS
+    for path in args.plugin:
+        plugins.load(path)
+    print("tokenizers:", ", ".join(TOKENIZERS.names()))
+    print("tasks:", ", ".join(TASKS.names()))
+    return 0
+
+
+def cmd_run(args) -> int:
+    import unio
+    from unio import plugins
+    for path in args.plugin:
+        plugins.load(path)
+    result = unio.run(args.prompt, args.image, model=args.model, task=args.task)
+    print(result)
+    if args.out:
+        print(f"wrote {result.save(args.out)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from unio.train_cli import main as train_main
+        return train_main(argv[1:])
+    if argv and argv[0] == "eval":
+        from unio.eval_cli import main as eval_main
+        return eval_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="unio", description="unio: train, evaluate and run generalist models. "
+                                     "`unio train --help` and `unio eval --help` list their options.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plugins", help="list the registered tokenizers and tasks")
+    p.add_argument("--plugin", action="append", default=[])
+    p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("run", help="answer a prompt about an image")
+    p.add_argument("prompt")
+    p.add_argument("--image", required=True)
+    p.add_argument("--model", default=None, help="run folder or model folder (default: newest under runs/)")
+    p.add_argument("--task", default=None)
+    p.add_argument("--out", default=None, help="write the drawn result to this PNG")
+    p.add_argument("--plugin", action="append", default=[])
+    p.set_defaults(func=cmd_run)
+    sub.add_parser("train", help="train a generalist (same as scripts/train_mixture.py)")
+    sub.add_parser("eval", help="evaluate a model or baselines (same as scripts/evaluate.py)")
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Images as people have them -> the model's square input, and predictions back to the original frame.
+
+Unified-IO style: the image is scaled so its longer side fits the model resolution and padded at
+the bottom/right to a square; boxes are mapped back by the inverse scale and clipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_rgb_array(image) -> np.ndarray:
+    """PIL image, numpy array (HW, HWC; uint8, uint16 or float), torch tensor (CHW/HWC) or a path -> (H, W, 3) uint8."""
+    if isinstance(image, (str, Path)):
+        try:
+            image = Image.open(image)
+            image.load()
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read an image from {image!s}: {error}") from None
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            image = np.asarray(image).astype(np.float64) / (65535.0 if np.asarray(image).max() > 255 else 255.0)
+        else:
+            image = np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dim() == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
+            image = image.permute(1, 2, 0)
+        image = image.numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a PIL image, numpy array, torch tensor or path, got {type(image).__name__}")
+    return _normalise_array(image)
+
+
+def _normalise_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image array must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"image has zero size: {array.shape}")
+    if array.dtype == np.uint16:
+        array = array.astype(np.float64) / 65535.0
+    elif array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError("image holds NaN or infinite values")
+        if array.max() > 1.0:
+            array = array / 255.0
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array[..., :3])
+
+
+@dataclass
+class Frame:
+    """How an original (height, width) image maps onto the model's square input."""
+    height: int
+    width: int
+    size: int
+
+    @property
+    def scale(self) -> float:
+        return self.size / max(self.height, self.width)
+
+    def to_model(self, image: np.ndarray) -> np.ndarray:
+        h, w = max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+        resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+        canvas = np.zeros((self.size, self.size, 3), np.uint8)
+        canvas[:h, :w] = resized
+        return canvas
+
+    def box_to_original(self, box) -> list:
+        x1, y1, x2, y2 = (v / self.scale for v in box)
+        return [min(max(x1, 0.0), self.width), min(max(y1, 0.0), self.height),
+                min(max(x2, 0.0), self.width), min(max(y2, 0.0), self.height)]
+
+    def point_to_original(self, point) -> tuple:
+        x, y, v = point
+        return (min(max(x / self.scale, 0.0), self.width), min(max(y / self.scale, 0.0), self.height), v)
+
+    def map_to_original(self, array: np.ndarray, resample=Image.BILINEAR) -> np.ndarray:
+        """A (size, size) map over the model input -> (height, width) over the original image."""
+        h, w = max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+        crop = np.asarray(array, np.float32)[:h, :w]
+        return np.asarray(Image.fromarray(crop, mode="F").resize((self.width, self.height), resample))

@@ -99,8 +99,9 @@ class Runner:
         grammar = TASKS.get(name).grammar(self.mods, cfg.image_size) if name else self.free_grammar()
         options.setdefault("output_scores", True)
         options.setdefault("return_dict_in_generate", True)
-        out = self.model.generate(**inputs, logits_processor=_processors(grammar, self.mods),
-                                  max_new_tokens=options.pop("max_new_tokens", grammar.max_length),
+        table = grammar.allowed(self.mods.vocab, limit=cfg.max_target_length + 1)
+        out = self.model.generate(**inputs, logits_processor=_processors(table),
+                                  max_new_tokens=options.pop("max_new_tokens", table.shape[0]),
                                   do_sample=options.pop("do_sample", False), pad_token_id=0, eos_token_id=1, **options)
         scores = _sequence_scores(out)
         return [self._result(name, job, ex, strip_answer(row[1:]), score)
@@ -141,10 +142,10 @@ def fill_result(result: Result, output: str, prediction: Any, frame: Frame) -> N
         result.text = str(prediction)
 
 
-def _processors(grammar, mods):
+def _processors(table):
     from transformers import LogitsProcessorList
     from unio.model.decoding import GrammarLogitsProcessor
-    return LogitsProcessorList([GrammarLogitsProcessor(grammar.allowed(mods.vocab))])
+    return LogitsProcessorList([GrammarLogitsProcessor(table)])
 
 
 def _sequence_scores(out) -> list:

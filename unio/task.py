@@ -68,8 +68,23 @@ class Grammar:
     def max_length(self) -> int:
         return sum(s.max_len for s in self.segments) + 1
 
-    def allowed(self, vocab: Vocabulary) -> torch.Tensor:
-        """(max_length, V) bool: which ids may appear at each generated position."""
+    def allowed(self, vocab: Vocabulary, limit: int | None = None) -> torch.Tensor:
+        """(max_length, V) bool: which ids may appear at each generated position.
+
+        With `limit` (the model's longest target + EOS), a longer grammar is cut there and ends in EOS.
+        """
+        table = self._table(vocab)
+        if limit is None or limit >= self.max_length:
+            return table
+        if limit - 1 < self.max_length - 1 - self.segments[-1].max_len + self.segments[-1].min_len:
+            raise ValueError(f"answers of this grammar need {self.max_length - 1} tokens, "
+                             f"more than the model's {limit - 1}; raise max_target_length")
+        table = table[:limit].clone()
+        table[limit - 1] = False
+        table[limit - 1, EOS] = True
+        return table
+
+    def _table(self, vocab: Vocabulary) -> torch.Tensor:
         table = torch.zeros(self.max_length, vocab.size, dtype=torch.bool)
         pos = 0
         for seg in self.segments:

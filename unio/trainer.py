@@ -95,12 +95,12 @@ class Trainer:
         existing = ckpt.find_checkpoint(self.out) if opts.resume else None
         if opts.resume and existing is None:
             raise FileNotFoundError(f"--resume given but {self.out} holds no checkpoint")
+        if self.distributed:
+            self._init_distributed()
         if existing is not None:
             self.mods = Modalities.load(existing / "tokenizers")
         else:
-            self.mods = ensure_modalities(list(self.weights), resolution, opts.num_bins,
-                                          Path(opts.tokenizers) if opts.tokenizers else None,
-                                          vq_steps=opts.vq_steps, progress=opts.progress and self.rank == 0)
+            self.mods = self._modalities(resolution)
         overrides = dict(opts.model_overrides)
         if opts.moe:
             overrides.setdefault("moe_every", 2)
@@ -125,9 +125,31 @@ class Trainer:
             self.start_step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
         self.engine = self._deepspeed() if self.distributed else None
 
+    def _modalities(self, resolution: int) -> Modalities:
+        """Rank 0 trains the tokenizers if they are missing; the other ranks wait, then load them."""
+        opts = self.opts
+
+        def build():
+            return ensure_modalities(list(self.weights), resolution, opts.num_bins,
+                                     Path(opts.tokenizers) if opts.tokenizers else None,
+                                     vq_steps=opts.vq_steps, progress=opts.progress and self.rank == 0)
+        if not self.distributed:
+            return build()
+        import torch.distributed as dist
+        mods = build() if self.rank == 0 else None
+        dist.barrier()
+        return mods or build()
+
+    def _init_distributed(self) -> None:
+        import deepspeed
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+
     def _deepspeed(self):
         import deepspeed
-        deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
+        if torch.cuda.is_available():
+            self.model.cuda()
         config = json.loads(Path(self.opts.deepspeed).read_text())
         config["train_micro_batch_size_per_gpu"] = self.opts.batch_size
         config.setdefault("gradient_accumulation_steps", self.opts.grad_accum)
@@ -172,8 +194,8 @@ class Trainer:
     def train(self) -> dict:
         self.setup()
         opts = self.opts
+        self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "options.json").write_text(json.dumps(asdict(opts), indent=2, default=str))
         log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None
         accum = 1 if self.engine is not None else opts.grad_accum
@@ -210,7 +232,14 @@ class Trainer:
                     break
         finally:
             prefetch.close()
+        if self.distributed:
+            self._write_weights_checksum()
         return last
+
+    def _write_weights_checksum(self) -> None:
+        """Each rank writes a checksum of its weights, so a test can see the ranks agree."""
+        total = sum(float(p.detach().double().sum()) for p in self.model.parameters())
+        (self.out / f"weights_rank{self.rank}.txt").write_text(repr(total))
 
     def save_checkpoint(self, step: int) -> None:
         model = self.engine.module if self.engine is not None else self.model

@@ -26,8 +26,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
 def generate_constrained(model, inputs: dict, grammar, vocab, **options) -> torch.Tensor:
     """generate() under `grammar`; returns (B, <= grammar.max_length) ids after the start token."""
     from transformers import LogitsProcessorList
-    processors = LogitsProcessorList([GrammarLogitsProcessor(grammar.allowed(vocab))])
-    options.setdefault("max_new_tokens", grammar.max_length)
+    table = grammar.allowed(vocab, limit=model.config.max_target_length + 1)
+    processors = LogitsProcessorList([GrammarLogitsProcessor(table)])
+    options.setdefault("max_new_tokens", table.shape[0])
     options.setdefault("do_sample", False)
     out = model.generate(**inputs, logits_processor=processors, pad_token_id=PAD, eos_token_id=EOS, **options)
     return out[:, 1:]

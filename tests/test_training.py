@@ -1,0 +1,109 @@
+"""train_mixture.py end to end at toy size: outputs, falling loss, resume after SIGKILL, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, run_script
+
+TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("unio_cache"))
+
+
+def losses(run_dir):
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+
+def test_toy_training_run_writes_everything(tmp_path, cache):
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa,caption,refexp,depth", "--steps", "48",
+                      "--eval-n", "8", "--log-every", "1", "--out", str(out), *TOY, env={"UNIO_CACHE": cache})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("metrics.jsonl", "eval.json", "report.png", "model/config.json", "model/model.safetensors",
+                 "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/vq/model.safetensors"):
+        assert (out / name).is_file(), name
+    curve = [loss for _, loss in losses(out)]
+    first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
+    assert last < 0.8 * first, (first, last)
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert set(evaluation["model"]) == {"vqa", "caption", "refexp", "depth"}
+    assert "majority" in evaluation["baselines"]["vqa"]
+    assert "baselines" in proc.stdout and "refexp" in proc.stdout
+
+
+def _start(out, cache, steps):
+    args = [sys.executable, "scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps),
+            "--checkpoint-every", "10", "--log-every", "1", "--out", str(out), "--no-eval", *TOY]
+    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "UNIO_CACHE": cache},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
+    steps = 60
+    reference = tmp_path / "reference"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
+                      "10", "--log-every", "1", "--out", str(reference), "--no-eval", *TOY, env={"UNIO_CACHE": cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = _start(killed, cache, steps)
+    state = killed / "checkpoint" / "trainer_state.pt"
+    deadline = time.time() + 300
+    while not state.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved_step = torch.load(state, weights_only=False)["step"]
+    assert saved_step < steps, "the run finished before it could be killed"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
+                      "10", "--log-every", "1", "--out", str(killed), "--no-eval", "--resume", *TOY,
+                      env={"UNIO_CACHE": cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    want = dict(losses(reference))
+    got = dict(losses(killed))   # later lines (the resumed run) overwrite the killed run's
+    after = [s for s in want if s >= saved_step]
+    assert after and all(abs(got[s] - want[s]) <= 1e-4 * max(1.0, abs(want[s])) for s in after), \
+        [(s, got[s], want[s]) for s in after[:5]]
+
+
+@pytest.mark.parametrize("tasks, message", [("vqa,nope", "unknown task 'nope'"), ("vqa:x", "malformed weight"),
+                                            ("vqa:-1", "weights must be positive")])
+def test_bad_mixture_fails_before_training(tasks, message, tmp_path):
+    proc = run_script("scripts/train_mixture.py", "--tasks", tasks, "--out", str(tmp_path / "r"), *TOY)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_mismatched_tokenizers_fail_before_training(tmp_path, modalities):
+    modalities.save(tmp_path / "tok")
+    data = json.loads((tmp_path / "tok" / "vocab.json").read_text())
+    data["ranges"][0]["signature"] = "spm:something-else"
+    (tmp_path / "tok" / "vocab.json").write_text(json.dumps(data))
+    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa", "--tokenizers", str(tmp_path / "tok"),
+                      "--out", str(tmp_path / "r"), *TOY)
+    assert proc.returncode != 0 and "vocabulary range 'text'" in proc.stderr
+
+
+def test_non_finite_loss_is_skipped_not_trained_on(modalities):
+    from unio.trainer import TrainOptions, Trainer
+    trainer = Trainer(TrainOptions(tasks="vqa", preset="toy"))
+    trainer.mods = modalities
+    from unio.presets import build_model
+    trainer.model = build_model("toy", modalities.vocab.size)
+    trainer.engine = None
+    trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-2)
+    trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: 1.0)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    batch = {"pixel_values": torch.full((2, 3, 32, 32), float("nan")), "input_ids": torch.ones(2, 3, dtype=torch.long),
+             "attention_mask": torch.ones(2, 3, dtype=torch.long), "labels": torch.ones(2, 2, dtype=torch.long)}
+    assert trainer.train_step([batch]) is None
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))

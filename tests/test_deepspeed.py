@@ -20,13 +20,13 @@ def test_two_process_zero_training(tmp_path, config):
            "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
             "scripts/train_mixture.py", "--tasks", "refexp", "--preset", "toy", "--steps", "40", "--batch-size", "8",
-            "--lr", "3e-3", "--vq-steps", "10", "--log-every", "1", "--no-eval", "--no-progress", "--out", str(out),
+            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-eval", "--no-progress", "--out", str(out),
             "--deepspeed", f"configs/deepspeed/{config}"]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = [json.loads(line) for line in open(out / "metrics.jsonl") if '"loss"' in line]
     curve = [r["loss"] for r in rows]
-    assert sum(curve[-8:]) / 8 < 0.7 * sum(curve[:8]) / 8, curve
+    assert sum(curve[-8:]) / 8 < 0.8 * sum(curve[:8]) / 8, curve
     weights = [float((out / f"weights_rank{r}.txt").read_text()) for r in (0, 1)]
     assert weights[0] == weights[1]
     assert (out / "model" / "model.safetensors").is_file()

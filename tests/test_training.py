@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT, run_script
 
-TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3"]
+TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3", "--warmup", "10"]
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,9 @@ def train_vq(model: VQTokenizer, images: Iterable[torch.Tensor], *, steps: int, 
     """Train `model` on an endless iterable of (C, H, W) images in [0, 1] (reconstruction MSE + quantiser loss)."""
     from tqdm import tqdm
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 2), pct_start=0.1)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s / max(steps, 1), 1.0))))
     stream = iter(images)
     model.train()
     bar = tqdm(range(steps), desc="train VQ-VAE", disable=not progress)

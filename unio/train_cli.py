@@ -15,6 +15,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps")
     p.add_argument("--grad-accum", type=int, default=None)
     p.add_argument("--out", default=None, help="run folder (default runs/<tasks>-<preset>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -38,7 +39,7 @@ def options_from(args):
     opts = TrainOptions(tasks=args.tasks, preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes)
-    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every"):
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

@@ -1,0 +1,70 @@
+"""Benchmarks with peers in the same run; writes JSON.
+
+    python scripts/bench.py --json bench.json            # tiny preset, this machine
+    python scripts/bench.py --preset toy --quick --json b.json
+
+Model training and generation are measured against Hugging Face T5 of the same dimensions on the
+same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
+length-bucketed batches), and against the machine's measured bf16 matmul rate.
+"""
+import argparse
+import json
+import sys
+
+import torch
+
+from unio import bench
+from unio.bootstrap import ensure_modalities
+from unio.presets import build_model, load_preset
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch-size", type=int, default=48)
+    p.add_argument("--batches", type=int, default=8, help="training batches timed per model (a multiple of 4)")
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    res = load_preset(args.preset)["image_size"]
+    mods = ensure_modalities(bench.TASKS4, res, vq_steps=20 if args.quick else 400, progress=False)
+    model = build_model(args.preset, mods.vocab.size)
+    cfg = model.config
+    patches = (cfg.image_size // cfg.patch_size) ** 2
+    report = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads()}
+    report["world"] = bench.world_speed(*((30, 3) if args.quick else (300, 30)))
+    report["tasks"] = bench.task_speed(mods, n=16 if args.quick else 128, resolution=res)
+    bucketed, padded, data_s = bench.mixture_batches(mods, cfg, args.batch_size, args.batches)
+    report["data_pipeline_examples_per_s"] = len(bucketed) * args.batch_size / data_s
+    t5 = bench.T5WithPatches(cfg)
+    unio_train = bench.train_throughput(model, bucketed, patches)
+    t5_train = bench.train_throughput(t5, padded, patches)
+    report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
+    report["train"] = {"unio": unio_train, "t5": t5_train,
+                       "ratio": unio_train["useful_tokens_per_s"] / t5_train["useful_tokens_per_s"]}
+    peak = bench.matmul_rate(512 if args.quick else 1024)
+    flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4
+    report["flops"] = {"matmul_bf16_flop_per_s": peak, "unio_step_flops": flops,
+                       "unio_flop_per_s": flops / unio_train["seconds_per_step"],
+                       "fraction_of_matmul_rate": flops / unio_train["seconds_per_step"] / peak}
+    gen_batch = padded[0]
+    model.eval()
+    t5.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        unio_gen = bench.generation_throughput(model.generate, gen_batch, args.new_tokens)
+        t5_gen = bench.generation_throughput(t5.generate, gen_batch, args.new_tokens)
+    report["generate"] = {"unio_tokens_per_s": unio_gen, "t5_tokens_per_s": t5_gen, "ratio": unio_gen / t5_gen}
+    from unio.inference import Runner
+    report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
+    report["peak_rss_mb"] = bench.peak_rss_mb()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        open(args.json, "w").write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

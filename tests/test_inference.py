@@ -1,0 +1,127 @@
+"""unio.run: typed results, original-frame coordinates, inputs as people have them, batches, errors."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import unio
+from unio.images import Frame, to_rgb_array
+from unio.world import World
+
+from conftest import ROOT
+
+PROMPTS = {"vqa": "What color is the cube?", "caption": "What does the image describe?",
+           "refexp": 'Which region does the text "the cube" describe?', "depth": "What is the depth map of the image?"}
+
+
+@pytest.fixture(scope="module")
+def runner(modalities, tmp_path_factory):
+    from unio.model import UnioConfig, UnioModel
+    from conftest import TINY_MODEL
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
+    modalities.save(path / "tokenizers")
+    return unio.load(path)
+
+
+@pytest.mark.parametrize("task", list(PROMPTS))
+def test_each_task_returns_its_type_in_the_original_frame(runner, task):
+    image = np.asarray(Image.fromarray(World("test")[0].image).resize((90, 60)))  # non-square, not 32 px
+    result = unio.run(PROMPTS[task], image, model=runner)
+    assert result.task == task and result.tokens and result.score is not None
+    if task in ("vqa", "caption"):
+        assert isinstance(result.text, str)
+    if task == "refexp":
+        (x1, y1, x2, y2), = result.boxes
+        assert 0 <= x1 <= x2 <= 90 and 0 <= y1 <= y2 <= 60
+    if task == "depth":
+        assert result.depth.shape == (60, 90) and np.isfinite(result.depth).all()
+    assert result.draw().size[0] >= 90
+
+
+def test_prompt_recognition(runner):
+    assert runner.recognise("What is the depth map of the image?") == "depth"
+    assert runner.recognise('Which region does the text "the red cube" describe?') == "refexp"
+    assert runner.recognise("Is there a red cube?") == "vqa"
+    assert runner.recognise("paint me a picture") is None
+    free = unio.run("paint me a picture", World("test")[0].image, model=runner)
+    assert free.task is None and isinstance(free.text, str)
+
+
+def test_box_maps_back_through_resize_and_pad():
+    frame = Frame(height=50, width=100, size=32)       # scale 0.32, padded at the bottom
+    assert frame.box_to_original([3.2, 3.2, 32.0, 16.0]) == pytest.approx([10, 10, 100, 50])
+    assert frame.box_to_original([0, 0, 32, 32]) == pytest.approx([0, 0, 100, 50])  # clipped to the image
+    image = np.full((50, 100, 3), 200, np.uint8)
+    model_image = frame.to_model(image)
+    assert model_image.shape == (32, 32, 3) and model_image[:16].min() > 150 and model_image[17:].max() == 0
+    depth = np.zeros((32, 32), np.float32)
+    depth[:16, :16] = 5.0
+    back = frame.map_to_original(depth)
+    assert back.shape == (50, 100) and back[:40, :40].mean() > 4.5 and back[:, 60:].max() < 0.5
+
+
+def test_inputs_as_people_have_them(tmp_path):
+    rgb = World("test")[1].image
+    Image.fromarray(rgb).save(tmp_path / "scene.png")
+    variants = [Image.fromarray(rgb), Image.fromarray(rgb).convert("RGBA"), str(tmp_path / "scene.png"),
+                rgb.astype(np.float32) / 255, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255]
+    for v in variants:
+        assert np.abs(to_rgb_array(v).astype(int) - rgb).max() <= 1
+    grey = to_rgb_array(Image.fromarray(rgb[..., 0]))
+    assert grey.shape == (64, 64, 3) and (grey[..., 0] == rgb[..., 0]).all()
+    sixteen = to_rgb_array((rgb[..., 0].astype(np.uint16) * 257))
+    assert np.abs(sixteen[..., 0].astype(int) - rgb[..., 0]).max() <= 1
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (42, TypeError, "PIL image, numpy array"), (np.zeros((0, 5, 3), np.uint8), ValueError, "zero size"),
+    (np.zeros((4, 4, 7), np.uint8), ValueError, "C in 1, 3, 4"), ("/no/such/file.png", ValueError, "cannot read")])
+def test_bad_images_raise(runner, bad, error, message):
+    with pytest.raises(error, match=message):
+        unio.run("What does the image describe?", bad, model=runner)
+
+
+def test_empty_prompt_and_unknown_task(runner):
+    image = World("test")[0].image
+    with pytest.raises(ValueError, match="prompt is empty"):
+        unio.run("  ", image, model=runner)
+    with pytest.raises(KeyError, match="available"):
+        unio.run("hello", image, model=runner, task="nope")
+
+
+def test_batch_equals_single_calls(runner):
+    scenes = [World("test")[i].image for i in range(4)]
+    prompts = [PROMPTS["vqa"], PROMPTS["refexp"], PROMPTS["vqa"], PROMPTS["depth"]]
+    batch = unio.run(prompts, scenes, model=runner)
+    for prompt, image, result in zip(prompts, scenes, batch):
+        single = unio.run(prompt, image, model=runner)
+        assert single.tokens == result.tokens
+
+
+def test_helpers(runner):
+    image = World("test")[0].image
+    assert unio.caption(image, model=runner).task == "caption"
+    assert unio.vqa(image, "What shape is the red object?", model=runner).task == "vqa"
+    assert len(unio.refexp(image, "the cube", model=runner).boxes) == 1
+    assert unio.depth(image, model=runner).depth.shape == (64, 64)
+
+
+def test_no_model_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UNIO_MODEL", raising=False)
+    with pytest.raises(FileNotFoundError, match="train_mixture.py"):
+        unio.load()
+
+
+def test_cli_run_writes_png(runner, tmp_path):
+    Image.fromarray(World("test")[0].image).save(tmp_path / "scene.png")
+    out = subprocess.run([sys.executable, "-m", "unio.cli", "run", "--image", str(tmp_path / "scene.png"),
+                          "--model", str(runner.path), "What is the depth map of the image?",
+                          "--out", str(tmp_path / "depth.png")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Image.open(tmp_path / "depth.png").size == (128, 64)

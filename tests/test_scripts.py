@@ -1,0 +1,58 @@
+"""Every script end to end at toy size."""
+import json
+
+from PIL import Image
+
+from conftest import run_script
+
+
+def test_evaluate_baselines(tmp_path, modalities):
+    modalities.save(tmp_path / "tok")
+    out = tmp_path / "b.json"
+    proc = run_script("scripts/evaluate.py", "--baseline", "all", "--tasks", "vqa,caption,refexp,depth", "--n", "20",
+                      "--resolution", "32", "--tokenizers", str(tmp_path / "tok"), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert set(results["vqa"]) == {"majority"} and set(results["refexp"]) == {"centre_box", "mean_box"}
+    assert set(results["depth"]) == {"mean_depth", "vq_ceiling"} and "cider" in results["caption"]["most_frequent"]
+    assert 0 < results["vqa"]["majority"]["accuracy"] < 1
+
+
+def test_evaluate_rejects_unknown_baseline(tmp_path, modalities):
+    modalities.save(tmp_path / "tok")
+    proc = run_script("scripts/evaluate.py", "--baseline", "oracle", "--tasks", "vqa", "--resolution", "32",
+                      "--tokenizers", str(tmp_path / "tok"))
+    assert proc.returncode != 0 and "unknown baseline 'oracle'" in proc.stderr
+
+
+def test_train_text_tokenizer(tmp_path):
+    proc = run_script("scripts/train_text_tokenizer.py", "--out", str(tmp_path), "--scenes", "50",
+                      "--vocab-size", "300", "--resolution", "32")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "spiece.model").is_file()
+
+
+def test_train_vq_reports_psnr(tmp_path):
+    proc = run_script("scripts/train_vq.py", "--out", str(tmp_path), "--steps", "30", "--batch-size", "8",
+                      "--resolution", "32", "--holdout", "16")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["heldout_psnr_db"] > 10 and (tmp_path / "model.safetensors").is_file()
+
+
+def test_make_world(tmp_path):
+    proc = run_script("scripts/make_world.py", "--out", str(tmp_path), "--n", "3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Image.open(tmp_path / "test_00002.png").size == (64, 64)
+    assert len(json.loads((tmp_path / "scenes.json").read_text())) == 3
+
+
+def test_bench_quick(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_script("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "8", "--batches", "4",
+                      "--new-tokens", "4", "--json", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for key in ("world", "tasks", "train", "flops", "generate", "run", "data_pipeline_examples_per_s"):
+        assert key in report
+    assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0

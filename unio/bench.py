@@ -1,0 +1,161 @@
+"""Benchmarks, each measured against a peer in the same run (see scripts/bench.py)."""
+from __future__ import annotations
+
+import resource
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from unio.data import BatchStream, Collator, Mixture
+from unio.registries import TASKS
+from unio.world import World
+
+TASKS4 = ["vqa", "caption", "refexp", "depth"]
+
+
+def timed(fn, repeat: int, warmup: int = 1) -> float:
+    """Seconds per call (median of `repeat`, after `warmup` calls)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_rate(n: int = 1024, dtype=torch.bfloat16) -> float:
+    """This machine's measured dense matmul rate (FLOP/s) in `dtype`."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n ** 3 / timed(lambda: a @ b, repeat=5, warmup=2)
+
+
+def world_speed(n64: int = 300, n256: int = 30) -> dict:
+    out = {}
+    for res, n in ((64, n64), (256, n256)):
+        world = World("train", resolution=res)
+        start = time.perf_counter()
+        for i in range(n):
+            world[i]
+        out[f"scenes_per_s_{res}"] = n / (time.perf_counter() - start)
+    return out
+
+
+def task_speed(mods, n: int = 128, resolution: int = 64) -> dict:
+    """Examples (scene -> prompt ids + target ids) per second, per task; depth cold (VQ encode) as it is first seen."""
+    world, out = World("validation", resolution=resolution), {}
+    for name in TASKS4:
+        task = TASKS.get(name)
+        collate = Collator({name: task}, mods, 64, 512)
+        rng = np.random.default_rng(0)
+        start = time.perf_counter()
+        examples = [task.example(world[i], rng) for i in range(n)]
+        collate(examples)
+        out[f"{name}_examples_per_s"] = n / (time.perf_counter() - start)
+    return out
+
+
+def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0):
+    """The same examples twice: length-bucketed (unio's way) and in sampling order, padded (a T5 user's way)."""
+    tasks = {n: TASKS.get(n) for n in TASKS4}
+    mixture = Mixture(tasks, {n: 1.0 for n in TASKS4}, config.image_size, 50_000, seed)
+    collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
+    stream = BatchStream(mixture, collate, batch_size)
+    start = time.perf_counter()
+    bucketed = [stream.batch(i) for i in range(n_batches)]
+    data_seconds = time.perf_counter() - start
+    padded = []
+    for index in range(n_batches // 4):
+        examples = mixture.megabatch(index, batch_size * 4)
+        padded += [collate(examples[i * batch_size:(i + 1) * batch_size]) for i in range(4)]
+    return bucketed, padded, data_seconds
+
+
+def useful_tokens(batch) -> int:
+    """Non-pad prompt and target tokens (image patches are added by the caller)."""
+    return int((batch["labels"] != -100).sum() + batch["attention_mask"].sum())
+
+
+class T5WithPatches(nn.Module):
+    """Hugging Face T5 of the same dimensions, fed the same patches + prompt through inputs_embeds."""
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers import T5Config, T5ForConditionalGeneration
+        self.patch_size = config.patch_size
+        t5 = T5Config(vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_model // config.num_heads,
+                      d_ff=config.d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
+                      num_heads=config.num_heads, feed_forward_proj="gated-silu", dropout_rate=0.0,
+                      decoder_start_token_id=config.decoder_start_token_id, pad_token_id=0, eos_token_id=1)
+        self.t5 = T5ForConditionalGeneration(t5)
+        self.patch = nn.Linear(3 * config.patch_size ** 2, config.d_model)
+
+    def embeds(self, pixel_values, input_ids, attention_mask):
+        from einops import rearrange
+        p = self.patch_size
+        patches = rearrange(pixel_values, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)
+        x = torch.cat([self.patch(patches), self.t5.get_input_embeddings()(input_ids)], 1)
+        mask = torch.cat([attention_mask.new_ones(patches.shape[:2]), attention_mask], 1)
+        return x, mask
+
+    def forward(self, pixel_values, input_ids, attention_mask, labels):
+        x, mask = self.embeds(pixel_values, input_ids, attention_mask)
+        return self.t5(inputs_embeds=x, attention_mask=mask, labels=labels)
+
+    def generate(self, pixel_values, input_ids, attention_mask, **options):
+        x, mask = self.embeds(pixel_values, input_ids, attention_mask)
+        return self.t5.generate(inputs_embeds=x, attention_mask=mask, **options)
+
+
+def train_throughput(model, batches, patches: int, bf16: bool = True) -> dict:
+    """Useful (non-pad) tokens per second over `batches`, one AdamW step each."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    step(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    seconds = time.perf_counter() - start
+    tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
+    return {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches)}
+
+
+def step_flops(model, batch, bf16: bool = True) -> float:
+    """FLOPs of one forward + backward, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+@torch.no_grad()
+def generation_throughput(generate, batch, new_tokens: int, repeat: int = 2) -> float:
+    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+    seconds = timed(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                     do_sample=False), repeat=repeat)
+    return batch["input_ids"].shape[0] * new_tokens / seconds
+
+
+def run_batch_vs_loop(runner, n: int = 16) -> dict:
+    import unio
+    images = [World("test")[i].image for i in range(n)]
+    prompts = ["What color is the cube?"] * n
+    batch = timed(lambda: unio.run(prompts, images, model=runner), repeat=2)
+    loop = timed(lambda: [unio.run(p, i, model=runner) for p, i in zip(prompts, images)], repeat=1)
+    return {"batch_answers_per_s": n / batch, "loop_answers_per_s": n / loop, "batch_over_loop": loop / batch}

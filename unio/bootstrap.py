@@ -74,7 +74,8 @@ def ensure_modalities(task_names, resolution: int = 64, num_bins: int = 64, dire
     all_tasks = sorted(set(task_names) | {"vqa", "caption", "refexp", "depth"} & set(TASKS.names()))
     tmp = directory.with_name(directory.name + ".tmp")
     text = train_text(all_tasks, tmp / "text_build", resolution, vocab_size=text_vocab)
-    vq = train_vq(all_tasks, resolution, steps=vq_steps, progress=progress)
+    # an 8x8 code grid at 64 px and 16x16 at 256 px (Unified-IO's), so depth answers stay short
+    vq = train_vq(all_tasks, resolution, steps=vq_steps, progress=progress, downsample=max(8, resolution // 16))
     modalities = Modalities({"text": text, "coordinates": TOKENIZERS.get("coordinates")(num_bins=num_bins), "vq": vq})
     modalities.save(tmp)
     import shutil

@@ -108,6 +108,8 @@ class Trainer:
         if existing is not None:
             from unio.model import UnioModel
             self.model = UnioModel.from_pretrained(existing / "model")
+        if torch.cuda.is_available() and not self.distributed:
+            self.model.cuda()
         cfg = self.model.config
         self.collate = Collator(self.tasks, self.mods, cfg.max_text_length, cfg.max_target_length)
         mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank)
@@ -218,7 +220,7 @@ class Trainer:
                 self.elapsed = time.time() - t0
                 if step % opts.log_every == 0 or step == opts.steps - 1:
                     last = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
-                            "time": round(self.elapsed, 2)}
+                            "time": round(self.elapsed, 2), "tokens_per_s": round(useful / max(self.elapsed, 1e-9), 1)}
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{useful / max(self.elapsed, 1e-9):.0f}")
                     if log:
                         log.write(json.dumps(last) + "\n")

@@ -155,3 +155,19 @@ def test_config_validation():
         UnioConfig(d_model=65, num_heads=4)
     with pytest.raises(ValueError, match="multiple of patch_size"):
         UnioConfig(image_size=30, patch_size=8)
+
+
+def test_ordinal_smoothing_prefers_near_misses():
+    from unio.model.transformer import ordinal_smoothed_loss
+    vocab, start, stop = 50, 10, 42
+    labels = torch.tensor([[20, 5]])
+    near = torch.full((1, 2, vocab), -10.0)
+    near[0, 0, 21] = 5.0   # one bin off
+    near[0, 1, 5] = 5.0
+    far = near.clone()
+    far[0, 0, 21], far[0, 0, 35] = -10.0, 5.0  # fifteen bins off
+    assert ordinal_smoothed_loss(near, labels, (start, stop), 1.0) < ordinal_smoothed_loss(far, labels, (start, stop), 1.0)
+    # outside the ordinal range it is plain cross-entropy
+    plain = torch.nn.functional.cross_entropy(near[0, 1:], labels[0, 1:])
+    only_text = ordinal_smoothed_loss(near[:, 1:], labels[:, 1:], (start, stop), 1.0)
+    assert torch.allclose(only_text, plain)

@@ -58,9 +58,9 @@ def train_text(task_names, out_dir: Path, resolution: int, vocab_size: int = 100
 
 
 def train_vq(task_names, resolution: int, steps: int = 600, batch_size: int = 32, progress: bool = True, **vq_args):
-    from unio.task import image_tensor  # noqa: F401  (keeps the plugin's helpers importable)
+    import sys
     vq_cls = TOKENIZERS.get("vq")
-    module = __import__(vq_cls.__module__, fromlist=["train_vq"])
+    module = sys.modules[vq_cls.__module__]  # the plugin's own training loop
     return module.train_vq(vq_cls(**vq_args), task_images(task_names, resolution), steps=steps,
                            batch_size=batch_size, progress=progress)
 

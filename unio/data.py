@@ -123,6 +123,37 @@ class BatchStream:
         return self.collate(examples, targets)
 
 
+class _StreamFrom(torch.utils.data.IterableDataset):
+    def __init__(self, stream: BatchStream, start: int):
+        self.stream, self.start = stream, start
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        step = self.start
+        while True:
+            yield self.stream.batch(step)
+            step += 1
+
+
+class WorkerPrefetcher:
+    """Builds batches start, start+1, ... in a worker process: no GIL shared with the training step."""
+
+    def __init__(self, stream: BatchStream, start: int, depth: int = 4):
+        loader = torch.utils.data.DataLoader(_StreamFrom(stream, start), batch_size=None, num_workers=1,
+                                             prefetch_factor=depth, persistent_workers=False)
+        self.iterator = iter(loader)
+
+    def next(self) -> dict:
+        return next(self.iterator)
+
+    def close(self):
+        del self.iterator
+
+
+def prefetcher(stream: BatchStream, start: int, workers: int):
+    return WorkerPrefetcher(stream, start) if workers > 0 else Prefetcher(stream, start)
+
+
 class Prefetcher:
     """Builds batches start, start+1, ... in a background thread, `depth` ahead of the trainer."""
 

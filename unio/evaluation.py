@@ -8,6 +8,7 @@ from unio.bootstrap import world_examples
 from unio.data import Collator
 from unio.model.decoding import generate_constrained, strip_answer
 from unio.registries import TASKS
+from unio.task import image_tensor
 
 
 def split_examples(task, split: str, n: int, resolution: int) -> list:
@@ -25,18 +26,13 @@ def predict(model, modalities, task, examples, batch_size: int = 64, progress: b
     for i in tqdm(range(0, len(examples), batch_size), desc=f"predict {task.name}", disable=not progress):
         chunk = examples[i:i + batch_size]
         input_ids, mask = collate.prompts(chunk)
-        pixels = torch.stack([collate_image(ex) for ex in chunk])
+        pixels = torch.stack([image_tensor(ex.image) for ex in chunk])
         inputs = {"input_ids": input_ids, "attention_mask": mask, "pixel_values": pixels}
         device = next(model.parameters()).device
         inputs = {k: v.to(device) for k, v in inputs.items()}
         out = generate_constrained(model, inputs, grammar, modalities.vocab, **options)
         predictions += [task.decode(strip_answer(row), modalities, ex) for row, ex in zip(out.cpu(), chunk)]
     return predictions
-
-
-def collate_image(example):
-    from unio.task import image_tensor
-    return image_tensor(example.image)
 
 
 def evaluate_model(model, modalities, task_names, split: str = "test", n: int = 200, progress: bool = False) -> dict:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from unio import checkpoint as ckpt
 from unio.bootstrap import ensure_modalities
-from unio.data import BatchStream, Collator, Mixture, Prefetcher, parse_mixture
+from unio.data import BatchStream, Collator, Mixture, parse_mixture, prefetcher
 from unio.modalities import Modalities
 from unio.presets import build_model, load_preset
 from unio.registries import TASKS
@@ -26,10 +26,10 @@ from unio.registries import TASKS
 class TrainOptions:
     tasks: str = "vqa,caption,refexp,depth"
     preset: str = "tiny"
-    steps: int = 2000
+    steps: int = 1300
     minutes: float | None = None       # stop early when this much training time has passed
     batch_size: int = 48
-    lr: float = 1.5e-3
+    lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
     grad_accum: int = 1
@@ -41,13 +41,15 @@ class TrainOptions:
     moe: bool = False
     bf16: bool = True
     num_bins: int = 64
-    vq_steps: int = 400
+    location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
+    vq_steps: int = 600
     tokenizers: str | None = None
     eval_n: int = 200
     eval_every: int = 0
     checkpoint_every: int = 250
     log_every: int = 10
     pool: int = 50_000
+    data_workers: int = 1              # 0: build batches in a thread of the training process
     progress: bool = True
     plugins: list = field(default_factory=list)
     model_overrides: dict = field(default_factory=dict)
@@ -102,6 +104,10 @@ class Trainer:
         else:
             self.mods = self._modalities(resolution)
         overrides = dict(opts.model_overrides)
+        if "coordinates" in self.mods and opts.location_sigma > 0:
+            bins = self.mods.vocab.range("coordinates")
+            overrides.setdefault("ordinal_range", (bins.start, bins.start + self.mods["coordinates"].num_bins))
+            overrides.setdefault("ordinal_sigma", opts.location_sigma)
         if opts.moe:
             overrides.setdefault("moe_every", 2)
         self.model = build_model(opts.preset, self.mods.vocab.size, **overrides)
@@ -201,7 +207,7 @@ class Trainer:
             (self.out / "options.json").write_text(json.dumps(asdict(opts), indent=2, default=str))
         log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None
         accum = 1 if self.engine is not None else opts.grad_accum
-        prefetch = Prefetcher(self.stream, self.start_step * accum)
+        prefetch = prefetcher(self.stream, self.start_step * accum, opts.data_workers)
         bar = tqdm(range(self.start_step, opts.steps), initial=self.start_step, total=opts.steps,
                    desc="train", disable=not opts.progress or self.rank != 0)
         self.model.train()

@@ -14,7 +14,8 @@ class UnioConfig(PretrainedConfig):
                  max_text_length: int = 64, max_target_length: int = 128, dropout: float = 0.0,
                  qk_norm: bool = False, z_loss: float = 0.0, moe_every: int = 0, num_experts: int = 4,
                  moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
-                 moe_z_weight: float = 0.001, **kwargs):
+                 moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
+                 **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -26,6 +27,10 @@ class UnioConfig(PretrainedConfig):
         self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
         self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k
         self.capacity_factor, self.moe_aux_weight, self.moe_z_weight = capacity_factor, moe_aux_weight, moe_z_weight
+        # ids [start, stop) are ordered bins (location tokens): their targets are smoothed over
+        # neighbouring bins with a Gaussian of `ordinal_sigma` bins (0 = plain cross-entropy)
+        self.ordinal_range = list(ordinal_range) if ordinal_range else None
+        self.ordinal_sigma = ordinal_sigma
         # names transformers' generate() and cache code look for
         self.num_hidden_layers = decoder_layers
         self.hidden_size = d_model

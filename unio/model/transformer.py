@@ -104,8 +104,8 @@ class Encoder(nn.Module):
         self.cfg, self.embed = cfg, embed
         grid = cfg.image_size // cfg.patch_size
         self.patch = nn.Linear(3 * cfg.patch_size ** 2, cfg.d_model)
-        self.row = nn.Parameter(torch.randn(grid, cfg.d_model) * 0.02)
-        self.col = nn.Parameter(torch.randn(grid, cfg.d_model) * 0.02)
+        self.row = nn.Parameter(sincos(grid, cfg.d_model))   # learned, started from a smooth 2-D prior
+        self.col = nn.Parameter(sincos(grid, cfg.d_model, phase=True))
         self.text_pos = nn.Parameter(torch.randn(cfg.max_text_length, cfg.d_model) * 0.02)
         self.layers = nn.ModuleList(Block(cfg, i, decoder=False) for i in range(cfg.encoder_layers))
         self.norm = nn.RMSNorm(cfg.d_model)
@@ -128,6 +128,15 @@ class Encoder(nn.Module):
         for layer in self.layers:
             x = layer(x, mask=mask, aux=aux)
         return BaseModelOutput(last_hidden_state=self.norm(x))
+
+
+def sincos(n: int, dim: int, phase: bool = False) -> torch.Tensor:
+    """(n, dim) sinusoidal features of positions 0..n-1 (cosines first when `phase`)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(-torch.arange(0, dim, 2, dtype=torch.float32) / dim * torch.log(torch.tensor(100.0)))
+    angles = pos * freq[None] * (2 * torch.pi / max(n, 1)) * 4
+    feats = [torch.cos(angles), torch.sin(angles)] if phase else [torch.sin(angles), torch.cos(angles)]
+    return torch.stack(feats, -1).flatten(1)[:, :dim]
 
 
 def full_encoder_mask(text_mask, length: int):
@@ -180,6 +189,10 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=1.0)
+            if self.config.ordinal_range:  # location bins start as smooth functions of the bin index
+                start, stop = self.config.ordinal_range
+                with torch.no_grad():
+                    module.weight[start:stop] = sincos(stop - start, module.weight.shape[1]) * 2 ** 0.5
 
     def get_input_embeddings(self):
         return self.embed
@@ -216,7 +229,10 @@ class UnioModel(PreTrainedModel, GenerationMixin):
     def loss(self, logits, labels, aux):
         cfg = self.config
         logits = logits.float()
-        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if cfg.ordinal_range and cfg.ordinal_sigma > 0:
+            loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma)
+        else:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         if cfg.z_loss:
             valid = labels != -100
             loss = loss + cfg.z_loss * torch.logsumexp(logits, -1)[valid].pow(2).mean()
@@ -224,6 +240,25 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
             loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
         return loss
+
+
+def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):
+    """Cross-entropy where targets inside the ordinal range (location bins) are Gaussian-smoothed
+    over neighbouring bins, so a near miss costs less than a far one; other targets are one-hot."""
+    start, stop = ordinal_range
+    logp = logits.flatten(0, 1).log_softmax(-1)                        # (N, V)
+    flat = labels.flatten()
+    valid = flat != -100
+    hard = -logp[valid].gather(-1, flat[valid, None])[:, 0]            # (n,)
+    ordinal = (flat[valid] >= start) & (flat[valid] < stop)
+    if ordinal.any():
+        bins = torch.arange(stop - start, device=logits.device, dtype=logp.dtype)
+        centre = (flat[valid][ordinal] - start).to(logp.dtype)[:, None]
+        soft = torch.exp(-0.5 * ((bins[None] - centre) / sigma) ** 2)
+        soft = soft / soft.sum(-1, keepdim=True)                        # (m, bins)
+        hard = hard.clone()
+        hard[ordinal] = -(soft * logp[valid][ordinal][:, start:stop]).sum(-1)
+    return hard.mean()
 
 
 def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:

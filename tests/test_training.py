@@ -27,7 +27,8 @@ def losses(run_dir):
 def test_toy_training_run_writes_everything(tmp_path, cache):
     out = tmp_path / "run"
     proc = run_script("scripts/train_mixture.py", "--tasks", "vqa,caption,refexp,depth", "--steps", "48",
-                      "--eval-n", "8", "--log-every", "1", "--out", str(out), *TOY, env={"UNIO_CACHE": cache})
+                      "--eval-n", "8", "--eval-every", "24", "--log-every", "1", "--out", str(out), *TOY,
+                      env={"UNIO_CACHE": cache})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metrics.jsonl", "eval.json", "report.png", "model/config.json", "model/model.safetensors",
                  "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/vq/model.safetensors"):
@@ -35,6 +36,8 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
     curve = [loss for _, loss in losses(out)]
     first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
     assert last < 0.8 * first, (first, last)
+    periodic = [json.loads(line) for line in open(out / "metrics.jsonl") if '"eval"' in line]
+    assert [row["step"] for row in periodic] == [24, 48] and set(periodic[0]["eval"]) == {"vqa", "caption", "refexp", "depth"}
     evaluation = json.loads((out / "eval.json").read_text())
     assert set(evaluation["model"]) == {"vqa", "caption", "refexp", "depth"}
     assert "majority" in evaluation["baselines"]["vqa"]

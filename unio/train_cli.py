@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
     p.add_argument("--vq-steps", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between validation evaluations (0: none)")
     p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
@@ -39,7 +40,7 @@ def options_from(args):
     opts = TrainOptions(tasks=args.tasks, preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes)
-    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup"):
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

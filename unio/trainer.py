@@ -110,10 +110,12 @@ class Trainer:
             overrides.setdefault("ordinal_sigma", opts.location_sigma)
         if opts.moe:
             overrides.setdefault("moe_every", 2)
-        self.model = build_model(opts.preset, self.mods.vocab.size, **overrides)
         if existing is not None:
             from unio.model import UnioModel
             self.model = UnioModel.from_pretrained(existing / "model")
+        else:
+            seed_everything(opts.seed)  # the same weights whether the tokenizers were trained now or cached
+            self.model = build_model(opts.preset, self.mods.vocab.size, **overrides)
         if torch.cuda.is_available() and not self.distributed:
             self.model.cuda()
         cfg = self.model.config

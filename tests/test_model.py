@@ -171,3 +171,20 @@ def test_ordinal_smoothing_prefers_near_misses():
     plain = torch.nn.functional.cross_entropy(near[0, 1:], labels[0, 1:])
     only_text = ordinal_smoothed_loss(near[:, 1:], labels[:, 1:], (start, stop), 1.0)
     assert torch.allclose(only_text, plain)
+
+
+def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalities, tiny_config):
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).train()
+    batch, _ = batch_for(["vqa", "depth"], modalities, tiny_config)
+    eager = model(**batch).loss
+    eager_grads = torch.autograd.grad(eager, model.encoder.patch.weight)[0]
+    model.compile_blocks()
+    compiled = model(**batch).loss
+    compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.weight)[0]
+    assert torch.allclose(compiled, eager, rtol=1e-4), (compiled, eager)
+    assert torch.allclose(compiled_grads, eager_grads, rtol=1e-3, atol=1e-6)
+    model.eval()
+    before = torch._dynamo.utils.counters["stats"]["calls_captured"]
+    model.generate(pixel_values=batch["pixel_values"][:1], input_ids=batch["input_ids"][:1], max_new_tokens=3)
+    assert torch._dynamo.utils.counters["stats"]["calls_captured"] == before   # no tracing of the KV-cache path

@@ -12,6 +12,7 @@ import torch
 from conftest import ROOT, run_script
 
 TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3", "--warmup", "10"]
+EAGER = [*TOY, "--no-compile"]   # the compiled default is run once, by test_toy_training_run_writes_everything
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
 
 def _start(out, cache, steps):
     args = [sys.executable, "scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps),
-            "--checkpoint-every", "10", "--log-every", "1", "--out", str(out), "--no-eval", *TOY]
+            "--checkpoint-every", "10", "--log-every", "1", "--out", str(out), "--no-eval", *EAGER]
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "UNIO_CACHE": cache},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -55,7 +56,7 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
     steps = 60
     reference = tmp_path / "reference"
     proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
-                      "10", "--log-every", "1", "--out", str(reference), "--no-eval", *TOY, env={"UNIO_CACHE": cache})
+                      "10", "--log-every", "1", "--out", str(reference), "--no-eval", *EAGER, env={"UNIO_CACHE": cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     killed = tmp_path / "killed"
     proc = _start(killed, cache, steps)
@@ -68,7 +69,7 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
     saved_step = torch.load(state, weights_only=False)["step"]
     assert saved_step < steps, "the run finished before it could be killed"
     proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
-                      "10", "--log-every", "1", "--out", str(killed), "--no-eval", "--resume", *TOY,
+                      "10", "--log-every", "1", "--out", str(killed), "--no-eval", "--resume", *EAGER,
                       env={"UNIO_CACHE": cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     want = dict(losses(reference))
@@ -81,7 +82,7 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
 @pytest.mark.parametrize("tasks, message", [("vqa,nope", "unknown task 'nope'"), ("vqa:x", "malformed weight"),
                                             ("vqa:-1", "weights must be positive")])
 def test_bad_mixture_fails_before_training(tasks, message, tmp_path):
-    proc = run_script("scripts/train_mixture.py", "--tasks", tasks, "--out", str(tmp_path / "r"), *TOY)
+    proc = run_script("scripts/train_mixture.py", "--tasks", tasks, "--out", str(tmp_path / "r"), *EAGER)
     assert proc.returncode != 0 and message in proc.stderr
     assert not (tmp_path / "r").exists()
 
@@ -92,7 +93,7 @@ def test_mismatched_tokenizers_fail_before_training(tmp_path, modalities):
     data["ranges"][0]["signature"] = "spm:something-else"
     (tmp_path / "tok" / "vocab.json").write_text(json.dumps(data))
     proc = run_script("scripts/train_mixture.py", "--tasks", "vqa", "--tokenizers", str(tmp_path / "tok"),
-                      "--out", str(tmp_path / "r"), *TOY)
+                      "--out", str(tmp_path / "r"), *EAGER)
     assert proc.returncode != 0 and "vocabulary range 'text'" in proc.stderr
 
 

@@ -40,6 +40,7 @@ class TrainOptions:
     deepspeed: str | None = None
     moe: bool = False
     bf16: bool = True
+    compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int = 64
     location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
     vq_steps: int = 600
@@ -118,6 +119,8 @@ class Trainer:
             self.model = build_model(opts.preset, self.mods.vocab.size, **overrides)
         if torch.cuda.is_available() and not self.distributed:
             self.model.cuda()
+        if opts.compile and not self.distributed:
+            self.model.compile_blocks()
         cfg = self.model.config
         self.collate = Collator(self.tasks, self.mods, cfg.max_text_length, cfg.max_target_length)
         mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank)

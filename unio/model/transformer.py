@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
@@ -49,12 +50,21 @@ class Attention(nn.Module):
                 k, v = store.update(k, v, self.layer_idx)
                 if self.cross:
                     cache.is_updated[self.layer_idx] = True
-        if causal and q.shape[2] > 1 and k.shape[2] != q.shape[2]:     # new tokens after a cached prefix
+        if causal and cache is not None and k.shape[2] != q.shape[2]:  # new tokens after a cached prefix
             offset = k.shape[2] - q.shape[2]
             mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(offset)
             causal = False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and q.shape[2] > 1)
+        out = attend(q, k, v, mask, causal)
         return self.o(rearrange(out, "b h l d -> b l (h d)"))
+
+
+def attend(q, k, v, mask, causal: bool):
+    """SDPA; on CPU its math form, whose backward is ~10x faster than the CPU flash kernel's at these
+    lengths (measured: a whole training step 25-35% faster in bf16) and which torch.compile fuses."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
 
 
 class GatedMLP(nn.Module):
@@ -86,7 +96,14 @@ class Block(nn.Module):
         self.norm_ff, self.ff = nn.RMSNorm(cfg.d_model), feed_forward(cfg, layer_idx)
         self.drop = nn.Dropout(cfg.dropout)
 
+        self.compiled = None    # set by UnioModel.compile_blocks
+
     def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None):
+        if self.compiled is not None and self.training and cache is None:
+            return self.compiled(x, mask, memory, memory_mask)
+        return self.uncompiled(x, mask, memory, memory_mask, cache, aux)
+
+    def uncompiled(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None):
         x = x + self.drop(self.self_attn(self.norm_self(x), mask=mask, causal=self.decoder, cache=cache))
         if self.decoder:
             x = x + self.drop(self.cross_attn(self.norm_cross(x), source=memory, mask=memory_mask, cache=cache))
@@ -141,7 +158,7 @@ def sincos(n: int, dim: int, phase: bool = False) -> torch.Tensor:
 
 def full_encoder_mask(text_mask, length: int):
     """(B, T) text mask -> (B, 1, 1, S) bool mask over patches + text, or None when nothing is padded."""
-    if text_mask is None or bool(text_mask.all()):
+    if text_mask is None or (not torch.compiler.is_compiling() and bool(text_mask.all())):
         return None
     patches = text_mask.new_ones(text_mask.shape[0], length - text_mask.shape[1])
     return torch.cat([patches, text_mask], dim=1).bool()[:, None, None, :]
@@ -194,6 +211,14 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                 with torch.no_grad():
                     module.weight[start:stop] = sincos(stop - start, module.weight.shape[1]) * 2 ** 0.5
 
+    def compile_blocks(self) -> None:
+        """Regional compilation of the dense blocks for training: one graph per block kind (~40 s cold
+        on 2 cores, against ~3 min for the whole model), steps ~1.5x faster. Generation with a KV cache
+        and MoE blocks stay eager."""
+        for block in (*self.encoder.layers, *self.decoder.layers):
+            if isinstance(block.ff, GatedMLP):
+                block.compiled = torch.compile(block.uncompiled, dynamic=True)
+
     def get_input_embeddings(self):
         return self.embed
 
@@ -235,7 +260,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         if cfg.z_loss:
             valid = labels != -100
-            loss = loss + cfg.z_loss * torch.logsumexp(logits, -1)[valid].pow(2).mean()
+            loss = loss + cfg.z_loss * (torch.logsumexp(logits, -1).pow(2) * valid).sum() / valid.sum().clamp(min=1)
         if aux:
             loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
             loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
@@ -244,21 +269,20 @@ class UnioModel(PreTrainedModel, GenerationMixin):
 
 def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):
     """Cross-entropy where targets inside the ordinal range (location bins) are Gaussian-smoothed
-    over neighbouring bins, so a near miss costs less than a far one; other targets are one-hot."""
+    over neighbouring bins, so a near miss costs less than a far one; other targets are one-hot.
+    Written without data-dependent shapes, so torch.compile traces it whole."""
     start, stop = ordinal_range
     logp = logits.flatten(0, 1).log_softmax(-1)                        # (N, V)
     flat = labels.flatten()
     valid = flat != -100
-    hard = -logp[valid].gather(-1, flat[valid, None])[:, 0]            # (n,)
-    ordinal = (flat[valid] >= start) & (flat[valid] < stop)
-    if ordinal.any():
-        bins = torch.arange(stop - start, device=logits.device, dtype=logp.dtype)
-        centre = (flat[valid][ordinal] - start).to(logp.dtype)[:, None]
-        soft = torch.exp(-0.5 * ((bins[None] - centre) / sigma) ** 2)
-        soft = soft / soft.sum(-1, keepdim=True)                        # (m, bins)
-        hard = hard.clone()
-        hard[ordinal] = -(soft * logp[valid][ordinal][:, start:stop]).sum(-1)
-    return hard.mean()
+    hard = -logp.gather(-1, flat.clamp(min=0)[:, None])[:, 0]          # (N,)
+    bins = torch.arange(stop - start, device=logits.device, dtype=logp.dtype)
+    centre = (flat - start).clamp(0, stop - start - 1).to(logp.dtype)[:, None]
+    soft = torch.softmax(-0.5 * ((bins[None] - centre) / sigma) ** 2, -1)         # (N, bins)
+    smoothed = -(soft * logp[:, start:stop]).sum(-1)
+    ordinal = (flat >= start) & (flat < stop)
+    per_token = torch.where(ordinal, smoothed, hard)
+    return (per_token * valid).sum() / valid.sum().clamp(min=1)
 
 
 def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:

@@ -5,7 +5,8 @@
 
 Model training and generation are measured against Hugging Face T5 of the same dimensions on the
 same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
-length-bucketed batches), and against the machine's measured bf16 matmul rate.
+length-bucketed batches with its blocks compiled, as train_mixture.py trains), and against the
+machine's measured bf16 matmul rate. `--peer-compiled` adds T5 under torch.compile.
 """
 import argparse
 import json
@@ -25,6 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, default=8, help="training batches timed per model (a multiple of 4)")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    p.add_argument("--no-compile", action="store_true", help="measure unio eager (train_mixture.py compiles its blocks)")
+    p.add_argument("--peer-compiled", action="store_true", help="also measure T5 under torch.compile (minutes more)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -39,11 +42,17 @@ def main(argv=None) -> int:
     bucketed, padded, data_s = bench.mixture_batches(mods, cfg, args.batch_size, args.batches)
     report["data_pipeline_examples_per_s"] = len(bucketed) * args.batch_size / data_s
     t5 = bench.T5WithPatches(cfg)
+    if not args.no_compile:
+        model.compile_blocks()   # as train_mixture.py trains
     unio_train = bench.train_throughput(model, bucketed, patches)
     t5_train = bench.train_throughput(t5, padded, patches)
     report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
-    report["train"] = {"unio": unio_train, "t5": t5_train,
+    report["train"] = {"unio": unio_train, "t5": t5_train, "unio_compiled": not args.no_compile,
                        "ratio": unio_train["useful_tokens_per_s"] / t5_train["useful_tokens_per_s"]}
+    if args.peer_compiled:
+        t5_compiled = bench.train_throughput(torch.compile(bench.T5WithPatches(cfg), dynamic=True), padded, patches)
+        report["train"]["t5_compiled"] = t5_compiled
+        report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
     peak = bench.matmul_rate(512 if args.quick else 1024)
     flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4
     report["flops"] = {"matmul_bf16_flop_per_s": peak, "unio_step_flops": flops,

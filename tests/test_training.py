@@ -111,3 +111,20 @@ def test_non_finite_loss_is_skipped_not_trained_on(modalities):
              "attention_mask": torch.ones(2, 3, dtype=torch.long), "labels": torch.ones(2, 2, dtype=torch.long)}
     assert trainer.train_step([batch]) is None
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_tokenizer_cache_is_keyed_by_the_tasks_beyond_the_core_four():
+    from unio.bootstrap import cache_name
+    assert cache_name(["vqa", "depth"], 64, 64) == cache_name(["caption"], 64, 64) == "tokenizers-r64-b64"
+    assert cache_name(["vqa", "count"], 64, 64) == "tokenizers-r64-b64-count"
+    assert cache_name(["vqa"], 256, 100) == "tokenizers-r256-b100"
+
+
+def test_a_task_without_a_weight_takes_its_default():
+    from unio.data import parse_mixture
+    known = ["vqa", "refexp"]
+    defaults = {"vqa": 1.0, "refexp": 2.5}.get
+    assert parse_mixture("vqa,refexp", known, defaults) == {"vqa": 1.0, "refexp": 2.5}
+    assert parse_mixture("vqa,refexp:1", known, defaults) == {"vqa": 1.0, "refexp": 1.0}
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        parse_mixture("nope", known, defaults)

@@ -65,13 +65,22 @@ def train_vq(task_names, resolution: int, steps: int = 600, batch_size: int = 32
                            batch_size=batch_size, progress=progress)
 
 
+CORE_TASKS = ("vqa", "caption", "refexp", "depth")   # their texts and images are always in the tokenizers
+
+
+def cache_name(task_names, resolution: int, num_bins: int) -> str:
+    """Cached tokenizers are shared by runs whose tasks add nothing beyond the core four."""
+    extra = sorted(set(task_names) - set(CORE_TASKS))
+    return f"tokenizers-r{resolution}-b{num_bins}" + ("-" + "+".join(extra) if extra else "")
+
+
 def ensure_modalities(task_names, resolution: int = 64, num_bins: int = 64, directory: Path | None = None,
                       vq_steps: int = 600, text_vocab: int = 1000, progress: bool = True) -> Modalities:
     """Load the tokenizers from `directory` (default: the cache), or train and save them there."""
-    directory = Path(directory or cache_root() / f"tokenizers-r{resolution}-b{num_bins}")
+    directory = Path(directory or cache_root() / cache_name(task_names, resolution, num_bins))
     if (directory / "vocab.json").is_file():
         return Modalities.load(directory)
-    all_tasks = sorted(set(task_names) | {"vqa", "caption", "refexp", "depth"} & set(TASKS.names()))
+    all_tasks = sorted(set(task_names) | set(CORE_TASKS) & set(TASKS.names()))
     tmp = directory.with_name(directory.name + ".tmp")
     text = train_text(all_tasks, tmp / "text_build", resolution, vocab_size=text_vocab)
     # an 8x8 code grid at 64 px and 16x16 at 256 px (Unified-IO's), so depth answers stay short

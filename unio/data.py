@@ -20,14 +20,16 @@ from unio.world import World
 BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
 
 
-def parse_mixture(spec: str | Mapping[str, float], known: list) -> dict:
-    """'vqa:2,caption:1' or {'vqa': 2} -> {'vqa': 2.0, ...}, with clear errors."""
+def parse_mixture(spec: str | Mapping[str, float], known: list, default_weight=lambda name: 1.0) -> dict:
+    """'vqa:2,caption:1' or {'vqa': 2} -> {'vqa': 2.0, ...}, with clear errors. A task given without a
+    weight gets `default_weight(name)` (a task's own `weight` attribute, for the trainer)."""
     if isinstance(spec, str):
         items = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, _, weight = part.partition(":")
+            name = name.strip()
             try:
-                items[name.strip()] = float(weight) if weight else 1.0
+                items[name] = float(weight) if weight else (default_weight(name) if name in known else 1.0)
             except ValueError:
                 raise ValueError(f"malformed weight {weight!r} for task {name!r}; write tasks as 'vqa:2,caption:1'") from None
         spec = items

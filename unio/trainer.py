@@ -26,7 +26,7 @@ from unio.registries import TASKS
 class TrainOptions:
     tasks: str = "vqa,caption,refexp,depth"
     preset: str = "tiny"
-    steps: int = 1300
+    steps: int = 2100
     minutes: float | None = None       # stop early when this much training time has passed
     batch_size: int = 48
     lr: float = 2e-3
@@ -83,7 +83,8 @@ class Trainer:
         for path in opts.plugins:
             plugins.load(path)
         self.opts = opts
-        self.weights = parse_mixture(opts.tasks, TASKS.names())      # clear errors before any work
+        self.weights = parse_mixture(opts.tasks, TASKS.names(),     # clear errors before any work
+                                     default_weight=lambda name: getattr(TASKS.get(name), "weight", 1.0))
         self.tasks = {name: TASKS.get(name) for name in self.weights}
         self.out = run_dir(opts, self.weights)
         self.distributed = opts.deepspeed is not None
@@ -126,7 +127,7 @@ class Trainer:
         mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank)
         self.stream = BatchStream(mixture, self.collate, opts.batch_size)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opts.lr, betas=(0.9, 0.98),
-                                           weight_decay=opts.weight_decay)
+                                           weight_decay=opts.weight_decay, fused=not self.distributed)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, opts.warmup, opts.steps))
         self.start_step, self.elapsed = 0, 0.0

@@ -1,6 +1,8 @@
 """Rasterising world scenes with numpy: RGB, metric depth, visible masks, boxes, keypoints."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from unio.world import scene as W
@@ -17,14 +19,19 @@ def ground_depth(rows: np.ndarray, height: int) -> np.ndarray:
     return np.where(rows + 0.5 > horizon, np.minimum(depth, W.MAX_DEPTH), W.MAX_DEPTH).astype(np.float32)
 
 
-def _background(res: int, rng: np.random.Generator):
+@functools.lru_cache(maxsize=8)
+def _background_layers(res: int):
+    """What every scene of this size shares: ground depth, row fraction, ground mask, sky colours."""
     rows = np.arange(res, dtype=np.float32)[:, None].repeat(res, 1)
-    depth = ground_depth(rows, res)
-    sky = np.array([150, 190, 235], np.float32)
-    ground = np.array([120, 115, 100], np.float32) * rng.uniform(0.9, 1.1)
     t = (rows / res)[..., None]
-    image = np.where((rows + 0.5 > W.HORIZON * res)[..., None], ground * (0.75 + 0.35 * t), sky * (1.05 - 0.3 * t))
-    return image, depth
+    sky = np.array([150, 190, 235], np.float32) * (1.05 - 0.3 * t)
+    return ground_depth(rows, res), 0.75 + 0.35 * t, (rows + 0.5 > W.HORIZON * res)[..., None], sky
+
+
+def _background(res: int, rng: np.random.Generator):
+    depth, shade, is_ground, sky = _background_layers(res)
+    ground = np.array([120, 115, 100], np.float32) * rng.uniform(0.9, 1.1)
+    return np.where(is_ground, ground * shade, sky), depth.copy()
 
 
 def _footprint(obj, res: int):
@@ -35,9 +42,14 @@ def _footprint(obj, res: int):
     return obj.x * res, base_y, size_px / 2, size_px
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(res: int):
+    return np.mgrid[0:res, 0:res].astype(np.float32) + 0.5
+
+
 def _shape_mask(obj, res: int):
     cx, base, half, height = _footprint(obj, res)
-    yy, xx = np.mgrid[0:res, 0:res].astype(np.float32) + 0.5
+    yy, xx = _pixel_centres(res)
     top = base - height
     if obj.shape == "cube":
         inside = (abs(xx - cx) <= half) & (yy >= top) & (yy <= base)
@@ -97,7 +109,6 @@ def draw(objects: list, res: int, rng: np.random.Generator):
 
 def _keypoint(x: float, y: float, mask: np.ndarray, res: int):
     """(x, y, visibility): 2 visible, 1 inside the image but hidden, 0 outside the image."""
-    col, row = int(np.clip(x, 0, res - 1)), int(np.clip(y, 0, res - 1))
     if not (0 <= x < res and 0 <= y < res):
         return (float(x), float(y), 0)
-    return (float(x), float(y), 2 if mask[row, col] else 1)
+    return (float(x), float(y), 2 if mask[int(y), int(x)] else 1)

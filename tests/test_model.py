@@ -188,3 +188,21 @@ def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalit
     before = torch._dynamo.utils.counters["stats"]["calls_captured"]
     model.generate(pixel_values=batch["pixel_values"][:1], input_ids=batch["input_ids"][:1], max_new_tokens=3)
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] == before   # no tracing of the KV-cache path
+
+
+def test_range_masked_loss_keeps_each_target_inside_its_vocabulary_range():
+    from unio.model.transformer import range_masked
+    logits = torch.zeros(1, 4, 10)
+    labels = torch.tensor([[5, 6, EOS, -100]])     # ranges start at 0, 4, 8: two tokens of range 1, EOS, pad
+    kept = range_masked(logits, labels, [0, 4, 8]) > -1
+    expected = torch.zeros(10, dtype=torch.bool)
+    expected[[EOS, 4, 5, 6, 7]] = True
+    assert all(torch.equal(kept[0, i], expected) for i in range(3))   # EOS takes the range before it
+    config = UnioConfig(vocab_size=10, d_model=32, num_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
+                        image_size=16, patch_size=8, max_text_length=8, max_target_length=8, loss_range_starts=[0, 4, 8])
+    model = UnioModel(config)
+    batch = {"pixel_values": torch.rand(1, 3, 16, 16), "input_ids": torch.tensor([[4, 5]]),
+             "attention_mask": torch.ones(1, 2, dtype=torch.long), "labels": labels}
+    full = UnioModel(UnioConfig(**{**config.to_dict(), "loss_range_starts": None}))
+    full.load_state_dict(model.state_dict())
+    assert model(**batch).loss < full(**batch).loss     # fewer competitors -> lower cross-entropy

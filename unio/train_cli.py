@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -41,7 +42,7 @@ def options_from(args):
     opts = TrainOptions(tasks=args.tasks, preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
-                        compile=not args.no_compile)
+                        compile=not args.no_compile, range_loss=args.range_loss)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))

@@ -40,6 +40,7 @@ class TrainOptions:
     deepspeed: str | None = None
     moe: bool = False
     bf16: bool = True
+    range_loss: bool = False           # each target's softmax over its own vocabulary range only
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int = 64
     location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
@@ -110,6 +111,8 @@ class Trainer:
             bins = self.mods.vocab.range("coordinates")
             overrides.setdefault("ordinal_range", (bins.start, bins.start + self.mods["coordinates"].num_bins))
             overrides.setdefault("ordinal_sigma", opts.location_sigma)
+        if opts.range_loss:
+            overrides.setdefault("loss_range_starts", sorted({0, *(r.start for r in self.mods.vocab.ranges.values())}))
         if opts.moe:
             overrides.setdefault("moe_every", 2)
         if existing is not None:

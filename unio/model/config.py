@@ -15,7 +15,7 @@ class UnioConfig(PretrainedConfig):
                  qk_norm: bool = False, z_loss: float = 0.0, moe_every: int = 0, num_experts: int = 4,
                  moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
-                 **kwargs):
+                 loss_range_starts: list | None = None, **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -31,6 +31,9 @@ class UnioConfig(PretrainedConfig):
         # neighbouring bins with a Gaussian of `ordinal_sigma` bins (0 = plain cross-entropy)
         self.ordinal_range = list(ordinal_range) if ordinal_range else None
         self.ordinal_sigma = ordinal_sigma
+        # start ids of the vocabulary ranges: when set, each target's training softmax covers only
+        # its own range (+ EOS), as grammar-constrained decoding does (None = the whole vocabulary)
+        self.loss_range_starts = list(loss_range_starts) if loss_range_starts else None
         # names transformers' generate() and cache code look for
         self.num_hidden_layers = decoder_layers
         self.hidden_size = d_model

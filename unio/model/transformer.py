@@ -20,6 +20,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from unio.model.config import UnioConfig
+from unio.vocab import EOS
 from unio.model.moe import MoEFeedForward
 
 
@@ -255,6 +256,8 @@ class UnioModel(PreTrainedModel, GenerationMixin):
     def loss(self, logits, labels, aux):
         cfg = self.config
         logits = logits.float()
+        if cfg.loss_range_starts:
+            logits = range_masked(logits, labels, cfg.loss_range_starts)
         if cfg.ordinal_range and cfg.ordinal_sigma > 0:
             loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma)
         else:
@@ -266,6 +269,19 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
             loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
         return loss
+
+
+def range_masked(logits, labels, starts):
+    """Logits of each target position kept only inside the target's vocabulary range, plus EOS; an EOS
+    target takes the range of the token before it. `starts` are the ranges' first ids, ascending."""
+    bounds = torch.tensor(starts[1:], device=logits.device)
+    vocab_range = torch.bucketize(torch.arange(logits.shape[-1], device=logits.device), bounds, right=True)
+    target_range = torch.bucketize(labels.clamp(min=0), bounds, right=True)                  # (B, L)
+    before = torch.cat([target_range[:, :1], target_range[:, :-1]], dim=1)
+    target_range = torch.where(labels == EOS, before, target_range)
+    allowed = vocab_range == target_range[..., None]                                            # (B, L, V)
+    allowed[..., EOS] = True
+    return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
 
 
 def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):

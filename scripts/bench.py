@@ -6,7 +6,9 @@
 Model training and generation are measured against Hugging Face T5 of the same dimensions on the
 same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
 length-bucketed batches with its blocks compiled, as train_mixture.py trains), and against the
-machine's measured bf16 matmul rate. `--peer-compiled` adds T5 under torch.compile.
+machine's measured bf16 matmul rate. Generation (greedy, KV cache, `generate()`) is timed for each
+model in fp32 and in bf16 autocast, and each model's faster mode is compared.
+`--peer-compiled` adds T5 under torch.compile.
 """
 import argparse
 import json
@@ -28,6 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
     p.add_argument("--no-compile", action="store_true", help="measure unio eager (train_mixture.py compiles its blocks)")
     p.add_argument("--peer-compiled", action="store_true", help="also measure T5 under torch.compile (minutes more)")
+    p.add_argument("--utilisation-preset", default=None,
+                   help="also measure the matmul fraction of this larger preset's training step (random inputs)")
+    p.add_argument("--utilisation-batch", type=int, default=8)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -58,13 +63,15 @@ def main(argv=None) -> int:
     report["flops"] = {"matmul_bf16_flop_per_s": peak, "unio_step_flops": flops,
                        "unio_flop_per_s": flops / unio_train["seconds_per_step"],
                        "fraction_of_matmul_rate": flops / unio_train["seconds_per_step"] / peak}
-    gen_batch = padded[0]
+    if args.utilisation_preset:
+        big = bench.preset_utilisation(args.utilisation_preset, args.utilisation_batch)
+        report["flops"]["preset_utilisation"] = {**big, "fraction_of_matmul_rate": big["flop_per_s"] / peak}
     model.eval()
     t5.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        unio_gen = bench.generation_throughput(model.generate, gen_batch, args.new_tokens)
-        t5_gen = bench.generation_throughput(t5.generate, gen_batch, args.new_tokens)
-    report["generate"] = {"unio_tokens_per_s": unio_gen, "t5_tokens_per_s": t5_gen, "ratio": unio_gen / t5_gen}
+    unio_gen = bench.generation_modes(model.generate, padded[0], args.new_tokens)
+    t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens)
+    report["generate"] = {"unio": unio_gen, "t5": t5_gen, "unio_tokens_per_s": unio_gen["best"],
+                          "t5_tokens_per_s": t5_gen["best"], "ratio": unio_gen["best"] / t5_gen["best"]}
     from unio.inference import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     report["peak_rss_mb"] = bench.peak_rss_mb()

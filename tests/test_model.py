@@ -178,10 +178,10 @@ def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalit
     model = UnioModel(tiny_config).train()
     batch, _ = batch_for(["vqa", "depth"], modalities, tiny_config)
     eager = model(**batch).loss
-    eager_grads = torch.autograd.grad(eager, model.encoder.patch.weight)[0]
+    eager_grads = torch.autograd.grad(eager, model.encoder.patch.proj.weight)[0]
     model.compile_blocks()
     compiled = model(**batch).loss
-    compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.weight)[0]
+    compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.proj.weight)[0]
     assert torch.allclose(compiled, eager, rtol=1e-4), (compiled, eager)
     assert torch.allclose(compiled_grads, eager_grads, rtol=1e-3, atol=1e-6)
     model.eval()
@@ -206,3 +206,17 @@ def test_range_masked_loss_keeps_each_target_inside_its_vocabulary_range():
     full = UnioModel(UnioConfig(**{**config.to_dict(), "loss_range_starts": None}))
     full.load_state_dict(model.state_dict())
     assert model(**batch).loss < full(**batch).loss     # fewer competitors -> lower cross-entropy
+
+
+def test_conv_stem_gives_the_same_patch_grid_and_rejects_other_patch_sizes():
+    from unio.model.stem import ConvStem
+    config = UnioConfig(vocab_size=64, d_model=32, num_heads=4, d_ff=64, encoder_layers=1, decoder_layers=1,
+                        image_size=32, patch_size=8, stem="conv")
+    model = UnioModel(config)
+    out = model(pixel_values=torch.rand(2, 3, 32, 32), input_ids=torch.ones(2, 3, dtype=torch.long),
+                labels=torch.ones(2, 2, dtype=torch.long))
+    assert out.encoder_last_hidden_state.shape == (2, (32 // 8) ** 2 + 3, 32)
+    with pytest.raises(ValueError, match="power-of-two patch_size"):
+        ConvStem(14, 32)
+    with pytest.raises(ValueError, match="unknown stem"):
+        UnioModel(UnioConfig(vocab_size=64, d_model=32, stem="resnet"))

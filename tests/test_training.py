@@ -37,6 +37,8 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
     curve = [loss for _, loss in losses(out)]
     first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
     assert last < 0.8 * first, (first, last)
+    logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"task_loss"' in line]
+    assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth"}
     periodic = [json.loads(line) for line in open(out / "metrics.jsonl") if '"eval"' in line]
     assert [row["step"] for row in periodic] == [24, 48] and set(periodic[0]["eval"]) == {"vqa", "caption", "refexp", "depth"}
     evaluation = json.loads((out / "eval.json").read_text())
@@ -128,3 +130,41 @@ def test_a_task_without_a_weight_takes_its_default():
     assert parse_mixture("vqa,refexp:1", known, defaults) == {"vqa": 1.0, "refexp": 1.0}
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         parse_mixture("nope", known, defaults)
+
+
+def test_task_losses_are_each_tasks_mean_token_cross_entropy():
+    from unio.trainer import TaskLosses
+    logits = torch.randn(3, 4, 10)
+    labels = torch.tensor([[1, 2, -100, -100], [3, 4, 5, 6], [7, -100, -100, -100]])
+    meter = TaskLosses(["a", "b"])
+    meter.add(logits, labels, torch.tensor([0, 1, 0]))
+    token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    first, second, third = token[0, :2].mean(), token[1].mean(), token[2, :1]
+    means = meter.pop()
+    assert means["a"] == pytest.approx(float((first + third) / 2), abs=1e-4)
+    assert means["b"] == pytest.approx(float(second), abs=1e-4)
+    assert meter.pop() == {}
+
+
+def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all():
+    from unio.data import BUCKETS, Mixture
+    from unio.registries import TASKS
+    from unio.trainer import TrainOptions, Trainer
+    trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", steps=100, spatial_first=0.4))
+    first_tasks, first_until = trainer.spatial_stage()
+    assert set(first_tasks) == {"refexp", "depth"} and first_until == 40 // BUCKETS
+    mixture = Mixture(trainer.tasks, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
+    early = {ex.task for i in range(first_until) for ex in mixture.megabatch(i, 8)}
+    late = {ex.task for i in range(first_until, first_until + 8) for ex in mixture.megabatch(i, 8)}
+    assert early == {"refexp", "depth"} and late == {"vqa", "caption", "refexp", "depth"}
+    assert Trainer(TrainOptions(tasks="vqa,caption", spatial_first=0.4)).spatial_stage() == ((), 0)
+    assert Trainer(TrainOptions(tasks="refexp,depth", spatial_first=0.4)).spatial_stage() == ((), 0)
+    assert TASKS.get("vqa").output == "text"
+
+
+def test_model_overrides_from_the_command_line():
+    from unio.train_cli import model_overrides
+    assert model_overrides(["stem=conv", "share_encoder_embeddings=false", "d_model=256"]) == {
+        "stem": "conv", "share_encoder_embeddings": False, "d_model": 256}
+    with pytest.raises(ValueError, match="model config field, got 'width=3'.*d_model"):
+        model_overrides(["width=3"])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unio.data import BatchStream, Collator, Mixture
+from unio.data import BatchStream, Collator, Mixture, model_inputs
 from unio.registries import TASKS
 from unio.world import World
 
@@ -69,7 +69,7 @@ def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     stream = BatchStream(mixture, collate, batch_size)
     start = time.perf_counter()
-    bucketed = [stream.batch(i) for i in range(n_batches)]
+    bucketed = [model_inputs(stream.batch(i)) for i in range(n_batches)]
     data_seconds = time.perf_counter() - start
     padded = []
     for index in range(n_batches // 4):
@@ -157,6 +157,33 @@ def generation_throughput(generate, batch, new_tokens: int, repeat: int = 2) -> 
     seconds = timed(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                      do_sample=False), repeat=repeat)
     return batch["input_ids"].shape[0] * new_tokens / seconds
+
+
+def preset_utilisation(preset: str, batch_size: int, steps: int = 3, prompt: int = 16, target: int = 16) -> dict:
+    """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
+    lengths: the matmul fraction where the matrices are as large as the preset makes them."""
+    from unio.presets import build_model
+    model = build_model(preset, 2048)
+    cfg = model.config
+    batch = {"pixel_values": torch.rand(batch_size, 3, cfg.image_size, cfg.image_size),
+             "input_ids": torch.randint(3, 2048, (batch_size, prompt)),
+             "attention_mask": torch.ones(batch_size, prompt, dtype=torch.long),
+             "labels": torch.randint(3, 2048, (batch_size, target))}
+    flops = step_flops(model, batch)
+    model.compile_blocks()
+    seconds = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2)["seconds_per_step"]
+    return {"preset": preset, "batch_size": batch_size, "step_flops": flops, "flop_per_s": flops / seconds}
+
+
+def generation_modes(generate, batch, new_tokens: int) -> dict:
+    """Generation tokens/s in fp32 and in bf16 autocast, and the better of the two."""
+    out = {}
+    for mode in ("fp32", "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+            out[f"{mode}_tokens_per_s"] = generation_throughput(generate, batch, new_tokens)
+    out["best_mode"] = max(("fp32", "bf16"), key=lambda m: out[f"{m}_tokens_per_s"])
+    out["best"] = out[f"{out['best_mode']}_tokens_per_s"]
+    return out
 
 
 def run_batch_vs_loop(runner, n: int = 16) -> dict:

@@ -51,16 +51,23 @@ class Mixture:
     pool: int = 50_000     # train scenes cycled through (so costly targets can be cached)
     seed: int = 0
     rank: int = 0
+    first_tasks: tuple = ()    # the only tasks sampled in megabatches before `first_until`
+    first_until: int = 0
 
     def __post_init__(self):
         self.names = list(self.weights)
-        p = np.array([self.weights[n] for n in self.names], dtype=np.float64)
-        self.probs = p / p.sum()
+        self.probs = self._probs(self.names)
+        self.first_probs = self._probs(self.first_tasks) if self.first_tasks else self.probs
         self.world = World("train", resolution=self.resolution)
+
+    def _probs(self, names) -> np.ndarray:
+        p = np.array([self.weights[n] if n in names else 0.0 for n in self.names], dtype=np.float64)
+        return p / p.sum()
 
     def megabatch(self, index: int, size: int) -> list:
         rng = np.random.default_rng([self.seed, self.rank, index, 17])
-        names = rng.choice(len(self.names), size=size, p=self.probs)
+        probs = self.first_probs if index < self.first_until else self.probs
+        names = rng.choice(len(self.names), size=size, p=probs)
         scenes = rng.integers(0, self.pool, size=size)
         return [self.tasks[self.names[t]].example(self.world[int(s)], rng) for t, s in zip(names, scenes)]
 
@@ -106,7 +113,8 @@ class Collator:
 
 
 class BatchStream:
-    """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length."""
+    """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length.
+    Each batch also says which task each example is from (`task_index`, into `mixture.names`)."""
 
     def __init__(self, mixture: Mixture, collator: Collator, batch_size: int):
         self.mixture, self.collate, self.batch_size = mixture, collator, batch_size
@@ -122,7 +130,9 @@ class BatchStream:
             perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
             self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm])
         examples, targets = self._cached[1][part]
-        return self.collate(examples, targets)
+        batch = self.collate(examples, targets)
+        batch["task_index"] = torch.tensor([self.mixture.names.index(ex.task) for ex in examples])
+        return batch
 
 
 class _StreamFrom(torch.utils.data.IterableDataset):
@@ -188,3 +198,8 @@ class Prefetcher:
 
     def close(self):
         self._stop.set()
+
+
+def model_inputs(batch: dict) -> dict:
+    """A stream batch without its bookkeeping: what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k != "task_index"}

@@ -18,14 +18,18 @@ def table(model_results: dict, baselines: dict) -> str:
     return "\n".join(rows)
 
 
-def read_losses(metrics_file: Path):
-    steps, losses = [], []
+def read_losses(metrics_file: Path) -> dict:
+    """{curve name: (steps, losses)}: the total loss, and each task's cross-entropy where logged."""
+    curves: dict = {}
     for line in Path(metrics_file).read_text().splitlines():
         row = json.loads(line)
-        if "loss" in row:
+        if "loss" not in row:
+            continue
+        for name, value in {"total": row["loss"], **row.get("task_loss", {})}.items():
+            steps, losses = curves.setdefault(name, ([], []))
             steps.append(row["step"])
-            losses.append(row["loss"])
-    return steps, losses
+            losses.append(value)
+    return curves
 
 
 def draw_report(run_dir: Path, samples: list, path: Path | None = None) -> Path:
@@ -33,11 +37,13 @@ def draw_report(run_dir: Path, samples: list, path: Path | None = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    steps, losses = read_losses(Path(run_dir) / "metrics.jsonl")
+    curves = read_losses(Path(run_dir) / "metrics.jsonl")
     fig, axes = plt.subplots(1, 1 + len(samples), figsize=(4 * (1 + len(samples)), 4))
     axes = np.atleast_1d(axes)
-    axes[0].plot(steps, losses)
-    axes[0].set(title="training loss", xlabel="step", yscale="log")
+    for name, (steps, losses) in curves.items():
+        axes[0].plot(steps, losses, label=name, lw=2 if name == "total" else 1)
+    axes[0].set(title="training loss (tasks: token cross-entropy)", xlabel="step", yscale="log")
+    axes[0].legend(fontsize=7)
     for ax, (task, example, prediction) in zip(axes[1:], samples):
         draw_prediction(ax, task, example, prediction)
     fig.tight_layout()

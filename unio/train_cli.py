@@ -32,9 +32,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
+    p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
+    p.add_argument("--spatial-first", type=float, default=None,
+                   help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
+
+
+def model_overrides(items: list) -> dict:
+    """['stem=conv', 'd_model=256'] -> {'stem': 'conv', 'd_model': 256} (values read as YAML)."""
+    import inspect
+    import yaml
+    from unio.model import UnioConfig
+    known = set(inspect.signature(UnioConfig.__init__).parameters) - {"self", "kwargs", "vocab_size"}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--model takes KEY=VALUE with KEY a model config field, got {item!r}; "
+                             f"fields: {', '.join(sorted(known))}")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def options_from(args):
@@ -43,7 +63,9 @@ def options_from(args):
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss)
-    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every"):
+    opts.model_overrides = model_overrides(args.model)
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
+                 "spatial_first"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from unio import checkpoint as ckpt
 from unio.bootstrap import ensure_modalities
-from unio.data import BatchStream, Collator, Mixture, parse_mixture, prefetcher
+from unio.data import BUCKETS, BatchStream, Collator, Mixture, parse_mixture, prefetcher
 from unio.modalities import Modalities
 from unio.presets import build_model, load_preset
 from unio.registries import TASKS
@@ -41,6 +42,7 @@ class TrainOptions:
     moe: bool = False
     bf16: bool = True
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
+    spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int = 64
     location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
@@ -76,6 +78,29 @@ def run_dir(opts: TrainOptions, weights: dict) -> Path:
         return Path(opts.out)
     name = "-".join(weights) + f"-{opts.preset}-s{opts.seed}"
     return Path("runs") / name
+
+
+class TaskLosses:
+    """Each task's mean token cross-entropy over the steps since the last `pop()`: the mixture's
+    batches alternate between tasks, so the total loss alone cannot show which task is learning."""
+
+    def __init__(self, names: list):
+        self.names = names
+        self.sums, self.counts = torch.zeros(len(names), dtype=torch.float64), torch.zeros(len(names))
+
+    @torch.no_grad()
+    def add(self, logits, labels, task_index) -> None:
+        token_loss = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        valid = (labels != -100).float()
+        per_example = (token_loss * valid).sum(1) / valid.sum(1).clamp(min=1)
+        self.sums.index_add_(0, task_index.cpu(), per_example.double().cpu())
+        self.counts.index_add_(0, task_index.cpu(), torch.ones(len(task_index)))
+
+    def pop(self) -> dict:
+        means = {n: round(float(s / c), 4) for n, s, c in zip(self.names, self.sums, self.counts) if c > 0}
+        self.sums.zero_()
+        self.counts.zero_()
+        return means
 
 
 class Trainer:
@@ -127,13 +152,16 @@ class Trainer:
             self.model.compile_blocks()
         cfg = self.model.config
         self.collate = Collator(self.tasks, self.mods, cfg.max_text_length, cfg.max_target_length)
-        mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank)
+        first_tasks, first_until = self.spatial_stage()
+        mixture = Mixture(self.tasks, self.weights, cfg.image_size, opts.pool, opts.seed, self.rank,
+                          first_tasks, first_until)
         self.stream = BatchStream(mixture, self.collate, opts.batch_size)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opts.lr, betas=(0.9, 0.98),
                                            weight_decay=opts.weight_decay, fused=not self.distributed)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, opts.warmup, opts.steps))
         self.start_step, self.elapsed = 0, 0.0
+        self.task_losses = TaskLosses(mixture.names)
         if existing is not None:
             state = ckpt.load_state(existing)
             self.optimizer.load_state_dict(state["optimizer"])
@@ -141,6 +169,17 @@ class Trainer:
             ckpt.restore_rng(state["rng"])
             self.start_step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
         self.engine = self._deepspeed() if self.distributed else None
+
+    def spatial_stage(self) -> tuple:
+        """(tasks, megabatch index) of the first stage: the tasks whose answers are not text (boxes,
+        depth maps) alone for the first `spatial_first` of the run. Measured on the tiny preset: text
+        answers (vqa, caption) in the mix from step 0 keep refexp from ever grounding its phrases,
+        while depth helps it."""
+        spatial = tuple(n for n, t in self.tasks.items() if getattr(t, "output", "text") != "text")
+        if not self.opts.spatial_first or not 0 < len(spatial) < len(self.tasks):
+            return (), 0
+        batches = self.opts.spatial_first * self.opts.steps * self.opts.grad_accum
+        return spatial, math.ceil(batches / BUCKETS)
 
     def _modalities(self, resolution: int) -> Modalities:
         """Rank 0 trains the tokenizers if they are missing; the other ranks wait, then load them."""
@@ -189,8 +228,12 @@ class Trainer:
         total = 0.0
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
+            task_index = batch.pop("task_index", None)
             with self._autocast():
-                loss = (self.engine or self.model)(**batch).loss
+                out = (self.engine or self.model)(**batch)
+            loss = out.loss
+            if task_index is not None:
+                self.task_losses.add(out.logits, batch["labels"], task_index)
             if not torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
@@ -235,7 +278,8 @@ class Trainer:
                 self.elapsed = time.time() - t0
                 if step % opts.log_every == 0 or step == opts.steps - 1:
                     last = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
-                            "time": round(self.elapsed, 2), "tokens_per_s": round(useful / max(self.elapsed, 1e-9), 1)}
+                            "time": round(self.elapsed, 2), "tokens_per_s": round(useful / max(self.elapsed, 1e-9), 1),
+                            "task_loss": self.task_losses.pop()}
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{useful / max(self.elapsed, 1e-9):.0f}")
                     if log:
                         log.write(json.dumps(last) + "\n")

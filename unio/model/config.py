@@ -15,14 +15,18 @@ class UnioConfig(PretrainedConfig):
                  qk_norm: bool = False, z_loss: float = 0.0, moe_every: int = 0, num_experts: int = 4,
                  moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
-                 loss_range_starts: list | None = None, **kwargs):
+                 loss_range_starts: list | None = None, stem: str = "linear",
+                 share_encoder_embeddings: bool = True, **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
         self.vocab_size, self.d_model, self.num_heads, self.d_ff = vocab_size, d_model, num_heads, d_ff
         self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
-        self.image_size, self.patch_size = image_size, patch_size
+        self.image_size, self.patch_size, self.stem = image_size, patch_size, stem
+        # False: the encoder's prompt tokens get their own embedding table; the decoder's input
+        # embeddings stay tied to the output layer either way
+        self.share_encoder_embeddings = share_encoder_embeddings
         self.max_text_length, self.max_target_length = max_text_length, max_target_length
         self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
         self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k

@@ -1,6 +1,7 @@
 """unio's encoder-decoder transformer over the unified vocabulary.
 
-Encoder input: image patches (raw pixels -> linear, learned 2-D positions, Unified-IO 1 style)
+Encoder input: image patches (raw pixels -> linear, or a small conv stem: stem.py; learned 2-D
+positions, Unified-IO 1 style)
 followed by the prompt's tokens (learned 1-D positions). Decoder: autoregressive over the unified
 vocabulary, input embeddings tied to the output layer. Pre-norm RMSNorm, scaled_dot_product_attention,
 SwiGLU MLP; QK-norm and z-loss as stability options; MoE feed-forward every `moe_every` layers.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import GenerationMixin, PreTrainedModel
@@ -21,6 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from unio.model.config import UnioConfig
 from unio.model.moe import MoEFeedForward
+from unio.model.stem import build_stem, stem_dtype
 from unio.vocab import EOS
 
 
@@ -28,8 +29,11 @@ class Attention(nn.Module):
     def __init__(self, cfg: UnioConfig, layer_idx: int, cross: bool = False):
         super().__init__()
         self.heads, self.layer_idx, self.cross = cfg.num_heads, layer_idx, cross
-        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+        if cross:   # queries from the decoder, keys and values from the encoder's output
+            self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+            self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+        else:       # one matmul for all three
+            self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.o = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         head_dim = cfg.d_model // cfg.num_heads
         self.q_norm = nn.RMSNorm(head_dim) if cfg.qk_norm else nn.Identity()
@@ -39,24 +43,33 @@ class Attention(nn.Module):
         return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
     def forward(self, x, source=None, mask=None, cache=None, causal=False):
-        q = self.q_norm(self._split(self.q(x)))                           # (B, H, L, D/H)
-        if self.cross and cache is not None and cache.is_updated.get(self.layer_idx):
-            layer = cache.cross_attention_cache.layers[self.layer_idx]
-            k, v = layer.keys, layer.values
-        else:
-            k, v = self.kv(x if source is None else source).chunk(2, dim=-1)
-            k, v = self.k_norm(self._split(k)), self._split(v)
-            if cache is not None:
-                store = cache.cross_attention_cache if self.cross else cache.self_attention_cache
-                k, v = store.update(k, v, self.layer_idx)
-                if self.cross:
-                    cache.is_updated[self.layer_idx] = True
+        q, k, v = self.project(x, source, cache)                          # (B, H, L, D/H) each
         if causal and cache is not None and k.shape[2] != q.shape[2]:  # new tokens after a cached prefix
-            offset = k.shape[2] - q.shape[2]
-            mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(offset)
             causal = False
+            if q.shape[2] > 1:   # one new token sees the whole cache: no mask at all
+                offset = k.shape[2] - q.shape[2]
+                mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(offset)
         out = attend(q, k, v, mask, causal)
         return self.o(out.transpose(1, 2).flatten(2))
+
+    def project(self, x, source, cache):
+        """Queries, keys and values, the keys and values through the cache when there is one."""
+        if not self.cross:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            q, k, v = self.q_norm(self._split(q)), self.k_norm(self._split(k)), self._split(v)
+            if cache is not None:
+                k, v = cache.self_attention_cache.update(k, v, self.layer_idx)
+            return q, k, v
+        q = self.q_norm(self._split(self.q(x)))
+        if cache is not None and cache.is_updated.get(self.layer_idx):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            return q, layer.keys, layer.values
+        k, v = self.kv(source).chunk(2, dim=-1)
+        k, v = self.k_norm(self._split(k)), self._split(v)
+        if cache is not None:
+            k, v = cache.cross_attention_cache.update(k, v, self.layer_idx)
+            cache.is_updated[self.layer_idx] = True
+        return q, k, v
 
 
 def attend(q, k, v, mask, causal: bool):
@@ -121,7 +134,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.cfg, self.embed = cfg, embed
         grid = cfg.image_size // cfg.patch_size
-        self.patch = nn.Linear(3 * cfg.patch_size ** 2, cfg.d_model)
+        self.patch = build_stem(cfg.stem, cfg.patch_size, cfg.d_model)
         self.row = nn.Parameter(sincos(grid, cfg.d_model))   # learned, started from a smooth 2-D prior
         self.col = nn.Parameter(sincos(grid, cfg.d_model, phase=True))
         self.text_pos = nn.Parameter(torch.randn(cfg.max_text_length, cfg.d_model) * 0.02)
@@ -134,9 +147,8 @@ class Encoder(nn.Module):
             raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
         if input_ids.shape[1] > cfg.max_text_length:
             raise ValueError(f"prompt of {input_ids.shape[1]} tokens exceeds max_text_length {cfg.max_text_length}")
-        patches = rearrange(pixel_values, "b c (h p) (w q) -> b (h w) (c p q)", p=cfg.patch_size, q=cfg.patch_size)
         pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
-        image = self.patch(patches.to(self.patch.weight.dtype) * 2 - 1) + pos2d      # (B, P, D)
+        image = self.patch(pixel_values.to(stem_dtype(self.patch)) * 2 - 1) + pos2d  # (B, P, D)
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
 
@@ -195,7 +207,11 @@ class UnioModel(PreTrainedModel, GenerationMixin):
     def __init__(self, config: UnioConfig):
         super().__init__(config)
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.encoder = Encoder(config, self.embed)
+        self._tied_weights_keys = dict(type(self)._tied_weights_keys)
+        if not config.share_encoder_embeddings:   # the prompt's tokens get their own table
+            del self._tied_weights_keys["encoder.embed.weight"]
+        encoder_embed = self.embed if config.share_encoder_embeddings else nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = Encoder(config, encoder_embed)
         self.decoder = Decoder(config, self.embed)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
@@ -224,7 +240,9 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         return self.embed
 
     def set_input_embeddings(self, value):
-        self.embed = self.encoder.embed = self.decoder.embed = value
+        self.embed = self.decoder.embed = value
+        if self.config.share_encoder_embeddings:
+            self.encoder.embed = value
 
     def get_output_embeddings(self):
         return self.lm_head
@@ -249,7 +267,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                               cache=cache if use_cache or cache is not None else None, aux=aux)
         logits = self.lm_head(hidden * self.config.d_model ** -0.5)                     # (B, L, V)
         loss = self.loss(logits, labels, aux) if labels is not None else None
-        return Seq2SeqLMOutput(loss=loss, logits=logits, past_key_values=cache,
+        return Seq2SeqLMOutput(loss=loss, logits=logits, cache=cache,
                                encoder_last_hidden_state=memory)
 
     def loss(self, logits, labels, aux):

@@ -232,11 +232,11 @@ class Trainer:
             with self._autocast():
                 out = (self.engine or self.model)(**batch)
             loss = out.loss
-            if task_index is not None:
-                self.task_losses.add(out.logits, batch["labels"], task_index)
             if not torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
+            if task_index is not None:
+                self.task_losses.add(out.logits, batch["labels"], task_index)
             if self.engine is not None:
                 self.engine.backward(loss)
                 self.engine.step()

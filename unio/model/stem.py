@@ -7,7 +7,6 @@ corners, silhouettes) come from the first step instead of being learned inside t
 """
 from __future__ import annotations
 
-import torch
 from einops import rearrange
 from torch import nn
 
@@ -48,7 +47,3 @@ def build_stem(kind: str, patch_size: int, d_model: int) -> nn.Module:
     if kind not in STEMS:
         raise ValueError(f"unknown stem {kind!r}; stems: {', '.join(STEMS)}")
     return (LinearStem if kind == "linear" else ConvStem)(patch_size, d_model)
-
-
-def stem_dtype(stem: nn.Module) -> torch.dtype:
-    return stem.proj.weight.dtype

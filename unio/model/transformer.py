@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from unio.model.config import UnioConfig
 from unio.model.moe import MoEFeedForward
-from unio.model.stem import build_stem, stem_dtype
+from unio.model.stem import build_stem
 from unio.vocab import EOS
 
 
@@ -148,7 +148,7 @@ class Encoder(nn.Module):
         if input_ids.shape[1] > cfg.max_text_length:
             raise ValueError(f"prompt of {input_ids.shape[1]} tokens exceeds max_text_length {cfg.max_text_length}")
         pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
-        image = self.patch(pixel_values.to(stem_dtype(self.patch)) * 2 - 1) + pos2d  # (B, P, D)
+        image = self.patch(pixel_values.to(self.patch.proj.weight.dtype) * 2 - 1) + pos2d  # (B, P, D)
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
 
@@ -208,9 +208,10 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self._tied_weights_keys = dict(type(self)._tied_weights_keys)
+        encoder_embed = self.embed
         if not config.share_encoder_embeddings:   # the prompt's tokens get their own table
             del self._tied_weights_keys["encoder.embed.weight"]
-        encoder_embed = self.embed if config.share_encoder_embeddings else nn.Embedding(config.vocab_size, config.d_model)
+            encoder_embed = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder = Encoder(config, encoder_embed)
         self.decoder = Decoder(config, self.embed)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)

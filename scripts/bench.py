@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     t5 = bench.T5WithPatches(cfg)
     if not args.no_compile:
         model.compile_blocks()   # as train_mixture.py trains
-    unio_train = bench.train_throughput(model, bucketed, patches)
+    unio_train = bench.train_throughput(model, bucketed, patches, profile=True)
     t5_train = bench.train_throughput(t5, padded, patches)
     report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
     report["train"] = {"unio": unio_train, "t5": t5_train, "unio_compiled": not args.no_compile,
@@ -58,20 +58,32 @@ def main(argv=None) -> int:
         t5_compiled = bench.train_throughput(torch.compile(bench.T5WithPatches(cfg), dynamic=True), padded, patches)
         report["train"]["t5_compiled"] = t5_compiled
         report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
-    peak = bench.matmul_rate(512 if args.quick else 1024)
+    rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048))
+    peak = rates["best"]
     flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4
-    report["flops"] = {"matmul_bf16_flop_per_s": peak, "unio_step_flops": flops,
-                       "unio_flop_per_s": flops / unio_train["seconds_per_step"],
-                       "fraction_of_matmul_rate": flops / unio_train["seconds_per_step"] / peak}
+    report["flops"] = {"matmul_bf16_flop_per_s": peak, "matmul_bf16_by_size": rates["per_size"],
+                       "unio_step_flops": flops, "unio_flop_per_s": flops / unio_train["seconds_per_step"],
+                       "fraction_of_matmul_rate": flops / unio_train["seconds_per_step"] / peak,
+                       "matmul_time_fraction": unio_train["matmul_time_fraction"]}
+    # the rate the matmul kernels themselves reach inside the step: the ceiling were all else free
+    report["flops"]["matmul_kernels_fraction_of_rate"] = (report["flops"]["fraction_of_matmul_rate"]
+                                                          / unio_train["matmul_time_fraction"])
     if args.utilisation_preset:
         big = bench.preset_utilisation(args.utilisation_preset, args.utilisation_batch)
         report["flops"]["preset_utilisation"] = {**big, "fraction_of_matmul_rate": big["flop_per_s"] / peak}
     model.eval()
     t5.eval()
-    unio_gen = bench.generation_modes(model.generate, padded[0], args.new_tokens)
     t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens)
+    unio_gen = bench.generation_modes(model.generate, padded[0], args.new_tokens,
+                                      None if args.no_compile else model.compile_generation)
     report["generate"] = {"unio": unio_gen, "t5": t5_gen, "unio_tokens_per_s": unio_gen["best"],
                           "t5_tokens_per_s": t5_gen["best"], "ratio": unio_gen["best"] / t5_gen["best"]}
+    if args.peer_compiled:
+        t5_compiled = bench.compiled_generation(t5.generate, padded[0], args.new_tokens,
+                                                lambda: bench.compile_t5_generation(t5))
+        report["generate"]["t5_compiled"] = t5_compiled
+        report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
+    model.compile_generation(False)   # unio.run below as its users run it by default
     from unio.inference import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     report["peak_rss_mb"] = bench.peak_rss_mb()

@@ -103,6 +103,15 @@ def test_batch_equals_single_calls(runner):
         assert single.tokens == result.tokens
 
 
+def test_compiled_generation_gives_the_same_results(runner):
+    compiled = unio.load(runner.path, compile=True)
+    scenes = [World("test")[i].image for i in range(2)]
+    for task in ("vqa", "refexp"):
+        prompts = [PROMPTS[task]] * 2
+        for eager, fast in zip(unio.run(prompts, scenes, model=runner), unio.run(prompts, scenes, model=compiled)):
+            assert fast.tokens == eager.tokens
+
+
 def test_helpers(runner):
     image = World("test")[0].image
     assert unio.caption(image, model=runner).task == "caption"

@@ -66,6 +66,46 @@ def test_beam_search_and_sampling_run(modalities, tiny_config):
     assert sampled.shape[0] == 2
 
 
+def generate_with_scores(model, inputs, **options):
+    out = model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, output_scores=True,
+                         return_dict_in_generate=True, **options)
+    return out.sequences, torch.stack(out.scores, 1)
+
+
+def assert_same_generation(a, b, atol):
+    assert torch.equal(a[0], b[0])
+    finite = torch.isfinite(a[1])   # tokens the processors ruled out are -inf in both
+    assert torch.equal(finite, torch.isfinite(b[1]))
+    assert torch.allclose(a[1][finite], b[1][finite], atol=atol), (a[1][finite] - b[1][finite]).abs().max()
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_static_cache_generation_equals_dynamic_cache(modalities, tiny_config, beams):
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    batch, _ = batch_for(["vqa", "caption"], modalities, tiny_config, n=2)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
+    dynamic = generate_with_scores(model, inputs, num_beams=beams, do_sample=False)
+    static = generate_with_scores(model, inputs, num_beams=beams, do_sample=False, cache_implementation="static")
+    assert_same_generation(static, dynamic, atol=1e-5)
+
+
+def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_config):
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    batch, _ = batch_for(["vqa", "refexp"], modalities, tiny_config, n=2)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
+    eager = generate_with_scores(model, inputs, do_sample=False)
+    model.compile_generation()
+    before = torch._dynamo.utils.counters["stats"]["calls_captured"]
+    compiled = generate_with_scores(model, inputs, do_sample=False)
+    assert torch._dynamo.utils.counters["stats"]["calls_captured"] > before   # it did compile
+    assert_same_generation(compiled, eager, atol=1e-4)
+    model.compile_generation(False)
+    assert model.generation_config.cache_implementation is None
+    assert_same_generation(generate_with_scores(model, inputs, do_sample=False), eager, atol=1e-5)
+
+
 def test_save_load_round_trip(modalities, tiny_config, tmp_path):
     torch.manual_seed(0)
     model = UnioModel(tiny_config).eval()

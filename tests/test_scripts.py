@@ -56,3 +56,5 @@ def test_bench_quick(tmp_path):
     for key in ("world", "tasks", "train", "flops", "generate", "run", "data_pipeline_examples_per_s"):
         assert key in report
     assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0
+    assert report["generate"]["unio"]["compiled_bf16_tokens_per_s"] > 0
+    assert 0 < report["flops"]["matmul_time_fraction"] < 1

@@ -31,10 +31,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_rate(n: int = 1024, dtype=torch.bfloat16) -> float:
-    """This machine's measured dense matmul rate (FLOP/s) in `dtype`."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n ** 3 / timed(lambda: a @ b, repeat=5, warmup=2)
+def matmul_rates(sizes=(1024, 1536, 2048), dtype=torch.bfloat16) -> dict:
+    """This machine's measured dense n x n x n matmul rate (FLOP/s) in `dtype`, per size, and the best.
+    Several sizes because one can mislead: 1024 runs at about half the rate of 1536 here."""
+    rates = {}
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        rates[str(n)] = 2 * n ** 3 / timed(lambda: a @ b, repeat=5, warmup=2)
+    return {"per_size": rates, "best": max(rates.values())}
+
+
+MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
+
+
+def matmul_share(step, batches) -> dict:
+    """Where a training step's time goes: the share of CPU time in matmul kernels, over `batches`."""
+    from torch.profiler import profile
+    with profile() as prof:
+        for batch in batches:
+            step(batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    return {"matmul_time_fraction": matmul / total, "step_seconds_profiled": total / 1e6 / len(batches)}
 
 
 def world_speed(n64: int = 300, n256: int = 30) -> dict:
@@ -114,9 +133,10 @@ class T5WithPatches(nn.Module):
         return self.t5.generate(inputs_embeds=x, attention_mask=mask, **options)
 
 
-def train_throughput(model, batches, patches: int, bf16: bool = True) -> dict:
+def train_throughput(model, batches, patches: int, bf16: bool = True, profile: bool = False) -> dict:
     """Useful (non-pad) tokens per second over `batches`, one AdamW step each, after one untimed pass
-    over the same batches (which is where torch.compile, if the model uses it, compiles)."""
+    over the same batches (which is where torch.compile, if the model uses it, compiles); `profile`
+    adds a third, profiled pass: the share of the step spent in matmuls."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
@@ -135,8 +155,9 @@ def train_throughput(model, batches, patches: int, bf16: bool = True) -> dict:
         step(batch)
     seconds = time.perf_counter() - start
     tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
-    return {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
-            "first_pass_seconds": warmup}
+    out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
+           "first_pass_seconds": warmup}
+    return {**out, **matmul_share(step, batches)} if profile else out
 
 
 def step_flops(model, batch, bf16: bool = True) -> float:
@@ -151,11 +172,15 @@ def step_flops(model, batch, bf16: bool = True) -> float:
     return float(counter.get_total_flops())
 
 
-@torch.no_grad()
-def generation_throughput(generate, batch, new_tokens: int, repeat: int = 2) -> float:
+def generation_call(generate, batch, new_tokens: int):
+    """A no-argument call of greedy generation of exactly `new_tokens` tokens for `batch`."""
     inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
-    seconds = timed(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                     do_sample=False), repeat=repeat)
+    return torch.no_grad()(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                            do_sample=False))
+
+
+def generation_throughput(generate, batch, new_tokens: int, repeat: int = 2) -> float:
+    seconds = timed(generation_call(generate, batch, new_tokens), repeat=repeat)
     return batch["input_ids"].shape[0] * new_tokens / seconds
 
 
@@ -171,19 +196,44 @@ def preset_utilisation(preset: str, batch_size: int, steps: int = 3, prompt: int
              "labels": torch.randint(3, 2048, (batch_size, target))}
     flops = step_flops(model, batch)
     model.compile_blocks()
-    seconds = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2)["seconds_per_step"]
-    return {"preset": preset, "batch_size": batch_size, "step_flops": flops, "flop_per_s": flops / seconds}
+    timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=True)
+    return {"preset": preset, "batch_size": batch_size, "step_flops": flops,
+            "flop_per_s": flops / timing["seconds_per_step"], "matmul_time_fraction": timing["matmul_time_fraction"]}
 
 
-def generation_modes(generate, batch, new_tokens: int) -> dict:
-    """Generation tokens/s in fp32 and in bf16 autocast, and the better of the two."""
-    out = {}
-    for mode in ("fp32", "bf16"):
+def generation_modes(generate, batch, new_tokens: int, compile_generation=None) -> dict:
+    """Generation tokens/s in fp32, in bf16 autocast and, given `compile_generation` (which switches
+    the model to a static KV cache with a compiled decoding step), compiled in bf16; and the best."""
+    out, modes = {}, ["fp32", "bf16"]
+    for mode in modes:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
             out[f"{mode}_tokens_per_s"] = generation_throughput(generate, batch, new_tokens)
-    out["best_mode"] = max(("fp32", "bf16"), key=lambda m: out[f"{m}_tokens_per_s"])
+    if compile_generation is not None:
+        compiled = compiled_generation(generate, batch, new_tokens, compile_generation)
+        out["compile_seconds"], out["compiled_bf16_tokens_per_s"] = compiled["compile_seconds"], compiled["tokens_per_s"]
+        modes.append("compiled_bf16")
+    out["best_mode"] = max(modes, key=lambda m: out[f"{m}_tokens_per_s"])
     out["best"] = out[f"{out['best_mode']}_tokens_per_s"]
     return out
+
+
+def compiled_generation(generate, batch, new_tokens: int, compile_generation) -> dict:
+    """bf16 tokens/s after `compile_generation()`, and the seconds its first call spent compiling."""
+    compile_generation()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        start = time.perf_counter()
+        generation_call(generate, batch, new_tokens)()
+        seconds = time.perf_counter() - start
+        return {"compile_seconds": seconds, "tokens_per_s": generation_throughput(generate, batch, new_tokens)}
+
+
+def compile_t5_generation(t5: T5WithPatches) -> None:
+    """T5's own route to a compiled decoding step: a static cache and transformers' auto-compile."""
+    from transformers import CompileConfig
+    config = CompileConfig(dynamic=False, mode="default")
+    config._compile_all_devices = True
+    t5.t5.generation_config.cache_implementation = "static"
+    t5.t5.generation_config.compile_config = config
 
 
 def run_batch_vs_loop(runner, n: int = 16) -> dict:

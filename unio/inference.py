@@ -170,8 +170,10 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
     return models[-1].parent if models else None
 
 
-def load(path: str | Path | None = None) -> Runner:
-    """Load a trained model (a run folder or its model/ folder) and make it the default for unio.run."""
+def load(path: str | Path | None = None, compile: bool = False) -> Runner:
+    """Load a trained model (a run folder or its model/ folder) and make it the default for unio.run.
+    `compile`: generation on a static KV cache with a compiled decoding step (UnioModel.compile_generation),
+    worth its compile time (~10 s per new batch size or task) for many batched calls."""
     global _default
     from unio.modalities import Modalities
     from unio.model import UnioModel
@@ -183,6 +185,8 @@ def load(path: str | Path | None = None) -> Runner:
     if (path / "model" / "config.json").is_file():
         path = path / "model"
     model = UnioModel.from_pretrained(path)
+    if compile:
+        model.compile_generation()
     _default = Runner(model, Modalities.load(path / "tokenizers"), path)
     return _default
 

@@ -230,18 +230,6 @@ def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalit
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] == before   # no tracing of the KV-cache path
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_written_out_attention_equals_sdpa(causal):
-    from unio.model.transformer import written_out_attention
-    torch.manual_seed(0)
-    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5 if causal else 9, 8), torch.randn(2, 3, 5 if causal else 9, 8)
-    mask = None if causal else torch.rand(2, 1, 1, 9) > 0.4
-    if mask is not None:
-        mask[..., 0] = True   # every row keeps a key
-    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-    assert torch.allclose(written_out_attention(q, k, v, mask, causal), expected, atol=1e-6)
-
-
 def test_range_masked_loss_keeps_each_target_inside_its_vocabulary_range():
     from unio.model.transformer import range_masked
     logits = torch.zeros(1, 4, 10)

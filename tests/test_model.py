@@ -101,6 +101,11 @@ def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_con
     compiled = generate_with_scores(model, inputs, do_sample=False)
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] > before   # it did compile
     assert_same_generation(compiled, eager, atol=1e-4)
+    beams = {k: v[:1] for k, v in inputs.items()}
+    model.compile_generation(False)
+    eager_beams = model.generate(**beams, max_new_tokens=5, num_beams=3, num_return_sequences=2)
+    model.compile_generation()
+    assert torch.equal(model.generate(**beams, max_new_tokens=5, num_beams=3, num_return_sequences=2), eager_beams)
     model.compile_generation(False)
     assert model.generation_config.cache_implementation is None
     assert_same_generation(generate_with_scores(model, inputs, do_sample=False), eager, atol=1e-5)

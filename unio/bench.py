@@ -41,19 +41,31 @@ def matmul_rates(sizes=(1024, 1536, 2048), dtype=torch.bfloat16) -> dict:
     return {"per_size": rates, "best": max(rates.values())}
 
 
-MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
+MATMUL_OPS = ("aten::mm", "aten::bmm")
 
 
-def matmul_share(step, batches) -> dict:
-    """Where a training step's time goes: the share of CPU time in matmul kernels, over `batches`."""
+def matmul_share(step, batches, top: int = 8) -> dict:
+    """Where a training step's time goes: the share of CPU time in matmul kernels over `batches`, and
+    the `top` matmul shapes by time with the rate each reached."""
     from torch.profiler import profile
-    with profile() as prof:
+    with profile(record_shapes=True) as prof:
         for batch in batches:
             step(batch)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
-    return {"matmul_time_fraction": matmul / total, "step_seconds_profiled": total / 1e6 / len(batches)}
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    shapes = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in MATMUL_OPS]
+    matmul = sum(e.self_cpu_time_total for e in shapes)
+    shapes.sort(key=lambda e: -e.self_cpu_time_total)
+    by_shape = [{"op": e.key, "shapes": e.input_shapes[:2], "calls": e.count, "ms": e.self_cpu_time_total / 1e3,
+                 "flop_per_s": matmul_flops(e.key, e.input_shapes) * e.count / (e.self_cpu_time_total / 1e6)}
+                for e in shapes[:top]]
+    return {"matmul_time_fraction": matmul / total, "step_seconds_profiled": total / 1e6 / len(batches),
+            "matmul_by_shape": by_shape}
+
+
+def matmul_flops(op: str, shapes) -> int:
+    """FLOPs of one aten::mm ((m, k) x (k, n)) or aten::bmm ((b, m, k) x (b, k, n)) call."""
+    a, b = shapes[0], shapes[1]
+    return 2 * a[0] * a[1] * b[1] if op == "aten::mm" else 2 * a[0] * a[1] * a[2] * b[2]
 
 
 def world_speed(n64: int = 300, n256: int = 30) -> dict:

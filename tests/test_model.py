@@ -90,7 +90,7 @@ def test_static_cache_generation_equals_dynamic_cache(modalities, tiny_config, b
     assert_same_generation(static, dynamic, atol=1e-5)
 
 
-def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_config):
+def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_config, tmp_path):
     torch.manual_seed(0)
     model = UnioModel(tiny_config).eval()
     batch, _ = batch_for(["vqa", "refexp"], modalities, tiny_config, n=2)
@@ -106,8 +106,9 @@ def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_con
     eager_beams = model.generate(**beams, max_new_tokens=5, num_beams=3, num_return_sequences=2)
     model.compile_generation()
     assert torch.equal(model.generate(**beams, max_new_tokens=5, num_beams=3, num_return_sequences=2), eager_beams)
+    model.save_pretrained(tmp_path)   # compilation is a property of this process, not of the saved model
+    assert UnioModel.from_pretrained(tmp_path).generation_config.cache_implementation is None
     model.compile_generation(False)
-    assert model.generation_config.cache_implementation is None
     assert_same_generation(generate_with_scores(model, inputs, do_sample=False), eager, atol=1e-5)
 
 

@@ -230,6 +230,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         self.encoder = Encoder(config, encoder_embed)
         self.decoder = Decoder(config, self.embed)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.compiled_generation = None   # a CompileConfig while compile_generation() is on
         self.post_init()
 
     def _init_weights(self, module):
@@ -257,17 +258,23 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         faster at `tiny`), and a static KV cache whose one-token decoding step transformers compiles
         whole (its auto-compile, which it otherwise keeps to GPUs). Each new batch size or output
         length compiles once more (~10 s at `tiny` on 2 cores); outputs equal eager decoding's.
-        `enabled=False` goes back to eager decoding on a dynamic cache."""
+        `enabled=False` goes back to eager decoding on a dynamic cache. Not saved with the model."""
         from transformers import CompileConfig
-        compile_config = CompileConfig(dynamic=False, mode="default")   # "reduce-overhead" means CUDA graphs
-        compile_config._compile_all_devices = True
-        self.generation_config.cache_implementation = "static" if enabled else None
-        self.generation_config.compile_config = compile_config if enabled else None
+        self.compiled_generation = None
+        if enabled:
+            self.compiled_generation = CompileConfig(dynamic=False, mode="default")  # "reduce-overhead": CUDA graphs
+            self.compiled_generation._compile_all_devices = True
         blocks = (*self.encoder.layers, *self.decoder.layers)
         if enabled and all(block.compiled is None for block in blocks):
             self.compile_blocks()
         for block in blocks:
             block.compiled_at_inference = enabled
+
+    def generate(self, *args, **kwargs):
+        if self.compiled_generation is not None:
+            kwargs.setdefault("cache_implementation", "static")
+            kwargs.setdefault("compile_config", self.compiled_generation)
+        return super().generate(*args, **kwargs)
 
     def get_input_embeddings(self):
         return self.embed

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from unio import checkpoint as ckpt
@@ -90,7 +89,8 @@ class TaskLosses:
 
     @torch.no_grad()
     def add(self, logits, labels, task_index) -> None:
-        token_loss = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        picked = logits.gather(-1, labels.clamp(min=0)[..., None])[..., 0].float()
+        token_loss = torch.logsumexp(logits.float(), -1) - picked      # cross-entropy, without a (B, L, V) output
         valid = (labels != -100).float()
         per_example = (token_loss * valid).sum(1) / valid.sum(1).clamp(min=1)
         self.sums.index_add_(0, task_index.cpu(), per_example.double().cpu())

@@ -262,7 +262,9 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         from transformers import CompileConfig
         self.compiled_generation = None
         if enabled:
-            self.compiled_generation = CompileConfig(dynamic=False, mode="default")  # "reduce-overhead": CUDA graphs
+            # transformers' default mode, "reduce-overhead", means CUDA graphs: kept for GPUs only
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self.compiled_generation = CompileConfig(dynamic=False, mode=mode)
             self.compiled_generation._compile_all_devices = True
         blocks = (*self.encoder.layers, *self.decoder.layers)
         if enabled and all(block.compiled is None for block in blocks):

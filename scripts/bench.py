@@ -6,9 +6,10 @@
 Model training and generation are measured against Hugging Face T5 of the same dimensions on the
 same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
 length-bucketed batches with its blocks compiled, as train_mixture.py trains), and against the
-machine's measured bf16 matmul rate. Generation (greedy, KV cache, `generate()`) is timed for each
-model in fp32 and in bf16 autocast, and each model's faster mode is compared.
-`--peer-compiled` adds T5 under torch.compile.
+machine's measured bf16 matmul rate (the best of three sizes). Generation (greedy, KV cache,
+`generate()`) is timed for each model in fp32 and in bf16 autocast, and for unio also compiled
+(UnioModel.compile_generation); each model's fastest mode is compared. `--peer-compiled` adds T5
+under torch.compile, in training and in generation (static cache, compiled decoding step).
 """
 import argparse
 import json

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from unio.data import BatchStream, Collator, Mixture, model_inputs
+from unio.model.stem import LinearStem
 from unio.registries import TASKS
 from unio.world import World
 
@@ -120,19 +121,16 @@ class T5WithPatches(nn.Module):
     def __init__(self, config):
         super().__init__()
         from transformers import T5Config, T5ForConditionalGeneration
-        self.patch_size = config.patch_size
         t5 = T5Config(vocab_size=config.vocab_size, d_model=config.d_model, d_kv=config.d_model // config.num_heads,
                       d_ff=config.d_ff, num_layers=config.encoder_layers, num_decoder_layers=config.decoder_layers,
                       num_heads=config.num_heads, feed_forward_proj="gated-silu", dropout_rate=0.0,
                       decoder_start_token_id=config.decoder_start_token_id, pad_token_id=0, eos_token_id=1)
         self.t5 = T5ForConditionalGeneration(t5)
-        self.patch = nn.Linear(3 * config.patch_size ** 2, config.d_model)
+        self.patch = LinearStem(config.patch_size, config.d_model)
 
     def embeds(self, pixel_values, input_ids, attention_mask):
-        from einops import rearrange
-        p = self.patch_size
-        patches = rearrange(pixel_values, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)
-        x = torch.cat([self.patch(patches), self.t5.get_input_embeddings()(input_ids)], 1)
+        patches = self.patch(pixel_values)
+        x = torch.cat([patches, self.t5.get_input_embeddings()(input_ids)], 1)
         mask = torch.cat([attention_mask.new_ones(patches.shape[:2]), attention_mask], 1)
         return x, mask
 
@@ -241,11 +239,9 @@ def compiled_generation(generate, batch, new_tokens: int, compile_generation) ->
 
 def compile_t5_generation(t5: T5WithPatches) -> None:
     """T5's own route to a compiled decoding step: a static cache and transformers' auto-compile."""
-    from transformers import CompileConfig
-    config = CompileConfig(dynamic=False, mode="default")
-    config._compile_all_devices = True
+    from unio.model.transformer import decoding_compile_config
     t5.t5.generation_config.cache_implementation = "static"
-    t5.t5.generation_config.compile_config = config
+    t5.t5.generation_config.compile_config = decoding_compile_config(t5.t5.device)
 
 
 def run_batch_vs_loop(runner, n: int = 16) -> dict:

@@ -259,13 +259,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         whole (its auto-compile, which it otherwise keeps to GPUs). Each new batch size or output
         length compiles once more (~10 s at `tiny` on 2 cores); outputs equal eager decoding's.
         `enabled=False` goes back to eager decoding on a dynamic cache. Not saved with the model."""
-        from transformers import CompileConfig
-        self.compiled_generation = None
-        if enabled:
-            # transformers' default mode, "reduce-overhead", means CUDA graphs: kept for GPUs only
-            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
-            self.compiled_generation = CompileConfig(dynamic=False, mode=mode)
-            self.compiled_generation._compile_all_devices = True
+        self.compiled_generation = decoding_compile_config(self.device) if enabled else None
         blocks = (*self.encoder.layers, *self.decoder.layers)
         if enabled and all(block.compiled is None for block in blocks):
             self.compile_blocks()
@@ -328,6 +322,15 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
             loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
         return loss
+
+
+def decoding_compile_config(device):
+    """transformers' settings for compiling a one-token decoding step on `device`, any device: its
+    default mode, "reduce-overhead", means CUDA graphs, so it is kept for GPUs."""
+    from transformers import CompileConfig
+    config = CompileConfig(dynamic=False, mode="reduce-overhead" if device.type == "cuda" else "default")
+    config._compile_all_devices = True   # transformers auto-compiles only on accelerators otherwise
+    return config
 
 
 def range_masked(logits, labels, starts):

@@ -69,9 +69,11 @@ def main(argv=None) -> int:
     # the rate the matmul kernels themselves reach inside the step: the ceiling were all else free
     report["flops"]["matmul_kernels_fraction_of_rate"] = (report["flops"]["fraction_of_matmul_rate"]
                                                           / unio_train["matmul_time_fraction"])
+    # the fraction were the step nothing but its matmuls, each at its standalone rate
+    report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak)
     if args.utilisation_preset:
-        big = bench.preset_utilisation(args.utilisation_preset, args.utilisation_batch)
-        report["flops"]["preset_utilisation"] = {**big, "fraction_of_matmul_rate": big["flop_per_s"] / peak}
+        report["flops"]["preset_utilisation"] = bench.preset_utilisation(args.utilisation_preset,
+                                                                         args.utilisation_batch, peak)
     model.eval()
     t5.eval()
     t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens)

@@ -58,3 +58,4 @@ def test_bench_quick(tmp_path):
     assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0
     assert report["generate"]["unio"]["compiled_bf16_tokens_per_s"] > 0
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
+    assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -67,6 +68,50 @@ def matmul_flops(op: str, shapes) -> int:
     """FLOPs of one aten::mm ((m, k) x (k, n)) or aten::bmm ((b, m, k) x (b, k, n)) call."""
     a, b = shapes[0], shapes[1]
     return 2 * a[0] * a[1] * b[1] if op == "aten::mm" else 2 * a[0] * a[1] * a[2] * b[2]
+
+
+def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
+    """The fraction of `peak` training steps on `batches` would reach if they did nothing but their
+    matmuls, each run standalone (warm caches) with the shapes and memory layouts the step gives it,
+    recorded from an eager forward + backward: an upper bound on fraction_of_matmul_rate that no
+    change outside the matmul kernels can pass."""
+    calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
+    seconds, flops = 0.0, 0
+    for (op, operands), count in calls.items():
+        args = [strided_randn(size, stride, dtype) for size, stride, dtype in operands]
+        fn = torch.mm if op == "mm" else torch.bmm
+        seconds += count * timed(lambda: fn(*args), repeat=3)
+        flops += count * matmul_flops(f"aten::{op}", [a.shape for a in args])
+    strided = sum(n for (_, ops), n in calls.items() if any(st != torch.empty(s).stride() for s, st, _ in ops))
+    return {"matmul_calls": sum(calls.values()), "calls_with_a_non_contiguous_operand": strided,
+            "matmul_only_seconds_per_step": seconds / len(batches), "matmul_only_flop_per_s": flops / seconds,
+            "ceiling_fraction_of_matmul_rate": flops / seconds / peak}
+
+
+def strided_randn(size, stride, dtype) -> torch.Tensor:
+    """Random values in exactly the layout `stride` gives (a transposed view, say)."""
+    storage = 1 + sum((n - 1) * st for n, st in zip(size, stride))
+    return torch.randn(storage, dtype=dtype).as_strided(size, stride)
+
+
+def recorded_matmuls(model, batch, bf16: bool) -> dict:
+    """(op, ((size, stride, dtype), ...)) -> calls, for each mm / bmm / addmm of one forward + backward."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    kinds = {torch.ops.aten.mm.default: "mm", torch.ops.aten.bmm.default: "bmm", torch.ops.aten.addmm.default: "mm"}
+    calls = Counter()
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in kinds:
+                operands = args[1:3] if func is torch.ops.aten.addmm.default else args[:2]
+                calls[kinds[func], tuple((tuple(t.shape), t.stride(), t.dtype) for t in operands)] += 1
+            return func(*args, **(kwargs or {}))
+    model.eval()   # the eager path, as step_flops counts it
+    with Recorder(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+    model.train()
+    return calls
 
 
 def world_speed(n64: int = 300, n256: int = 30) -> dict:
@@ -194,9 +239,11 @@ def generation_throughput(generate, batch, new_tokens: int, repeat: int = 2) -> 
     return batch["input_ids"].shape[0] * new_tokens / seconds
 
 
-def preset_utilisation(preset: str, batch_size: int, steps: int = 3, prompt: int = 16, target: int = 16) -> dict:
+def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3, prompt: int = 16,
+                       target: int = 16) -> dict:
     """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
-    lengths: the matmul fraction where the matrices are as large as the preset makes them."""
+    lengths, as a fraction of `peak`, and its matmul-only ceiling: the matmul fraction where the
+    matrices are as large as the preset makes them."""
     from unio.presets import build_model
     model = build_model(preset, 2048)
     cfg = model.config
@@ -205,10 +252,12 @@ def preset_utilisation(preset: str, batch_size: int, steps: int = 3, prompt: int
              "attention_mask": torch.ones(batch_size, prompt, dtype=torch.long),
              "labels": torch.randint(3, 2048, (batch_size, target))}
     flops = step_flops(model, batch)
+    ceiling = matmul_ceiling(model, [batch], peak)
     model.compile_blocks()
     timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=True)
     return {"preset": preset, "batch_size": batch_size, "step_flops": flops,
-            "flop_per_s": flops / timing["seconds_per_step"], "matmul_time_fraction": timing["matmul_time_fraction"]}
+            "flop_per_s": flops / timing["seconds_per_step"], "fraction_of_matmul_rate": flops / timing["seconds_per_step"] / peak,
+            "matmul_time_fraction": timing["matmul_time_fraction"], "matmul_ceiling": ceiling}
 
 
 def generation_modes(generate, batch, new_tokens: int, compile_generation=None) -> dict:

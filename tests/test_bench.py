@@ -1,0 +1,43 @@
+"""The bench's measuring tools: the matmul-only ceiling replays exactly the step's matmuls."""
+import torch
+
+from unio import bench
+from unio.presets import build_model
+
+
+def toy_batch(cfg, batch_size=4):
+    torch.manual_seed(0)
+    return {"pixel_values": torch.rand(batch_size, 3, cfg.image_size, cfg.image_size),
+            "input_ids": torch.randint(3, 100, (batch_size, 6)),
+            "attention_mask": torch.ones(batch_size, 6, dtype=torch.long),
+            "labels": torch.randint(3, 100, (batch_size, 5))}
+
+
+def test_recorded_matmuls_are_every_flop_of_the_step():
+    model = build_model("toy", 128)
+    batch = toy_batch(model.config)
+    calls = bench.recorded_matmuls(model, batch, bf16=True)
+    recorded = sum(n * bench.matmul_flops(f"aten::{op}", [s for s, _, _ in ops]) for (op, ops), n in calls.items())
+    assert recorded == bench.step_flops(model, batch)
+    # the linear layers' products run in bf16 (attention's, in SDPA's math form, upcast to fp32)
+    assert all(dtype == torch.bfloat16 for (op, ops) in calls if op == "mm" for _, _, dtype in ops)
+
+
+def test_weight_gradients_are_recorded_in_their_transposed_layout():
+    model = build_model("toy", 128)
+    cfg = model.config
+    calls = bench.recorded_matmuls(model, toy_batch(cfg), bf16=True)
+    qkv = model.encoder.layers[0].self_attn.qkv.weight.shape           # (3D, D): its gradient is dY^T X
+    grads = [ops for (op, ops) in calls if op == "mm" and (ops[0][0][0], ops[1][0][1]) == tuple(qkv)]
+    assert grads and any(ops[0][1] != torch.empty(ops[0][0]).stride() for ops in grads)
+    size, stride, dtype = grads[0][0]
+    replayed = bench.strided_randn(size, stride, dtype)
+    assert tuple(replayed.shape) == size and replayed.stride() == stride
+
+
+def test_matmul_ceiling_reports_a_rate():
+    model = build_model("toy", 128)
+    peak = bench.matmul_rates((256,))["best"]
+    out = bench.matmul_ceiling(model, [toy_batch(model.config)], peak)
+    assert out["matmul_calls"] > 0 and out["calls_with_a_non_contiguous_operand"] > 0
+    assert out["matmul_only_flop_per_s"] > 0 and out["ceiling_fraction_of_matmul_rate"] > 0

@@ -71,6 +71,9 @@ def main(argv=None) -> int:
                                                           / unio_train["matmul_time_fraction"])
     # the fraction were the step nothing but its matmuls, each at its standalone rate
     report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak)
+    # FLOPs a matmul does in the time memory moves one byte: what elementwise work costs here
+    report["flops"]["memory_bytes_per_s"] = bench.memory_rate(32 if args.quick else 256)
+    report["flops"]["matmul_flop_per_memory_byte"] = peak / report["flops"]["memory_bytes_per_s"]
     if args.utilisation_preset:
         report["flops"]["preset_utilisation"] = bench.preset_utilisation(args.utilisation_preset,
                                                                          args.utilisation_batch, peak)

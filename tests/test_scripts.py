@@ -59,3 +59,4 @@ def test_bench_quick(tmp_path):
     assert report["generate"]["unio"]["compiled_bf16_tokens_per_s"] > 0
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
     assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0
+    assert report["flops"]["memory_bytes_per_s"] > 0

@@ -43,6 +43,14 @@ def matmul_rates(sizes=(1024, 1536, 2048), dtype=torch.bfloat16) -> dict:
     return {"per_size": rates, "best": max(rates.values())}
 
 
+def memory_rate(megabytes: int = 256) -> float:
+    """This machine's memory bandwidth in bytes/s: one large fp32 copy (bytes read + bytes written),
+    the ceiling of the step's elementwise work (norms, activations, casts, the optimizer)."""
+    src = torch.ones(megabytes * 2 ** 18)
+    dst = torch.empty_like(src)
+    return 2 * src.nbytes / timed(lambda: dst.copy_(src), repeat=5, warmup=2)
+
+
 MATMUL_OPS = ("aten::mm", "aten::bmm")
 
 

@@ -1,9 +1,13 @@
 """Every script end to end at toy size."""
+import importlib.util
 import json
+import os
+
+import pytest
 
 from PIL import Image
 
-from conftest import run_script
+from conftest import ROOT, run_script
 
 
 def test_evaluate_baselines(tmp_path, modalities):
@@ -60,3 +64,19 @@ def test_bench_quick(tmp_path):
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
     assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0
     assert report["flops"]["memory_bytes_per_s"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
+def test_gpu_check_on_the_cpu(tmp_path):
+    """The prepared GPU check, shrunk to a CPU smoke test: every step runs and leaves its results."""
+    import subprocess
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "DEVICE": "cpu",
+           "PRESETS": "toy:2", "TRAIN_PRESET": "toy", "BATCH": "4", "STEPS": "2", "VQ_STEPS": "10", "MINUTES": "1",
+           "WHEELS": str(tmp_path / "no_wheels")}
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    utilisation = json.loads((tmp_path / "out" / "utilisation.json").read_text())
+    assert utilisation["toy"]["fraction_of_matmul_rate"] > 0 and utilisation["toy"]["matmul_ceiling"]["matmul_calls"] > 0
+    runs = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert runs["single"]["steps"] == 1 and runs["zero2"]["steps"] == 1

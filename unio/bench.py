@@ -17,29 +17,36 @@ from unio.world import World
 TASKS4 = ["vqa", "caption", "refexp", "depth"]
 
 
-def timed(fn, repeat: int, warmup: int = 1) -> float:
-    """Seconds per call (median of `repeat`, after `warmup` calls)."""
+def timed(fn, repeat: int, warmup: int = 1, device="cpu") -> float:
+    """Seconds per call (median of `repeat`, after `warmup` calls), waiting for a GPU to finish each."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
+        synchronize(device)
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_rates(sizes=(1024, 1536, 2048), dtype=torch.bfloat16) -> dict:
+def matmul_rates(sizes=(1024, 1536, 2048), dtype=torch.bfloat16, device="cpu") -> dict:
     """This machine's measured dense n x n x n matmul rate (FLOP/s) in `dtype`, per size, and the best.
     Several sizes because one can mislead: 1024 runs at about half the rate of 1536 here."""
     rates = {}
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        rates[str(n)] = 2 * n ** 3 / timed(lambda: a @ b, repeat=5, warmup=2)
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+        rates[str(n)] = 2 * n ** 3 / timed(lambda: a @ b, repeat=5, warmup=2, device=device)
     return {"per_size": rates, "best": max(rates.values())}
 
 
@@ -84,11 +91,12 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
     recorded from an eager forward + backward: an upper bound on fraction_of_matmul_rate that no
     change outside the matmul kernels can pass."""
     calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
+    device = model.device
     seconds, flops = 0.0, 0
     for (op, operands), count in calls.items():
-        args = [strided_randn(size, stride, dtype) for size, stride, dtype in operands]
+        args = [strided_randn(size, stride, dtype, device) for size, stride, dtype in operands]
         fn = torch.mm if op == "mm" else torch.bmm
-        seconds += count * timed(lambda: fn(*args), repeat=3)
+        seconds += count * timed(lambda: fn(*args), repeat=3, device=device)
         flops += count * matmul_flops(f"aten::{op}", [a.shape for a in args])
     strided = sum(n for (_, ops), n in calls.items() if any(st != torch.empty(s).stride() for s, st, _ in ops))
     return {"matmul_calls": sum(calls.values()), "calls_with_a_non_contiguous_operand": strided,
@@ -96,10 +104,10 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
             "ceiling_fraction_of_matmul_rate": flops / seconds / peak}
 
 
-def strided_randn(size, stride, dtype) -> torch.Tensor:
+def strided_randn(size, stride, dtype, device="cpu") -> torch.Tensor:
     """Random values in exactly the layout `stride` gives (a transposed view, say)."""
     storage = 1 + sum((n - 1) * st for n, st in zip(size, stride))
-    return torch.randn(storage, dtype=dtype).as_strided(size, stride)
+    return torch.randn(storage, dtype=dtype, device=device).as_strided(size, stride)
 
 
 def recorded_matmuls(model, batch, bf16: bool) -> dict:
@@ -115,7 +123,7 @@ def recorded_matmuls(model, batch, bf16: bool) -> dict:
                 calls[kinds[func], tuple((tuple(t.shape), t.stride(), t.dtype) for t in operands)] += 1
             return func(*args, **(kwargs or {}))
     model.eval()   # the eager path, as step_flops counts it
-    with Recorder(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with Recorder(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
         model(**batch).loss.backward()
     model.zero_grad(set_to_none=True)
     model.train()
@@ -201,22 +209,23 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
     over the same batches (which is where torch.compile, if the model uses it, compiles); `profile`
     adds a third, profiled pass: the share of the step spent in matmuls."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)   # as the trainer steps
+    device = next(model.parameters()).device
     model.train()
 
     def step(batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(**batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    start = time.perf_counter()
-    for batch in batches:
-        step(batch)
-    warmup = time.perf_counter() - start
-    start = time.perf_counter()
-    for batch in batches:
-        step(batch)
-    seconds = time.perf_counter() - start
+
+    def passes():
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        synchronize(device)
+        return time.perf_counter() - start
+    warmup, seconds = passes(), passes()
     tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
     out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
            "first_pass_seconds": warmup}
@@ -228,7 +237,7 @@ def step_flops(model, batch, bf16: bool = True) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
     model.eval()   # the eager path: compiled blocks would hide their aten ops from the counter
-    with counter, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with counter, torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
         model(**batch).loss.backward()
     model.zero_grad(set_to_none=True)
     model.train()
@@ -249,24 +258,28 @@ def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5) -> 
 
 
 def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3, prompt: int = 16,
-                       target: int = 16) -> dict:
+                       target: int = 16, device="cpu") -> dict:
     """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
     lengths, as a fraction of `peak`, and its matmul-only ceiling: the matmul fraction where the
-    matrices are as large as the preset makes them."""
+    matrices are as large as the preset makes them. On a CPU, also the step's share of time in matmuls."""
     from unio.presets import build_model
-    model = build_model(preset, 2048)
+    model = build_model(preset, 2048).to(device)
     cfg = model.config
     batch = {"pixel_values": torch.rand(batch_size, 3, cfg.image_size, cfg.image_size),
              "input_ids": torch.randint(3, 2048, (batch_size, prompt)),
              "attention_mask": torch.ones(batch_size, prompt, dtype=torch.long),
              "labels": torch.randint(3, 2048, (batch_size, target))}
+    batch = {k: v.to(device) for k, v in batch.items()}
     flops = step_flops(model, batch)
     ceiling = matmul_ceiling(model, [batch], peak)
     model.compile_blocks()
-    timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=True)
-    return {"preset": preset, "batch_size": batch_size, "step_flops": flops,
-            "flop_per_s": flops / timing["seconds_per_step"], "fraction_of_matmul_rate": flops / timing["seconds_per_step"] / peak,
-            "matmul_time_fraction": timing["matmul_time_fraction"], "matmul_ceiling": ceiling}
+    on_cpu = torch.device(device).type == "cpu"
+    timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=on_cpu)
+    seconds = timing["seconds_per_step"]
+    out = {"preset": preset, "batch_size": batch_size, "device": str(device), "step_flops": flops,
+           "seconds_per_step": seconds, "flop_per_s": flops / seconds, "fraction_of_matmul_rate": flops / seconds / peak,
+           "matmul_ceiling": ceiling}
+    return {**out, "matmul_time_fraction": timing["matmul_time_fraction"]} if on_cpu else out
 
 
 def generation_modes(generate, batch, new_tokens: int, compile_generation=None) -> dict:

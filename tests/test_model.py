@@ -100,6 +100,7 @@ def test_compiled_generation_equals_eager_and_can_be_undone(modalities, tiny_con
     before = torch._dynamo.utils.counters["stats"]["calls_captured"]
     compiled = generate_with_scores(model, inputs, do_sample=False)
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] > before   # it did compile
+    assert hasattr(model, "_compiled_call")   # transformers compiled the decoding step itself, off GPUs too
     assert_same_generation(compiled, eager, atol=1e-4)
     beams = {k: v[:1] for k, v in inputs.items()}
     model.compile_generation(False)

@@ -11,6 +11,8 @@ D width, H heads, V vocabulary.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -329,6 +331,9 @@ def decoding_compile_config(device):
     default mode, "reduce-overhead", means CUDA graphs, so it is kept for GPUs."""
     from transformers import CompileConfig
     config = CompileConfig(dynamic=False, mode="reduce-overhead" if device.type == "cuda" else "default")
+    if not hasattr(CompileConfig, "_compile_all_devices"):   # a private field: say so if it is gone
+        warnings.warn("this transformers' CompileConfig has no _compile_all_devices: off GPUs, generate() "
+                      "will decode eagerly (only the encoder's blocks are compiled)", stacklevel=3)
     config._compile_all_devices = True   # transformers auto-compiles only on accelerators otherwise
     return config
 

@@ -1,28 +1,53 @@
-"""DeepSpeed data parallelism on CPU: 2 processes (gloo), ZeRO-2; loss falls, ranks agree."""
+"""DeepSpeed data parallelism on CPU: 2 processes (gloo), ZeRO-2; loss falls, ranks agree, a killed run resumes."""
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
 
 
-@pytest.mark.parametrize("config", ["zero2.json"])
-def test_two_process_zero_training(tmp_path, config):
-    out = tmp_path / "ds"
+def launch(tmp_path, out, config="zero2.json", steps=40, *extra, port=29517):
+    """train_mixture.py in 2 DeepSpeed processes (torchrun)."""
     env = {**os.environ, "UNIO_CACHE": str(tmp_path / "cache"), "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
            "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext")),
            "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-            "scripts/train_mixture.py", "--tasks", "refexp", "--preset", "toy", "--steps", "40", "--batch-size", "8",
-            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-eval", "--no-progress", "--out", str(out),
-            "--deepspeed", f"configs/deepspeed/{config}"]
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            "scripts/train_mixture.py", "--tasks", "refexp", "--preset", "toy", "--steps", str(steps), "--batch-size", "8",
+            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-eval", "--no-progress",
+            "--out", str(out), "--deepspeed", f"configs/deepspeed/{config}", *extra]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_all(pid):
+    """SIGKILL to torchrun and every worker it started (they run in sessions of their own)."""
+    import psutil
+    parent = psutil.Process(pid)
+    for process in [*parent.children(recursive=True), parent]:
+        process.send_signal(signal.SIGKILL)
+
+
+def finished(proc, timeout=900):
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def losses(out):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(out / "metrics.jsonl")) if "loss" in r}
+
+
+@pytest.mark.parametrize("config", ["zero2.json"])
+def test_two_process_zero_training(tmp_path, config):
+    out = tmp_path / "ds"
+    proc = finished(launch(tmp_path, out, config))
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = [json.loads(line) for line in open(out / "metrics.jsonl") if '"loss"' in line]
     curve = [r["loss"] for r in rows]
@@ -30,3 +55,28 @@ def test_two_process_zero_training(tmp_path, config):
     weights = [float((out / f"weights_rank{r}.txt").read_text()) for r in (0, 1)]
     assert weights[0] == weights[1]
     assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_killed_zero2_run_resumes_where_it_was(tmp_path):
+    """SIGKILL to torchrun and its workers after the first checkpoint; --resume continues the same run:
+    each rank's optimizer partition comes back from DeepSpeed's engine checkpoint."""
+    steps = 40
+    reference = tmp_path / "reference"
+    proc = finished(launch(tmp_path, reference, "zero2.json", steps, "--checkpoint-every", "10", port=29518))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    killed = tmp_path / "killed"
+    proc = launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", port=29519)
+    state = killed / "checkpoint" / "trainer_state.pt"
+    deadline = time.time() + 300
+    while not state.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    kill_all(proc.pid)
+    proc.communicate()
+    saved = torch.load(state, weights_only=False)["step"]
+    assert saved < steps, "the run finished before it could be killed"
+    proc = finished(launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", "--resume", port=29520))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    want, got = losses(reference), losses(killed)
+    after = [s for s in want if s >= saved]
+    assert after and all(abs(got[s] - want[s]) <= 1e-4 * max(1.0, abs(want[s])) for s in after), \
+        [(s, got[s], want[s]) for s in after[:5]]

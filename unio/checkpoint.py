@@ -12,13 +12,32 @@ STATE = "trainer_state.pt"
 
 
 def save_checkpoint(directory: Path, model, modalities, optimizer, scheduler, step: int, extra: dict) -> None:
-    directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
+    tmp = staging(directory)
     shutil.rmtree(tmp, ignore_errors=True)
+    write_contents(tmp, model, modalities, step, extra, optimizer, scheduler)
+    commit(tmp, directory)
+
+
+def staging(directory: Path) -> Path:
+    """Where a checkpoint is written before commit() puts it in place."""
+    directory = Path(directory)
+    return directory.with_name(directory.name + ".tmp")
+
+
+def write_contents(tmp: Path, model, modalities, step: int, extra: dict, optimizer=None, scheduler=None) -> None:
+    """The weights (save_pretrained), the tokenizers and the trainer's state; the optimizer and scheduler
+    unless an engine (DeepSpeed) keeps them in its own files beside these."""
     model.save_pretrained(tmp / "model")
     modalities.save(tmp / "tokenizers")
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), "extra": extra}, tmp / STATE)
+    state = {"step": step, "rng": rng_state(), "extra": extra}
+    if optimizer is not None:
+        state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+    torch.save(state, tmp / STATE)
+
+
+def commit(tmp: Path, directory: Path) -> None:
+    """Renames a finished checkpoint into place; the previous one stays whole until then."""
+    directory = Path(directory)
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         directory.replace(old)

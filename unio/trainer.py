@@ -162,13 +162,22 @@ class Trainer:
             self.optimizer, lambda s: lr_factor(s, opts.warmup, opts.steps))
         self.start_step, self.elapsed = 0, 0.0
         self.task_losses = TaskLosses(mixture.names)
+        self.engine = self._deepspeed() if self.distributed else None
         if existing is not None:
-            state = ckpt.load_state(existing)
+            self._restore(existing)
+
+    def _restore(self, existing: Path) -> None:
+        """The optimizer, scheduler, RNG and step of a checkpoint: from DeepSpeed's own files under
+        an engine (each rank its optimizer partition and RNG), else from the trainer's state."""
+        state = ckpt.load_state(existing)
+        if self.engine is not None:
+            self.engine.load_checkpoint(str(existing / "deepspeed"), tag="state")
+            ckpt.restore_rng(torch.load(existing / "deepspeed" / f"rng_rank{self.rank}.pt", weights_only=False))
+        else:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             ckpt.restore_rng(state["rng"])
-            self.start_step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
-        self.engine = self._deepspeed() if self.distributed else None
+        self.start_step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
 
     def spatial_stage(self) -> tuple:
         """(tasks, megabatch index) of the first stage: the tasks whose answers are not text (boxes,
@@ -284,8 +293,8 @@ class Trainer:
                     if log:
                         log.write(json.dumps(last) + "\n")
                         log.flush()
-                done = step + 1 == opts.steps or (opts.minutes and self.elapsed > opts.minutes * 60)
-                if self.rank == 0 and ((step + 1) % opts.checkpoint_every == 0 or done):
+                done = step + 1 == opts.steps or self._out_of_time()
+                if (step + 1) % opts.checkpoint_every == 0 or done:
                     self.save_checkpoint(step + 1)
                 if opts.eval_every and (step + 1) % opts.eval_every == 0 and self.rank == 0:
                     self.log_eval(log, step + 1, split="validation")
@@ -302,10 +311,40 @@ class Trainer:
         total = sum(float(p.detach().double().sum()) for p in self.model.parameters())
         (self.out / f"weights_rank{self.rank}.txt").write_text(repr(total))
 
+    def _out_of_time(self) -> bool:
+        """Whether --minutes have passed; under DeepSpeed rank 0's clock decides for all ranks, which
+        must stop at the same step."""
+        if not self.opts.minutes:
+            return False
+        over = self.elapsed > self.opts.minutes * 60
+        if not self.distributed:
+            return over
+        import torch.distributed as dist
+        flag = torch.tensor([float(over)], device=next(self.model.parameters()).device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
+
     def save_checkpoint(self, step: int) -> None:
-        model = self.engine.module if self.engine is not None else self.model
-        ckpt.save_checkpoint(self.out / "checkpoint", model, self.mods, self.optimizer, self.scheduler,
-                             step, {"elapsed": self.elapsed})
+        if self.engine is None:
+            ckpt.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
+                                 step, {"elapsed": self.elapsed})
+            return
+        # every rank writes its part (DeepSpeed's engine checkpoint, its RNG); rank 0 the weights in
+        # save_pretrained form, the tokenizers and the step, then renames the whole into place
+        import torch.distributed as dist
+        directory = self.out / "checkpoint"
+        tmp = ckpt.staging(directory)
+        if self.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        dist.barrier()
+        self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state")
+        torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
+        if self.rank == 0:
+            ckpt.write_contents(tmp, self.engine.module, self.mods, step, {"elapsed": self.elapsed})
+        dist.barrier()
+        if self.rank == 0:
+            ckpt.commit(tmp, directory)
+        dist.barrier()
 
     def log_eval(self, log, step: int, split: str = "validation") -> dict:
         from unio.evaluation import evaluate_model

@@ -168,3 +168,25 @@ def test_model_overrides_from_the_command_line():
         "stem": "conv", "share_encoder_embeddings": False, "d_model": 256}
     with pytest.raises(ValueError, match="model config field, got 'width=3'.*d_model"):
         model_overrides(["width=3"])
+
+
+def _finite_on_rank(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+    from unio.trainer import Trainer
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    trainer = Trainer.__new__(Trainer)
+    trainer.distributed = True
+    results[rank] = trainer._finite_everywhere(torch.tensor(float("nan") if rank == 1 else 1.0))
+    dist.destroy_process_group()
+
+
+def test_ranks_agree_to_skip_a_step_when_one_has_a_non_finite_loss():
+    """Under DeepSpeed a rank skipping alone would leave the others waiting in its collectives."""
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_finite_on_rank, args=(port, results), nprocs=2)
+    assert dict(results) == {0: False, 1: False}

@@ -241,7 +241,7 @@ class Trainer:
             with self._autocast():
                 out = (self.engine or self.model)(**batch)
             loss = out.loss
-            if not torch.isfinite(loss):
+            if not self._finite_everywhere(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             if task_index is not None:
@@ -310,6 +310,15 @@ class Trainer:
         """Each rank writes a checksum of its weights, so a test can see the ranks agree."""
         total = sum(float(p.detach().double().sum()) for p in self.model.parameters())
         (self.out / f"weights_rank{self.rank}.txt").write_text(repr(total))
+
+    def _finite_everywhere(self, loss) -> bool:
+        """Whether the loss is finite on every rank: under DeepSpeed all ranks skip a step together,
+        or none does (a rank skipping alone would leave the others waiting in its collectives)."""
+        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.distributed:
+            import torch.distributed as dist
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
 
     def _out_of_time(self) -> bool:
         """Whether --minutes have passed; under DeepSpeed rank 0's clock decides for all ranks, which

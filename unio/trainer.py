@@ -334,12 +334,14 @@ class Trainer:
         return bool(flag.item())
 
     def save_checkpoint(self, step: int) -> None:
-        if self.engine is None:
-            ckpt.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
-                                 step, {"elapsed": self.elapsed})
-            return
-        # every rank writes its part (DeepSpeed's engine checkpoint, its RNG); rank 0 the weights in
-        # save_pretrained form, the tokenizers and the step, then renames the whole into place
+        if self.engine is not None:
+            return self._save_with_engine(step)
+        ckpt.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
+                             step, {"elapsed": self.elapsed})
+
+    def _save_with_engine(self, step: int) -> None:
+        """Every rank writes its part (DeepSpeed's engine checkpoint, its RNG); rank 0 the weights in
+        save_pretrained form, the tokenizers and the step, then renames the whole into place."""
         import torch.distributed as dist
         directory = self.out / "checkpoint"
         tmp = ckpt.staging(directory)

@@ -15,14 +15,15 @@ from conftest import ROOT
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
 
 
-def launch(tmp_path, out, config="zero2.json", steps=40, *extra, port=29517):
+def launch(tmp_path, out, config="zero2.json", steps=40, *extra, port=29517, eval_n=None):
     """train_mixture.py in 2 DeepSpeed processes (torchrun)."""
     env = {**os.environ, "UNIO_CACHE": str(tmp_path / "cache"), "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
            "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext")),
            "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
             "scripts/train_mixture.py", "--tasks", "refexp", "--preset", "toy", "--steps", str(steps), "--batch-size", "8",
-            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-eval", "--no-progress",
+            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-progress",
+            *(["--no-eval"] if eval_n is None else ["--eval-n", str(eval_n)]),
             "--out", str(out), "--deepspeed", f"configs/deepspeed/{config}", *extra]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -36,7 +37,11 @@ def kill_all(pid):
 
 
 def finished(proc, timeout=900):
-    out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:   # a hang (ranks waiting on each other): fail, leaving no workers
+        kill_all(proc.pid)
+        raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -80,3 +85,15 @@ def test_killed_zero2_run_resumes_where_it_was(tmp_path):
     after = [s for s in want if s >= saved]
     assert after and all(abs(got[s] - want[s]) <= 1e-4 * max(1.0, abs(want[s])) for s in after), \
         [(s, got[s], want[s]) for s in after[:5]]
+
+
+
+def test_zero3_run_evaluates_during_and_after_training(tmp_path):
+    """ZeRO-3 hooks the module into collectives, so rank 0 cannot run it alone: it evaluates and
+    exports a gathered copy (before, the final evaluation crashed once rank 1 had exited)."""
+    out = tmp_path / "z3"
+    proc = finished(launch(tmp_path, out, "zero3.json", 6, "--eval-every", "3", port=29521, eval_n=4), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    evals = [r for r in map(json.loads, open(out / "metrics.jsonl")) if "eval" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert "refexp" in json.loads((out / "eval.json").read_text())["model"]

@@ -296,7 +296,7 @@ class Trainer:
                 done = step + 1 == opts.steps or self._out_of_time()
                 if (step + 1) % opts.checkpoint_every == 0 or done:
                     self.save_checkpoint(step + 1)
-                if opts.eval_every and (step + 1) % opts.eval_every == 0 and self.rank == 0:
+                if opts.eval_every and (step + 1) % opts.eval_every == 0:
                     self.log_eval(log, step + 1, split="validation")
                 if done:
                     break
@@ -304,7 +304,22 @@ class Trainer:
             prefetch.close()
         if self.distributed:
             self._write_weights_checksum()
+            self.model = self._gathered_model()   # rank 0 exports and evaluates it alone
         return last
+
+    def _gathered_model(self):
+        """On rank 0, the trained weights in a model of their own, outside DeepSpeed (ZeRO-3 partitions
+        the parameters and hooks the module into collectives, so one rank cannot run it alone); None
+        on the other ranks. Every rank must call it."""
+        import deepspeed
+        module = self.engine.module
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            state = {k: v.detach().clone() for k, v in module.state_dict().items()} if self.rank == 0 else None
+        if state is None:
+            return None
+        plain = type(module)(module.config)
+        plain.load_state_dict(state)
+        return plain.to(next(iter(state.values())).device)
 
     def _write_weights_checksum(self) -> None:
         """Each rank writes a checksum of its weights, so a test can see the ranks agree."""
@@ -350,16 +365,21 @@ class Trainer:
         dist.barrier()
         self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state")
         torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
+        weights = self._gathered_model()
         if self.rank == 0:
-            ckpt.write_contents(tmp, self.engine.module, self.mods, step, {"elapsed": self.elapsed})
+            ckpt.write_contents(tmp, weights, self.mods, step, {"elapsed": self.elapsed})
         dist.barrier()
         if self.rank == 0:
             ckpt.commit(tmp, directory)
         dist.barrier()
 
     def log_eval(self, log, step: int, split: str = "validation") -> dict:
+        """Evaluates on rank 0 (under DeepSpeed every rank must call it: the weights are gathered first)."""
         from unio.evaluation import evaluate_model
-        results = evaluate_model(self.model, self.mods, list(self.weights), split, self.opts.eval_n)
+        model = self._gathered_model() if self.distributed else self.model
+        if model is None:
+            return {}
+        results = evaluate_model(model, self.mods, list(self.weights), split, self.opts.eval_n)
         self.model.train()
         if log:
             log.write(json.dumps({"step": step, "eval": results, "split": split}) + "\n")
@@ -368,7 +388,7 @@ class Trainer:
 
     def export(self) -> Path:
         """The final model in save_pretrained form, with its tokenizers and vocabulary beside it."""
-        model = self.engine.module if self.engine is not None else self.model
+        model = self.model   # under DeepSpeed, after train(): the gathered copy
         final = self.out / "model"
         tmp = self.out / "model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)

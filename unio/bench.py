@@ -98,7 +98,8 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
         fn = torch.mm if op == "mm" else torch.bmm
         seconds += count * timed(lambda: fn(*args), repeat=3, device=device)
         flops += count * matmul_flops(f"aten::{op}", [a.shape for a in args])
-    strided = sum(n for (_, ops), n in calls.items() if any(st != torch.empty(s).stride() for s, st, _ in ops))
+    contiguous = lambda size: torch.empty(size, device="meta").stride()   # noqa: E731
+    strided = sum(n for (_, ops), n in calls.items() if any(st != contiguous(s) for s, st, _ in ops))
     return {"matmul_calls": sum(calls.values()), "calls_with_a_non_contiguous_operand": strided,
             "matmul_only_seconds_per_step": seconds / len(batches), "matmul_only_flop_per_s": flops / seconds,
             "ceiling_fraction_of_matmul_rate": flops / seconds / peak}
@@ -122,12 +123,18 @@ def recorded_matmuls(model, batch, bf16: bool) -> dict:
                 operands = args[1:3] if func is torch.ops.aten.addmm.default else args[:2]
                 calls[kinds[func], tuple((tuple(t.shape), t.stride(), t.dtype) for t in operands)] += 1
             return func(*args, **(kwargs or {}))
-    model.eval()   # the eager path, as step_flops counts it
-    with Recorder(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+    eager_backward(model, batch, Recorder(), bf16)
+    return calls
+
+
+def eager_backward(model, batch, mode, bf16: bool = True) -> None:
+    """One forward + backward under `mode` (a FLOP counter, a recorder) on the eager path: compiled
+    blocks would hide their aten ops from it. Leaves no gradients behind."""
+    model.eval()
+    with mode, torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
         model(**batch).loss.backward()
     model.zero_grad(set_to_none=True)
     model.train()
-    return calls
 
 
 def world_speed(n64: int = 300, n256: int = 30) -> dict:
@@ -236,11 +243,7 @@ def step_flops(model, batch, bf16: bool = True) -> float:
     """FLOPs of one forward + backward, counted by torch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
-    model.eval()   # the eager path: compiled blocks would hide their aten ops from the counter
-    with counter, torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
-        model(**batch).loss.backward()
-    model.zero_grad(set_to_none=True)
-    model.train()
+    eager_backward(model, batch, counter, bf16)
     return float(counter.get_total_flops())
 
 

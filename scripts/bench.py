@@ -17,9 +17,10 @@ import sys
 
 import torch
 
-from unio import bench
-from unio.bootstrap import ensure_modalities
+import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
+from unio.bootstrap import ensure_modalities, load_tokenizer_config
 from unio.presets import build_model, load_preset
+from unio.sources import build_source
 
 
 def main(argv=None) -> int:
@@ -38,7 +39,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]
-    mods = ensure_modalities(bench.TASKS4, res, vq_steps=20 if args.quick else 400, progress=False)
+    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    pairs = [(t, "world") for t in bench.TASKS4]
+    mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
     model = build_model(args.preset, mods.vocab.size)
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2

@@ -34,7 +34,8 @@ fi
 python3 - "$OUT" "$DEVICE" "$PRESETS" <<'PY' 2>&1 | tee "$OUT/utilisation.log" || true
 import json, sys
 import torch
-from unio import bench
+sys.path.insert(0, "scripts")  # scripts/benchlib.py, the bench's tools (not part of the unio package)
+import benchlib as bench
 out_dir, device, presets = sys.argv[1], sys.argv[2], sys.argv[3].split()
 rates = bench.matmul_rates((4096, 8192) if device == "cuda" else (256, 512), device=device)
 out = {"torch": torch.__version__, "device": device, "matmul_bf16": rates}

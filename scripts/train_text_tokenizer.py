@@ -3,7 +3,8 @@ import argparse
 import sys
 
 from unio import plugins
-from unio.bootstrap import train_text
+from unio.bootstrap import world_corpus
+from unio.registries import TOKENIZERS
 
 
 def main(argv=None) -> int:
@@ -17,7 +18,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     for path in args.plugin:
         plugins.load(path)
-    tok = train_text(args.tasks.split(","), args.out, args.resolution, args.vocab_size, args.scenes)
+    corpus = world_corpus(args.tasks.split(","), args.resolution, texts_per_pair=args.scenes)
+    tok = TOKENIZERS.get("text").build(corpus, args.out, vocab_size=args.vocab_size)
     print(f"wrote {args.out}/spiece.model with {tok.size} pieces")
     return 0
 

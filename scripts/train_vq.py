@@ -7,7 +7,7 @@ import json
 import sys
 
 from unio import plugins
-from unio.bootstrap import task_images, train_vq
+from unio.bootstrap import world_corpus
 from unio.registries import TOKENIZERS
 
 
@@ -25,10 +25,12 @@ def main(argv=None) -> int:
     for path in args.plugin:
         plugins.load(path)
     tasks = args.tasks.split(",")
-    vq = train_vq(tasks, args.resolution, steps=args.steps, batch_size=args.batch_size, quantizer=args.quantizer)
+    corpus = world_corpus(tasks, args.resolution)
+    vq = TOKENIZERS.get("vq").build(corpus, args.out, steps=args.steps, batch_size=args.batch_size,
+                                    quantizer=args.quantizer)
     vq.save(args.out)
     module = sys.modules[TOKENIZERS.get("vq").__module__]
-    held_out = task_images(tasks, args.resolution, start=10_000_000)  # far from the training indices
+    held_out = corpus.images(start=10_000_000)  # far from the training indices
     psnr = module.evaluate_psnr(vq, [next(held_out) for _ in range(args.holdout)])
     print(json.dumps({"quantizer": args.quantizer, "steps": args.steps, "heldout_psnr_db": round(psnr, 2)}))
     return 0

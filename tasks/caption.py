@@ -25,11 +25,15 @@ class Caption:
     name = "caption"
     output = "text"
     prompts = ["What does the image describe?", "Write a caption for the image.", "Describe this image."]
+    requires = ("image", "captions")
+    headline = "cider"
     max_caption_tokens = 48
 
-    def example(self, scene, rng) -> Example:
-        return Example(self.name, scene.image, choose_prompt(self.prompts, rng), scene.caption,
-                       {"references": [scene.caption]})
+    def example(self, record, rng) -> Example:
+        prompt = choose_prompt(self.prompts, rng)
+        captions = list(record["captions"])
+        target = captions[0] if len(captions) == 1 else captions[int(rng.integers(len(captions)))]
+        return Example(self.name, record["image"], prompt, target, {"references": captions})
 
     def targets(self, examples, mods):
         return [mods.text_ids(ex.target) for ex in examples]

@@ -11,10 +11,12 @@ class Count:
     name = "count"                      # the registry name, used by --tasks
     output = "text"                     # decode() returns text; unio.run puts it in result.text
     prompts = ["How many objects are in the image?", "Count the objects in the image."]
+    requires = ("image", "objects")     # the record keys it reads: a source without them is refused
+    headline = "accuracy"
 
-    def example(self, scene, rng) -> Example:
-        """One training or evaluation example from a world scene."""
-        return Example(self.name, scene.image, choose_prompt(self.prompts, rng), str(len(scene.objects)))
+    def example(self, record, rng) -> Example:
+        """One training or evaluation example from a record (already in the model's frame)."""
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), str(len(record["objects"])))
 
     def targets(self, examples, mods):
         """Gold answers as ids of the unified vocabulary (EOS is added by unio)."""

@@ -1,9 +1,11 @@
 """Depth estimation: the image -> a metric depth map, as a grid of VQ-VAE image codes.
 
-Depth is normalised to [0, 1] by the world's far depth, encoded as a single-channel image by the
-shared VQ-VAE, and turned back into metres by decoding. VQ codes of gold depth maps are costly,
-so they are computed in batches and cached per scene.
-Metrics: RMSE (metres), AbsRel and delta < 1.25.
+Depth is normalised to [0, 1] by the source's range (`max_depth` of the record: the world 20 m,
+NYUv2 10 m), encoded as a single-channel image by the shared VQ-VAE, and turned back into metres
+by decoding. Codes over pixels without a valid depth (holes, the padding of non-square images)
+are left out of the loss and the metrics. VQ codes of gold depth maps are costly, so they are
+computed in batches and cached per record.
+Metrics: RMSE (metres), AbsRel and delta < 1.25 over valid pixels, at the original resolution.
 """
 from __future__ import annotations
 
@@ -14,13 +16,21 @@ import torch
 
 from unio.metrics import depth_errors
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
-from unio.world import MAX_DEPTH
+from unio.task import Example, Grammar, Segment, Target, choose_prompt
+
+DEFAULT_MAX_DEPTH = 20.0   # metres; the range of a model's answers when a prompt comes without a record
 
 
-def depth_image(depth: np.ndarray) -> torch.Tensor:
+def depth_image(depth: np.ndarray, max_depth: float = DEFAULT_MAX_DEPTH) -> torch.Tensor:
     """(H, W) metres -> (1, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.clip(depth / MAX_DEPTH, 0, 1).astype(np.float32))[None]
+    return torch.from_numpy(np.clip(depth / max_depth, 0, 1).astype(np.float32))[None]
+
+
+def ignored_codes(valid: np.ndarray, cell: int) -> list:
+    """Positions (raster order) of the code cells that hold no valid pixel."""
+    h, w = valid.shape
+    cells = valid[: h // cell * cell, : w // cell * cell].reshape(h // cell, cell, w // cell, cell).any((1, 3))
+    return np.flatnonzero(~cells).tolist()
 
 
 @register_task("depth")
@@ -29,30 +39,44 @@ class Depth:
     output = "depth"
     prompts = ["What is the depth map of the image?", "Estimate the depth of this image.",
                "Generate a depth map of the image."]
+    requires = ("image", "depth")
+    headline, lower_is_better = "rmse", True
     cache_size = 200_000
 
     def __init__(self):
         self._codes: OrderedDict = OrderedDict()
 
-    def example(self, scene, rng) -> Example:
-        return Example(self.name, scene.image, choose_prompt(self.prompts, rng), scene.depth,
-                       {"key": (scene.split, scene.index, scene.image.shape[0])})
+    def example(self, record, rng) -> Example:
+        depth = np.asarray(record["depth"], np.float32)
+        valid = record.get("depth_valid")
+        valid = np.ones(depth.shape, bool) if valid is None else np.asarray(valid, bool)
+        max_depth = float(record.get("max_depth") or DEFAULT_MAX_DEPTH)
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), depth,
+                       {"key": (record.get("id"), depth.shape[0]), "valid": valid, "max_depth": max_depth})
 
     def targets(self, examples, mods):
         vq = mods["vq"]
-        todo = [ex for ex in examples if (ex.meta.get("key"), vq.signature()) not in self._codes]
+        keys = [(ex.meta["key"], vq.signature()) if ex.meta["key"][0] is not None else None for ex in examples]
+        codes = {i: self._codes[k] for i, k in enumerate(keys) if k in self._codes}
+        todo = [i for i in range(len(examples)) if i not in codes]
         if todo:
             with torch.no_grad():
-                codes = vq.encode(torch.stack([depth_image(ex.target) for ex in todo]))
-            for ex, c in zip(todo, codes):
-                self._remember((ex.meta.get("key"), vq.signature()), c.flatten().tolist())
-        out = [self._codes[(ex.meta.get("key"), vq.signature())] for ex in examples]
-        return [mods.vocab.to_global("vq", c) for c in out]
+                encoded = vq.encode(torch.stack([self._image(examples[i]) for i in todo]))
+            for i, c in zip(todo, encoded):
+                codes[i] = c.flatten().tolist()
+                if keys[i] is not None:
+                    self._remember(keys[i], codes[i])
+        return [Target(mods.vocab.to_global("vq", codes[i]), self._ignored(ex, vq.downsample))
+                for i, ex in enumerate(examples)]
+
+    def _ignored(self, example, cell: int) -> tuple:
+        valid = example.meta["valid"]
+        return () if valid.all() else tuple(ignored_codes(valid, cell))
+
+    def _image(self, example) -> torch.Tensor:
+        return depth_image(np.where(example.meta["valid"], example.target, 0), example.meta["max_depth"])
 
     def _remember(self, key, codes) -> None:
-        if key[0] is None:  # no scene key: never cache
-            self._codes[key] = codes
-            return
         self._codes[key] = codes
         while len(self._codes) > self.cache_size:
             self._codes.popitem(last=False)
@@ -68,20 +92,34 @@ class Depth:
         local = mods.vocab.to_local("vq", ids)[: side_h * side_w]
         local += [0] * (side_h * side_w - len(local))
         image = vq.decode(torch.tensor(local).reshape(1, side_h, side_w), channels=1)[0, 0]
-        return image.numpy() * MAX_DEPTH
+        return image.numpy() * example.meta.get("max_depth", DEFAULT_MAX_DEPTH)
+
+    def to_original(self, depth, frame) -> np.ndarray:
+        return frame.map_to_original(depth)
 
     def evaluate(self, predictions, examples) -> dict:
-        errors = [depth_errors(p, ex.target) for p, ex in zip(predictions, examples)]
+        """`predictions` in original pixels, against the record's depth where it is valid."""
+        errors = [depth_errors(p, *_gold(ex)) for p, ex in zip(predictions, examples)]
         return {k: float(np.mean([e[k] for e in errors])) for k in errors[0]}
 
     def training_texts(self, example) -> list:
         return [example.prompt]
 
     def training_images(self, example) -> list:
-        return [depth_image(example.target)]
+        return [self._image(example)]
 
     def baselines(self):
         return {"mean_depth": _MeanDepth, "vq_ceiling": _VQRoundTrip}
+
+
+def _gold(example) -> tuple:
+    """(depth, valid) in the original image's pixels."""
+    record = example.record
+    if record is None:
+        return example.target, example.meta["valid"]
+    depth = np.asarray(record["depth"], np.float32)
+    valid = record.get("depth_valid")
+    return depth, (np.isfinite(depth) & (depth > 0)) if valid is None else np.asarray(valid, bool)
 
 
 class _MeanDepth:
@@ -100,4 +138,5 @@ class _VQRoundTrip:
 
     def __call__(self, example):
         vq = self.mods["vq"]
-        return vq.decode(vq.encode(depth_image(example.target)), channels=1)[0, 0].numpy() * MAX_DEPTH
+        return vq.decode(vq.encode(depth_image(example.target, example.meta["max_depth"])),
+                         channels=1)[0, 0].numpy() * example.meta["max_depth"]

@@ -1,13 +1,14 @@
 """Referring expressions: a phrase that picks out one object -> its box.
 
 The answer is exactly 4 location tokens (y1, x1, y2, x2, see tokenizers/coordinates.py).
-Metrics: Acc@0.5 (IoU >= 0.5) and mean IoU, in pixels of the image the model saw.
+Metrics: Acc@0.5 (IoU >= 0.5) and mean IoU, in the original image's pixels.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from unio.metrics import box_iou
+from unio.records import refexp_of
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, choose_prompt
 
@@ -15,14 +16,16 @@ from unio.task import Example, Grammar, Segment, choose_prompt
 @register_task("refexp")
 class RefExp:
     name = "refexp"
-    output = "box"
+    output = "boxes"
     prompts = ['Which region does the text "{}" describe?', 'Find the region of "{}".',
                'Where is "{}" in the image?']
+    requires = ("image", "objects", "refexps")
+    headline = "acc@0.5"
 
-    def example(self, scene, rng) -> Example:
-        text, index = scene.refexps[int(rng.integers(len(scene.refexps)))]
-        return Example(self.name, scene.image, choose_prompt(self.prompts, rng, text),
-                       list(scene.objects[index].box), {"expression": text})
+    def example(self, record, rng) -> Example:
+        text, index = refexp_of(record["refexps"][int(rng.integers(len(record["refexps"])))])
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text),
+                       list(record["objects"][index]["box"]), {"expression": text})
 
     def targets(self, examples, mods):
         coords = mods["coordinates"]
@@ -42,8 +45,16 @@ class RefExp:
             return [0.0, 0.0, 0.0, 0.0]
         return mods["coordinates"].decode_box(local, w, h)
 
+    def to_original(self, box, frame) -> list:
+        return frame.box_to_original(box)
+
+    def to_result(self, box) -> dict:
+        return {"boxes": [box]}
+
     def evaluate(self, predictions, examples) -> dict:
-        ious = [box_iou(p, ex.target) for p, ex in zip(predictions, examples)]
+        """`predictions` in original pixels, against the gold box mapped back through each frame."""
+        ious = [box_iou(p, ex.frame.box_to_original(ex.target) if ex.frame else ex.target)
+                for p, ex in zip(predictions, examples)]
         return {"acc@0.5": float(np.mean([i >= 0.5 for i in ious])), "miou": float(np.mean(ious))}
 
     def training_texts(self, example) -> list:

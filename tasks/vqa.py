@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
+from unio.records import question_of
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, choose_prompt
 
@@ -46,12 +47,14 @@ class VQA:
     name = "vqa"
     output = "text"
     prompts = ["{}", "Answer this question about the image: {}", "Question: {} Answer:"]
+    requires = ("image", "questions")
+    headline = "accuracy"
     max_answer_tokens = 8
 
-    def example(self, scene, rng) -> Example:
-        question, answer, kind = scene.questions[int(rng.integers(len(scene.questions)))]
-        return Example(self.name, scene.image, choose_prompt(self.prompts, rng, question), answer,
-                       {"type": kind, "answers": [answer], "question": question})
+    def example(self, record, rng) -> Example:
+        question, answers, kind = question_of(record["questions"][int(rng.integers(len(record["questions"])))])
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, question), answers[0],
+                       {"type": kind, "answers": answers, "question": question})
 
     def targets(self, examples, mods):
         return [mods.text_ids(ex.target) for ex in examples]

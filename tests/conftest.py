@@ -19,10 +19,11 @@ TINY_MODEL = dict(d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_l
 @pytest.fixture(scope="session")
 def modalities(tmp_path_factory) -> Modalities:
     """Text (trained on world texts), coordinates (32 bins) and an untrained-but-valid VQ-VAE (32 px -> 4x4)."""
-    from unio.bootstrap import train_text
+    from unio.bootstrap import world_corpus
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tokenizers")
-    text = train_text(["vqa", "caption", "refexp", "depth"], directory / "text", 32, vocab_size=400, n_scenes=200)
+    corpus = world_corpus(["vqa", "caption", "refexp", "depth"], 32, texts_per_pair=200)
+    text = TOKENIZERS.get("text").build(corpus, directory / "text", vocab_size=400)
     vq = TOKENIZERS.get("vq")(hidden=16, downsample=8).eval()
     mods = Modalities({"text": text, "coordinates": TOKENIZERS.get("coordinates")(num_bins=32), "vq": vq})
     mods.save(directory / "saved")
@@ -41,3 +42,10 @@ def run_script(*args, env=None, timeout=600):
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def world_examples(task, split: str, n: int, resolution: int) -> list:
+    """Examples 0..n of a task on a world split, as evaluation makes them."""
+    from unio.evaluation import split_examples
+    from unio.sources import build_source
+    return split_examples(task, build_source("world", None, resolution), split, n, resolution)

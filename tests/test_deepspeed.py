@@ -1,4 +1,5 @@
-"""DeepSpeed data parallelism on CPU: 2 processes (gloo), ZeRO-2; loss falls, ranks agree, a killed run resumes."""
+"""DeepSpeed data parallelism on CPU: 2 processes (gloo), ZeRO-2; loss falls, ranks agree on their weights
+(metrics.jsonl says so), a killed run resumes."""
 import importlib.util
 import json
 import os
@@ -57,9 +58,31 @@ def test_two_process_zero_training(tmp_path, config):
     rows = [json.loads(line) for line in open(out / "metrics.jsonl") if '"loss"' in line]
     curve = [r["loss"] for r in rows]
     assert sum(curve[-8:]) / 8 < 0.8 * sum(curve[:8]) / 8, curve
-    weights = [float((out / f"weights_rank{r}.txt").read_text()) for r in (0, 1)]
-    assert weights[0] == weights[1]
-    assert (out / "model" / "model.safetensors").is_file()
+    agreement = [r for r in map(json.loads, open(out / "metrics.jsonl")) if "ranks_agree" in r]
+    assert [(r["step"], r["ranks_agree"]) for r in agreement] == [(40, True)]
+    from unio.model import UnioModel
+    exported = UnioModel.from_pretrained(out / "model")
+    assert sum(float(p.detach().double().sum()) for p in exported.parameters()) == agreement[0]["weights_checksum"]
+
+
+def _agree_on_rank(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+    from unio.deepspeed_backend import ranks_agree
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    results[rank] = (ranks_agree(1.25, "cpu"), ranks_agree(1.25 + rank * 1e-12, "cpu"))
+    dist.destroy_process_group()
+
+
+def test_ranks_see_whether_their_weights_agree():
+    """Every rank learns whether all hold the same checksum, so all raise together when one drifted."""
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_agree_on_rank, args=(port, results), nprocs=2)
+    assert dict(results) == {0: (True, False), 1: (True, False)}
 
 
 def test_killed_zero2_run_resumes_where_it_was(tmp_path):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from unio.bootstrap import world_examples
+from conftest import world_examples
 from unio.data import Collator
 from unio.model import UnioConfig, UnioModel
 from unio.model.decoding import GrammarLogitsProcessor, generate_constrained, score_candidates, strip_answer
@@ -12,7 +12,7 @@ from unio.vocab import EOS
 
 def batch_for(task_names, modalities, config, n=4):
     tasks = {name: TASKS.get(name) for name in task_names}
-    exs = [ex for name in task_names for ex in world_examples(tasks[name], "train", 0, n, config.image_size)]
+    exs = [ex for name in task_names for ex in world_examples(tasks[name], "train", n, config.image_size)]
     return Collator(tasks, modalities, config.max_text_length, config.max_target_length)(exs), exs
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from unio.bootstrap import world_examples
+from conftest import world_examples
 from unio.metrics import box_iou, depth_errors
 from unio.registries import TASKS
 from unio.task import Grammar, Segment
@@ -10,7 +10,7 @@ from unio.vocab import EOS
 
 
 def examples(name, n=20, resolution=32):
-    return list(world_examples(TASKS.get(name), "train", 0, n, resolution))
+    return list(world_examples(TASKS.get(name), "train", n, resolution))
 
 
 @pytest.mark.parametrize("name", ["vqa", "caption", "count"])
@@ -114,12 +114,18 @@ def test_grammar_table(modalities):
     assert table.shape == (5, modalities.vocab.size)
     assert table[:4, start:start + 32].all() and not table[:4, EOS].any() and table[4, EOS]
     assert table[0].sum() == 32
-    with pytest.raises(ValueError, match="last segment"):
-        Grammar((Segment("text", 1, 3), Segment("vq", 2, 2)))
+    inner = Grammar((Segment("text", 1, 3), Segment("vq", 2, 2)))   # an inner variable segment: no table
+    with pytest.raises(ValueError, match="no position table"):
+        inner.allowed(modalities.vocab)
+    assert not inner.static and inner.accepts(_ids(modalities, "text", 2) + _ids(modalities, "vq", 2) + [EOS], modalities.vocab)
+
+
+def _ids(mods, name, n):
+    return [mods.vocab.range(name).start + i for i in range(n)]
 
 
 def test_count_example_plugin_by_path(modalities):
-    from conftest import ROOT
+    from conftest import world_examples, ROOT
     from unio import plugins
     plugins.load(f"{ROOT}/tasks/count.py")
     task = TASKS.get("count")

@@ -134,11 +134,11 @@ def test_vq_rejects_bad_codes(modalities):
 def test_vq_training_improves_reconstruction():
     """A few hundred steps on a tiny image set: held-in PSNR rises by at least 6 dB over step 0."""
     import sys
-    from unio.bootstrap import task_images
+    from unio.bootstrap import world_corpus
     torch.manual_seed(0)
     cls = TOKENIZERS.get("vq")
     module = sys.modules[cls.__module__]
-    images = [img for img, _ in zip(task_images(["depth"], 32), range(64))]
+    images = [img for img, _ in zip(world_corpus(["depth"], 32).images(), range(64))]
     vq = cls(hidden=16, downsample=4).eval()
     before = module.evaluate_psnr(vq, images)
     stream = (images[i % len(images)] for i in range(10 ** 9))

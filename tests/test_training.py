@@ -105,7 +105,6 @@ def test_non_finite_loss_is_skipped_not_trained_on(modalities):
     trainer.mods = modalities
     from unio.presets import build_model
     trainer.model = build_model("toy", modalities.vocab.size)
-    trainer.engine = None
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-2)
     trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: 1.0)
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -115,19 +114,25 @@ def test_non_finite_loss_is_skipped_not_trained_on(modalities):
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
 
 
-def test_tokenizer_cache_is_keyed_by_the_tasks_beyond_the_core_four():
-    from unio.bootstrap import cache_name
-    assert cache_name(["vqa", "depth"], 64, 64) == cache_name(["caption"], 64, 64) == "tokenizers-r64-b64"
-    assert cache_name(["vqa", "count"], 64, 64) == "tokenizers-r64-b64-count"
-    assert cache_name(["vqa"], 256, 100) == "tokenizers-r256-b100"
+def test_tokenizer_cache_is_keyed_by_the_config_and_the_corpus():
+    """Runs whose mixtures add nothing beyond the config's corpus tasks share their tokenizers."""
+    from unio.bootstrap import cache_name, corpus_pairs, load_tokenizer_config
+    config = load_tokenizer_config()
+    name = lambda pairs, res=64, cfg=config, specs=None: cache_name(corpus_pairs(pairs, cfg), cfg, res, specs or {})
+    assert name([("vqa", "world"), ("depth", "world")]) == name([("caption", "world")])
+    assert name([("vqa", "world"), ("count", "world")]) != name([("vqa", "world")])
+    assert name([("vqa", "world")], 256) != name([("vqa", "world")])
+    assert name([("vqa", "world")], cfg=load_tokenizer_config(num_bins=100)) != name([("vqa", "world")])
+    assert name([("caption", "mine")], specs={"mine": "hf:/a"}) != name([("caption", "mine")], specs={"mine": "hf:/b"})
+    assert load_tokenizer_config(steps=20)["tokenizers"]["vq"]["steps"] == 20
 
 
 def test_a_task_without_a_weight_takes_its_default():
     from unio.data import parse_mixture
     known = ["vqa", "refexp"]
     defaults = {"vqa": 1.0, "refexp": 2.5}.get
-    assert parse_mixture("vqa,refexp", known, defaults) == {"vqa": 1.0, "refexp": 2.5}
-    assert parse_mixture("vqa,refexp:1", known, defaults) == {"vqa": 1.0, "refexp": 1.0}
+    assert parse_mixture("vqa,refexp", known, defaults) == {("vqa", "world"): 1.0, ("refexp", "world"): 2.5}
+    assert parse_mixture("vqa,refexp@mine:1", known, defaults) == {("vqa", "world"): 1.0, ("refexp", "mine"): 1.0}
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         parse_mixture("nope", known, defaults)
 
@@ -146,20 +151,22 @@ def test_task_losses_are_each_tasks_mean_token_cross_entropy():
     assert meter.pop() == {}
 
 
-def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all():
+def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities):
     from unio.data import BUCKETS, Mixture
-    from unio.registries import TASKS
     from unio.trainer import TrainOptions, Trainer
-    trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", steps=100, spatial_first=0.4))
-    first_tasks, first_until = trainer.spatial_stage()
+    from unio.training import spatial_stage
+
+    def stage(tasks, **options):
+        trainer = Trainer(TrainOptions(tasks=tasks, **options))
+        return trainer, spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32)
+    trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4)
     assert set(first_tasks) == {"refexp", "depth"} and first_until == 40 // BUCKETS
-    mixture = Mixture(trainer.tasks, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
+    mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
     early = {ex.task for i in range(first_until) for ex in mixture.megabatch(i, 8)}
     late = {ex.task for i in range(first_until, first_until + 8) for ex in mixture.megabatch(i, 8)}
     assert early == {"refexp", "depth"} and late == {"vqa", "caption", "refexp", "depth"}
-    assert Trainer(TrainOptions(tasks="vqa,caption", spatial_first=0.4)).spatial_stage() == ((), 0)
-    assert Trainer(TrainOptions(tasks="refexp,depth", spatial_first=0.4)).spatial_stage() == ((), 0)
-    assert TASKS.get("vqa").output == "text"
+    assert stage("vqa,caption", spatial_first=0.4)[1] == ((), 0)
+    assert stage("refexp,depth", spatial_first=0.4)[1] == ((), 0)
 
 
 def test_model_overrides_from_the_command_line():
@@ -174,9 +181,7 @@ def _finite_on_rank(rank: int, port: int, results) -> None:
     import torch.distributed as dist
     from unio.trainer import Trainer
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    trainer = Trainer.__new__(Trainer)
-    trainer.distributed = True
-    results[rank] = trainer._finite_everywhere(torch.tensor(float("nan") if rank == 1 else 1.0))
+    results[rank] = Trainer._finite_everywhere(torch.tensor(float("nan") if rank == 1 else 1.0))
     dist.destroy_process_group()
 
 
@@ -190,3 +195,55 @@ def test_ranks_agree_to_skip_a_step_when_one_has_a_non_finite_loss():
     results = mp.Manager().dict()
     mp.spawn(_finite_on_rank, args=(port, results), nprocs=2)
     assert dict(results) == {0: False, 1: False}
+
+
+def write_shapes_folder(folder, n_train=24, n_test=8):
+    """A second source in the folder format: images of several sizes, each with one coloured box,
+    its caption and its referring expression (a JSON list of records per split)."""
+    import numpy as np
+    from PIL import Image
+    colours = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220)}
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        records = []
+        for i in range(n):
+            w, h = (int(v) for v in rng.integers(40, 120, 2))
+            name = list(colours)[i % 3]
+            x1, y1 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+            x2, y2 = x1 + int(rng.integers(8, w // 2)), y1 + int(rng.integers(8, h // 2))
+            image = np.full((h, w, 3), 128, np.uint8)
+            image[y1:y2, x1:x2] = colours[name]
+            Image.fromarray(image).save(folder / f"{split}_{i}.png")
+            records.append({"image": f"{split}_{i}.png", "captions": [f"a {name} box."],
+                            "objects": [{"box": [x1, y1, x2, y2], "category": f"{name} box"}],
+                            "refexps": [[f"the {name} box", 0]]})
+        (folder / f"{split}.json").write_text(json.dumps(records))
+
+
+def test_a_mixture_of_world_tasks_and_a_second_source_trains_and_evaluates(tmp_path, cache):
+    """World pairs beside pairs on a folder source with images of several sizes, through the real script."""
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    write_shapes_folder(shapes)
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa,refexp,caption@shapes,refexp@shapes:2",
+                      "--source", f"shapes=folder:{shapes}", "--steps", "24", "--eval-n", "8", "--log-every", "1",
+                      "--out", str(out), *EAGER, env={"UNIO_CACHE": cache})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert set(evaluation["model"]) == {"vqa", "refexp", "caption@shapes", "refexp@shapes"}
+    assert {"centre_box", "mean_box"} <= set(evaluation["baselines"]["refexp@shapes"])
+    logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"task_loss"' in line]
+    assert {"refexp@shapes", "caption@shapes"} <= set().union(*(row["task_loss"] for row in logged))
+    assert (out / "report.png").is_file() and "refexp@shapes" in proc.stdout
+
+
+def test_a_task_on_a_source_without_its_keys_fails_before_training(tmp_path):
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    write_shapes_folder(shapes, 2, 1)
+    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa@shapes", "--source", f"shapes=folder:{shapes}",
+                      "--out", str(tmp_path / "r"), *EAGER, env={"UNIO_CACHE": str(tmp_path / "c")})
+    assert proc.returncode != 0
+    assert "task 'vqa' needs the record key 'questions', which source 'shapes' does not have" in proc.stderr
+    assert not (tmp_path / "c").exists(), "it failed before building tokenizers"

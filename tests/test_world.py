@@ -1,4 +1,9 @@
 """The embedded world: determinism, splits, unique referring expressions, truthful answers."""
+import ast
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -79,9 +84,58 @@ def test_bad_arguments():
         World("train", resolution=4)
 
 
-def test_hf_dataset_features():
+def test_hf_dataset_is_a_source_as_it_is():
+    """The world exported as a `datasets.Dataset` has the record schema's columns: every built-in task
+    makes the same example from its rows as from the world source's records."""
+    from unio.registries import TASKS
+    from unio.sources import as_source, build_source
+    from unio.task import make_example
     ds = to_hf_dataset("test", n=3)
     row = ds[1]
-    assert row["index"] == 1 and row["image"].size == (64, 64)
+    assert row["id"] == "world/test/1" and row["image"].size == (64, 64)
     assert np.allclose(np.asarray(row["depth"]), World("test")[1].depth)
-    assert row["caption"] == World("test")[1].caption
+    assert row["captions"] == [World("test")[1].caption]
+    exported, world = as_source(ds, "exported").split("train"), build_source("world", None, 64).split("test")
+    for name in ("vqa", "caption", "refexp", "depth"):
+        a, b = (make_example(TASKS.get(name), r, 64, np.random.default_rng(5)) for r in (exported[1], world[1]))
+        assert a.prompt == b.prompt and np.array_equal(a.image, b.image), name
+        same = a.target == b.target if isinstance(a.target, str) else np.allclose(a.target, b.target)
+        assert same, (name, a.target, b.target)
+
+
+WORLD_DIR = pathlib.Path(__file__).resolve().parents[1] / "unio" / "world"
+
+
+def _world_imports(path: pathlib.Path):
+    """(modules of unio.world imported at the top of `path`, unio imports made inside functions)."""
+    tree = ast.parse(path.read_text())
+    top, nested = set(), []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("unio"):
+            continue
+        if node not in tree.body:
+            nested.append(node.module)
+        elif node.module == "unio.world":
+            top |= {alias.name for alias in node.names if (WORLD_DIR / f"{alias.name}.py").exists()}
+        elif node.module.startswith("unio.world."):
+            top.add(node.module.split(".")[2])
+    return top, nested
+
+
+def test_world_modules_import_without_cycles():
+    graph = {}
+    for path in WORLD_DIR.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        graph[path.stem], nested = _world_imports(path)
+        assert not nested, f"{path.name} imports {nested} inside a function"
+
+    def reaches(start, target, seen=()):
+        return any(n == target or (n not in seen and reaches(n, target, seen + (n,))) for n in graph.get(start, ()))
+    cycles = [m for m in graph if reaches(m, m)]
+    assert not cycles, f"import cycle through {cycles}: {graph}"
+
+
+def test_render_imports_first():
+    code = "import unio.world.render; from unio.world import COLORS, MAX_DEPTH, SHAPES, SIZES, SPLITS, World"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=WORLD_DIR.parents[1])

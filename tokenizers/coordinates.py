@@ -36,6 +36,15 @@ class CoordinateTokenizer:
         self.size = self.num_bins + VISIBILITY_STATES
 
     @classmethod
+    def build(cls, corpus, directory: str | Path, num_bins: int = 1000) -> "CoordinateTokenizer":
+        """The tokenizer plugin protocol: bins need nothing from the corpus."""
+        return cls(num_bins=num_bins)
+
+    def ordinal_ids(self) -> tuple:
+        """Local ids [lo, hi) of ordered bins: training may smooth their targets over neighbours."""
+        return (0, self.num_bins)
+
+    @classmethod
     def load(cls, directory: str | Path) -> "CoordinateTokenizer":
         return cls(**json.loads((Path(directory) / "config.json").read_text()))
 

@@ -23,6 +23,7 @@ MODEL_FILE = "spiece.model"
 @register_tokenizer("text")
 class TextTokenizer:
     order = 0
+    prompt = True        # unio encodes prompts (and text answers) with this tokenizer
 
     def __init__(self, model_file: str | Path):
         model_file = Path(model_file)
@@ -50,6 +51,11 @@ class TextTokenizer:
         tmp.write_bytes(proto.getvalue())
         tmp.replace(out_dir / MODEL_FILE)
         return cls(out_dir / MODEL_FILE)
+
+    @classmethod
+    def build(cls, corpus, directory: str | Path, vocab_size: int = 1000) -> "TextTokenizer":
+        """The tokenizer plugin protocol: learn from the corpus's texts (unio/bootstrap.py)."""
+        return cls.train(corpus.texts(), directory, vocab_size=vocab_size)
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextTokenizer":

@@ -82,6 +82,14 @@ class VQTokenizer(nn.Module):
             self.size = codebook_size
         self.encoder, self.decoder = _encoder(hidden, stages, dim), _decoder(hidden, stages, dim)
 
+    @classmethod
+    def build(cls, corpus, directory, steps: int = 600, batch_size: int = 32, downsample: int | None = None,
+              progress: bool = True, **options) -> "VQTokenizer":
+        """The tokenizer plugin protocol: train on the corpus's image-like targets. The default grid is
+        8x8 codes at 64 px and 16x16 at 256 px (Unified-IO's), so image answers stay short."""
+        model = cls(downsample=downsample or max(8, corpus.resolution // 16), **options)
+        return train_vq(model, corpus.images(), steps=steps, batch_size=batch_size, progress=progress)
+
     # -- persistence -----------------------------------------------------------------------
     def signature(self) -> str:
         return "vq:" + json.dumps(self.config, sort_keys=True)

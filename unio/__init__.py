@@ -1,11 +1,19 @@
 """unio: a unified sequence-to-sequence generalist model for vision and language, in plain PyTorch."""
-from unio.inference import Result, Runner, caption, depth, load, refexp, run, vqa
+from unio.grammar import Grammar, Repeat, Segment
+from unio.inference import Result, Runner, load, run, task_helper
 from unio.modalities import Modalities
-from unio.registries import TASKS, TOKENIZERS, register_task, register_tokenizer
-from unio.task import Example, Grammar, Segment
+from unio.registries import SOURCES, TASKS, TOKENIZERS, register_source, register_task, register_tokenizer
+from unio.task import Example
 from unio.vocab import Vocabulary, VocabularyMismatch
 
-__version__ = "0.1.0"
-__all__ = ["Example", "Grammar", "Modalities", "Result", "Runner", "Segment", "TASKS", "TOKENIZERS",
-           "Vocabulary", "VocabularyMismatch", "caption", "depth", "load", "refexp", "register_task",
-           "register_tokenizer", "run", "vqa"]
+__version__ = "0.2.0.dev0"
+__all__ = ["Example", "Grammar", "Modalities", "Repeat", "Result", "Runner", "SOURCES", "Segment", "TASKS",
+           "TOKENIZERS", "Vocabulary", "VocabularyMismatch", "load", "register_source", "register_task",
+           "register_tokenizer", "run"]
+
+
+def __getattr__(name: str):
+    """Every registered task is a helper: unio.caption(image), unio.vqa(image, question), ..."""
+    if not name.startswith("_") and name in TASKS:
+        return task_helper(name)
+    raise AttributeError(f"module 'unio' has no attribute {name!r}")

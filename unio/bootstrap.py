@@ -1,94 +1,128 @@
-"""Training the tokenizers before the model: sentencepiece on task texts, the VQ-VAE on image targets.
+"""Training the tokenizers before the model, as a tokenizer config says (configs/tokenizers/*.yaml).
 
-`ensure_modalities` loads them from a cache folder or trains and saves them there, so one
-`train_mixture.py` command works on a fresh machine and the next run starts at once.
+Each configured tokenizer plugin builds itself from a corpus (the texts and image-like targets of
+the mixture's (task, source) pairs): sentencepiece on texts, the VQ-VAE on images, coordinate bins
+from their options alone. `ensure_modalities` loads them from a cache folder or builds and saves
+them there, so one `train_mixture.py` command works on a fresh machine and the next run starts at once.
 """
 from __future__ import annotations
 
-import itertools
+import hashlib
+import inspect
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from unio.data import DEFAULT_SOURCE
 from unio.modalities import Modalities
+from unio.plugins import builtin_dir
 from unio.registries import TASKS, TOKENIZERS
-from unio.world import World
+from unio.task import image_tensor, make_example
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("UNIO_CACHE", Path.home() / ".cache" / "unio"))
 
 
-def world_examples(task, split: str, start: int, stop: int, resolution: int, seed: int = 0):
-    """Example i of `task` comes from scene i of `split`, with its own deterministic rng."""
-    world = World(split, resolution=resolution)
-    salt = sum(task.name.encode())
-    for index in range(start, stop):
-        yield task.example(world[index], np.random.default_rng([seed, salt, index]))
+def load_tokenizer_config(name: str | Path = "default", **overrides) -> dict:
+    """A tokenizer config (a name under configs/tokenizers/ or a YAML path); each override replaces
+    that option in every tokenizer that has it (e.g. steps=20, num_bins=32)."""
+    path = Path(name) if str(name).endswith((".yaml", ".yml")) else builtin_dir("configs") / "tokenizers" / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer config {path}; configs: "
+                                f"{', '.join(p.stem for p in path.parent.glob('*.yaml'))}")
+    config = yaml.safe_load(path.read_text())
+    for options in config["tokenizers"].values():
+        options.update({k: v for k, v in overrides.items() if k in options and v is not None})
+    return config
 
 
-def task_texts(task_names, n_scenes: int, resolution: int):
-    for name in task_names:
-        task = TASKS.get(name)
-        yield from (p.replace("{}", "").strip() for p in task.prompts)
-        for example in world_examples(task, "train", 0, n_scenes, resolution):
-            yield from task.training_texts(example)
+class Corpus:
+    """What tokenizers learn from: examples of (task, source) pairs from each source's train split."""
+
+    def __init__(self, pairs, sources, resolution: int, texts_per_pair: int = 1000):
+        self.pairs, self.sources, self.resolution = list(pairs), sources, resolution
+        self.texts_per_pair = texts_per_pair
+
+    def _example(self, pair, index: int, seed: int = 0):
+        task, source = TASKS.get(pair[0]), self.sources[pair[1]]
+        records = source.split("train")
+        rng = np.random.default_rng([seed, sum(task.name.encode()), index])
+        return make_example(task, records[index % len(records)], self.resolution, rng, keep_record=False)
+
+    def texts(self):
+        for pair in self.pairs:
+            task = TASKS.get(pair[0])
+            yield from (p.replace("{}", "").strip() for p in task.prompts)
+            for index in range(min(self.texts_per_pair, len(self.sources[pair[1]].split("train")))):
+                yield from task.training_texts(self._example(pair, index))
+
+    def images(self, start: int = 0):
+        """An endless stream of image-like targets (RGB images when no task has any)."""
+        index = start
+        while True:
+            found = False
+            for pair in self.pairs:
+                example = self._example(pair, index)
+                for image in TASKS.get(pair[0]).training_images(example):
+                    found = True
+                    yield image
+            if not found:
+                yield image_tensor(self._example(self.pairs[0], index).image)
+            index += 1
 
 
-def task_images(task_names, resolution: int, start: int = 0):
-    """An endless stream of image-like targets from the tasks (RGB scenes when no task has any)."""
-    tasks = [TASKS.get(n) for n in task_names]
-    index = start
-    while True:
-        found = False
-        for task in tasks:
-            ex = next(world_examples(task, "train", index, index + 1, resolution))
-            for image in task.training_images(ex):
-                found = True
-                yield image
-        if not found:
-            from unio.task import image_tensor
-            yield image_tensor(World("train", resolution=resolution)[index].image)
-        index += 1
+def world_corpus(task_names, resolution: int, texts_per_pair: int = 1000) -> Corpus:
+    """A corpus of these tasks on the embedded world (the scripts that train one tokenizer use it)."""
+    from unio.sources import build_source
+    world = build_source(DEFAULT_SOURCE, None, resolution)
+    return Corpus([(t, DEFAULT_SOURCE) for t in task_names], {DEFAULT_SOURCE: world}, resolution, texts_per_pair)
 
 
-def train_text(task_names, out_dir: Path, resolution: int, vocab_size: int = 1000, n_scenes: int = 1000):
-    return TOKENIZERS.get("text").train(task_texts(task_names, n_scenes, resolution), out_dir, vocab_size=vocab_size)
+def corpus_pairs(pairs, config: dict) -> list:
+    """The mixture's pairs and the config's corpus tasks on the world, sorted by task."""
+    extra = [(t, DEFAULT_SOURCE) for t in config.get("corpus_tasks", ()) if t in TASKS]
+    return sorted(dict.fromkeys([*pairs, *extra]))
 
 
-def train_vq(task_names, resolution: int, steps: int = 600, batch_size: int = 32, progress: bool = True, **vq_args):
-    import sys
-    vq_cls = TOKENIZERS.get("vq")
-    module = sys.modules[vq_cls.__module__]  # the plugin's own training loop
-    return module.train_vq(vq_cls(**vq_args), task_images(task_names, resolution), steps=steps,
-                           batch_size=batch_size, progress=progress)
+def build_modalities(config: dict, corpus: Corpus, directory: Path, progress: bool = True) -> Modalities:
+    tokenizers = {}
+    for name, options in config["tokenizers"].items():
+        plugin = TOKENIZERS.get(name)
+        if "progress" in inspect.signature(plugin.build).parameters:
+            options = {**options, "progress": progress}
+        tokenizers[name] = plugin.build(corpus, directory / name, **options)
+    return Modalities(tokenizers)
 
 
-CORE_TASKS = ("vqa", "caption", "refexp", "depth")   # their texts and images are always in the tokenizers
+def cache_name(pairs, config: dict, resolution: int, source_specs: dict) -> str:
+    """Runs with the same tokenizer config and corpus share their cached tokenizers."""
+    key = json.dumps([config, [list(p) for p in pairs], {s: str(source_specs.get(s)) for _, s in pairs}],
+                     sort_keys=True, default=str)
+    return f"tokenizers-r{resolution}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def cache_name(task_names, resolution: int, num_bins: int) -> str:
-    """Cached tokenizers are shared by runs whose tasks add nothing beyond the core four."""
-    extra = sorted(set(task_names) - set(CORE_TASKS))
-    return f"tokenizers-r{resolution}-b{num_bins}" + ("-" + "+".join(extra) if extra else "")
-
-
-def ensure_modalities(task_names, resolution: int = 64, num_bins: int = 64, directory: Path | None = None,
-                      vq_steps: int = 600, text_vocab: int = 1000, progress: bool = True) -> Modalities:
-    """Load the tokenizers from `directory` (default: the cache), or train and save them there."""
-    directory = Path(directory or cache_root() / cache_name(task_names, resolution, num_bins))
+def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None = None, directory: Path | None = None,
+                      progress: bool = True, source_specs: dict | None = None) -> Modalities:
+    """Load the tokenizers from `directory` (default: the cache), or build and save them there."""
+    config = config or load_tokenizer_config()
+    pairs = corpus_pairs(pairs, config)
+    directory = Path(directory or cache_root() / cache_name(pairs, config, resolution, source_specs or {}))
     if (directory / "vocab.json").is_file():
         return Modalities.load(directory)
-    all_tasks = sorted(set(task_names) | set(CORE_TASKS) & set(TASKS.names()))
+    missing = {s for _, s in pairs} - set(sources)
+    if missing:
+        from unio.sources import build_source
+        sources = {**sources, **{s: build_source(s, None, resolution) for s in missing}}
     tmp = directory.with_name(directory.name + ".tmp")
-    text = train_text(all_tasks, tmp / "text_build", resolution, vocab_size=text_vocab)
-    # an 8x8 code grid at 64 px and 16x16 at 256 px (Unified-IO's), so depth answers stay short
-    vq = train_vq(all_tasks, resolution, steps=vq_steps, progress=progress, downsample=max(8, resolution // 16))
-    modalities = Modalities({"text": text, "coordinates": TOKENIZERS.get("coordinates")(num_bins=num_bins), "vq": vq})
-    modalities.save(tmp)
-    import shutil
-    shutil.rmtree(tmp / "text_build", ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    corpus = Corpus(pairs, sources, resolution, config.get("texts_per_pair", 1000))
+    build_modalities(config, corpus, tmp / "build", progress).save(tmp)
+    shutil.rmtree(tmp / "build", ignore_errors=True)
     if directory.exists():
         shutil.rmtree(directory)
     tmp.replace(directory)

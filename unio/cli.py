@@ -7,11 +7,12 @@ import sys
 
 def cmd_plugins(args) -> int:
     from unio import plugins
-    from unio.registries import TASKS, TOKENIZERS
+    from unio.registries import SOURCES, TASKS, TOKENIZERS
     for path in args.plugin:
         plugins.load(path)
     print("tokenizers:", ", ".join(TOKENIZERS.names()))
     print("tasks:", ", ".join(TASKS.names()))
+    print("sources:", ", ".join(SOURCES.names()))
     return 0
 
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="unio", description="unio: train, evaluate and run generalist models. "
                                      "`unio train --help` and `unio eval --help` list their options.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plugins", help="list the registered tokenizers and tasks")
+    p = sub.add_parser("plugins", help="list the registered tokenizers, tasks and sources")
     p.add_argument("--plugin", action="append", default=[])
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("run", help="answer a prompt about an image")

@@ -1,4 +1,4 @@
-"""The data path: a streaming task mixture, length-bucketed batches, and a prefetching thread.
+"""The data path: a streaming mixture of (task, source) pairs, length-bucketed batches, and a prefetching thread.
 
 Batch `step` is a pure function of (seed, rank, step): resuming at a step restores the data
 position exactly, and nothing beyond the batches in flight is held in memory.
@@ -13,63 +13,105 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from unio.task import image_tensor
-from unio.vocab import EOS, PAD
-from unio.world import World
+from unio.model.transformer import shift_right
+from unio.task import Example, image_tensor, make_example
+from unio.vocab import BOS, EOS, IGNORE, PAD
 
 BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
 
 
-def parse_mixture(spec: str | Mapping[str, float], known: list, default_weight=lambda name: 1.0) -> dict:
-    """'vqa:2,caption:1' or {'vqa': 2} -> {'vqa': 2.0, ...}, with clear errors. A task given without a
-    weight gets `default_weight(name)` (a task's own `weight` attribute, for the trainer)."""
-    if isinstance(spec, str):
-        items = {}
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            name, _, weight = part.partition(":")
-            name = name.strip()
-            try:
-                items[name] = float(weight) if weight else (default_weight(name) if name in known else 1.0)
-            except ValueError:
-                raise ValueError(f"malformed weight {weight!r} for task {name!r}; write tasks as 'vqa:2,caption:1'") from None
-        spec = items
-    if not spec:
+DEFAULT_SOURCE = "world"
+
+
+def pair_name(task: str, source: str) -> str:
+    """How a (task, source) pair is named in logs and results: the task alone on the world."""
+    return task if source == DEFAULT_SOURCE else f"{task}@{source}"
+
+
+def parse_mixture(spec: str | Mapping, known: list, default_weight=lambda name: 1.0) -> dict:
+    """'vqa@vqav2:2,caption' or {'vqa': 2, ('caption', 'coco'): 1} -> {(task, source): weight}, with
+    clear errors. A pair without a source uses the world; without a weight, `default_weight(task)`."""
+    items = _split_spec(spec, known, default_weight) if isinstance(spec, str) else {
+        (k if isinstance(k, tuple) else tuple(k.partition("@")[::2])): v for k, v in dict(spec).items()}
+    items = {(t, s or DEFAULT_SOURCE): w for (t, s), w in items.items()}
+    if not items:
         raise ValueError(f"no tasks given; available: {', '.join(known)}")
-    for name, weight in spec.items():
+    for (name, source), weight in items.items():
         if name not in known:
             raise ValueError(f"unknown task {name!r}; available: {', '.join(known)}")
-        if not (weight > 0 and np.isfinite(weight)):
+        if not (isinstance(weight, (int, float)) and weight > 0 and np.isfinite(weight)):
             raise ValueError(f"task {name!r} has weight {weight}; weights must be positive numbers")
-    return {k: float(v) for k, v in spec.items()}
+    return {k: float(v) for k, v in items.items()}
+
+
+def _split_spec(spec: str, known: list, default_weight) -> dict:
+    items = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        pair, _, weight = part.partition(":")
+        name, _, source = (x.strip() for x in pair.partition("@"))
+        try:
+            items[(name, source)] = float(weight) if weight else (default_weight(name) if name in known else 1.0)
+        except ValueError:
+            raise ValueError(f"malformed weight {weight!r} for task {name!r}; write tasks as "
+                             f"'vqa:2,caption@coco:1'") from None
+    return items
 
 
 @dataclass
 class Mixture:
-    tasks: dict            # name -> task object
-    weights: dict          # name -> weight
+    tasks: dict            # task name -> task object
+    sources: dict          # source name -> source object
+    weights: dict          # (task, source) -> weight
     resolution: int = 64
-    pool: int = 50_000     # train scenes cycled through (so costly targets can be cached)
+    pool: int = 50_000     # records of each source's train split cycled through (costly targets are cached)
     seed: int = 0
     rank: int = 0
-    first_tasks: tuple = ()    # the only tasks sampled in megabatches before `first_until`
+    first_tasks: tuple = ()    # the only pairs (by name) sampled in megabatches before `first_until`
     first_until: int = 0
 
     def __post_init__(self):
-        self.names = list(self.weights)
+        self.pairs = list(self.weights)
+        self.names = [pair_name(*p) for p in self.pairs]
         self.probs = self._probs(self.names)
         self.first_probs = self._probs(self.first_tasks) if self.first_tasks else self.probs
-        self.world = World("train", resolution=self.resolution)
+        self.splits = {s: self.sources[s].split("train") for s in dict.fromkeys(s for _, s in self.pairs)}
+        self.spans = np.array([min(self.pool, len(self.splits[s])) for _, s in self.pairs])
+        if (self.spans == 0).any():
+            raise ValueError(f"source {self.pairs[int(np.argmin(self.spans))][1]!r} has an empty train split")
 
     def _probs(self, names) -> np.ndarray:
-        p = np.array([self.weights[n] if n in names else 0.0 for n in self.names], dtype=np.float64)
+        p = np.array([w if n in names else 0.0 for n, w in zip(self.names, self.weights.values())], dtype=np.float64)
         return p / p.sum()
 
     def megabatch(self, index: int, size: int) -> list:
         rng = np.random.default_rng([self.seed, self.rank, index, 17])
         probs = self.first_probs if index < self.first_until else self.probs
-        names = rng.choice(len(self.names), size=size, p=probs)
-        scenes = rng.integers(0, self.pool, size=size)
-        return [self.tasks[self.names[t]].example(self.world[int(s)], rng) for t, s in zip(names, scenes)]
+        picked = rng.choice(len(self.pairs), size=size, p=probs)
+        records = rng.integers(0, self.spans[picked])
+        return [self.example(int(p), int(r), rng) for p, r in zip(picked, records)]
+
+    def example(self, pair: int, index: int, rng) -> Example:
+        task, source = self.pairs[pair]
+        return make_example(self.tasks[task], self.splits[source][index], self.resolution, rng, keep_record=False)
+
+
+def encode_prompts(examples, mods, max_length: int) -> tuple:
+    """Prompts -> (input_ids, attention_mask), padded to the longest."""
+    ids = [mods.text_ids(ex.prompt)[:max_length] for ex in examples]
+    length = max(1, max(len(x) for x in ids))
+    input_ids = torch.full((len(ids), length), PAD, dtype=torch.long)
+    mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
+def encode_inputs(examples, mods, max_text_length: int) -> dict:
+    """What the encoder reads: pixels and prompt ids. Training, evaluation and unio.run all use it."""
+    input_ids, mask = encode_prompts(examples, mods, max_text_length)
+    pixels = torch.stack([image_tensor(ex.image) for ex in examples])
+    return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask}
 
 
 class Collator:
@@ -89,27 +131,23 @@ class Collator:
                 out[i] = ids
         return out
 
-    def prompts(self, examples):
-        ids = [self.mods.text_ids(ex.prompt)[: self.max_text] for ex in examples]
-        length = max(1, max(len(x) for x in ids))
-        input_ids = torch.full((len(ids), length), PAD, dtype=torch.long)
-        mask = torch.zeros((len(ids), length), dtype=torch.long)
-        for i, x in enumerate(ids):
-            input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-            mask[i, : len(x)] = 1
-        return input_ids, mask
-
     def __call__(self, examples, targets=None) -> dict:
         targets = targets if targets is not None else self.target_ids(examples)
-        input_ids, mask = self.prompts(examples)
+        inputs = encode_inputs(examples, self.mods, self.max_text)
         length = max(len(t) for t in targets) + 1
         if length > self.max_target + 1:
             raise ValueError(f"a target of {length - 1} tokens exceeds the model's max_target_length {self.max_target}")
-        labels = torch.full((len(targets), length), -100, dtype=torch.long)
+        labels = torch.full((len(targets), length), IGNORE, dtype=torch.long)
         for i, t in enumerate(targets):
             labels[i, : len(t) + 1] = torch.tensor(list(t) + [EOS], dtype=torch.long)
-        pixels = torch.stack([image_tensor(ex.image) for ex in examples])
-        return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        ignored = [(i, j) for i, t in enumerate(targets) for j in getattr(t, "ignored", ())]
+        if ignored:   # the decoder still reads those tokens; only the loss leaves them out
+            inputs["decoder_input_ids"] = shift_right(labels, BOS, PAD)
+            rows, cols = zip(*ignored)
+            labels[list(rows), list(cols)] = IGNORE
+        inputs["labels"] = labels
+        return {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask", "labels", "decoder_input_ids")
+                if k in inputs}
 
 
 class BatchStream:
@@ -131,7 +169,8 @@ class BatchStream:
             self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm])
         examples, targets = self._cached[1][part]
         batch = self.collate(examples, targets)
-        batch["task_index"] = torch.tensor([self.mixture.names.index(ex.task) for ex in examples])
+        batch["task_index"] = torch.tensor([self.mixture.names.index(pair_name(ex.task, ex.source))
+                                            for ex in examples])
         return batch
 
 

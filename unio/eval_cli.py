@@ -1,4 +1,4 @@
-"""`scripts/evaluate.py` / `unio eval`: per-task metrics of a model or of baselines on a world split."""
+"""`scripts/evaluate.py` / `unio eval`: per-pair metrics of a model or of baselines on a split of each source."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +7,12 @@ from pathlib import Path
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Evaluate a unio model, or baselines, on the embedded world.")
+    p = argparse.ArgumentParser(description="Evaluate a unio model, or baselines, on (task, source) pairs.")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="run folder or model folder")
-    who.add_argument("--baseline", help="a baseline name (majority, most_frequent, centre_box, mean_box, "
-                                        "mean_depth, vq_ceiling) or 'all'")
-    p.add_argument("--tasks", default="vqa,caption,refexp,depth")
+    who.add_argument("--baseline", help="a baseline name of the tasks (see each task's baselines()) or 'all'")
+    p.add_argument("--tasks", default=None, help="pairs as in train_mixture.py: vqa,caption@coco (default: the default mixture)")
+    p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC", help="configure a source, as in train_mixture.py")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--json", default=None, help="write the metrics to this file")
@@ -26,23 +26,31 @@ def main(argv=None) -> int:
     from unio import plugins
     from unio.data import parse_mixture
     from unio.registries import TASKS
+    from unio.sources import build_source
+    from unio.train_cli import source_options
+    from unio.training import default_mixture
     args = parser().parse_args(argv)
     for path in args.plugin:
         plugins.load(path)
-    tasks = list(parse_mixture(args.tasks, TASKS.names()))
+    pairs = list(parse_mixture(args.tasks or default_mixture(), TASKS.names()))
+    specs = source_options(args.source)
     if args.model:
         from unio.evaluation import evaluate_model
         from unio.inference import load
         runner = load(args.model)
-        results = evaluate_model(runner.model, runner.mods, tasks, args.split, args.n, progress=True)
+        size = runner.model.config.image_size
+        sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
+        results = evaluate_model(runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True)
     else:
         from unio.bootstrap import ensure_modalities
         from unio.evaluation import evaluate_baselines
-        mods = ensure_modalities(tasks, args.resolution, directory=Path(args.tokenizers) if args.tokenizers else None)
-        known = {b for t in tasks for b in TASKS.get(t).baselines()}
+        sources = {s: build_source(s, specs.get(s), args.resolution) for _, s in pairs}
+        mods = ensure_modalities(pairs, sources, args.resolution, source_specs=specs,
+                                 directory=Path(args.tokenizers) if args.tokenizers else None)
+        known = {b for t, _ in pairs for b in TASKS.get(t).baselines()}
         if args.baseline != "all" and args.baseline not in known:
             raise SystemExit(f"unknown baseline {args.baseline!r}; baselines: {', '.join(sorted(known))}, all")
-        results = evaluate_baselines(mods, tasks, args.split, args.n, args.resolution, only=args.baseline)
+        results = evaluate_baselines(mods, pairs, sources, args.split, args.n, args.resolution, only=args.baseline)
     text = json.dumps({"split": args.split, "n": args.n, "results": results}, indent=2)
     print(text)
     if args.json:

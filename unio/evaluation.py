@@ -1,61 +1,80 @@
-"""Evaluating models and baselines on a split of the world, task by task."""
+"""Evaluating models and baselines on a split of a source, (task, source) pair by pair.
+
+Predictions are mapped back to each original image (the task's `to_original`) before the task's
+metrics compare them with the gold answers, so figures are in original pixels on every source.
+"""
 from __future__ import annotations
 
-import torch
+import numpy as np
 from tqdm import tqdm
 
-from unio.bootstrap import world_examples
-from unio.data import Collator
-from unio.model.decoding import generate_constrained, strip_answer
+from unio.data import DEFAULT_SOURCE, pair_name
+from unio.pipeline import generate_answers
 from unio.registries import TASKS
-from unio.task import image_tensor
+from unio.task import make_example, to_original
 
 
-def split_examples(task, split: str, n: int, resolution: int) -> list:
-    return list(world_examples(task, split, 0, n, resolution))
+def split_examples(task, source, split: str, n: int, resolution: int, seed: int = 0) -> list:
+    """Example i comes from record i of the split, with its own deterministic rng."""
+    records = source.split(split)
+    salt = sum(task.name.encode())
+    return [make_example(task, records[i], resolution, np.random.default_rng([seed, salt, i]))
+            for i in range(min(n, len(records)))]
 
 
-@torch.no_grad()
 def predict(model, modalities, task, examples, batch_size: int = 64, progress: bool = False, **options) -> list:
-    """Greedy decoding under the task's grammar, then the task's detokenizer."""
-    cfg = model.config
-    collate = Collator({task.name: task}, modalities, cfg.max_text_length, cfg.max_target_length)
-    grammar = task.grammar(modalities, cfg.image_size)
-    model.eval()
+    """Decoding under the task's grammar, then the task's detokenizer: predictions in the model's frame."""
     predictions = []
     for i in tqdm(range(0, len(examples), batch_size), desc=f"predict {task.name}", disable=not progress):
-        chunk = examples[i:i + batch_size]
-        input_ids, mask = collate.prompts(chunk)
-        pixels = torch.stack([image_tensor(ex.image) for ex in chunk])
-        inputs = {"input_ids": input_ids, "attention_mask": mask, "pixel_values": pixels}
-        device = next(model.parameters()).device
-        inputs = {k: v.to(device) for k, v in inputs.items()}
-        out = generate_constrained(model, inputs, grammar, modalities.vocab, **options)
-        predictions += [task.decode(strip_answer(row), modalities, ex) for row, ex in zip(out.cpu(), chunk)]
+        predictions += [a.prediction for a in generate_answers(model, modalities, task, examples[i:i + batch_size], **options)]
     return predictions
 
 
-def evaluate_model(model, modalities, task_names, split: str = "test", n: int = 200, progress: bool = False) -> dict:
+def score(task, predictions, examples) -> dict:
+    """The task's metrics, on predictions mapped back to the original images."""
+    return task.evaluate([to_original(task, p, ex.frame) for p, ex in zip(predictions, examples)], examples)
+
+
+def evaluation_split(source, split: str) -> str:
+    """`split` if the source has it; else its test, validation or train split, in that order."""
+    names = source.splits()
+    if split in names:
+        return split
+    fallback = next((s for s in ("test", "validation", "train") if s in names), None)
+    if fallback is None:
+        raise KeyError(f"source has no split {split!r} and none to fall back on; splits: {', '.join(names)}")
+    return fallback
+
+
+def evaluate_model(model, modalities, pairs, sources, split: str = "test", n: int = 200, progress: bool = False) -> dict:
+    """{pair name: metrics} for `pairs` [(task, source)] over `sources` {name: source object}."""
     results = {}
-    for name in task_names:
-        task = TASKS.get(name)
-        examples = split_examples(task, split, n, model.config.image_size)
-        results[name] = task.evaluate(predict(model, modalities, task, examples, progress=progress), examples)
+    for task_name, source_name in pairs:
+        task, source = TASKS.get(task_name), sources[source_name]
+        examples = split_examples(task, source, evaluation_split(source, split), n, model.config.image_size)
+        results[pair_name(task_name, source_name)] = score(task, predict(model, modalities, task, examples,
+                                                                         progress=progress), examples)
     return results
 
 
-def evaluate_baselines(modalities, task_names, split: str = "test", n: int = 200, resolution: int = 64,
+def evaluate_baselines(modalities, pairs, sources, split: str = "test", n: int = 200, resolution: int = 64,
                        n_train: int = 2000, only: str = "all") -> dict:
-    """{task: {baseline: metrics}}; each baseline is fitted on the train split, scored on `split`."""
+    """{pair name: {baseline: metrics}}; each baseline is fitted on the train split, scored on `split`."""
     results = {}
-    for name in task_names:
-        task = TASKS.get(name)
-        train = split_examples(task, "train", n_train, resolution)
-        examples = split_examples(task, split, n, resolution)
-        results[name] = {}
-        for baseline, make in task.baselines().items():
-            if only not in ("all", baseline):
-                continue
-            predictor = make(train, modalities)
-            results[name][baseline] = task.evaluate([predictor(ex) for ex in examples], examples)
+    for task_name, source_name in pairs:
+        task, source = TASKS.get(task_name), sources[source_name]
+        train = split_examples(task, source, "train", n_train, resolution)
+        examples = split_examples(task, source, evaluation_split(source, split), n, resolution)
+        results[pair_name(task_name, source_name)] = {
+            name: score(task, _baseline_predictions(make, train, modalities, examples), examples)
+            for name, make in task.baselines().items() if only in ("all", name)}
     return results
+
+
+def _baseline_predictions(make, train, modalities, examples) -> list:
+    predictor = make(train, modalities)
+    return [predictor(ex) for ex in examples]
+
+
+def world_pairs(task_names) -> list:
+    return [(name, DEFAULT_SOURCE) for name in task_names]

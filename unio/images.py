@@ -69,12 +69,36 @@ class Frame:
     def scale(self) -> float:
         return self.size / max(self.height, self.width)
 
+    @property
+    def identity(self) -> bool:
+        """Whether the original already is the model's square input (nothing to resize or pad)."""
+        return self.height == self.width == self.size
+
+    @property
+    def content(self) -> tuple:
+        """(height, width) of the image inside the padded square."""
+        return max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+
     def to_model(self, image: np.ndarray) -> np.ndarray:
-        h, w = max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+        h, w = self.content
         resized = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
         canvas = np.zeros((self.size, self.size, 3), np.uint8)
         canvas[:h, :w] = resized
         return canvas
+
+    def map_to_model(self, array: np.ndarray, resample=Image.BILINEAR) -> np.ndarray:
+        """A float (height, width) map over the original -> (size, size), zero in the padding."""
+        h, w = self.content
+        resized = np.asarray(Image.fromarray(np.asarray(array, np.float32), mode="F").resize((w, h), resample))
+        canvas = np.zeros((self.size, self.size), np.float32)
+        canvas[:h, :w] = resized
+        return canvas
+
+    def mask_to_model(self, mask: np.ndarray) -> np.ndarray:
+        return self.map_to_model(np.asarray(mask, np.float32), Image.NEAREST) > 0.5
+
+    def mask_to_original(self, mask: np.ndarray) -> np.ndarray:
+        return self.map_to_original(np.asarray(mask, np.float32), Image.NEAREST) > 0.5
 
     def box_to_original(self, box) -> list:
         x1, y1, x2, y2 = (v / self.scale for v in box)
@@ -87,6 +111,6 @@ class Frame:
 
     def map_to_original(self, array: np.ndarray, resample=Image.BILINEAR) -> np.ndarray:
         """A (size, size) map over the model input -> (height, width) over the original image."""
-        h, w = max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale))
+        h, w = self.content
         crop = np.asarray(array, np.float32)[:h, :w]
         return np.asarray(Image.fromarray(crop, mode="F").resize((self.width, self.height), resample))

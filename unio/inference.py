@@ -7,23 +7,26 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from unio.grammar import Grammar, Segment
 from unio.images import Frame, to_rgb_array
-from unio.model.decoding import generate_constrained, strip_answer
+from unio.pipeline import generate_answers
 from unio.registries import TASKS
-from unio.task import Example, Grammar, Segment
+from unio.task import Example, to_original
 
 
 @dataclass
 class Result:
+    """A typed answer in the original image's pixels. A task fills the fields of its output kind;
+    a plugin's new kind lands in `extras` and reads as an attribute all the same."""
     task: str | None
     prompt: str
     image: np.ndarray = field(repr=False)       # the original image, (H, W, 3) uint8
@@ -31,19 +34,56 @@ class Result:
     score: float | None = None
     text: str | None = None
     boxes: list | None = None                   # [[x1, y1, x2, y2]] in original pixels
+    labels: list | None = None                  # one per box, where the task names them
+    scores: list | None = None                  # one per box, where the task scores them
     depth: np.ndarray | None = field(default=None, repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)
     keypoints: list | None = None
     generated_image: np.ndarray | None = field(default=None, repr=False)
+    extras: dict = field(default_factory=dict, repr=False)
+
+    def __getattr__(self, name: str):
+        extras = self.__dict__.get("extras", {})
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"Result has no field {name!r}")
+
+    def fill(self, fields: dict) -> None:
+        known = {f.name for f in dataclasses.fields(self)}
+        for key, value in fields.items():
+            if key in known:
+                setattr(self, key, value)
+            else:
+                self.extras[key] = value
 
     def draw(self):
-        """The result rendered onto (or beside) its image, as a PIL image."""
+        """The result rendered onto (or beside) its image, as a PIL image (the task's own drawing if it has one)."""
+        task = TASKS.get(self.task) if self.task and self.task in TASKS else None
+        if task is not None and hasattr(task, "draw"):
+            return task.draw(self)
         from unio.drawing import draw_result
         return draw_result(self)
 
     def save(self, path: str | Path) -> Path:
         self.draw().save(path)
         return Path(path)
+
+
+class FreeText:
+    """Decoding when no task is recognised: text of the prompt tokenizer, up to the model's target length."""
+    name = None
+
+    def __init__(self, max_length: int):
+        self.max_length = max_length
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment(mods.prompt_name, 0, self.max_length),))
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def to_result(self, prediction: str) -> dict:
+        return dict(text=prediction)
 
 
 class Runner:
@@ -59,7 +99,7 @@ class Runner:
                 literal = len(template.replace("{}", ""))
                 pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
                 if literal == 0 and not prompt.rstrip().endswith("?"):
-                    continue  # a bare '{}' template (vqa) takes questions only
+                    continue  # a bare '{}' template (a question-answering task) takes questions only
                 if re.match(pattern, prompt.strip(), flags=re.I | re.S) and literal > best_literal:
                     best, best_literal = name, literal
         return best
@@ -67,98 +107,34 @@ class Runner:
     def __call__(self, prompts, images, task: str | None = None, **options) -> list:
         if len(prompts) != len(images):
             raise ValueError(f"{len(prompts)} prompts but {len(images)} images; pass one image per prompt")
-        size = self.model.config.image_size
-        jobs = []
-        for prompt, image in zip(prompts, images):
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise ValueError("the prompt is empty; ask something, e.g. 'What does the image describe?'")
-            original = to_rgb_array(image)
-            frame = Frame(original.shape[0], original.shape[1], size)
-            name = task or self.recognise(prompt)
-            if name is not None and name not in TASKS:
-                TASKS.get(name)  # raises with the list of tasks
-            jobs.append((prompt, original, frame, name))
+        jobs = [self._job(prompt, image, task) for prompt, image in zip(prompts, images)]
         results: list = [None] * len(jobs)
-        for name in dict.fromkeys(j[3] for j in jobs):
-            idx = [i for i, j in enumerate(jobs) if j[3] == name]
+        for name in dict.fromkeys(job.task for job in jobs):
+            idx = [i for i, job in enumerate(jobs) if job.task == name]
             for i, result in zip(idx, self._run_group(name, [jobs[i] for i in idx], **options)):
                 results[i] = result
         return results
 
-    @torch.no_grad()
-    def _run_group(self, name, jobs, **options) -> list:
-        from unio.data import Collator
-        cfg = self.model.config
-        examples = [Example(name or "free", frame.to_model(original), prompt, None) for prompt, original, frame, _ in jobs]
-        collate = Collator({}, self.mods, cfg.max_text_length, cfg.max_target_length)
-        input_ids, mask = collate.prompts(examples)
-        from unio.task import image_tensor
-        pixels = torch.stack([image_tensor(ex.image) for ex in examples])
-        device = next(self.model.parameters()).device
-        inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "pixel_values": pixels.to(device)}
-        grammar = TASKS.get(name).grammar(self.mods, cfg.image_size) if name else self.free_grammar()
-        options.setdefault("output_scores", True)
-        options.setdefault("return_dict_in_generate", True)
-        table = grammar.allowed(self.mods.vocab, limit=cfg.max_target_length + 1)
-        out = self.model.generate(**inputs, logits_processor=_processors(table),
-                                  max_new_tokens=options.pop("max_new_tokens", table.shape[0]),
-                                  do_sample=options.pop("do_sample", False), pad_token_id=0, eos_token_id=1, **options)
-        scores = _sequence_scores(out)
-        return [self._result(name, job, ex, strip_answer(row[1:]), score)
-                for job, ex, row, score in zip(jobs, examples, out.sequences.cpu(), scores)]
+    def _job(self, prompt, image, task: str | None) -> "Example":
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("the prompt is empty; ask something, e.g. 'What does the image describe?'")
+        original = to_rgb_array(image)
+        frame = Frame(original.shape[0], original.shape[1], self.model.config.image_size)
+        name = task or self.recognise(prompt)
+        if name is not None and name not in TASKS:
+            TASKS.get(name)  # raises with the list of tasks
+        return Example(name, frame.to_model(original), prompt, None, frame=frame, record={"image": original})
 
-    def free_grammar(self) -> Grammar:
-        """Anything: text, location or image tokens, up to the model's target length."""
-        return Grammar((Segment("text", 0, self.model.config.max_target_length),))
+    def _run_group(self, name, examples, **options) -> list:
+        task = TASKS.get(name) if name else FreeText(self.model.config.max_target_length)
+        answers = generate_answers(self.model, self.mods, task, examples, **options)
+        return [self._result(task, ex, answer) for ex, answer in zip(examples, answers)]
 
-    def _result(self, name, job, example, ids, score) -> Result:
-        prompt, original, frame, _ = job
-        result = Result(name, prompt, original, tokens=ids, score=score)
-        if name is None:
-            result.text = self.mods.text_from_ids(ids).strip()
-            return result
-        prediction = TASKS.get(name).decode(ids, self.mods, example)
-        fill_result(result, TASKS.get(name).output, prediction, frame)
+    def _result(self, task, example, answer) -> Result:
+        result = Result(task.name, example.prompt, example.record["image"], tokens=answer.ids, score=answer.score)
+        prediction = to_original(task, answer.prediction, example.frame)
+        result.fill(task.to_result(prediction) if hasattr(task, "to_result") else {task.output: prediction})
         return result
-
-
-def fill_result(result: Result, output: str, prediction: Any, frame: Frame) -> None:
-    """Put a task's prediction into the result's typed field, in the original image's frame."""
-    if output == "text":
-        result.text = prediction
-    elif output == "box":
-        result.boxes = [frame.box_to_original(prediction)]
-    elif output == "boxes":
-        result.boxes = [frame.box_to_original(b) for b in prediction]
-    elif output == "depth":
-        result.depth = frame.map_to_original(prediction)
-    elif output == "mask":
-        result.mask = frame.map_to_original(prediction.astype(np.float32)) > 0.5
-    elif output == "keypoints":
-        result.keypoints = [frame.point_to_original(p) for p in prediction]
-    elif output == "image":
-        result.generated_image = prediction
-    else:
-        result.text = str(prediction)
-
-
-def _processors(table):
-    from transformers import LogitsProcessorList
-    from unio.model.decoding import GrammarLogitsProcessor
-    return LogitsProcessorList([GrammarLogitsProcessor(table)])
-
-
-def _sequence_scores(out) -> list:
-    """Mean log-probability of the chosen tokens (greedy / sampling), or the beam score."""
-    if getattr(out, "sequences_scores", None) is not None:
-        return [float(s) for s in out.sequences_scores]
-    if not getattr(out, "scores", None):
-        return [None] * out.sequences.shape[0]
-    logps = torch.stack([s.float().log_softmax(-1) for s in out.scores], 1)          # (B, L, V)
-    chosen = out.sequences[:, 1:1 + logps.shape[1]].to(logps.device)
-    picked = logps.gather(-1, chosen[..., None])[..., 0]
-    valid = (chosen != 0) & torch.isfinite(picked)
-    return [float((p * v).sum() / v.sum().clamp(min=1)) for p, v in zip(picked, valid)]
 
 
 # -- the default model ---------------------------------------------------------------------
@@ -201,17 +177,11 @@ def run(prompt, image, *, model: Runner | str | Path | None = None, task: str | 
     return runner([prompt], [image], task=task, **options)[0]
 
 
-def caption(image, **options) -> Result:
-    return run("What does the image describe?", image, task="caption", **options)
+def task_helper(name: str):
+    """`unio.<task>(image, *slots, **options)`: the task's first prompt, its slots filled, run as that task."""
+    task = TASKS.get(name)
 
-
-def vqa(image, question: str, **options) -> Result:
-    return run(question, image, task="vqa", **options)
-
-
-def refexp(image, expression: str, **options) -> Result:
-    return run(f'Which region does the text "{expression}" describe?', image, task="refexp", **options)
-
-
-def depth(image, **options) -> Result:
-    return run("What is the depth map of the image?", image, task="depth", **options)
+    def helper(image, *slots, **options) -> Result:
+        return run(task.prompts[0].format(*slots), image, task=name, **options)
+    helper.__name__, helper.__doc__ = name, f"Run the {name!r} task: {task.prompts[0]!r}."
+    return helper

@@ -15,10 +15,14 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def depth_errors(pred: np.ndarray, gold: np.ndarray, min_depth: float = 1e-3) -> dict:
-    """RMSE (metres), AbsRel and delta < 1.25 over all pixels (Eigen et al.)."""
-    pred = np.clip(np.asarray(pred, np.float64), min_depth, None)
-    gold = np.clip(np.asarray(gold, np.float64), min_depth, None)
+def depth_errors(pred: np.ndarray, gold: np.ndarray, valid: np.ndarray | None = None, min_depth: float = 1e-3) -> dict:
+    """RMSE (metres), AbsRel and delta < 1.25 over the valid pixels (all, without a mask; Eigen et al.)."""
+    pred, gold = np.asarray(pred, np.float64), np.asarray(gold, np.float64)
+    if pred.shape != gold.shape:
+        raise ValueError(f"predicted depth {pred.shape} and gold depth {gold.shape} differ in size")
+    if valid is not None and not np.asarray(valid, bool).all():
+        pred, gold = pred[np.asarray(valid, bool)], gold[np.asarray(valid, bool)]
+    pred, gold = np.clip(pred, min_depth, None), np.clip(gold, min_depth, None)
     ratio = np.maximum(pred / gold, gold / pred)
     return {"rmse": float(np.sqrt(np.mean((pred - gold) ** 2))),
             "absrel": float(np.mean(np.abs(pred - gold) / gold)),

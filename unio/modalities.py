@@ -20,6 +20,10 @@ class Modalities:
     def __init__(self, tokenizers: Mapping[str, object]):
         self.tokenizers = dict(tokenizers)
         self.vocab = Vocabulary.build(self.tokenizers)
+        prompt = [name for name, tok in self.tokenizers.items() if getattr(tok, "prompt", False)]
+        if len(prompt) > 1:
+            raise ValueError(f"tokenizers {', '.join(prompt)} all claim to encode prompts (prompt = True); one may")
+        self.prompt_name = prompt[0] if prompt else None   # the tokenizer of prompts and text answers
 
     def __getitem__(self, name: str):
         if name not in self.tokenizers:
@@ -51,9 +55,15 @@ class Modalities:
         modalities.vocab.check_same(saved, what=str(directory))
         return modalities
 
-    # -- conveniences in global ids ------------------------------------------------------
+    # -- text in global ids, through the prompt tokenizer ------------------------------------
+    def _prompt_tokenizer(self):
+        if self.prompt_name is None:
+            raise ValueError(f"none of this model's tokenizers ({', '.join(self.tokenizers)}) encodes prompts; "
+                             "a text tokenizer plugin sets `prompt = True`")
+        return self.tokenizers[self.prompt_name]
+
     def text_ids(self, text: str) -> list[int]:
-        return self.vocab.to_global("text", self["text"].encode(text))
+        return self.vocab.to_global(self.prompt_name, self._prompt_tokenizer().encode(text))
 
     def text_from_ids(self, ids) -> str:
-        return self["text"].decode(self.vocab.to_local("text", ids))
+        return self._prompt_tokenizer().decode(self.vocab.to_local(self.prompt_name, ids))

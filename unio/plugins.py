@@ -3,12 +3,13 @@
 `tokenizers/` and `tasks/` are plugin folders, not Python packages (a top-level `tokenizers`
 package would shadow Hugging Face's). Their files are loaded by path under private module
 names. Sources, in order: the built-in folders (checkout or wheel), the entry-point groups
-`unio.tokenizers` / `unio.tasks`, and any file a user names with `load(path)` / `--plugin`.
+`unio.tokenizers` / `unio.tasks` / `unio.sources`, and any file a user names with `load(path)` / `--plugin`.
 Loading a plugin only registers what it defines.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import sys
@@ -77,3 +78,11 @@ def load_builtin_tokenizers() -> None:
 def load_builtin_tasks() -> None:
     load_folder("tasks")
     load_entry_points("tasks")
+
+
+def load_builtin_sources() -> None:
+    """The world and the generic readers live in the core; further sources come as entry points
+    (group `unio.sources`: a plugin file's path, or an importable object registered on import)."""
+    importlib.import_module("unio.world.source")
+    importlib.import_module("unio.sources")
+    load_entry_points("sources")

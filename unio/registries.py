@@ -1,9 +1,10 @@
-"""The two plugin registries. Built-ins load lazily, on first look-up, never at import."""
+"""The plugin registries: tokenizers, tasks and data sources. Built-ins load lazily, on first look-up, never at import."""
 from unio import plugins
 from unio.registry import Registry
 
 TOKENIZERS = Registry("tokenizer", on_first_use=plugins.load_builtin_tokenizers)
 TASKS = Registry("task", on_first_use=plugins.load_builtin_tasks)
+SOURCES = Registry("source", on_first_use=plugins.load_builtin_sources)
 
 
 def register_tokenizer(name: str, obj=None, *, replace: bool = False):
@@ -16,3 +17,9 @@ def register_task(name: str, obj=None, *, replace: bool = False):
         return lambda o: register_task(name, o, replace=replace)
     TASKS.register(name, obj() if isinstance(obj, type) else obj, replace=replace)
     return obj
+
+
+def register_source(name: str, obj=None, *, replace: bool = False):
+    """Register a source factory: called with its configuration, it returns an object with `splits()`,
+    `split(name)` (len + records by index) and `keys` (the record keys it fills)."""
+    return SOURCES.register(name, obj, replace=replace)

@@ -6,15 +6,20 @@ from pathlib import Path
 
 import numpy as np
 
-HEADLINE = {"vqa": "accuracy", "caption": "cider", "refexp": "acc@0.5", "depth": "rmse"}
+def headline(pair: str, metrics: dict) -> str:
+    """The task's own headline metric (its `headline` attribute), else its first metric."""
+    from unio.registries import TASKS
+    name = pair.partition("@")[0]
+    key = getattr(TASKS.get(name), "headline", None) if name in TASKS else None
+    return key if key in metrics else next(iter(metrics))
 
 
 def table(model_results: dict, baselines: dict) -> str:
     rows = [f"{'task':<9} {'metric':<10} {'model':>9}   baselines"]
-    for task, metrics in model_results.items():
-        key = HEADLINE.get(task, next(iter(metrics)))
-        base = ", ".join(f"{name} {m.get(key, float('nan')):.3f}" for name, m in baselines.get(task, {}).items())
-        rows.append(f"{task:<9} {key:<10} {metrics[key]:>9.3f}   {base}")
+    for pair, metrics in model_results.items():
+        key = headline(pair, metrics)
+        base = ", ".join(f"{name} {m.get(key, float('nan')):.3f}" for name, m in baselines.get(pair, {}).items())
+        rows.append(f"{pair:<9} {key:<10} {metrics[key]:>9.3f}   {base}")
     return "\n".join(rows)
 
 
@@ -32,39 +37,24 @@ def read_losses(metrics_file: Path) -> dict:
     return curves
 
 
-def draw_report(run_dir: Path, samples: list, path: Path | None = None) -> Path:
-    """Loss curve plus a few predictions drawn on their images. `samples`: [(task, example, prediction)]."""
+def draw_report(run_dir: Path, results: list, path: Path | None = None) -> Path:
+    """Loss curves plus a few results drawn the way each task draws them. `results`: [Result]."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     curves = read_losses(Path(run_dir) / "metrics.jsonl")
-    fig, axes = plt.subplots(1, 1 + len(samples), figsize=(4 * (1 + len(samples)), 4))
+    fig, axes = plt.subplots(1, 1 + len(results), figsize=(4 * (1 + len(results)), 4))
     axes = np.atleast_1d(axes)
     for name, (steps, losses) in curves.items():
         axes[0].plot(steps, losses, label=name, lw=2 if name == "total" else 1)
     axes[0].set(title="training loss (tasks: token cross-entropy)", xlabel="step", yscale="log")
     axes[0].legend(fontsize=7)
-    for ax, (task, example, prediction) in zip(axes[1:], samples):
-        draw_prediction(ax, task, example, prediction)
+    for ax, result in zip(axes[1:], results):
+        ax.axis("off")
+        ax.imshow(result.draw())
+        ax.set_title(f"{result.task}: {result.prompt[:40]}", fontsize=8)
     fig.tight_layout()
     path = Path(path or Path(run_dir) / "report.png")
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
-
-
-def draw_prediction(ax, task: str, example, prediction) -> None:
-    import matplotlib.patches as patches
-    ax.axis("off")
-    if isinstance(prediction, np.ndarray) and prediction.ndim == 2:
-        ax.imshow(np.concatenate([example.target, prediction], axis=1), cmap="magma_r")
-        ax.set_title("depth: gold | predicted", fontsize=8)
-        return
-    ax.imshow(example.image)
-    if task == "refexp" or (isinstance(prediction, list) and len(prediction) == 4):
-        for box, colour in ((example.target, "lime"), (prediction, "red")):
-            x1, y1, x2, y2 = box
-            ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=2))
-        ax.set_title(f"{example.meta.get('expression', '')}\n(green gold, red predicted)", fontsize=8)
-    else:
-        ax.set_title(f"{example.prompt[:40]}\n→ {str(prediction)[:40]}\n(gold: {str(example.target)[:40]})", fontsize=7)

@@ -1,17 +1,23 @@
-"""What a task plugin is: examples, output grammars, and the protocol a task file implements.
+"""What a task plugin is: examples, and the protocol a task file implements.
 
 A task is any object with these attributes (no base class to inherit):
 
     name: str                       registry name
     prompts: list[str]              paraphrases; '{}' is filled with the example's text slot
-    output: str                     'text' | 'box' | 'image' | ...  (what `decode` returns)
-    example(scene, rng) -> Example  one example from a world scene
+    output: str                     the Result field its prediction fills: 'text', 'boxes', 'depth', ...
+    requires: tuple[str]            the record keys it reads (checked against each source)
+    headline: str                   its headline metric; `lower_is_better` when it is an error
+    example(record, rng) -> Example one example from a record already in the model's frame
     targets(examples, mods) -> list[list[int]]   gold target ids (global, no EOS), batched
     grammar(mods, image_size) -> Grammar         the shape of a well-formed answer
-    decode(ids, mods, example) -> prediction     generated ids (global, no EOS) -> answer
-    evaluate(predictions, examples) -> dict      metrics over a split
+    decode(ids, mods, example) -> prediction     generated ids (global, no EOS) -> answer, model frame
+    to_original(prediction, frame) -> prediction the answer in the original image's pixels (optional)
+    to_result(prediction) -> dict                Result fields (optional; default {output: prediction})
+    draw(result) -> PIL image                    how a result is shown (optional; default: drawing.py)
+    evaluate(predictions, examples) -> dict      metrics over a split, predictions in original pixels
     training_texts(example) -> list[str]         text for the sentencepiece model
     training_images(example) -> list[tensor]     image-like targets for the VQ-VAE (may be empty)
+    baselines() -> {name: class}                 predictors fitted on train examples
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import torch
 
-from unio.vocab import EOS, Vocabulary
+from unio.grammar import Grammar, Repeat, Segment  # noqa: F401  (part of a task's vocabulary)
+from unio.images import Frame
+from unio.records import frame_record
 
 
 @dataclass
@@ -29,79 +37,49 @@ class Example:
     task: str
     image: np.ndarray       # (H, W, 3) uint8, the model-resolution image
     prompt: str
-    target: Any             # the gold answer in the task's own terms
+    target: Any             # the gold answer in the task's own terms, in the model's frame
     meta: dict = field(default_factory=dict)
+    frame: Frame | None = None     # how the original image maps onto the model's input
+    record: Any = None             # the original record (evaluation reads gold in original pixels)
+    source: str | None = None
+
+
+class Target(list):
+    """Target ids whose positions in `ignored` are fed to the decoder but left out of the loss
+    (e.g. depth codes over pixels without a valid depth)."""
+
+    def __init__(self, ids, ignored=()):
+        super().__init__(ids)
+        self.ignored = tuple(ignored)
+
+
+def make_example(task, record, image_size: int, rng: np.random.Generator, keep_record: bool = True) -> Example:
+    """The one way a record becomes an example: framed to the model's input, then the task's."""
+    framed, frame = frame_record(record, image_size)
+    example = task.example(framed, rng)
+    example.frame, example.source = frame, record.get("source")
+    example.record = record if keep_record else None
+    example.meta.setdefault("id", record.get("id"))
+    return example
+
+
+def to_original(task, prediction, frame: Frame | None):
+    """A task's prediction in the original image's pixels (unchanged for tasks without geometry)."""
+    convert = getattr(task, "to_original", None)
+    return prediction if convert is None or frame is None else convert(prediction, frame)
 
 
 class Task(Protocol):
     name: str
     prompts: list
     output: str
+    requires: tuple
 
-    def example(self, scene, rng: np.random.Generator) -> Example: ...
+    def example(self, record, rng: np.random.Generator) -> Example: ...
     def targets(self, examples: Sequence[Example], mods) -> list: ...
     def grammar(self, mods, image_size: int) -> "Grammar": ...
     def decode(self, ids: Sequence[int], mods, example: Example) -> Any: ...
     def evaluate(self, predictions: Sequence[Any], examples: Sequence[Example]) -> dict: ...
-
-
-@dataclass(frozen=True)
-class Segment:
-    """`min_len`..`max_len` tokens of vocabulary range `range` (optionally only local ids [lo, hi))."""
-    range: str
-    min_len: int
-    max_len: int
-    local: tuple | None = None
-
-
-@dataclass(frozen=True)
-class Grammar:
-    """Segments in order, then EOS. Only the last segment may vary in length."""
-    segments: tuple
-
-    def __post_init__(self):
-        for seg in self.segments[:-1]:
-            if seg.min_len != seg.max_len:
-                raise ValueError("only the last segment of a grammar may vary in length")
-
-    @property
-    def max_length(self) -> int:
-        return sum(s.max_len for s in self.segments) + 1
-
-    def allowed(self, vocab: Vocabulary, limit: int | None = None) -> torch.Tensor:
-        """(max_length, V) bool: which ids may appear at each generated position.
-
-        With `limit` (the model's longest target + EOS), a longer grammar is cut there and ends in EOS.
-        """
-        table = self._table(vocab)
-        if limit is None or limit >= self.max_length:
-            return table
-        if limit - 1 < self.max_length - 1 - self.segments[-1].max_len + self.segments[-1].min_len:
-            raise ValueError(f"answers of this grammar need {self.max_length - 1} tokens, "
-                             f"more than the model's {limit - 1}; raise max_target_length")
-        table = table[:limit].clone()
-        table[limit - 1] = False
-        table[limit - 1, EOS] = True
-        return table
-
-    def _table(self, vocab: Vocabulary) -> torch.Tensor:
-        table = torch.zeros(self.max_length, vocab.size, dtype=torch.bool)
-        pos = 0
-        for seg in self.segments:
-            r = vocab.range(seg.range)
-            lo, hi = seg.local or (0, r.size)
-            table[pos:pos + seg.max_len, r.start + lo:r.start + hi] = True
-            pos += seg.max_len
-        last = self.segments[-1]
-        table[pos - last.max_len + last.min_len:, EOS] = True
-        return table
-
-    def accepts(self, ids: Sequence[int], vocab: Vocabulary) -> bool:
-        """Whether `ids` (ending with EOS) is a well-formed answer."""
-        table = self.allowed(vocab)
-        if not ids or ids[-1] != EOS or len(ids) > self.max_length:
-            return False
-        return all(bool(table[i, t]) for i, t in enumerate(ids))
 
 
 def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
+
+from unio.report import draw_report, table
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a unio generalist on a weighted task mixture.")
-    p.add_argument("--tasks", default="vqa,caption,refexp,depth", help="tasks with optional weights: vqa:2,caption:1")
+    p.add_argument("--tasks", default=None, help="(task, source) pairs with optional weights: vqa:2,caption@coco:1 "
+                   "(default: configs/data/default.yaml's mixture; a pair without @source uses the world)")
+    p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC",
+                   help="configure a source: NAME=hf:PATH,image=col,..., NAME=folder:PATH, NAME=config.yaml")
     p.add_argument("--preset", default="tiny", help="model size preset or a YAML file")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
@@ -57,9 +61,20 @@ def model_overrides(items: list) -> dict:
     return out
 
 
+def source_options(items: list) -> dict:
+    """['mine=hf:PATH,image=img'] -> {'mine': 'hf:PATH,image=img'}."""
+    out = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--source takes NAME=SPEC, e.g. mine=hf:/data/mine,image=img; got {item!r}")
+        out[name] = spec
+    return out
+
+
 def options_from(args):
     from unio.trainer import TrainOptions
-    opts = TrainOptions(tasks=args.tasks, preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
+    opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss)
@@ -73,23 +88,29 @@ def options_from(args):
 
 def finish(trainer, eval_n: int) -> dict:
     """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
-    from unio.evaluation import evaluate_baselines, evaluate_model, predict, split_examples
-    from unio.registries import TASKS
-    from unio.report import draw_report, table
-    tasks = list(trainer.weights)
+    from unio.evaluation import evaluate_baselines, evaluate_model
+    pairs, sources = list(trainer.weights), trainer.sources
     res = trainer.model.config.image_size
-    results = evaluate_model(trainer.model, trainer.mods, tasks, "test", eval_n, progress=trainer.opts.progress)
-    baselines = evaluate_baselines(trainer.mods, tasks, "test", eval_n, res)
+    results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress)
+    baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res)
     (trainer.out / "eval.json").write_text(json.dumps({"model": results, "baselines": baselines,
                                                       "split": "test", "n": eval_n}, indent=2))
-    samples = []
-    for name in tasks:
-        task = TASKS.get(name)
-        examples = split_examples(task, "test", 2, res)
-        samples += [(name, ex, p) for ex, p in zip(examples, predict(trainer.model, trainer.mods, task, examples))][:1]
-    draw_report(trainer.out, samples)
+    draw_samples(trainer, pairs, sources)
     print(table(results, baselines))
     return results
+
+
+def draw_samples(trainer, pairs, sources) -> None:
+    """report.png: the loss curves and one test answer per pair, each drawn as its task draws it."""
+    from unio.evaluation import evaluation_split, split_examples
+    from unio.inference import Runner
+    from unio.registries import TASKS
+    runner, results = Runner(trainer.model, trainer.mods), []
+    for task, source in pairs:
+        example = split_examples(TASKS.get(task), sources[source], evaluation_split(sources[source], "test"), 1,
+                                 trainer.model.config.image_size)[0]
+        results.append(runner([example.prompt], [example.record["image"]], task=task)[0])
+    draw_report(trainer.out, results)
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 SPECIALS = ["<pad>", "</s>", "<s>", "<unk>", "<image>", "<text>", "<box>", "<point>",
             "<depth>", "<mask>", "<sep>"] + [f"<extra_id_{i}>" for i in range(16)]
 PAD, EOS, BOS, UNK = 0, 1, 2, 3
+IGNORE = -100   # a label position left out of the loss
 
 
 class VocabularyMismatch(ValueError):

@@ -24,7 +24,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from unio.model.config import UnioConfig
 from unio.model.moe import MoEFeedForward
 from unio.model.stem import build_stem
-from unio.vocab import EOS
+from unio.vocab import EOS, IGNORE
 
 
 class Attention(nn.Module):
@@ -316,9 +316,9 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         if cfg.ordinal_range and cfg.ordinal_sigma > 0:
             loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma)
         else:
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
         if cfg.z_loss:
-            valid = labels != -100
+            valid = labels != IGNORE
             loss = loss + cfg.z_loss * (torch.logsumexp(logits, -1).pow(2) * valid).sum() / valid.sum().clamp(min=1)
         if aux:
             loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
@@ -358,7 +358,7 @@ def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):
     start, stop = ordinal_range
     logp = logits.flatten(0, 1).log_softmax(-1)                        # (N, V)
     flat = labels.flatten()
-    valid = flat != -100
+    valid = flat != IGNORE
     hard = -logp.gather(-1, flat.clamp(min=0)[:, None])[:, 0]          # (N,)
     bins = torch.arange(stop - start, device=logits.device, dtype=logp.dtype)
     centre = (flat - start).clamp(0, stop - start - 1).to(logp.dtype)[:, None]
@@ -374,4 +374,4 @@ def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tenso
     shifted = labels.new_full(labels.shape, pad_id)
     shifted[:, 1:] = labels[:, :-1].clone()
     shifted[:, 0] = start_id
-    return shifted.masked_fill(shifted == -100, pad_id)
+    return shifted.masked_fill(shifted == IGNORE, pad_id)

@@ -5,6 +5,8 @@ from itertools import combinations
 
 import numpy as np
 
+from unio.world.constants import COLORS, SHAPES
+
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 ATTRIBUTES = ("size", "color", "shape")
 
@@ -64,7 +66,6 @@ def _count_question(objects, rng):
 
 def questions(objects, refexps, rng) -> list:
     """[(question, answer, type)] covering colour, shape, size, count, existence and spatial relations."""
-    from unio.world.scene import COLORS, SHAPES
     out = []
     for text, i in refexps:
         obj = objects[i]

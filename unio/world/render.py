@@ -5,18 +5,18 @@ import functools
 
 import numpy as np
 
-from unio.world import scene as W
+from unio.world.constants import CAMERA_HEIGHT, COLORS, HORIZON, MAX_DEPTH, SIZES
 
 MIN_VISIBLE = 0.5   # an object must keep half its pixels, or the layout is resampled
 
 
 def ground_depth(rows: np.ndarray, height: int) -> np.ndarray:
     """Metric depth of the ground plane at each image row (pinhole camera; sky = MAX_DEPTH)."""
-    horizon = W.HORIZON * height
+    horizon = HORIZON * height
     focal = height  # pixels
     below = np.maximum(rows + 0.5 - horizon, 1e-6)
-    depth = W.CAMERA_HEIGHT * focal / below
-    return np.where(rows + 0.5 > horizon, np.minimum(depth, W.MAX_DEPTH), W.MAX_DEPTH).astype(np.float32)
+    depth = CAMERA_HEIGHT * focal / below
+    return np.where(rows + 0.5 > horizon, np.minimum(depth, MAX_DEPTH), MAX_DEPTH).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -25,7 +25,7 @@ def _background_layers(res: int):
     rows = np.arange(res, dtype=np.float32)[:, None].repeat(res, 1)
     t = (rows / res)[..., None]
     sky = np.array([150, 190, 235], np.float32) * (1.05 - 0.3 * t)
-    return ground_depth(rows, res), 0.75 + 0.35 * t, (rows + 0.5 > W.HORIZON * res)[..., None], sky
+    return ground_depth(rows, res), 0.75 + 0.35 * t, (rows + 0.5 > HORIZON * res)[..., None], sky
 
 
 def _background(res: int, rng: np.random.Generator):
@@ -37,8 +37,8 @@ def _background(res: int, rng: np.random.Generator):
 def _footprint(obj, res: int):
     """(centre x, base y, half width, height) in pixels for an object standing on the ground."""
     focal = res
-    base_y = W.HORIZON * res + W.CAMERA_HEIGHT * focal / obj.depth
-    size_px = W.SIZES[obj.size] * focal / obj.depth
+    base_y = HORIZON * res + CAMERA_HEIGHT * focal / obj.depth
+    size_px = SIZES[obj.size] * focal / obj.depth
     return obj.x * res, base_y, size_px / 2, size_px
 
 
@@ -79,7 +79,7 @@ def _shade(obj, inside: np.ndarray, res: int) -> np.ndarray:
     cx, _, half, _ = _footprint(obj, res)
     xx = np.arange(res, dtype=np.float32)[None, :] + 0.5
     light = 1.0 - 0.25 * np.clip((xx - cx) / max(half, 1e-6), -1, 1)
-    return np.array(W.COLORS[obj.color], np.float32) * light[..., None]
+    return np.array(COLORS[obj.color], np.float32) * light[..., None]
 
 
 def draw(objects: list, res: int, rng: np.random.Generator):

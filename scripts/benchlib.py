@@ -1,4 +1,8 @@
-"""Benchmarks, each measured against a peer in the same run (see scripts/bench.py)."""
+"""Benchmarks, each measured against a peer in the same run: the tools of scripts/bench.py.
+
+Not part of the installed `unio` package: scripts/bench.py imports it as a sibling module, the tests and
+scripts/gpu_check.sh by path.
+"""
 from __future__ import annotations
 
 import resource
@@ -12,6 +16,8 @@ from torch import nn
 from unio.data import BatchStream, Collator, Mixture, model_inputs
 from unio.model.stem import LinearStem
 from unio.registries import TASKS
+from unio.sources import build_source
+from unio.task import make_example
 from unio.world import World
 
 TASKS4 = ["vqa", "caption", "refexp", "depth"]
@@ -149,14 +155,14 @@ def world_speed(n64: int = 300, n256: int = 30) -> dict:
 
 
 def task_speed(mods, n: int = 128, resolution: int = 64) -> dict:
-    """Examples (scene -> prompt ids + target ids) per second, per task; depth cold (VQ encode) as it is first seen."""
-    world, out = World("validation", resolution=resolution), {}
+    """Examples (scene -> record -> prompt ids + target ids) per second, per task; depth cold (VQ encode)."""
+    records, out = build_source("world", None, resolution).split("validation"), {}
     for name in TASKS4:
         task = TASKS.get(name)
         collate = Collator({name: task}, mods, 64, 512)
         rng = np.random.default_rng(0)
         start = time.perf_counter()
-        examples = [task.example(world[i], rng) for i in range(n)]
+        examples = [make_example(task, records[i], resolution, rng) for i in range(n)]
         collate(examples)
         out[f"{name}_examples_per_s"] = n / (time.perf_counter() - start)
     return out
@@ -165,7 +171,8 @@ def task_speed(mods, n: int = 128, resolution: int = 64) -> dict:
 def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0):
     """The same examples twice: length-bucketed (unio's way) and in sampling order, padded (a T5 user's way)."""
     tasks = {n: TASKS.get(n) for n in TASKS4}
-    mixture = Mixture(tasks, {n: 1.0 for n in TASKS4}, config.image_size, 50_000, seed)
+    sources = {"world": build_source("world", None, config.image_size)}
+    mixture = Mixture(tasks, sources, {(n, "world"): 1.0 for n in TASKS4}, config.image_size, 50_000, seed)
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     stream = BatchStream(mixture, collate, batch_size)
     start = time.perf_counter()

@@ -1,0 +1,64 @@
+"""Output grammars: repeated groups decode within the grammar; the automaton agrees with the table."""
+import pytest
+import torch
+
+from conftest import world_examples
+from unio.data import encode_inputs
+from unio.grammar import Grammar, GrammarLogitsProcessor, Repeat, Segment
+from unio.model import UnioModel
+from unio.model.decoding import generate_constrained, strip_answer
+from unio.registries import TASKS
+from unio.vocab import EOS
+
+
+def detection_grammar(max_count=8):
+    """A group of 4 location tokens and 1-4 text tokens, repeated 0..max_count times, then EOS."""
+    return Grammar((Repeat((Segment("coordinates", 4, 4, local=(0, 32)), Segment("text", 1, 4)), 0, max_count),))
+
+
+def ids(mods, name, n, offset=5):
+    return [mods.vocab.range(name).start + offset + i for i in range(n)]
+
+
+def test_repeat_accepts_whole_groups_only(modalities):
+    g, box, word = detection_grammar(), ids(modalities, "coordinates", 4), ids(modalities, "text", 2)
+    assert g.accepts([EOS], modalities.vocab)                                   # nothing found
+    assert g.accepts(box + word + box + word[:1] + [EOS], modalities.vocab)
+    assert not g.accepts(box + [EOS], modalities.vocab)                         # a box without a label
+    assert not g.accepts(box[:3] + word + [EOS], modalities.vocab)              # three coordinates
+    assert not g.accepts(box + ids(modalities, "text", 5) + [EOS], modalities.vocab)   # a label too long
+    assert not g.accepts((box + word) * 9 + [EOS], modalities.vocab)            # more groups than allowed
+    with pytest.raises(ValueError, match="min_count"):
+        Repeat((Segment("text", 1, 1),), 3, 2)
+
+
+@pytest.mark.parametrize("limit", [None, 12])
+def test_automaton_agrees_with_the_table(modalities, limit):
+    """A static grammar enforced by the automaton allows exactly what its position table allows."""
+    from unio.grammar import Automaton, AutomatonLogitsProcessor
+    grammar = Grammar((Segment("coordinates", 4, 4, local=(0, 32)), Segment("text", 2, 20)))
+    table = GrammarLogitsProcessor(grammar.allowed(modalities.vocab, limit))
+    automaton = AutomatonLogitsProcessor(Automaton(grammar, modalities.vocab), limit or grammar.max_length)
+    prefix = [2] + ids(modalities, "coordinates", 4) + ids(modalities, "text", 16)
+    for length in range(1, (limit or grammar.max_length) + 1):
+        rows = torch.tensor([prefix[:length]])
+        scores = torch.zeros(1, modalities.vocab.size)
+        assert torch.equal(table(rows, scores.clone()) > -1e30, automaton(rows, scores.clone()) > -1e30), length
+
+
+@pytest.mark.parametrize("options", [{}, {"do_sample": True, "top_k": 0, "temperature": 3.0}, {"num_beams": 3}])
+def test_random_model_never_leaves_a_repeated_grammar(modalities, tiny_config, options):
+    """Decoding from a randomly initialised model (its answers are noise) is always well formed, also
+    where the grammar's longest answer (65 tokens) is beyond the model's target length (40)."""
+    torch.manual_seed(2)
+    model = UnioModel(tiny_config).eval()
+    examples = world_examples(TASKS.get("caption"), "test", 6, tiny_config.image_size)
+    inputs = encode_inputs(examples, modalities, tiny_config.max_text_length)
+    grammar = detection_grammar()
+    for seed in range(3):
+        torch.manual_seed(seed)
+        out = generate_constrained(model, inputs, grammar, modalities.vocab, **options)
+        for row in out.tolist():
+            answer = strip_answer(row) + [EOS]
+            assert len(answer) <= tiny_config.max_target_length + 1
+            assert grammar.accepts(answer, modalities.vocab), row

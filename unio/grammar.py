@@ -1,0 +1,254 @@
+"""Output grammars: the shape of a well-formed answer, enforced token by token while decoding.
+
+A grammar is a sequence of elements, then EOS:
+    Segment(range, min_len, max_len, local)   min..max tokens of one vocabulary range
+    Repeat(group, min_count, max_count)       a group of segments, repeated min..max times
+e.g. detection: Repeat((Segment("coordinates", 4, 4), Segment("text", 1, 4)), 0, 20).
+
+Grammars without a Repeat whose only variable segment is the last one ("static") are enforced
+with a (position, vocabulary) table; any other grammar by running it as an automaton over each
+row's prefix. Both only allow tokens after which the answer can still end within the length limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import LogitsProcessor
+
+from unio.vocab import EOS, Vocabulary
+
+
+@dataclass(frozen=True)
+class Segment:
+    """`min_len`..`max_len` tokens of vocabulary range `range` (optionally only local ids [lo, hi))."""
+    range: str
+    min_len: int
+    max_len: int
+    local: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """The segments of `group` in order, repeated `min_count`..`max_count` times."""
+    group: tuple
+    min_count: int
+    max_count: int
+
+    def __post_init__(self):
+        if not self.group or any(not isinstance(s, Segment) for s in self.group):
+            raise ValueError("a Repeat's group is a non-empty tuple of Segments")
+        if not 0 <= self.min_count <= self.max_count:
+            raise ValueError(f"need 0 <= min_count <= max_count, got {self.min_count}, {self.max_count}")
+
+    @property
+    def min_len(self) -> int:
+        return self.min_count * sum(s.min_len for s in self.group)
+
+    @property
+    def max_len(self) -> int:
+        return self.max_count * sum(s.max_len for s in self.group)
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Elements (Segments and Repeats) in order, then EOS."""
+    segments: tuple
+
+    def __post_init__(self):
+        for seg in self.segments:
+            if not isinstance(seg, (Segment, Repeat)):
+                raise TypeError(f"grammar elements are Segment or Repeat, got {type(seg).__name__}")
+
+    @property
+    def static(self) -> bool:
+        return all(isinstance(s, Segment) for s in self.segments) and all(
+            s.min_len == s.max_len for s in self.segments[:-1])
+
+    @property
+    def max_length(self) -> int:
+        return sum(s.max_len for s in self.segments) + 1
+
+    @property
+    def min_length(self) -> int:
+        return sum(s.min_len for s in self.segments) + 1
+
+    def check_limit(self, limit: int | None) -> None:
+        if limit is not None and limit < self.min_length:
+            raise ValueError(f"answers of this grammar need {self.min_length - 1} tokens, "
+                             f"more than the model's {limit - 1}; raise max_target_length")
+
+    def allowed(self, vocab: Vocabulary, limit: int | None = None) -> torch.Tensor:
+        """(max_length, V) bool, static grammars only: which ids may appear at each generated position.
+        With `limit` (the model's longest target + EOS), a longer grammar is cut there and ends in EOS."""
+        if not self.static:
+            raise ValueError("a grammar with repeats or inner variable segments has no position table; "
+                             "use grammar.processor()")
+        self.check_limit(limit)
+        table = self._table(vocab)
+        if limit is None or limit >= self.max_length:
+            return table
+        table = table[:limit].clone()
+        table[limit - 1] = False
+        table[limit - 1, EOS] = True
+        return table
+
+    def _table(self, vocab: Vocabulary) -> torch.Tensor:
+        table = torch.zeros(self.max_length, vocab.size, dtype=torch.bool)
+        pos = 0
+        for seg in self.segments:
+            table[pos:pos + seg.max_len] |= segment_mask(seg, vocab)
+            pos += seg.max_len
+        last = self.segments[-1]
+        table[pos - last.max_len + last.min_len:, EOS] = True
+        return table
+
+    def processor(self, vocab: Vocabulary, limit: int | None = None, prefix_length: int = 1) -> LogitsProcessor:
+        """The logits processor that keeps generate() inside this grammar."""
+        if self.static:
+            return GrammarLogitsProcessor(self.allowed(vocab, limit), prefix_length)
+        self.check_limit(limit)
+        return AutomatonLogitsProcessor(Automaton(self, vocab), limit or self.max_length, prefix_length)
+
+    def accepts(self, ids: Sequence[int], vocab: Vocabulary) -> bool:
+        """Whether `ids` (ending with EOS) is a well-formed answer."""
+        if not ids or ids[-1] != EOS or len(ids) > self.max_length:
+            return False
+        automaton = Automaton(self, vocab)
+        states = automaton.start()
+        for token in ids[:-1]:
+            states = automaton.advance(states, int(token))
+            if not states:
+                return False
+        return automaton.can_end(states)
+
+
+def segment_mask(seg: Segment, vocab: Vocabulary) -> torch.Tensor:
+    r = vocab.range(seg.range)
+    lo, hi = seg.local or (0, r.size)
+    mask = torch.zeros(vocab.size, dtype=torch.bool)
+    mask[r.start + lo:r.start + hi] = True
+    return mask
+
+
+class Automaton:
+    """A grammar as a nondeterministic automaton. A state (element, repeat count, segment of the
+    group, tokens in the segment) says where in the grammar a prefix has got to."""
+
+    def __init__(self, grammar: Grammar, vocab: Vocabulary):
+        self.elements = grammar.segments
+        self.groups = [e.group if isinstance(e, Repeat) else (e,) for e in self.elements]
+        self.masks = [[segment_mask(s, vocab) for s in group] for group in self.groups]
+        self.end = len(self.elements)
+
+    def start(self) -> frozenset:
+        return self._closure({(0, 0, 0, 0)})
+
+    def _closure(self, states) -> frozenset:
+        todo, seen = list(states), set(states)
+        while todo:
+            for nxt in self._moves_without_token(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return frozenset(seen)
+
+    def _moves_without_token(self, state):
+        e, r, s, n = state
+        if e == self.end:
+            return
+        element, seg = self.elements[e], self.groups[e][s]
+        repeat = isinstance(element, Repeat)
+        if repeat and s == 0 and n == 0 and r >= element.min_count:
+            yield (e + 1, 0, 0, 0)                       # no more repetitions
+        if n < seg.min_len:
+            return
+        if s + 1 < len(self.groups[e]):
+            yield (e, r, s + 1, 0)
+        elif not repeat:
+            yield (e + 1, 0, 0, 0)
+        else:
+            if r + 1 < element.max_count:
+                yield (e, r + 1, 0, 0)
+            if r + 1 >= element.min_count:
+                yield (e + 1, 0, 0, 0)
+
+    def advance(self, states: frozenset, token: int) -> frozenset:
+        moved = {(e, r, s, n + 1) for e, r, s, n in states
+                 if e < self.end and n < self.groups[e][s].max_len and self.masks[e][s][token]}
+        return self._closure(moved)
+
+    def can_end(self, states) -> bool:
+        return any(e == self.end for e, _, _, _ in states)
+
+    def to_finish(self, state) -> int:
+        """The fewest tokens that take `state` to the end of the grammar."""
+        e, r, s, n = state
+        if e == self.end:
+            return 0
+        rest = sum(x.min_len for x in self.elements[e + 1:])
+        group = self.groups[e]
+        here = max(0, group[s].min_len - n) + sum(x.min_len for x in group[s + 1:])
+        element = self.elements[e]
+        if isinstance(element, Repeat):
+            here += max(0, element.min_count - r - 1) * sum(x.min_len for x in group)
+        return here + rest
+
+    def allowed(self, states: frozenset, budget: int) -> tuple:
+        """(segment keys, may end) allowed next, with `budget` tokens left before EOS must come."""
+        keys = set()
+        for e, r, s, n in states:
+            if e < self.end and n < self.groups[e][s].max_len and self.to_finish((e, r, s, n + 1)) <= budget - 1:
+                keys.add((e, s))
+        return frozenset(keys), self.can_end(states)
+
+
+class GrammarLogitsProcessor(LogitsProcessor):
+    """Allows only the grammar's next tokens: position i of the answer may hold `table[i]` ids."""
+
+    def __init__(self, table: torch.Tensor, prefix_length: int = 1):
+        self.table, self.prefix_length = table, prefix_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        position = input_ids.shape[1] - self.prefix_length
+        if position >= self.table.shape[0]:
+            allowed = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+            allowed[EOS] = True
+        else:
+            allowed = self.table[position, : scores.shape[-1]].to(scores.device)
+        return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+
+
+class AutomatonLogitsProcessor(LogitsProcessor):
+    """Runs the grammar's automaton over each row's answer so far (memoised by prefix, so beams that
+    reorder rows need no bookkeeping) and allows only the tokens that keep the answer well formed."""
+
+    def __init__(self, automaton: Automaton, limit: int, prefix_length: int = 1):
+        self.automaton, self.limit, self.prefix_length = automaton, limit, prefix_length
+        self._states: dict = {(): automaton.start()}
+        self._masks: dict = {}
+
+    def _state(self, prefix: tuple) -> frozenset:
+        if prefix not in self._states:
+            before = self._state(prefix[:-1])
+            self._states[prefix] = self.automaton.advance(before, prefix[-1]) if before else frozenset()
+        return self._states[prefix]
+
+    def _mask(self, key) -> torch.Tensor:
+        if key not in self._masks:
+            (segments, may_end), masks = key, self.automaton.masks
+            mask = torch.zeros_like(masks[0][0])
+            for e, s in segments:
+                mask |= masks[e][s]
+            mask[EOS] = may_end or not segments       # a dead row ends rather than wander
+            self._masks[key] = mask
+        return self._masks[key]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows = []
+        for row in input_ids[:, self.prefix_length:].tolist():
+            budget = self.limit - 1 - len(row)
+            rows.append(self._mask(self.automaton.allowed(self._state(tuple(row)), budget)))
+        allowed = torch.stack(rows)[:, : scores.shape[-1]].to(scores.device)
+        return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)

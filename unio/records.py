@@ -1,0 +1,90 @@
+"""Records: what every source yields, and how a record is fitted to the model's input (the Frame).
+
+A record is a plain mapping. Only `image` is required; a source fills what it has:
+
+    image        the picture: PIL image, (H, W[, C]) array, (C, H, W) tensor or a path; any size
+    id           a stable identifier, unique within the source ("world/train/17", a COCO image id ...)
+    source       the source's name
+    captions     [str, ...]                      all reference captions
+    questions    [[question, [answers], type]]   the canonical answer first
+    objects      [{box: [x1, y1, x2, y2] pixels, mask: (H, W) bool, keypoints: [[x, y, v]],
+                   category: str, attributes: {name: value}}]   any of the keys may be absent
+    refexps      [[text, object index]]
+    depth        (H, W) metres;  depth_valid (H, W) bool;  max_depth: the source's normalising range
+
+Columnar sources (Arrow / `datasets`) cannot hold mixed lists, so a question may also be a mapping
+{question, answers, type} and a referring expression {text, object}: `question_of` / `refexp_of`
+read either form.
+
+`frame_record` resizes and pads the image exactly as `unio.run` does and maps every annotation
+(boxes, masks, keypoints, depth) with it, so records of any size and aspect ratio train.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from PIL import Image
+
+from unio.images import Frame, to_rgb_array
+
+SCHEMA = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid",
+          "max_depth")
+
+
+def frame_record(record: Mapping, size: int) -> tuple:
+    """(the record in the model's square frame, its Frame). The original record is not changed."""
+    if "image" not in record:
+        raise KeyError(f"record {record.get('id', '?')!r} has no 'image'; every record needs one")
+    image = to_rgb_array(record["image"])
+    frame = Frame(image.shape[0], image.shape[1], size)
+    framed = dict(record)
+    if frame.identity:
+        framed["image"] = image
+        return framed, frame
+    framed["image"] = frame.to_model(image)
+    if record.get("objects"):
+        framed["objects"] = [frame_object(o, frame) for o in record["objects"]]
+    if record.get("depth") is not None:
+        framed["depth"], framed["depth_valid"] = frame_depth(record, frame)
+    return framed, frame
+
+
+def frame_object(obj: Mapping, frame: Frame) -> dict:
+    out = dict(obj)
+    if obj.get("box") is not None:
+        out["box"] = [float(v) * frame.scale for v in obj["box"]]
+    if obj.get("mask") is not None:
+        out["mask"] = frame.mask_to_model(np.asarray(obj["mask"], bool))
+    if obj.get("keypoints") is not None:
+        out["keypoints"] = [[float(x) * frame.scale, float(y) * frame.scale, int(v)] for x, y, v in obj["keypoints"]]
+    return out
+
+
+def frame_depth(record: Mapping, frame: Frame) -> tuple:
+    """Depth resized (nearest: no invented depths between objects) and padded; padding is invalid."""
+    depth = np.asarray(record["depth"], np.float32)
+    valid = record.get("depth_valid")
+    valid = np.isfinite(depth) & (depth > 0) if valid is None else np.asarray(valid, bool)
+    framed = frame.map_to_model(np.where(valid, depth, 0).astype(np.float32), Image.NEAREST)
+    return framed, frame.mask_to_model(valid)
+
+
+def question_of(item) -> tuple:
+    """(question, [answers], type) from [q, answers, type] or {question, answers, type}."""
+    if isinstance(item, Mapping):
+        question, answers, kind = item["question"], item.get("answers", item.get("answer")), item.get("type")
+    else:
+        question, answers, kind = (list(item) + [None])[:3]
+    return question, [answers] if isinstance(answers, str) else list(answers), kind
+
+
+def refexp_of(item) -> tuple:
+    """(text, object index) from [text, index] or {text, object}."""
+    if isinstance(item, Mapping):
+        return item["text"], int(item["object"])
+    return item[0], int(item[1])
+
+
+def missing_keys(required, keys) -> list:
+    return [k for k in required if k not in keys]

@@ -233,17 +233,66 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def passes():
-        start = time.perf_counter()
+    def one_pass():
         for batch in batches:
             step(batch)
         synchronize(device)
-        return time.perf_counter() - start
-    warmup, seconds = passes(), passes()
+    timing = stable_timing(one_pass)
+    seconds = timing["median_seconds"]
     tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
     out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
-           "first_pass_seconds": warmup}
+           "first_pass_seconds": timing["warmup_seconds"][0], "timing": timing}
     return {**out, **matmul_share(step, batches)} if profile else out
+
+
+def unclean_timings(report, path: str = "") -> dict:
+    """{where in the report: why} for every timing that was not measured cleanly."""
+    out = {}
+    if isinstance(report, dict):
+        if report.get("clean") is False and "note" in report:
+            out[path] = report["note"]
+        for key, value in report.items():
+            out.update(unclean_timings(value, f"{path}.{key}" if path else key))
+    return out
+
+
+def compile_events() -> int:
+    """Frames torch.compile has compiled so far in this process (recompilations included)."""
+    from torch._dynamo.utils import counters
+    return int(counters["frames"]["total"])
+
+
+def stable_timing(fn, repeat: int = 5, max_warmup: int = 6, tolerance: float = 0.1) -> dict:
+    """Times `fn` only once it has stopped compiling and its time has settled: warm-up calls run until
+    one compiles nothing and lies within `tolerance` of the one before; then `repeat` timed calls,
+    each checked to compile nothing. Median and spread; `clean` says whether every check held."""
+    warmup, before = [], None
+    for _ in range(max_warmup):
+        events, start = compile_events(), time.perf_counter()
+        fn()
+        warmup.append(time.perf_counter() - start)
+        if compile_events() == events and before is not None and abs(warmup[-1] - before) <= tolerance * before:
+            break
+        before = warmup[-1] if compile_events() == events else None
+    times, compiled = [], 0
+    for _ in range(repeat):
+        events, start = compile_events(), time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        compiled += compile_events() - events
+    median = float(np.median(times))
+    spread = (max(times) - min(times)) / median
+    clean = compiled == 0 and len(warmup) < max_warmup and spread <= 0.25
+    return {"median_seconds": median, "min_seconds": min(times), "max_seconds": max(times), "spread": spread,
+            "repeats": repeat, "warmup_seconds": warmup, "compiled_while_timed": compiled, "clean": clean,
+            **({} if clean else {"note": "not measured cleanly: " + _why(compiled, warmup, max_warmup, spread)})}
+
+
+def _why(compiled: int, warmup: list, max_warmup: int, spread: float) -> str:
+    reasons = [f"{compiled} compilations during the timed calls"] if compiled else []
+    reasons += [f"the time had not settled after {max_warmup} warm-up calls"] if len(warmup) >= max_warmup else []
+    reasons += [f"the timed calls spread {spread:.0%} around their median"] if spread > 0.25 else []
+    return "; ".join(reasons)
 
 
 def step_flops(model, batch, bf16: bool = True) -> float:
@@ -261,10 +310,14 @@ def generation_call(generate, batch, new_tokens: int):
                                             do_sample=False))
 
 
-def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5) -> float:
-    """Tokens/s of greedy generation, the median of `repeat` calls: this VM's speed drifts within a run."""
-    seconds = timed(generation_call(generate, batch, new_tokens), repeat=repeat)
-    return batch["input_ids"].shape[0] * new_tokens / seconds
+def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, timings: dict | None = None,
+                          name: str = "") -> float:
+    """Tokens/s of greedy generation, the median of `repeat` calls once compiling has stopped and the
+    time settled (this VM's speed drifts within a run); `timings[name]` receives the timing record."""
+    timing = stable_timing(generation_call(generate, batch, new_tokens), repeat=repeat)
+    if timings is not None:
+        timings[name] = timing
+    return batch["input_ids"].shape[0] * new_tokens / timing["median_seconds"]
 
 
 def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3, prompt: int = 16,
@@ -295,14 +348,17 @@ def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3
 def generation_modes(generate, batch, new_tokens: int, compile_generation=None) -> dict:
     """Generation tokens/s in fp32, in bf16 autocast and, given `compile_generation` (which switches
     the model to a static KV cache with a compiled decoding step), compiled in bf16; and the best."""
-    out, modes = {}, ["fp32", "bf16"]
+    out, modes, timings = {}, ["fp32", "bf16"], {}
     for mode in modes:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
-            out[f"{mode}_tokens_per_s"] = generation_throughput(generate, batch, new_tokens)
+            out[f"{mode}_tokens_per_s"] = generation_throughput(generate, batch, new_tokens, timings=timings, name=mode)
     if compile_generation is not None:
         compiled = compiled_generation(generate, batch, new_tokens, compile_generation)
         out["compile_seconds"], out["compiled_bf16_tokens_per_s"] = compiled["compile_seconds"], compiled["tokens_per_s"]
+        timings["compiled_bf16"] = compiled["timing"]
         modes.append("compiled_bf16")
+    out["timing"] = timings
+    out["clean"] = all(t["clean"] for t in timings.values())
     out["best_mode"] = max(modes, key=lambda m: out[f"{m}_tokens_per_s"])
     out["best"] = out[f"{out['best_mode']}_tokens_per_s"]
     return out
@@ -311,11 +367,13 @@ def generation_modes(generate, batch, new_tokens: int, compile_generation=None) 
 def compiled_generation(generate, batch, new_tokens: int, compile_generation) -> dict:
     """bf16 tokens/s after `compile_generation()`, and the seconds its first call spent compiling."""
     compile_generation()
+    timings: dict = {}
     with torch.autocast("cpu", dtype=torch.bfloat16):
         start = time.perf_counter()
         generation_call(generate, batch, new_tokens)()
         seconds = time.perf_counter() - start
-        return {"compile_seconds": seconds, "tokens_per_s": generation_throughput(generate, batch, new_tokens)}
+        rate = generation_throughput(generate, batch, new_tokens, timings=timings, name="compiled")
+        return {"compile_seconds": seconds, "tokens_per_s": rate, "timing": timings["compiled"]}
 
 
 def compile_t5_generation(t5: T5WithPatches) -> None:
@@ -332,3 +390,27 @@ def run_batch_vs_loop(runner, n: int = 16) -> dict:
     batch = timed(lambda: unio.run(prompts, images, model=runner), repeat=2)
     loop = timed(lambda: [unio.run(p, i, model=runner) for p, i in zip(prompts, images)], repeat=1)
     return {"batch_answers_per_s": n / batch, "loop_answers_per_s": n / loop, "batch_over_loop": loop / batch}
+
+
+def detection_vs_refexp(runner, images: list, objects: list, detection: str = "detection",
+                        refexp: str = "refexp") -> dict:
+    """Decoded objects/s: one detection call per image (each image alone, and all as one batch)
+    against one refexp call per object (`objects`: per image, the phrases naming its objects)."""
+    from unio.registries import TASKS
+    prompt = TASKS.get(detection).prompts[0]
+    template = TASKS.get(refexp).prompts[0]
+    runner([prompt], images[:1], task=detection)                       # warm-up
+    start = time.perf_counter()
+    found = sum(len(runner([prompt], [image], task=detection)[0].boxes) for image in images)
+    single_s = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = sum(len(r.boxes) for r in runner([prompt] * len(images), images, task=detection))
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    asked = sum(len(runner([template.format(p)], [image], task=refexp)[0].boxes) for image, names in
+                zip(images, objects) for p in names)
+    refexp_s = time.perf_counter() - start
+    return {"images": len(images), "objects_decoded": found, "gold_objects": sum(map(len, objects)),
+            "detection_objects_per_s": found / single_s, "detection_batched_objects_per_s": batched / batch_s,
+            "refexp_objects_per_s": asked / refexp_s,
+            "ratio_single": found / single_s / (asked / refexp_s), "ratio_batched": batched / batch_s / (asked / refexp_s)}

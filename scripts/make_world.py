@@ -1,4 +1,9 @@
-"""Write world scenes to disk as PNGs plus a JSON of their ground truth: python scripts/make_world.py --out world/ --n 8"""
+"""Write world scenes to disk.
+
+    python scripts/make_world.py --out world/ --n 8                  PNGs plus a JSON of their ground truth
+    python scripts/make_world.py --format coco|vqav2|refcoco|nyu OUT  the official dataset format, read back by
+                                                                      `--source NAME=FORMAT:OUT` (see README)
+"""
 import argparse
 import json
 import sys
@@ -10,22 +15,35 @@ from PIL import Image
 from unio.world import World
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=8)
-    p.add_argument("--split", default="test")
-    p.add_argument("--resolution", type=int, default=64)
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    world, records = World(args.split, resolution=args.resolution), []
-    for scene in world.stream(0, args.n):
-        Image.fromarray(scene.image).save(out / f"{args.split}_{scene.index:05d}.png")
-        np.save(out / f"{args.split}_{scene.index:05d}_depth.npy", scene.depth)
+def write_scenes(out: Path, n: int, split: str, resolution: int) -> None:
+    world, records = World(split, resolution=resolution), []
+    for scene in world.stream(0, n):
+        Image.fromarray(scene.image).save(out / f"{split}_{scene.index:05d}.png")
+        np.save(out / f"{split}_{scene.index:05d}_depth.npy", scene.depth)
         records.append({"index": scene.index, "caption": scene.caption, "questions": scene.questions,
                         "refexps": [(t, list(scene.objects[i].box)) for t, i in scene.refexps]})
     (out / "scenes.json").write_text(json.dumps(records, indent=1))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", nargs="?", help="output folder (or --out)")
+    p.add_argument("--out")
+    p.add_argument("--format", choices=["coco", "vqav2", "refcoco", "nyu"], help="an official dataset format")
+    p.add_argument("--n", type=int, default=8, help="scenes (per split with --format)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--resolution", type=int, default=64)
+    args = p.parse_args(argv)
+    if not (args.out or args.path):
+        p.error("give the output folder")
+    out = Path(args.out or args.path)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.format:
+        from unio.world.formats import WRITERS
+        WRITERS[args.format](out, args.n, args.resolution)
+        print(f"wrote {args.n} scenes per split to {out} in the {args.format} format")
+        return 0
+    write_scenes(out, args.n, args.split, args.resolution)
     print(f"wrote {args.n} scenes to {out}")
     return 0
 

@@ -40,6 +40,7 @@ class Depth:
     prompts = ["What is the depth map of the image?", "Estimate the depth of this image.",
                "Generate a depth map of the image."]
     requires = ("image", "depth")
+    photometric = ("brightness", "contrast", "saturation", "hue")   # no answer names a colour
     headline, lower_is_better = "rmse", True
     cache_size = 200_000
 

@@ -36,13 +36,13 @@ class RefExp:
         return out
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins)),))
+        return Grammar((Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True),))
 
     def decode(self, ids, mods, example) -> list:
         h, w = example.image.shape[:2]
         local = mods.vocab.to_local("coordinates", ids)
-        if len(local) != 4:
-            return [0.0, 0.0, 0.0, 0.0]
+        if len(local) != 4:   # never under the grammar; the whole image rather than no box
+            return [0.0, 0.0, float(w), float(h)]
         return mods["coordinates"].decode_box(local, w, h)
 
     def to_original(self, box, frame) -> list:

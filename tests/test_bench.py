@@ -58,3 +58,17 @@ def test_matmul_ceiling_reports_a_rate():
     out = bench.matmul_ceiling(model, [toy_batch(model.config)], peak)
     assert out["matmul_calls"] > 0 and out["calls_with_a_non_contiguous_operand"] > 0
     assert out["matmul_only_flop_per_s"] > 0 and out["ceiling_fraction_of_matmul_rate"] > 0
+
+
+def test_timing_waits_out_compilation_and_says_when_it_could_not():
+    """A function that compiles on its first calls is timed only after it stops; one that compiles
+    during the timed calls is reported as not measured cleanly."""
+    compiled = torch.compile(lambda x: (x.sin() + 1).sum())
+    shapes = iter([3, 4, 5] + [6] * 100)
+    timing = bench.stable_timing(lambda: compiled(torch.randn(next(shapes))), repeat=3)
+    assert timing["compiled_while_timed"] == 0 and len(timing["warmup_seconds"]) >= 2
+    fresh = iter(range(7, 100))
+    recompiling = torch.compile(lambda x: x.cos().sum(), dynamic=False)
+    bad = bench.stable_timing(lambda: recompiling(torch.randn(next(fresh))), repeat=3, max_warmup=2)
+    assert not bad["clean"] and "compilations during the timed calls" in bad["note"]
+    assert bench.unclean_timings({"train": {"unio": {"timing": bad}}}) == {"train.unio.timing": bad["note"]}

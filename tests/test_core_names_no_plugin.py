@@ -5,8 +5,9 @@ from pathlib import Path
 from conftest import ROOT
 
 BUILTIN = {p.stem for folder in ("tasks", "tokenizers") for p in (Path(ROOT) / folder).glob("*.py")}
-# the record schema names its keys ("depth" among them): the schema and the world's source may
-SCHEMA_MODULES = {"records.py", "world"}
+# the record schema names its keys ("depth" among them): the schema, the world's source and the readers
+# of official formats (which also name those formats' own keys, COCO's "caption") may
+SCHEMA_MODULES = {"records.py", "world", "readers"}
 
 
 def docstrings(tree) -> set:

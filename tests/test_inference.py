@@ -134,3 +134,130 @@ def test_cli_run_writes_png(runner, tmp_path):
                           "--out", str(tmp_path / "depth.png")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert Image.open(tmp_path / "depth.png").size == (128, 64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_boxes_are_always_boxes(modalities, seed):
+    """Random models (their answers are noise) on images of extreme shapes: every refexp box has
+    x2 > x1 and y2 > y1 in the model's bins and a positive area inside the original image."""
+    from unio.model import UnioConfig, UnioModel
+    from unio.inference import Runner
+    from conftest import TINY_MODEL
+    torch.manual_seed(seed)
+    runner = Runner(UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)), modalities)
+    rng = np.random.default_rng(seed)
+    sizes = [(3, 500), (500, 3), (1, 1), (7, 640)] + [tuple(int(v) for v in rng.integers(1, 300, 2)) for _ in range(6)]
+    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    for options in ({}, {"do_sample": True, "temperature": 5.0}, {"num_beams": 3}):
+        results = runner([PROMPTS["refexp"]] * len(images), images, **options)
+        for (h, w), result in zip(sizes, results):
+            y1, x1, y2, x2 = modalities.vocab.to_local("coordinates", result.tokens)
+            assert y2 > y1 and x2 > x1, result.tokens
+            (bx1, by1, bx2, by2), = result.boxes
+            assert 0 <= bx1 < bx2 <= w and 0 <= by1 < by2 <= h, (h, w, result.boxes)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_beams": 0}, "num_beams=0 is invalid; num_beams must be an integer >= 1"),
+    ({"temperature": 0.0}, "temperature=0.0 is invalid"), ({"top_p": 1.5}, r"top_p must be a number in \(0, 1\]"),
+    ({"top_k": -1}, "top_k=-1"), ({"max_new_tokens": 0}, "max_new_tokens=0"), ({"do_sample": "yes"}, "True or False"),
+    ({"beams": 2}, "unknown generation option 'beams'; options: num_beams")])
+def test_generation_options_are_checked_up_front(runner, options, message):
+    with pytest.raises(ValueError, match=message):
+        unio.run(PROMPTS["vqa"], World("test")[0].image, model=runner, **options)
+
+
+@pytest.fixture()
+def saved_model(runner, tmp_path):
+    import shutil
+    folder = tmp_path / "model"
+    shutil.copytree(runner.path, folder)
+    return folder
+
+
+def _break_weights(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def _other_model_type(folder):
+    import json
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
+
+
+def _newer_format(folder):
+    import json
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "unio_format": 99}))
+
+
+def _other_vocab_beside(folder):
+    import json
+    vocab = json.loads((folder / "tokenizers" / "vocab.json").read_text())
+    vocab["ranges"][0]["signature"] = "spm:another"
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+
+
+@pytest.mark.parametrize("breakage, error, message", [
+    (_break_weights, ValueError, r"model.safetensors is truncated or corrupt"),
+    (lambda f: (f / "config.json").unlink(), FileNotFoundError, r"is not a unio model folder: it has no config.json"),
+    (_other_model_type, ValueError, r"config.json describes a 't5' model, not a unio model"),
+    (_newer_format, ValueError, r"written by a newer unio"),
+    (lambda f: (f / "tokenizers" / "text" / "spiece.model").unlink(), FileNotFoundError, r"no sentencepiece model at .*spiece.model"),
+    (lambda f: (f / "tokenizers" / "vocab.json").unlink(), FileNotFoundError, r"tokenizers/vocab.json is missing"),
+    (_other_vocab_beside, unio.VocabularyMismatch, r"vocabulary range 'text' of .*vocab.json")])
+def test_broken_model_folders_get_errors_naming_the_problem(saved_model, breakage, error, message):
+    breakage(saved_model)
+    with pytest.raises(error, match=message):
+        unio.load(saved_model)
+
+
+def test_concurrent_calls_give_the_sequential_answers(runner):
+    """unio.run from 4 threads at once (as a web server calls it) answers as calls one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [(PROMPTS[task], World("test")[i].image) for i in range(3) for task in PROMPTS]
+    sequential = [unio.run(p, image, model=runner) for p, image in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda job: unio.run(job[0], job[1], model=runner), jobs * 2))
+    for want, got in zip(sequential * 2, threaded):
+        assert got.tokens == want.tokens and got.task == want.task
+
+
+def test_registries_load_their_builtins_once_under_threads():
+    code = ("import threading; from unio.registries import TASKS; out = []\n"
+            "ts = [threading.Thread(target=lambda: out.append(TASKS.get('vqa').name)) for _ in range(8)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]; assert out == ['vqa'] * 8, out; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_open_questions_about_the_image_are_answered_with_a_caption(runner):
+    """'What is in the image?' is an alias of captioning: asked with the caption task's own prompt,
+    its result keeps the user's words."""
+    for prompt in ("What is in the image?", "what do you see?", "Describe the image."):
+        assert runner.recognise(prompt) == "caption"
+        result = unio.run(prompt, World("test")[0].image, model=runner)
+        assert result.task == "caption" and result.prompt == prompt
+        asked = unio.run("What does the image describe?", World("test")[0].image, model=runner)
+        assert result.tokens == asked.tokens
+    assert runner.recognise("What is in the box?") == "vqa"
+
+
+@pytest.mark.slow
+def test_what_is_in_the_image_names_the_objects_with_a_trained_model():
+    """The mission's own example, on a model trained by the default command (UNIO_MODEL or
+    runs/vqa-caption-refexp-depth-tiny-s0): answers name most objects with all their attributes."""
+    import os
+    from pathlib import Path
+    path = Path(os.environ.get("UNIO_MODEL", Path(ROOT) / "runs" / "vqa-caption-refexp-depth-tiny-s0"))
+    if not path.exists():
+        pytest.skip(f"no trained model at {path}")
+    runner = unio.load(path)
+    named = total = 0
+    for i in range(100):
+        scene = World("test")[i]
+        answer = unio.run("What is in the image?", scene.image, model=runner).text
+        named += sum(o.name in answer for o in scene.objects)
+        total += len(scene.objects)
+    assert named / total >= 0.6, named / total

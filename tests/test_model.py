@@ -5,7 +5,7 @@ import torch
 from conftest import world_examples
 from unio.data import Collator
 from unio.model import UnioConfig, UnioModel
-from unio.model.decoding import GrammarLogitsProcessor, generate_constrained, score_candidates, strip_answer
+from unio.model.decoding import generate_constrained, score_candidates, strip_answer
 from unio.registries import TASKS
 from unio.vocab import EOS
 
@@ -155,7 +155,7 @@ def test_constrained_decoding_stays_in_grammar(modalities, tiny_config, task):
 
 def test_grammar_processor_masks_disallowed(modalities):
     grammar = TASKS.get("refexp").grammar(modalities, 32)
-    proc = GrammarLogitsProcessor(grammar.allowed(modalities.vocab))
+    proc = grammar.processor(modalities.vocab)
     scores = proc(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, modalities.vocab.size))
     allowed = (scores > -1e30).nonzero()[:, 1]
     start = modalities.vocab.range("coordinates").start

@@ -29,6 +29,24 @@ def test_evaluate_rejects_unknown_baseline(tmp_path, modalities):
     assert proc.returncode != 0 and "unknown baseline 'oracle'" in proc.stderr
 
 
+def test_evaluate_on_perturbed_images(tmp_path, modalities):
+    """--perturb: each task's metrics on clean and perturbed copies of the same test images."""
+    import torch
+    from unio.model import UnioConfig, UnioModel
+    from conftest import TINY_MODEL
+    torch.manual_seed(0)
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
+    modalities.save(tmp_path / "m" / "tokenizers")
+    out = tmp_path / "p.json"
+    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "m"), "--tasks", "vqa,refexp", "--n", "4",
+                      "--perturb", "clean,darker,jpeg", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"clean", "darker", "jpeg"} and set(results["darker"]) == {"vqa", "refexp"}
+    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "m"), "--tasks", "vqa", "--perturb", "blurry")
+    assert proc.returncode != 0 and "unknown perturbation 'blurry'" in proc.stderr
+
+
 def test_train_text_tokenizer(tmp_path):
     proc = run_script("scripts/train_text_tokenizer.py", "--out", str(tmp_path), "--scenes", "50",
                       "--vocab-size", "300", "--resolution", "32")
@@ -64,6 +82,9 @@ def test_bench_quick(tmp_path):
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
     assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0
     assert report["flops"]["memory_bytes_per_s"] > 0
+    timing = report["train"]["unio"]["timing"]
+    assert timing["compiled_while_timed"] == 0 and timing["repeats"] >= 3 and "spread" in timing
+    assert isinstance(report["unclean_timings"], dict)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")

@@ -50,8 +50,9 @@ def test_vqa_normalisation_and_accuracy():
     assert vqa.normalize_answer("yes!") == "yes"
     assert vqa.normalize_answer("dont") == "don't"
     assert vqa.vqa_accuracy("2", ["two"]) == 1.0
-    assert vqa.vqa_accuracy("red", ["red", "red", "blue", "red"]) == 1.0
-    assert vqa.vqa_accuracy("blue", ["red", "red", "blue", "red"]) == pytest.approx(1 / 3)
+    # several references: the official mean over leave-one-out subsets of min(1, matches / 3)
+    assert vqa.vqa_accuracy("red", ["red", "red", "blue", "red"]) == pytest.approx((3 * 2 / 3 + 1) / 4)
+    assert vqa.vqa_accuracy("blue", ["red", "red", "blue", "red"]) == pytest.approx(3 * (1 / 3) / 4)
     assert vqa.vqa_accuracy("green", ["red"]) == 0.0
 
 
@@ -133,3 +134,21 @@ def test_count_example_plugin_by_path(modalities):
     ids = task.targets([ex], modalities)[0]
     assert task.decode(ids, modalities, ex) == ex.target
     assert task.evaluate([ex.target], [ex]) == {"accuracy": 1.0}
+
+
+def test_caption_content_metric_judges_the_objects_named():
+    """Gold captions name every object right; a caption with one colour wrong loses that object in
+    precision and recall, though its CIDEr-D hardly moves; a source without objects gets no content score."""
+    task = TASKS.get("caption")
+    exs = examples("caption", n=30)
+    gold = task.evaluate([ex.target for ex in exs], exs)
+    assert gold["content_precision"] == gold["content_recall"] == gold["content_f1"] == 1.0
+    one = exs[0]
+    first = one.record["objects"][0]["attributes"]["color"]
+    other = "purple" if first != "purple" else "green"
+    wrong = one.target.replace(first, other, 1)
+    score = task.evaluate([wrong], [one])
+    n = len(one.record["objects"])
+    assert score["content_recall"] == pytest.approx((n - 1) / n)
+    bare = [type(ex)(ex.task, ex.image, ex.prompt, ex.target, ex.meta) for ex in exs[:3]]   # no record
+    assert "content_f1" not in task.evaluate([ex.target for ex in bare], bare)

@@ -247,3 +247,52 @@ def test_a_task_on_a_source_without_its_keys_fails_before_training(tmp_path):
     assert proc.returncode != 0
     assert "task 'vqa' needs the record key 'questions', which source 'shapes' does not have" in proc.stderr
     assert not (tmp_path / "c").exists(), "it failed before building tokenizers"
+
+
+class _Evil:
+    """A pickle that runs code when loaded."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_checkpoint_holding_a_malicious_pickle_is_refused(tmp_path):
+    from unio import checkpoint as ckpt
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"step": 3, "extra": {}, "payload": _Evil(marker)}, folder / ckpt.STATE)
+    with pytest.raises(ValueError, match=r"refusing to load .*trainer_state.pt.*could run code"):
+        ckpt.load_state(folder)
+    assert not marker.exists(), "loading ran the pickle's code"
+
+
+def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
+    """A power loss, not only a kill, leaves the previous checkpoint or the new one whole."""
+    import os
+    from unio import checkpoint as ckpt
+    tmp = tmp_path / "checkpoint.tmp"
+    (tmp / "model").mkdir(parents=True)
+    for name in ("trainer_state.pt", "model/model.safetensors"):
+        (tmp / name).write_bytes(b"x" * 10)
+    synced, renamed = [], []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(a, b):
+        renamed.append((str(a), len(synced)))
+        real_replace(a, b)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    ckpt.commit(tmp, tmp_path / "checkpoint")
+    files = {str(tmp / "trainer_state.pt"), str(tmp / "model" / "model.safetensors")}
+    commit_rename = [n for a, n in renamed if a == str(tmp)][0]
+    assert files <= set(synced[:commit_rename]), "every file is on disk before the rename commits it"
+    assert str(tmp_path) in synced[commit_rename:], "the folder holding the rename is synced after it"
+    assert (tmp_path / "checkpoint" / "trainer_state.pt").is_file()

@@ -2,7 +2,9 @@
 
 A coordinate is normalised by the size of the (padded) image it lives in, then quantised into
 `num_bins` bins: bin = min(floor(v * N), N - 1); it decodes to the bin centre (bin + 0.5) / N,
-so the round-trip error is at most half a bin (size / (2N) pixels).
+so the round-trip error is at most half a bin (size / (2N) pixels). A box is always encoded with
+y2's bin above y1's and x2's above x1's (a box within one bin spans two), as
+grammar-constrained decoding produces boxes (error up to 1.5 bins at the image edge).
 
 Boxes are (x1, y1, x2, y2) in pixels and are emitted in Unified-IO's order: y1, x1, y2, x2.
 Keypoints are (x, y, visibility) and are emitted as y, x, then a visibility token
@@ -82,9 +84,17 @@ class CoordinateTokenizer:
         return clipped
 
     def encode_box(self, box: Sequence[float], width: float, height: float) -> list[int]:
-        """(x1, y1, x2, y2) in pixels -> 4 local ids, in the order y1, x1, y2, x2."""
+        """(x1, y1, x2, y2) in pixels -> 4 local ids, in the order y1, x1, y2, x2; the second bin of
+        each axis always lies above the first (a box thinner than a bin spans two), as decoding asks."""
         x1, y1, x2, y2 = self.check_box(box, width, height)
-        return [self.quantise(y1, height), self.quantise(x1, width), self.quantise(y2, height), self.quantise(x2, width)]
+        y1, y2 = self._ordered(self.quantise(y1, height), self.quantise(y2, height))
+        x1, x2 = self._ordered(self.quantise(x1, width), self.quantise(x2, width))
+        return [y1, x1, y2, x2]
+
+    def _ordered(self, lo: int, hi: int) -> tuple:
+        if hi > lo:
+            return lo, hi
+        return (lo, lo + 1) if lo + 1 < self.num_bins else (lo - 1, lo)
 
     def decode_box(self, ids: Sequence[int], width: float, height: float) -> list[float]:
         """4 local ids (y1, x1, y2, x2) -> (x1, y1, x2, y2) in pixels."""

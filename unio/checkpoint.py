@@ -1,6 +1,7 @@
 """Checkpoints written atomically (a temporary folder, then a rename) and restored exactly."""
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -36,13 +37,31 @@ def write_contents(tmp: Path, model, modalities, step: int, extra: dict, optimiz
 
 
 def commit(tmp: Path, directory: Path) -> None:
-    """Renames a finished checkpoint into place; the previous one stays whole until then."""
+    """Renames a finished checkpoint into place; the previous one stays whole until then. Its files
+    reach the disk before the rename and the rename after it, so a power loss leaves one whole."""
     directory = Path(directory)
     old = directory.with_name(directory.name + ".old")
+    sync_tree(tmp)
     if directory.exists():
         directory.replace(old)
     tmp.replace(directory)
+    sync_path(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def sync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder's entries: what renames and new files changed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(folder: Path) -> None:
+    for path in sorted(Path(folder).rglob("*"), key=lambda p: -len(p.parts)):   # files before their folders
+        sync_path(path)
+    sync_path(folder)
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -55,14 +74,30 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The RNG states as tensors and plain values only, so they load with weights_only=True."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+             "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
 
 
 def restore_rng(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    random.setstate(tuple(state["python"][:1]) + (tuple(state["python"][1]),) + tuple(state["python"][2:]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
 
 
 def load_state(directory: Path) -> dict:
-    return torch.load(Path(directory) / STATE, weights_only=False)
+    return safe_load(Path(directory) / STATE)
+
+
+def safe_load(path: Path):
+    """torch.load that runs no code: tensors and plain values only (weights_only=True). A file holding
+    anything else (a pickle can execute code on load) is refused, naming the file."""
+    import pickle
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"refusing to load {path}: it holds objects other than tensors and plain values, and "
+                         f"loading them could run code; use checkpoints written by unio ({error})") from None

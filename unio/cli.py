@@ -1,4 +1,4 @@
-"""The `unio` console script: plugins, run, train, eval."""
+"""The `unio` console script: plugins, run, demo, train, eval."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,15 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from unio import demo
+    for path in args.plugin:
+        from unio import plugins
+        plugins.load(path)
+    demo.main(args.model, host=args.host, port=args.port)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
@@ -50,6 +59,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the drawn result to this PNG")
     p.add_argument("--plugin", action="append", default=[])
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("demo", help='a local web page to ask a model about images (pip install ".[demo]")')
+    p.add_argument("model", nargs="?", default=None, help="run folder or model folder (default: newest under runs/)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--plugin", action="append", default=[])
+    p.set_defaults(func=cmd_demo)
     sub.add_parser("train", help="train a generalist (same as scripts/train_mixture.py)")
     sub.add_parser("eval", help="evaluate a model or baselines (same as scripts/evaluate.py)")
     args = parser.parse_args(argv)

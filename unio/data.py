@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from unio.model.transformer import shift_right
+from unio.photometric import augment, tolerated
 from unio.task import Example, image_tensor, make_example
 from unio.vocab import BOS, EOS, IGNORE, PAD
 
@@ -68,6 +69,7 @@ class Mixture:
     rank: int = 0
     first_tasks: tuple = ()    # the only pairs (by name) sampled in megabatches before `first_until`
     first_until: int = 0
+    photometric: float = 0.0   # strength of the photometric augmentation (unio/photometric.py) after the first stage
 
     def __post_init__(self):
         self.pairs = list(self.weights)
@@ -88,16 +90,43 @@ class Mixture:
         probs = self.first_probs if index < self.first_until else self.probs
         picked = rng.choice(len(self.pairs), size=size, p=probs)
         records = rng.integers(0, self.spans[picked])
-        return [self.example(int(p), int(r), rng) for p, r in zip(picked, records)]
+        examples = [self.example(int(p), int(r), rng) for p, r in zip(picked, records)]
+        for position, example in enumerate(examples if index >= self.first_until else ()):
+            # an rng of its own, so the examples stay as they were; not in the spatial-first stage
+            self.augment(example, np.random.default_rng([self.seed, self.rank, index, 23, position]))
+        return examples
 
     def example(self, pair: int, index: int, rng) -> Example:
         task, source = self.pairs[pair]
         return make_example(self.tasks[task], self.splits[source][index], self.resolution, rng, keep_record=False)
 
+    def augment(self, example: Example, rng) -> None:
+        if self.photometric > 0:
+            kinds = tolerated(self.tasks[example.task])
+            example.image = augment(example.image, rng, kinds, self.photometric, example.frame.content)
+
+
+def prompt_ids(example, mods, max_length: int) -> list:
+    """A prompt's ids: its text, then its region's location tokens (never cut) where it has one."""
+    ids = mods.text_ids(example.prompt)
+    if getattr(example, "region", None) is None:
+        return ids[:max_length]
+    height, width = example.image.shape[:2]
+    location = box_ids(example.region, mods, width, height)
+    return ids[:max_length - len(location)] + location
+
+
+def box_ids(box, mods, width: float, height: float) -> list:
+    """A box (x1, y1, x2, y2) in pixels as global ids of the first tokenizer that encodes boxes."""
+    for name, tokenizer in mods.tokenizers.items():
+        if hasattr(tokenizer, "encode_box"):
+            return mods.vocab.to_global(name, tokenizer.encode_box(box, width, height))
+    raise ValueError(f"a region needs a tokenizer that encodes boxes; this model has {', '.join(mods.tokenizers)}")
+
 
 def encode_prompts(examples, mods, max_length: int) -> tuple:
-    """Prompts -> (input_ids, attention_mask), padded to the longest."""
-    ids = [mods.text_ids(ex.prompt)[:max_length] for ex in examples]
+    """Prompts (with their regions) -> (input_ids, attention_mask), padded to the longest."""
+    ids = [prompt_ids(ex, mods, max_length) for ex in examples]
     length = max(1, max(len(x) for x in ids))
     input_ids = torch.full((len(ids), length), PAD, dtype=torch.long)
     mask = torch.zeros((len(ids), length), dtype=torch.long)

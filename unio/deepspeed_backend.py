@@ -64,7 +64,7 @@ class DeepSpeedBackend:
     def restore(self, existing: Path, state: dict, optimizer, scheduler) -> None:
         """Each rank's optimizer partition, schedule and RNG, from DeepSpeed's own files."""
         self.engine.load_checkpoint(str(existing / "deepspeed"), tag="state")
-        ckpt.restore_rng(torch.load(existing / "deepspeed" / f"rng_rank{self.rank}.pt", weights_only=False))
+        ckpt.restore_rng(ckpt.safe_load(existing / "deepspeed" / f"rng_rank{self.rank}.pt"))
 
     def plain_model(self, model):
         """On rank 0, the trained weights in a model of their own, outside DeepSpeed (ZeRO-3 partitions

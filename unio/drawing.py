@@ -24,8 +24,11 @@ def draw_result(result) -> Image.Image:
         overlay[result.mask] = (0.5 * overlay[result.mask] + [0, 127, 0]).astype(np.uint8)
         base = Image.fromarray(overlay)
     draw = ImageDraw.Draw(base)
-    for box in result.boxes or []:
+    for i, box in enumerate(result.boxes or []):
         draw.rectangle([float(v) for v in box], outline=(255, 0, 0), width=max(1, base.width // 100))
+        caption = box_caption(result, i)
+        if caption:
+            draw.text((float(box[0]) + 1, float(box[1]) + 1), caption, fill=(255, 255, 255))
     for x, y, visible in result.keypoints or []:
         if visible:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(255, 0, 255))
@@ -35,6 +38,13 @@ def draw_result(result) -> Image.Image:
         ImageDraw.Draw(canvas).text((2, base.height + 1), result.text[:80], fill=(0, 0, 0))
         return canvas
     return base
+
+
+def box_caption(result, i: int) -> str:
+    """Box i's label and score, where the result has them ("large red cube 0.93")."""
+    label = result.labels[i] if result.labels and i < len(result.labels) else ""
+    score = f"{result.scores[i]:.2f}" if result.scores and i < len(result.scores) else ""
+    return " ".join(x for x in (label, score) if x)
 
 
 def _side_by_side(a: Image.Image, b: Image.Image) -> Image.Image:

@@ -19,7 +19,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizers", default=None, help="tokenizer folder for baselines (default: the cached ones)")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--perturb", default=None, help="evaluate on perturbed test images: a name of unio.photometric."
+                   "PERTURBATIONS (darker, brighter, low_contrast, jpeg, noise, resized), several with commas, "
+                   "or 'all' (clean included)")
     return p
+
+
+def evaluate_perturbed(spec: str | None, evaluate) -> dict:
+    """evaluate(None) without --perturb; else {perturbation ('clean' for none): evaluate(name)}."""
+    if spec is None:
+        return evaluate(None)
+    from unio.photometric import PERTURBATIONS
+    names = ["clean", *PERTURBATIONS] if spec == "all" else spec.split(",")
+    unknown = [n for n in names if n != "clean" and n not in PERTURBATIONS]
+    if unknown:
+        raise SystemExit(f"unknown perturbation {unknown[0]!r}; perturbations: clean, {', '.join(PERTURBATIONS)}, all")
+    return {name: evaluate(None if name == "clean" else name) for name in names}
 
 
 def main(argv=None) -> int:
@@ -40,7 +55,8 @@ def main(argv=None) -> int:
         runner = load(args.model)
         size = runner.model.config.image_size
         sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
-        results = evaluate_model(runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True)
+        results = evaluate_perturbed(args.perturb, lambda name: evaluate_model(
+            runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name))
     else:
         from unio.bootstrap import ensure_modalities
         from unio.evaluation import evaluate_baselines

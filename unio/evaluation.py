@@ -9,17 +9,24 @@ import numpy as np
 from tqdm import tqdm
 
 from unio.data import DEFAULT_SOURCE, pair_name
+from unio.photometric import perturb
 from unio.pipeline import generate_answers
 from unio.registries import TASKS
 from unio.task import make_example, to_original
 
 
-def split_examples(task, source, split: str, n: int, resolution: int, seed: int = 0) -> list:
-    """Example i comes from record i of the split, with its own deterministic rng."""
+def split_examples(task, source, split: str, n: int, resolution: int, seed: int = 0,
+                   perturbation: str | None = None) -> list:
+    """Example i comes from record i of the split, with its own deterministic rng; `perturbation`
+    (unio/photometric.py) changes each image the model sees, not its answers."""
     records = source.split(split)
     salt = sum(task.name.encode())
-    return [make_example(task, records[i], resolution, np.random.default_rng([seed, salt, i]))
-            for i in range(min(n, len(records)))]
+    examples = [make_example(task, records[i], resolution, np.random.default_rng([seed, salt, i]))
+                for i in range(min(n, len(records)))]
+    for i, example in enumerate(examples if perturbation else ()):
+        example.image = perturb(example.image, perturbation, np.random.default_rng([seed, salt, i, 31]),
+                                example.frame.content)
+    return examples
 
 
 def predict(model, modalities, task, examples, batch_size: int = 64, progress: bool = False, **options) -> list:
@@ -46,12 +53,14 @@ def evaluation_split(source, split: str) -> str:
     return fallback
 
 
-def evaluate_model(model, modalities, pairs, sources, split: str = "test", n: int = 200, progress: bool = False) -> dict:
+def evaluate_model(model, modalities, pairs, sources, split: str = "test", n: int = 200, progress: bool = False,
+                   perturbation: str | None = None) -> dict:
     """{pair name: metrics} for `pairs` [(task, source)] over `sources` {name: source object}."""
     results = {}
     for task_name, source_name in pairs:
         task, source = TASKS.get(task_name), sources[source_name]
-        examples = split_examples(task, source, evaluation_split(source, split), n, model.config.image_size)
+        examples = split_examples(task, source, evaluation_split(source, split), n, model.config.image_size,
+                                  perturbation=perturbation)
         results[pair_name(task_name, source_name)] = score(task, predict(model, modalities, task, examples,
                                                                          progress=progress), examples)
     return results

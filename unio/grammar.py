@@ -22,11 +22,17 @@ from unio.vocab import EOS, Vocabulary
 
 @dataclass(frozen=True)
 class Segment:
-    """`min_len`..`max_len` tokens of vocabulary range `range` (optionally only local ids [lo, hi))."""
+    """`min_len`..`max_len` tokens of vocabulary range `range` (optionally only local ids [lo, hi)).
+    `box`: 4 ordered bins y1, x1, y2, x2 that always make a box: y2 > y1 and x2 > x1."""
     range: str
     min_len: int
     max_len: int
     local: tuple | None = None
+    box: bool = False
+
+    def __post_init__(self):
+        if self.box and not self.min_len == self.max_len == 4:
+            raise ValueError("a box segment is exactly 4 tokens (y1, x1, y2, x2)")
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class Grammar:
 
     @property
     def static(self) -> bool:
-        return all(isinstance(s, Segment) for s in self.segments) and all(
+        return all(isinstance(s, Segment) and not s.box for s in self.segments) and all(
             s.min_len == s.max_len for s in self.segments[:-1])
 
     @property
@@ -116,9 +122,9 @@ class Grammar:
         if not ids or ids[-1] != EOS or len(ids) > self.max_length:
             return False
         automaton = Automaton(self, vocab)
-        states = automaton.start()
-        for token in ids[:-1]:
-            states = automaton.advance(states, int(token))
+        states, ids = automaton.start(), [int(t) for t in ids]
+        for i, token in enumerate(ids[:-1]):
+            states = automaton.advance(states, token, ids[i - 2] if i >= 2 else None)
             if not states:
                 return False
         return automaton.can_end(states)
@@ -140,6 +146,8 @@ class Automaton:
         self.elements = grammar.segments
         self.groups = [e.group if isinstance(e, Repeat) else (e,) for e in self.elements]
         self.masks = [[segment_mask(s, vocab) for s in group] for group in self.groups]
+        self.tops = [[vocab.range(s.range).start + (s.local or (0, vocab.range(s.range).size))[1] for s in group]
+                     for group in self.groups]   # one past each segment's highest id
         self.end = len(self.elements)
 
     def start(self) -> frozenset:
@@ -174,9 +182,23 @@ class Automaton:
             if r + 1 >= element.min_count:
                 yield (e + 1, 0, 0, 0)
 
-    def advance(self, states: frozenset, token: int) -> frozenset:
-        moved = {(e, r, s, n + 1) for e, r, s, n in states
-                 if e < self.end and n < self.groups[e][s].max_len and self.masks[e][s][token]}
+    def order(self, e: int, s: int, n: int, previous: int | None) -> tuple:
+        """(lowest, highest + 1) ids the next token of a box segment may take: y1 and x1 leave a larger
+        bin free; y2 and x2 lie above y1 and x1 (the token two back). (None, None) elsewhere."""
+        if not self.groups[e][s].box:
+            return None, None
+        if n < 2:
+            return None, self.tops[e][s] - 1
+        return previous + 1, None
+
+    def advance(self, states: frozenset, token: int, previous: int | None = None) -> frozenset:
+        """The states after `token`; `previous`: the token two before it (box segments compare with it)."""
+        moved = set()
+        for e, r, s, n in states:
+            if e < self.end and n < self.groups[e][s].max_len and self.masks[e][s][token]:
+                lo, hi = self.order(e, s, n, previous)
+                if (lo is None or token >= lo) and (hi is None or token < hi):
+                    moved.add((e, r, s, n + 1))
         return self._closure(moved)
 
     def can_end(self, states) -> bool:
@@ -195,12 +217,13 @@ class Automaton:
             here += max(0, element.min_count - r - 1) * sum(x.min_len for x in group)
         return here + rest
 
-    def allowed(self, states: frozenset, budget: int) -> tuple:
-        """(segment keys, may end) allowed next, with `budget` tokens left before EOS must come."""
+    def allowed(self, states: frozenset, budget: int, previous: int | None = None) -> tuple:
+        """(segment keys (element, segment, lowest, highest + 1), may end) allowed next, with `budget`
+        tokens left before EOS must come."""
         keys = set()
         for e, r, s, n in states:
             if e < self.end and n < self.groups[e][s].max_len and self.to_finish((e, r, s, n + 1)) <= budget - 1:
-                keys.add((e, s))
+                keys.add((e, s, *self.order(e, s, n, previous)))
         return frozenset(keys), self.can_end(states)
 
 
@@ -232,15 +255,20 @@ class AutomatonLogitsProcessor(LogitsProcessor):
     def _state(self, prefix: tuple) -> frozenset:
         if prefix not in self._states:
             before = self._state(prefix[:-1])
-            self._states[prefix] = self.automaton.advance(before, prefix[-1]) if before else frozenset()
+            previous = prefix[-3] if len(prefix) >= 3 else None
+            self._states[prefix] = self.automaton.advance(before, prefix[-1], previous) if before else frozenset()
         return self._states[prefix]
 
     def _mask(self, key) -> torch.Tensor:
         if key not in self._masks:
             (segments, may_end), masks = key, self.automaton.masks
             mask = torch.zeros_like(masks[0][0])
-            for e, s in segments:
-                mask |= masks[e][s]
+            for e, s, lo, hi in segments:
+                allowed = masks[e][s].clone()
+                allowed[:lo or 0] = False
+                if hi is not None:
+                    allowed[hi:] = False
+                mask |= allowed
             mask[EOS] = may_end or not segments       # a dead row ends rather than wander
             self._masks[key] = mask
         return self._masks[key]
@@ -248,7 +276,7 @@ class AutomatonLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         rows = []
         for row in input_ids[:, self.prefix_length:].tolist():
-            budget = self.limit - 1 - len(row)
-            rows.append(self._mask(self.automaton.allowed(self._state(tuple(row)), budget)))
+            budget, previous = self.limit - 1 - len(row), row[-2] if len(row) >= 2 else None
+            rows.append(self._mask(self.automaton.allowed(self._state(tuple(row)), budget, previous)))
         allowed = torch.stack(rows)[:, : scores.shape[-1]].to(scores.device)
         return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)

@@ -101,9 +101,16 @@ class Frame:
         return self.map_to_original(np.asarray(mask, np.float32), Image.NEAREST) > 0.5
 
     def box_to_original(self, box) -> list:
+        """A model-frame box -> original pixels, clipped to the image and never empty: a box that
+        clipping would flatten (one in the padding) keeps at least a pixel's extent (or the image's)."""
         x1, y1, x2, y2 = (v / self.scale for v in box)
-        return [min(max(x1, 0.0), self.width), min(max(y1, 0.0), self.height),
-                min(max(x2, 0.0), self.width), min(max(y2, 0.0), self.height)]
+        x1, x2 = _span(x1, x2, self.width)
+        y1, y2 = _span(y1, y2, self.height)
+        return [x1, y1, x2, y2]
+
+    def box_to_model(self, box) -> list:
+        """An original-pixel box (x1, y1, x2, y2) -> the model's frame (the inverse of box_to_original)."""
+        return [float(v) * self.scale for v in box]
 
     def point_to_original(self, point) -> tuple:
         x, y, v = point
@@ -114,3 +121,13 @@ class Frame:
         h, w = self.content
         crop = np.asarray(array, np.float32)[:h, :w]
         return np.asarray(Image.fromarray(crop, mode="F").resize((self.width, self.height), resample))
+
+
+def _span(lo: float, hi: float, extent: float) -> tuple:
+    """[lo, hi] clipped to [0, extent], at least min(1, extent) long."""
+    lo, hi = min(max(lo, 0.0), extent), min(max(hi, 0.0), extent)
+    need = min(1.0, float(extent))
+    if hi - lo < need:
+        hi = min(max(hi, lo + need), extent)
+        lo = max(0.0, hi - need)
+    return lo, hi

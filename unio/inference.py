@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from unio.grammar import Grammar, Segment
-from unio.images import Frame, to_rgb_array
 from unio.pipeline import generate_answers
+from unio.processor import FreeText, UnioProcessor, alias_of, recognise  # noqa: F401  (FreeText, alias_of: re-exported)
 from unio.registries import TASKS
-from unio.task import Example, to_original
+from unio.task import Example
 
 
 @dataclass
@@ -69,45 +68,21 @@ class Result:
         return Path(path)
 
 
-class FreeText:
-    """Decoding when no task is recognised: text of the prompt tokenizer, up to the model's target length."""
-    name = None
-
-    def __init__(self, max_length: int):
-        self.max_length = max_length
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment(mods.prompt_name, 0, self.max_length),))
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
-    def to_result(self, prediction: str) -> dict:
-        return dict(text=prediction)
-
-
 class Runner:
-    """A loaded model with its tokenizers; `runner(prompts, images)` runs a batch."""
+    """A loaded model with its processor (UnioProcessor: prompts and images in, answers out);
+    `runner(prompts, images)` runs a batch."""
 
     def __init__(self, model, modalities, path: Path | None = None):
         self.model, self.mods, self.path = model.eval(), modalities, path
+        self.processor = UnioProcessor.for_model(model.config, modalities)
+        self._lock = threading.Lock()   # one generate() at a time: a compiled static cache is shared state
 
     def recognise(self, prompt: str) -> str | None:
-        best, best_literal = None, -1
-        for name in TASKS.names():
-            for template in TASKS.get(name).prompts:
-                literal = len(template.replace("{}", ""))
-                pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
-                if literal == 0 and not prompt.rstrip().endswith("?"):
-                    continue  # a bare '{}' template (a question-answering task) takes questions only
-                if re.match(pattern, prompt.strip(), flags=re.I | re.S) and literal > best_literal:
-                    best, best_literal = name, literal
-        return best
+        """The task whose prompt template (or alias) the prompt matches, the most specific one first."""
+        return recognise(prompt)
 
-    def __call__(self, prompts, images, task: str | None = None, **options) -> list:
-        if len(prompts) != len(images):
-            raise ValueError(f"{len(prompts)} prompts but {len(images)} images; pass one image per prompt")
-        jobs = [self._job(prompt, image, task) for prompt, image in zip(prompts, images)]
+    def __call__(self, prompts, images, task: str | None = None, regions=None, **options) -> list:
+        jobs = self.processor.examples(prompts, images, task, regions)
         results: list = [None] * len(jobs)
         for name in dict.fromkeys(job.task for job in jobs):
             idx = [i for i, job in enumerate(jobs) if job.task == name]
@@ -115,30 +90,25 @@ class Runner:
                 results[i] = result
         return results
 
-    def _job(self, prompt, image, task: str | None) -> "Example":
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty; ask something, e.g. 'What does the image describe?'")
-        original = to_rgb_array(image)
-        frame = Frame(original.shape[0], original.shape[1], self.model.config.image_size)
-        name = task or self.recognise(prompt)
-        if name is not None and name not in TASKS:
-            TASKS.get(name)  # raises with the list of tasks
-        return Example(name, frame.to_model(original), prompt, None, frame=frame, record={"image": original})
+    def _job(self, prompt, image, task: str | None, region=None) -> Example:
+        return self.processor.example(prompt, image, task, region)
 
     def _run_group(self, name, examples, **options) -> list:
-        task = TASKS.get(name) if name else FreeText(self.model.config.max_target_length)
-        answers = generate_answers(self.model, self.mods, task, examples, **options)
+        task = self.processor.task(name)
+        with self._lock:
+            answers = generate_answers(self.model, self.mods, task, examples, **options)
         return [self._result(task, ex, answer) for ex, answer in zip(examples, answers)]
 
     def _result(self, task, example, answer) -> Result:
-        result = Result(task.name, example.prompt, example.record["image"], tokens=answer.ids, score=answer.score)
-        prediction = to_original(task, answer.prediction, example.frame)
-        result.fill(task.to_result(prediction) if hasattr(task, "to_result") else {task.output: prediction})
+        result = Result(task.name, example.record["prompt"], example.record["image"], tokens=answer.ids,
+                        score=answer.score)
+        result.fill(self.processor.post_process(task, answer.prediction, example.frame))
         return result
 
 
 # -- the default model ---------------------------------------------------------------------
 _default: Runner | None = None
+_loading = threading.Lock()
 
 
 def newest_run(root: Path = Path("runs")) -> Path | None:
@@ -151,30 +121,37 @@ def load(path: str | Path | None = None, compile: bool = False) -> Runner:
     `compile`: generation on a static KV cache with a compiled decoding step (UnioModel.compile_generation),
     worth its compile time (~10 s per new batch size or task) for many batched calls."""
     global _default
-    from unio.modalities import Modalities
-    from unio.model import UnioModel
+    from unio.model_folder import load_model_folder, model_folder
     path = Path(path or os.environ.get("UNIO_MODEL") or newest_run() or "")
     if path == Path("") or not path.exists():
         raise FileNotFoundError(
             "no trained unio model found (looked at UNIO_MODEL and runs/*/model); train one with "
             "`python scripts/train_mixture.py --tasks vqa,caption,refexp,depth` or pass unio.load(PATH)")
-    if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    model = UnioModel.from_pretrained(path)
+    model, mods = load_model_folder(path)
     if compile:
         model.compile_generation()
-    _default = Runner(model, Modalities.load(path / "tokenizers"), path)
+    _default = Runner(model, mods, model_folder(path))
     return _default
 
 
-def run(prompt, image, *, model: Runner | str | Path | None = None, task: str | None = None, **options):
-    """Answer `prompt` about `image` (or lists of both, run as one batch) with a typed Result."""
-    runner = model if isinstance(model, Runner) else (load(model) if model else (_default or load()))
+def default_runner() -> Runner:
+    """The default model, loaded once however many threads ask for it at the same time."""
+    with _loading:
+        return _default or load()
+
+
+def run(prompt, image, *, model: Runner | str | Path | None = None, task: str | None = None, region=None,
+        **options):
+    """Answer `prompt` about `image` (or lists of both, run as one batch) with a typed Result.
+    `region`: a box [x1, y1, x2, y2] in the image's pixels that the prompt asks about (a list of
+    them, or of None, with lists of prompts); the model reads it as location tokens after the prompt.
+    Safe to call from several threads: each call's generation runs alone on the model."""
+    runner = model if isinstance(model, Runner) else (load(model) if model else default_runner())
     if isinstance(prompt, (list, tuple)):
         if not isinstance(image, (list, tuple)):
             raise TypeError("with a list of prompts, pass a list of images of the same length")
-        return runner(list(prompt), list(image), task=task, **options)
-    return runner([prompt], [image], task=task, **options)[0]
+        return runner(list(prompt), list(image), task=task, regions=region, **options)
+    return runner([prompt], [image], task=task, regions=None if region is None else [region], **options)[0]
 
 
 def task_helper(name: str):

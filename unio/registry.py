@@ -5,6 +5,7 @@ name is unknown, and can register something for the duration of a `with` block (
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -20,12 +21,16 @@ class Registry:
         self._items: dict[str, Any] = {}
         self._on_first_use = on_first_use
         self._used = False
+        self._lock = threading.RLock()   # threads asking at once all wait for the built-ins
 
     def _ensure_loaded(self) -> None:
-        if not self._used:
-            self._used = True
-            if self._on_first_use is not None:
-                self._on_first_use()
+        if self._used:
+            return
+        with self._lock:
+            if not self._used:
+                if self._on_first_use is not None:
+                    self._on_first_use()
+                self._used = True
 
     def register(self, name: str, obj: Any = None, *, replace: bool = False):
         """Register `obj` under `name`; without `obj`, return a decorator."""

@@ -6,20 +6,28 @@ from pathlib import Path
 
 import numpy as np
 
-def headline(pair: str, metrics: dict) -> str:
-    """The task's own headline metric (its `headline` attribute), else its first metric."""
+
+def _task(pair: str):
     from unio.registries import TASKS
     name = pair.partition("@")[0]
-    key = getattr(TASKS.get(name), "headline", None) if name in TASKS else None
+    return TASKS.get(name) if name in TASKS else None
+
+
+def headline(pair: str, metrics: dict) -> str:
+    """The task's own headline metric (its `headline` attribute), else its first metric."""
+    key = getattr(_task(pair), "headline", None)
     return key if key in metrics else next(iter(metrics))
 
 
 def table(model_results: dict, baselines: dict) -> str:
-    rows = [f"{'task':<9} {'metric':<10} {'model':>9}   baselines"]
+    """One row per pair: its headline metric, then any metric its task asks to report beside it."""
+    width = max([9, *(len(pair) for pair in model_results)])
+    rows = [f"{'task':<{width}} {'metric':<10} {'model':>9}   baselines"]
     for pair, metrics in model_results.items():
-        key = headline(pair, metrics)
-        base = ", ".join(f"{name} {m.get(key, float('nan')):.3f}" for name, m in baselines.get(pair, {}).items())
-        rows.append(f"{pair:<9} {key:<10} {metrics[key]:>9.3f}   {base}")
+        keys = [headline(pair, metrics)] + [k for k in getattr(_task(pair), "also_report", ()) if k in metrics]
+        for key in keys:
+            base = ", ".join(f"{name} {m.get(key, float('nan')):.3f}" for name, m in baselines.get(pair, {}).items())
+            rows.append(f"{pair:<{width}} {key:<10} {metrics[key]:>9.3f}   {base}")
     return "\n".join(rows)
 
 

@@ -7,10 +7,12 @@ A task is any object with these attributes (no base class to inherit):
     output: str                     the Result field its prediction fills: 'text', 'boxes', 'depth', ...
     requires: tuple[str]            the record keys it reads (checked against each source)
     headline: str                   its headline metric; `lower_is_better` when it is an error
-    example(record, rng) -> Example one example from a record already in the model's frame
+    example(record, rng) -> Example one example from a record already in the model's frame (an
+                                    Example's `region`, a box, reaches the encoder as location tokens)
     targets(examples, mods) -> list[list[int]]   gold target ids (global, no EOS), batched
     grammar(mods, image_size) -> Grammar         the shape of a well-formed answer
     decode(ids, mods, example) -> prediction     generated ids (global, no EOS) -> answer, model frame
+                                    (with `uses_token_logprobs = True`: also logprobs=, one per id, or None)
     to_original(prediction, frame) -> prediction the answer in the original image's pixels (optional)
     to_result(prediction) -> dict                Result fields (optional; default {output: prediction})
     draw(result) -> PIL image                    how a result is shown (optional; default: drawing.py)
@@ -18,6 +20,10 @@ A task is any object with these attributes (no base class to inherit):
     training_texts(example) -> list[str]         text for the sentencepiece model
     training_images(example) -> list[tensor]     image-like targets for the VQ-VAE (may be empty)
     baselines() -> {name: class}                 predictors fitted on train examples
+    answer_options(example) -> list[str] | None  candidate answers to rank by likelihood instead of
+                                                 generating (optional)
+    helper: str                                  another name for its `unio.<helper>` function (optional)
+    stop_by_mass: bool                           end only when EOS outweighs all continuations (lists)
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ class Example:
     frame: Frame | None = None     # how the original image maps onto the model's input
     record: Any = None             # the original record (evaluation reads gold in original pixels)
     source: str | None = None
+    region: list | None = None     # a box (x1, y1, x2, y2), model frame: location tokens after the prompt
 
 
 class Target(list):

@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spatial-first", type=float, default=None,
                    help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
+    p.add_argument("--photometric", type=float, default=None,
+                   help="strength of the photometric augmentation (1: the documented ranges; default 0: off)")
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -80,7 +82,7 @@ def options_from(args):
                         compile=not args.no_compile, range_loss=args.range_loss)
     opts.model_overrides = model_overrides(args.model)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
-                 "spatial_first"):
+                 "spatial_first", "photometric"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts
@@ -88,13 +90,15 @@ def options_from(args):
 
 def finish(trainer, eval_n: int) -> dict:
     """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
+    from unio import model_card
     from unio.evaluation import evaluate_baselines, evaluate_model
     pairs, sources = list(trainer.weights), trainer.sources
     res = trainer.model.config.image_size
     results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress)
     baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res)
-    (trainer.out / "eval.json").write_text(json.dumps({"model": results, "baselines": baselines,
-                                                      "split": "test", "n": eval_n}, indent=2))
+    evaluation = {"model": results, "baselines": baselines, "split": "test", "n": eval_n}
+    (trainer.out / "eval.json").write_text(json.dumps(evaluation, indent=2))
+    model_card.write_for(trainer, evaluation=evaluation)   # the card, now with its evaluation table
     draw_samples(trainer, pairs, sources)
     print(table(results, baselines))
     return results
@@ -109,7 +113,8 @@ def draw_samples(trainer, pairs, sources) -> None:
     for task, source in pairs:
         example = split_examples(TASKS.get(task), sources[source], evaluation_split(sources[source], "test"), 1,
                                  trainer.model.config.image_size)[0]
-        results.append(runner([example.prompt], [example.record["image"]], task=task)[0])
+        region = None if example.region is None else example.frame.box_to_original(example.region)
+        results.append(runner([example.prompt], [example.record["image"]], task=task, regions=[region])[0])
     draw_report(trainer.out, results)
 
 

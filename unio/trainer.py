@@ -225,14 +225,17 @@ class Trainer:
         return results
 
     def export(self) -> Path:
-        """The final model in save_pretrained form, with its tokenizers and vocabulary beside it."""
+        """The final model in save_pretrained form, with its processor (tokenizers/, vocab.json,
+        processor_config.json) and model card (README.md) beside it."""
+        from unio import model_card
+        from unio.processor import UnioProcessor
         model = self.model   # under DeepSpeed, after train(): the gathered copy
         final = self.out / "model"
         tmp = self.out / "model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
-        self.mods.save(tmp / "tokenizers")
-        shutil.copy(tmp / "tokenizers" / "vocab.json", tmp / "vocab.json")
+        UnioProcessor.for_model(model.config, self.mods).save_pretrained(tmp)
+        model_card.write_for(self, tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.replace(final)
         return final

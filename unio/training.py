@@ -45,6 +45,7 @@ class TrainOptions:
     bf16: bool = True
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
+    photometric: float = 0.0           # photometric augmentation strength (unio/photometric.py); 0: off
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int | None = None        # location bins (None: the tokenizer config's)
     location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
@@ -186,7 +187,8 @@ def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mo
     bucketed by target length and collated to the model's lengths (`config`: the model's config)."""
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     first, first_until = spatial_stage(opts, weights, tasks, mods, config.image_size)
-    mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, first, first_until)
+    mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, first, first_until,
+                      opts.photometric)
     return BatchStream(mixture, collate, opts.batch_size)
 
 

@@ -16,7 +16,7 @@ class UnioConfig(PretrainedConfig):
                  moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
                  loss_range_starts: list | None = None, stem: str = "linear",
-                 share_encoder_embeddings: bool = True, **kwargs):
+                 share_encoder_embeddings: bool = True, unio_format: int = 1, **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -27,6 +27,7 @@ class UnioConfig(PretrainedConfig):
         # False: the encoder's prompt tokens get their own embedding table; the decoder's input
         # embeddings stay tied to the output layer either way
         self.share_encoder_embeddings = share_encoder_embeddings
+        self.unio_format = unio_format   # the model folder's layout version (unio/model_folder.py)
         self.max_text_length, self.max_target_length = max_text_length, max_target_length
         self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
         self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k

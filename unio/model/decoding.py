@@ -10,13 +10,20 @@ from unio.vocab import EOS, IGNORE, PAD
 def generate_constrained(model, inputs: dict, grammar, vocab, **options):
     """generate() under `grammar`. Returns (B, <= grammar.max_length) ids after the start token, or with
     `return_dict_in_generate=True` transformers' output (sequences with the start token, scores)."""
+    options = constrained_options(grammar, vocab, model.config.max_target_length, **options)
+    out = model.generate(**inputs, **options)
+    return out if options.get("return_dict_in_generate") else out[:, 1:]
+
+
+def constrained_options(grammar, vocab, max_target_length: int, extra_processors=(), **options) -> dict:
+    """generate()'s keyword arguments for decoding under `grammar` (greedy unless `options` say otherwise),
+    then any `extra_processors`."""
     from transformers import LogitsProcessorList
-    limit = model.config.max_target_length + 1
-    processors = LogitsProcessorList([grammar.processor(vocab, limit)])
+    limit = max_target_length + 1
     options.setdefault("max_new_tokens", min(grammar.max_length, limit))
     options.setdefault("do_sample", False)
-    out = model.generate(**inputs, logits_processor=processors, pad_token_id=PAD, eos_token_id=EOS, **options)
-    return out if options.get("return_dict_in_generate") else out[:, 1:]
+    processors = LogitsProcessorList([grammar.processor(vocab, limit), *extra_processors])
+    return dict(logits_processor=processors, pad_token_id=PAD, eos_token_id=EOS, **options)
 
 
 def strip_answer(ids) -> list:

@@ -1,0 +1,52 @@
+"""Records per second of each official-format reader, on world scenes written in its format:
+python scripts/bench_readers.py --resolution 640 --n 50 [--json out.json]
+
+A record is read and framed to the model's input (`--image-size`), as training reads it: the image
+decoded from its file, masks decoded from RLE, depth read from the HDF5 file.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from unio.records import frame_record
+from unio.sources import build_source
+from unio.world.formats import WRITERS
+
+SPECS = {"coco": "coco", "vqav2": "vqav2", "refcoco": "refcoco/refcoco", "nyu": "nyu/nyu_depth_v2_labeled.mat"}
+
+
+def records_per_second(kind: str, path: Path, image_size: int, seconds: float = 3.0) -> dict:
+    start = time.perf_counter()
+    split = build_source(kind, f"{kind}:{path}", image_size).split("train")
+    indexed = time.perf_counter() - start
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        frame_record(split[count % len(split)], image_size)
+        count += 1
+    return {"records_per_s": count / (time.perf_counter() - start), "index_s": indexed, "records": len(split)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resolution", type=int, default=640, help="side of the written images")
+    p.add_argument("--n", type=int, default=50, help="scenes per split")
+    p.add_argument("--image-size", type=int, default=256, help="the model's input side")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    report = {"resolution": args.resolution, "image_size": args.image_size}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, where in SPECS.items():
+            WRITERS[kind](Path(tmp) / kind, args.n, args.resolution)
+            report[kind] = records_per_second(kind, Path(tmp) / where, args.image_size)
+            print(f"{kind:8s} {report[kind]['records_per_s']:8.1f} records/s  (index {report[kind]['index_s']:.2f} s, "
+                  f"{report[kind]['records']} records)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Image classification: "What is this?" -> the category of the image's object (the largest one where
+there are several), ranked among answer options by likelihood (`categories`; default: the world's 48
+"size colour shape" names; `None` generates freely). Evaluated on single-object scenes:
+`--tasks classify@world_single` (configs/data/world_single.yaml). Metric: accuracy.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from itertools import product
+
+import numpy as np
+
+from unio.registries import register_task
+from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.world.constants import COLORS, SHAPES, SIZES
+
+WORLD_CATEGORIES = [f"{size} {color} {shape}" for size, color, shape in product(SIZES, COLORS, SHAPES)]
+
+
+def area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+@register_task("classify")
+class Classify:
+    name = "classify"
+    output = "text"
+    prompts = ["What is this?", "What object is this?", "Classify the object in the image."]
+    requires = ("image", "objects")
+    headline = "accuracy"
+    max_tokens = 8
+
+    def __init__(self, categories: list | None = tuple(WORLD_CATEGORIES)):
+        self.categories = list(categories) if categories is not None else None
+
+    def example(self, record, rng) -> Example:
+        objects = [o for o in record["objects"] if o.get("box") is not None] or list(record["objects"])
+        main = max(objects, key=lambda o: area(o["box"]) if o.get("box") is not None else 0.0)
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), str(main.get("category", "object")))
+
+    def answer_options(self, example):
+        return self.categories
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment("text", 1, self.max_tokens),))
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def evaluate(self, predictions, examples) -> dict:
+        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"majority": _Majority}
+
+
+class _Majority:
+    def __init__(self, train_examples, mods=None):
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+
+    def __call__(self, example):
+        return self.answer

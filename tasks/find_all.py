@@ -1,0 +1,149 @@
+"""Class-conditioned detection: 'Find every "red cube".' -> the boxes of every matching object, or none.
+
+Each box is 4 location tokens (y1, x1, y2, x2), left to right, then EOS; an answer of no box at all
+is EOS alone. On sources whose objects have attributes (the world: size, colour, shape) a query
+names some of them ("cube", "red cube", "large cube", "large red cube", "red object") and matches
+every object that has them; elsewhere it names a category. A share `absent` of the examples asks
+for something the image does not hold. Metrics: precision and recall of the returned boxes at IoU
+0.5 on queries with matches (recall also for exactly one and for several), and the false-positive
+rate: the share of absent queries that got any box.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from unio.boxes import match, nms, split_groups
+from unio.registries import register_task
+from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
+from unio.world.constants import COLORS, SHAPES, SIZES
+
+FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
+VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
+
+
+def phrase(values: dict) -> str:
+    words = [values[a] for a in ("size", "color") if a in values]
+    return " ".join(words + [values.get("shape", "object")])
+
+
+def matches(obj, query: dict) -> bool:
+    attributes = obj.get("attributes") or {}
+    if "category" in query:
+        return obj.get("category") == query["category"]
+    return all(attributes.get(a) == v for a, v in query.items())
+
+
+@register_task("find_all")
+class FindAll:
+    name = "find_all"
+    output = "boxes"
+    prompts = ['Find every "{}".', 'Where is every "{}" in the image?', 'Locate all "{}" in the image.']
+    requires = ("image", "objects")
+    headline = "recall"
+    uses_token_logprobs = True
+    stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
+
+    def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6):
+        self.absent, self.max_objects, self.nms_iou = absent, max_objects, nms_iou
+
+    def example(self, record, rng) -> Example:
+        objects = [o for o in record["objects"] if o.get("box") is not None]
+        query = self.absent_query(objects, rng) if rng.random() < self.absent else None
+        return self.for_query(record, query or self.present_query(objects, rng), rng)
+
+    def for_query(self, record, query: dict, rng) -> Example:
+        """The example asking for `query` ({attribute: value} or {"category": name}) in `record`."""
+        objects = [o for o in record["objects"] if o.get("box") is not None]
+        boxes = sorted((list(o["box"]) for o in objects if matches(o, query)), key=lambda b: (b[0], b[1]))
+        text = query.get("category") or phrase(query)
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects],
+                       {"query": text, "matches": len(boxes)})
+
+    def present_query(self, objects, rng) -> dict:
+        obj = objects[int(rng.integers(len(objects)))]
+        attributes = obj.get("attributes") or {}
+        if not all(a in attributes for a in VALUES):
+            return {"category": obj.get("category", "object")}
+        return {a: attributes[a] for a in FORMS[int(rng.integers(len(FORMS)))]}
+
+    def absent_query(self, objects, rng) -> dict | None:
+        """A phrase no object matches (None if 50 tries found none)."""
+        for _ in range(50):
+            form = FORMS[int(rng.integers(len(FORMS)))]
+            query = {a: VALUES[a][int(rng.integers(len(VALUES[a])))] for a in form}
+            if not any(matches(o, query) or o.get("category") == phrase(query) for o in objects):
+                return query
+        return None
+
+    def targets(self, examples, mods):
+        coords = mods["coordinates"]
+        out = []
+        for ex in examples:
+            h, w = ex.image.shape[:2]
+            out.append([i for box in ex.target for i in mods.vocab.to_global("coordinates", coords.encode_box(box, w, h))])
+        return out
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        box = Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True)
+        return Grammar((Repeat((box,), 0, self.max_objects),))
+
+    def decode(self, ids, mods, example, logprobs=None) -> dict:
+        h, w = example.image.shape[:2]
+        groups = split_groups(ids, logprobs, mods.vocab, "coordinates", labelled=False)
+        boxes = [mods["coordinates"].decode_box(g.location, w, h) for g in groups]
+        scores = [g.score for g in groups]
+        kept = sorted(nms(boxes, scores, None, self.nms_iou))
+        return {"boxes": [boxes[i] for i in kept], "scores": [scores[i] for i in kept]}
+
+    def to_original(self, prediction, frame) -> dict:
+        return {**prediction, "boxes": [frame.box_to_original(b) for b in prediction["boxes"]]}
+
+    def to_result(self, prediction) -> dict:
+        return dict(prediction)
+
+    def evaluate(self, predictions, examples) -> dict:
+        counts = {"tp": 0, "predicted": 0, "gold": 0, "absent": 0, "absent_fp": 0}
+        recall_by = {"one": [0, 0], "several": [0, 0]}
+        for pred, ex in zip(predictions, examples):
+            gold = [ex.frame.box_to_original(b) if ex.frame else b for b in ex.target]
+            if not gold:
+                counts["absent"] += 1
+                counts["absent_fp"] += bool(pred["boxes"])
+                continue
+            hit = match(gold, pred["boxes"])
+            counts["tp"] += hit
+            counts["predicted"] += len(pred["boxes"])
+            counts["gold"] += len(gold)
+            tally = recall_by["one" if len(gold) == 1 else "several"]
+            tally[0], tally[1] = tally[0] + hit, tally[1] + len(gold)
+        return {"precision": counts["tp"] / max(counts["predicted"], 1), "recall": counts["tp"] / max(counts["gold"], 1),
+                "fp_rate_absent": counts["absent_fp"] / max(counts["absent"], 1),
+                "recall_one": recall_by["one"][0] / max(recall_by["one"][1], 1),
+                "recall_several": recall_by["several"][0] / max(recall_by["several"][1], 1)}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"none": _NoBox, "mean_box": _MeanBox}
+
+
+class _NoBox:
+    def __init__(self, train_examples, mods=None):
+        pass
+
+    def __call__(self, example):
+        return {"boxes": [], "scores": []}
+
+
+class _MeanBox:
+    """One box, the mean training box, whatever the query."""
+
+    def __init__(self, train_examples, mods=None):
+        self.box = np.mean([b for ex in train_examples for b in ex.target], axis=0).tolist()
+
+    def __call__(self, example):
+        return {"boxes": [list(self.box)], "scores": [1.0]}

@@ -1,0 +1,110 @@
+"""Image-text matching (ALBEF / TCL's ITM, OFA's phrasing): 'Does the image match "{}"?' -> yes / no.
+
+Half the examples ask about the image's own caption, half about a hard negative: the caption with one
+object's size, colour or shape changed, or with one object dropped or repeated (a count change). The
+negatives are made on world-style captions ("a large red cube, a small blue sphere and a green cone.");
+a caption of another form is only asked as a positive. The answer is ranked between "yes" and "no" by
+likelihood. Metric: accuracy (also on positives and on each kind of negative).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from unio.registries import register_task
+from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.world.constants import COLORS, SHAPES, SIZES
+
+VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
+KINDS = ("size", "color", "shape", "count")
+PHRASE = re.compile(r"^an? (\w+) (\w+) (\w+)$")
+
+
+def parse(caption: str) -> list | None:
+    """'a large red cube, a small blue sphere and a small green cone.' -> [[size, color, shape], ...]."""
+    parts = re.split(r", | and ", caption.strip().rstrip("."))
+    found = [PHRASE.match(p) for p in parts]
+    if not all(found) or any(m.group(1) not in SIZES or m.group(2) not in COLORS for m in found):
+        return None
+    return [list(m.groups()) for m in found]
+
+
+def render(objects: list) -> str:
+    names = [f"a {' '.join(o)}" for o in objects]
+    return (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]) + "."
+
+
+def hard_negative(objects: list, kind: str, rng) -> str:
+    """The caption with one change of `kind`: an attribute of one object, or one object dropped / repeated."""
+    objects = [list(o) for o in objects]
+    i = int(rng.integers(len(objects)))
+    if kind == "count":
+        if len(objects) > 1 and rng.random() < 0.5:
+            objects.pop(i)
+        else:
+            objects.insert(i, list(objects[i]))
+        return render(objects)
+    slot = ("size", "color", "shape").index(kind)
+    choices = [v for v in VALUES[kind] if v != objects[i][slot]]
+    objects[i][slot] = choices[int(rng.integers(len(choices)))]
+    return render(objects)
+
+
+@register_task("itm")
+class ImageTextMatch:
+    name = "itm"
+    output = "text"
+    prompts = ['Does the image match "{}"?', 'Is "{}" a description of the image?']
+    requires = ("image", "captions")
+    headline = "accuracy"
+    options = ("yes", "no")
+
+    def example(self, record, rng) -> Example:
+        caption = record["captions"][int(rng.integers(len(record["captions"])))]
+        objects = parse(caption)
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+        if objects is None or rng.random() < 0.5:
+            text, answer, kind = caption, "yes", "positive"
+        else:
+            text, answer = hard_negative(objects, kind, rng), "no"
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer,
+                       {"kind": kind, "text": text})
+
+    def answer_options(self, example):
+        return list(self.options)
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment("text", 1, 4),))
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def evaluate(self, predictions, examples) -> dict:
+        by_kind = defaultdict(list)
+        for p, ex in zip(predictions, examples):
+            by_kind[ex.meta["kind"]].append(p == ex.target)
+        out = {"accuracy": float(np.mean([c for v in by_kind.values() for c in v]))}
+        out.update({f"accuracy_{k}": float(np.mean(v)) for k, v in sorted(by_kind.items())})
+        return out
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"majority": _Majority}
+
+
+class _Majority:
+    def __init__(self, train_examples, mods=None):
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+
+    def __call__(self, example):
+        return self.answer

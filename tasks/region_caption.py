@@ -1,0 +1,86 @@
+"""Region captioning: "What does the region describe?" with a region (a box given as location tokens
+after the prompt) -> a description of the object there: its `description` where the record has one,
+else its category with an article ("a large red cube" on the world).
+
+    unio.run("What does the region describe?", image, region=[x1, y1, x2, y2])   # original pixels
+
+Metrics: exact match, and CIDEr-D / BLEU-4 through pycocoevalcap.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from unio.registries import register_task
+from unio.task import Example, Grammar, Segment, choose_prompt
+
+
+def description(obj) -> str:
+    if obj.get("description"):
+        return str(obj["description"])
+    category = str(obj.get("category", "object"))
+    return ("an " if category[:1].lower() in "aeiou" else "a ") + category
+
+
+def text_scores(predictions, references) -> dict:
+    """pycocoevalcap's BLEU-4 and CIDEr-D (PTB-tokenised); `references` a list of lists of strings."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
+    res = tokenizer.tokenize({i: [{"caption": p}] for i, p in enumerate(predictions)})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {"bleu4": float(bleu[3]), "cider": float(cider)}
+
+
+def pick_object(record, rng) -> dict:
+    objects = [o for o in record["objects"] if o.get("box") is not None]
+    return objects[int(rng.integers(len(objects)))]
+
+
+@register_task("region_caption")
+class RegionCaption:
+    name = "region_caption"
+    output = "text"
+    prompts = ["What does the region describe?", "Describe the region.", "What is in the region?"]
+    requires = ("image", "objects")
+    headline = "exact_match"
+    max_tokens = 12
+
+    def example(self, record, rng) -> Example:
+        obj = pick_object(record, rng)
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), description(obj),
+                       region=list(obj["box"]))
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment("text", 1, self.max_tokens),))
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def evaluate(self, predictions, examples) -> dict:
+        exact = float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))
+        return {"exact_match": exact, **text_scores(list(predictions), [[ex.target] for ex in examples])}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"most_frequent": _MostFrequent}
+
+
+class _MostFrequent:
+    def __init__(self, train_examples, mods=None):
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+
+    def __call__(self, example):
+        return self.answer

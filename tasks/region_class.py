@@ -1,0 +1,63 @@
+"""Region classification: "What is the category of the object in the region?" with a region (a box
+given as location tokens after the prompt) -> the object's category. Generated under a text grammar,
+or, with `categories` set (a list of names), ranked among them by likelihood. Metric: accuracy.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from unio.registries import register_task
+from unio.task import Example, Grammar, Segment, choose_prompt
+
+
+@register_task("region_class")
+class RegionClass:
+    name = "region_class"
+    output = "text"
+    prompts = ["What is the category of the object in the region?", "What kind of object is in the region?"]
+    requires = ("image", "objects")
+    headline = "accuracy"
+    max_tokens = 8
+
+    def __init__(self, categories: list | None = None):
+        self.categories = categories
+
+    def example(self, record, rng) -> Example:
+        objects = [o for o in record["objects"] if o.get("box") is not None]
+        obj = objects[int(rng.integers(len(objects)))]
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), str(obj.get("category", "object")),
+                       region=list(obj["box"]))
+
+    def answer_options(self, example):
+        return self.categories
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment("text", 1, self.max_tokens),))
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def evaluate(self, predictions, examples) -> dict:
+        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {"majority": _Majority}
+
+
+class _Majority:
+    def __init__(self, train_examples, mods=None):
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+
+    def __call__(self, example):
+        return self.answer

@@ -1,0 +1,45 @@
+"""Photometric augmentation keeps answers and padding; the robustness perturbations."""
+import numpy as np
+import pytest
+
+from conftest import world_examples
+from unio.data import Mixture
+from unio.photometric import PERTURBATIONS, augment, perturb, tolerated
+from unio.registries import TASKS
+from unio.sources import build_source
+
+
+def test_augment_changes_the_content_only_and_strength_zero_is_off():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:20] = 120
+    out = augment(image, np.random.default_rng(3), ("brightness", "contrast"), 1.0, content=(20, 32))
+    assert not np.array_equal(out[:20], image[:20]) and not out[20:].any()
+    assert np.array_equal(augment(image, np.random.default_rng(3), ("brightness",), 0.0), image)
+
+
+def test_tasks_declare_what_they_tolerate():
+    assert tolerated(TASKS.get("vqa")) == ("brightness", "contrast")       # answers name colours
+    assert {"hue", "saturation"} <= set(tolerated(TASKS.get("depth")))
+
+
+def test_mixture_augments_images_but_keeps_every_example_and_answer():
+    tasks = {n: TASKS.get(n) for n in ("vqa", "depth")}
+    sources = {"world": build_source("world", None, 32)}
+    weights = {("vqa", "world"): 1.0, ("depth", "world"): 1.0}
+    plain = Mixture(tasks, sources, weights, 32, 100).megabatch(5, 8)
+    jittered = Mixture(tasks, sources, weights, 32, 100, photometric=1.0).megabatch(5, 8)
+    again = Mixture(tasks, sources, weights, 32, 100, photometric=1.0).megabatch(5, 8)
+    for a, b, c in zip(plain, jittered, again):
+        assert a.prompt == b.prompt and np.array_equal(np.asarray(a.target), np.asarray(b.target))
+        assert not np.array_equal(a.image, b.image) and np.array_equal(b.image, c.image)
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_each_perturbation_changes_the_image_it_is_named_for(name):
+    image = world_examples(TASKS.get("caption"), "test", 1, 64)[0].image
+    out = perturb(image, name, np.random.default_rng(0))
+    assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    if name == "darker":
+        assert out.astype(float).mean() < 0.85 * image.astype(float).mean()
+    with pytest.raises(ValueError, match="unknown perturbation 'blurry'; perturbations: darker"):
+        perturb(image, "blurry", np.random.default_rng(0))

@@ -1,0 +1,132 @@
+"""Regions as input (mapped through the Frame, read as location tokens after the prompt), region
+captioning and classification, image classification with answer options, image-text matching,
+unio.detect, and a toy run of the real scripts with these tasks."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import unio
+from conftest import TINY_MODEL, run_script, world_examples
+from unio.data import box_ids, encode_prompts
+from unio.images import Frame
+from unio.registries import TASKS
+from unio.world import World
+
+NEW_TASKS = "detection,find_all,region_caption,region_class,itm,classify@world_single"
+
+
+@pytest.fixture(scope="module")
+def runner(modalities, tmp_path_factory):
+    from unio.model import UnioConfig, UnioModel
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
+    modalities.save(path / "tokenizers")
+    return unio.load(path)
+
+
+def test_region_round_trip_through_the_frame(runner, modalities):
+    image = np.zeros((60, 90, 3), np.uint8)                      # scale 32/90, padded at the bottom
+    region = [9.0, 18.0, 45.0, 54.0]
+    frame = Frame(60, 90, 32)
+    assert frame.box_to_original(frame.box_to_model(region)) == pytest.approx(region)
+    example = runner._job("What does the region describe?", image, None, region)
+    assert example.task == "region_caption" and example.region == pytest.approx([3.2, 6.4, 16.0, 19.2])
+    ids, _ = encode_prompts([example], modalities, 48)
+    location = box_ids(example.region, modalities, 32, 32)
+    text = modalities.text_ids(example.prompt)
+    assert ids[0].tolist() == text + location
+    local = modalities.vocab.to_local("coordinates", location)
+    back = frame.box_to_original(modalities["coordinates"].decode_box(local, 32, 32))
+    assert np.abs(np.array(back) - region).max() <= 90 / 32 / 2 + 1e-6     # half a bin, in original pixels
+
+
+def test_prompts_without_a_region_encode_as_before(modalities):
+    exs = world_examples(TASKS.get("vqa"), "test", 3, 32)
+    ids, mask = encode_prompts(exs, modalities, 48)
+    for row, m, ex in zip(ids.tolist(), mask.tolist(), exs):
+        assert row[:sum(m)] == modalities.text_ids(ex.prompt)
+
+
+def test_a_long_prompt_keeps_its_region(modalities):
+    ex = world_examples(TASKS.get("region_caption"), "test", 1, 32)[0]
+    ex.prompt = "describe " * 60
+    ids, _ = encode_prompts([ex], modalities, 48)
+    assert ids.shape[1] == 48 and ids[0, -4:].tolist() == box_ids(ex.region, modalities, 32, 32)
+
+
+def test_run_with_a_region_and_the_helpers(runner):
+    image = np.asarray(Image.fromarray(World("test")[0].image).resize((90, 60)))
+    result = unio.run("What does the region describe?", image, model=runner, region=[10, 10, 50, 40])
+    assert result.task == "region_caption" and isinstance(result.text, str)
+    two = unio.run(["What does the region describe?"] * 2, [image] * 2, model=runner, region=[[10, 10, 50, 40], None])
+    assert len(two) == 2
+    with pytest.raises(ValueError, match="regions"):
+        runner(["a?"], [image], regions=[None, None])
+    detected = unio.detect(image, model=runner)
+    assert detected.task == "detection" and len(detected.boxes) == len(detected.labels) == len(detected.scores)
+    for x1, y1, x2, y2 in detected.boxes:
+        assert 0 <= x1 <= x2 <= 90 and 0 <= y1 <= y2 <= 60
+    assert detected.draw().size == (90, 60)
+    found = unio.find_all(image, "red cube", model=runner)
+    assert found.task == "find_all" and len(found.boxes) == len(found.scores)
+
+
+def test_answer_options_rank_instead_of_generating(runner):
+    image = World("test")[0].image
+    result = unio.run("What is this?", image, model=runner)
+    assert result.task == "classify" and result.text in TASKS.get("classify").categories
+    assert unio.run('Does the image match "a red cube."?', image, model=runner).text in ("yes", "no")
+
+
+def test_itm_hard_negatives_change_one_thing():
+    from importlib import import_module
+    itm = import_module(type(TASKS.get("itm")).__module__)
+    caption = "a large red cube, a small blue sphere and a small green cone."
+    objects = itm.parse(caption)
+    assert itm.render(objects) == caption and itm.parse("two dogs on a sofa.") is None
+    rng = np.random.default_rng(0)
+    for kind in itm.KINDS:
+        negative = itm.parse(itm.hard_negative(objects, kind, rng))
+        if kind == "count":
+            assert abs(len(negative) - len(objects)) == 1
+        else:
+            assert len(negative) == 3 and sum(a != b for o, n in zip(objects, negative) for a, b in zip(o, n)) == 1
+    exs = world_examples(TASKS.get("itm"), "test", 80, 32)
+    positives = [ex for ex in exs if ex.target == "yes"]
+    assert 0.3 < len(positives) / len(exs) < 0.7
+    assert all(f'"{World("test")[i].caption}"' in ex.prompt for i, ex in enumerate(exs) if ex.target == "yes")
+    assert all(f'"{World("test")[i].caption}"' not in ex.prompt for i, ex in enumerate(exs) if ex.target == "no")
+
+
+def test_region_and_classification_metrics_by_hand():
+    exs = world_examples(TASKS.get("region_caption"), "test", 4, 32)
+    assert exs[0].target.startswith("a ") and exs[0].region is not None
+    result = TASKS.get("region_caption").evaluate([ex.target for ex in exs[:2]] + ["a thing", "x"], exs)
+    assert result["exact_match"] == 0.5 and 0 < result["cider"]
+    exs = world_examples(TASKS.get("classify"), "test", 4, 32)
+    assert TASKS.get("classify").evaluate([exs[0].target, "no", "no", exs[3].target], exs)["accuracy"] == 0.5
+    exs = world_examples(TASKS.get("itm"), "test", 10, 32)
+    assert TASKS.get("itm").evaluate([ex.target for ex in exs], exs)["accuracy"] == 1.0
+
+
+def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities):
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", NEW_TASKS, "--preset", "toy", "--batch-size", "8",
+                      "--vq-steps", "5", "--steps", "6", "--no-compile", "--no-progress", "--eval-n", "6",
+                      "--out", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "eval.json").read_text())
+    assert {"ap", "ap50", "ap75", "ar100"} <= set(results["model"]["detection"])
+    assert {"precision", "recall", "fp_rate_absent"} <= set(results["model"]["find_all"])
+    assert "exact_match" in results["model"]["region_caption"] and "accuracy" in results["model"]["itm"]
+    assert set(results["baselines"]["classify@world_single"]) == {"majority"}
+    modalities.save(tmp_path / "tok")
+    proc = run_script("scripts/evaluate.py", "--baseline", "all", "--tasks", NEW_TASKS, "--n", "20", "--resolution", "32",
+                      "--tokenizers", str(tmp_path / "tok"), "--json", str(tmp_path / "b.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    baselines = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert baselines["detection"]["prior"]["ap50"] < 0.5 and baselines["find_all"]["none"]["fp_rate_absent"] == 0.0

@@ -156,7 +156,7 @@ def test_constrained_decoding_stays_in_grammar(modalities, tiny_config, task):
 def test_grammar_processor_masks_disallowed(modalities):
     grammar = TASKS.get("refexp").grammar(modalities, 32)
     proc = grammar.processor(modalities.vocab)
-    scores = proc(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, modalities.vocab.size))
+    scores = proc(torch.tensor([[2]]), torch.zeros(1, modalities.vocab.size))     # the start token: y1 next
     allowed = (scores > -1e30).nonzero()[:, 1]
     start = modalities.vocab.range("coordinates").start
     assert allowed.min() >= start and allowed.max() < start + 32

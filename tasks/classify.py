@@ -5,13 +5,12 @@ there are several), ranked among answer options by likelihood (`categories`; def
 """
 from __future__ import annotations
 
-from collections import Counter
 from itertools import product
 
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 WORLD_CATEGORIES = [f"{size} {color} {shape}" for size, color, shape in product(SIZES, COLORS, SHAPES)]
@@ -60,12 +59,4 @@ class Classify:
         return []
 
     def baselines(self):
-        return {"majority": _Majority}
-
-
-class _Majority:
-    def __init__(self, train_examples, mods=None):
-        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
-
-    def __call__(self, example):
-        return self.answer
+        return {"majority": MostFrequentAnswer}

@@ -9,12 +9,12 @@ likelihood. Metric: accuracy (also on positives and on each kind of negative).
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
@@ -99,12 +99,4 @@ class ImageTextMatch:
         return []
 
     def baselines(self):
-        return {"majority": _Majority}
-
-
-class _Majority:
-    def __init__(self, train_examples, mods=None):
-        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
-
-    def __call__(self, example):
-        return self.answer
+        return {"majority": MostFrequentAnswer}

@@ -8,12 +8,11 @@ Metrics: exact match, and CIDEr-D / BLEU-4 through pycocoevalcap.
 """
 from __future__ import annotations
 
-from collections import Counter
 
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
 
 
 def description(obj) -> str:
@@ -75,12 +74,4 @@ class RegionCaption:
         return []
 
     def baselines(self):
-        return {"most_frequent": _MostFrequent}
-
-
-class _MostFrequent:
-    def __init__(self, train_examples, mods=None):
-        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
-
-    def __call__(self, example):
-        return self.answer
+        return {"most_frequent": MostFrequentAnswer}

@@ -4,12 +4,11 @@ or, with `categories` set (a list of names), ranked among them by likelihood. Me
 """
 from __future__ import annotations
 
-from collections import Counter
 
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
 
 
 @register_task("region_class")
@@ -52,12 +51,4 @@ class RegionClass:
         return []
 
     def baselines(self):
-        return {"majority": _Majority}
-
-
-class _Majority:
-    def __init__(self, train_examples, mods=None):
-        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
-
-    def __call__(self, example):
-        return self.answer
+        return {"majority": MostFrequentAnswer}

@@ -96,3 +96,14 @@ def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+
+
+class MostFrequentAnswer:
+    """A baseline for tasks answering in words: the most frequent training target, every time."""
+
+    def __init__(self, train_examples, mods=None):
+        from collections import Counter
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+
+    def __call__(self, example):
+        return self.answer

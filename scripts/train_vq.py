@@ -19,6 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quantizer", default="fsq", choices=["fsq", "vq"])
     p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--downsample", type=int, default=None, help="pixels per code (default: 8 at 64 px, 16 at 256 px)")
     p.add_argument("--holdout", type=int, default=128, help="held-out images for PSNR")
     p.add_argument("--plugin", action="append", default=[])
     args = p.parse_args(argv)
@@ -27,12 +28,13 @@ def main(argv=None) -> int:
     tasks = args.tasks.split(",")
     corpus = world_corpus(tasks, args.resolution)
     vq = TOKENIZERS.get("vq").build(corpus, args.out, steps=args.steps, batch_size=args.batch_size,
-                                    quantizer=args.quantizer)
+                                    quantizer=args.quantizer, downsample=args.downsample)
     vq.save(args.out)
     module = sys.modules[TOKENIZERS.get("vq").__module__]
     held_out = corpus.images(start=10_000_000)  # far from the training indices
     psnr = module.evaluate_psnr(vq, [next(held_out) for _ in range(args.holdout)])
-    print(json.dumps({"quantizer": args.quantizer, "steps": args.steps, "heldout_psnr_db": round(psnr, 2)}))
+    print(json.dumps({"quantizer": args.quantizer, "steps": args.steps, "downsample": vq.downsample,
+                      "heldout_psnr_db": round(psnr, 2)}))
     return 0
 
 

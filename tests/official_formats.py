@@ -236,3 +236,43 @@ def write_nyu(root: Path, n: int = 6, height: int = 48, width: int = 64) -> dict
                                   "testNdxs": np.sort(order[n // 2:])[:, None].astype(float)})
     return {"images": images, "depths": depths, "train": sorted(int(i) - 1 for i in order[: n // 2]),
             "test": sorted(int(i) - 1 for i in order[n // 2:]), "path": path}
+
+
+def add_bad_records(coco: Path, nyu: Path) -> dict:
+    """One bad record of each kind, added to the fixtures written above (whose records stay as they were).
+    COCO train2017: image 901's file missing, 902's truncated, 903's box without width, and annotation 9999
+    of an image no file lists; val2017: image 911's file missing. NYU: one train frame whose depth is all NaN.
+    Returns {kind: (file, record)} as the errors name them."""
+    import h5py
+    photo = photos()["coffee"][:120, :160]
+    bad = {"train2017": [(901, "missing"), (902, "truncated"), (903, "box")], "val2017": [(911, "missing")]}
+    for split, items in bad.items():
+        files = {kind: coco / "annotations" / f"{kind}_{split}.json" for kind in ("captions", "instances")}
+        data = {kind: json.loads(path.read_text()) for kind, path in files.items()}
+        for image_id, kind in items:
+            name = f"{image_id:012d}.jpg"
+            if kind != "missing":
+                save(photo, coco / split / name)
+            if kind == "truncated":
+                full = (coco / split / name).read_bytes()
+                (coco / split / name).write_bytes(full[: len(full) // 2])
+            for part in data.values():
+                part["images"].append(image_entry(image_id, name, photo))
+            data["captions"]["annotations"].append({"image_id": image_id, "id": image_id * 10, "caption": "A cup."})
+            data["instances"]["annotations"].append({"id": image_id * 10 + 1, "image_id": image_id, "category_id": 47,
+                                                     "iscrowd": 0, "area": 100.0, "segmentation": [[10, 10, 40, 10, 40, 40]],
+                                                     "bbox": [10.0, 10.0, 0.0 if kind == "box" else 30.0, 30.0]})
+        if split == "train2017":
+            data["instances"]["annotations"].append({"id": 9999, "image_id": 999, "category_id": 47, "iscrowd": 0,
+                                                     "area": 1.0, "bbox": [1.0, 1.0, 2.0, 2.0], "segmentation": []})
+        for kind, path in files.items():
+            _dump(path, data[kind])
+    from scipy.io import loadmat
+    frame = int(np.ravel(loadmat(str(nyu / "splits.mat"))["trainNdxs"])[0]) - 1
+    with h5py.File(nyu / "nyu_depth_v2_labeled.mat", "r+") as f:
+        f["depths"][frame] = np.nan
+    train = coco / "annotations" / "instances_train2017.json"
+    return {"missing": (coco / "train2017" / "000000000901.jpg", "coco/train2017/901"),
+            "truncated": (coco / "train2017" / "000000000902.jpg", "coco/train2017/902"),
+            "box": (train, "annotation 9031"), "unknown image": (train, "annotation 9999"),
+            "nan depth": (nyu / "nyu_depth_v2_labeled.mat", f"train/{frame}")}

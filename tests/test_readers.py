@@ -65,6 +65,46 @@ def test_coco_keypoints(data):
     assert person["category"] == "person"
 
 
+def test_coco_keypoint_names_and_skeleton_0_based(data):
+    """Each person keeps its category's keypoint names and skeleton, the file's 1-based pairs made 0-based."""
+    from pycocotools.coco import COCO
+    from unio.records import frame_record
+    official = COCO(str(data["root"] / "coco" / "annotations" / "person_keypoints_train2017.json")).loadCats(1)[0]
+    record = source("coco", data["root"] / "coco").split("train2017")[2]
+    person = record["objects"][0]
+    assert person["keypoint_names"] == official["keypoints"] and len(person["keypoint_names"]) == len(person["keypoints"])
+    assert person["skeleton"] == [[a - 1, b - 1] for a, b in official["skeleton"]]
+    first = person["skeleton"][0]                                       # the file's [16, 14]
+    assert [person["keypoint_names"][i] for i in first] == ["left_ankle", "left_knee"]
+    framed = frame_record(record, 64)[0]["objects"][0]
+    assert framed["skeleton"] == person["skeleton"] and framed["keypoint_names"] == person["keypoint_names"]
+    cat = source("coco", data["root"] / "coco").split("train2017")[0]["objects"][0]
+    assert "skeleton" not in cat and "keypoint_names" not in cat      # only objects with keypoints
+
+
+def test_masks_are_decoded_and_framed_only_when_read(data, monkeypatch):
+    """Framing a record decodes no mask (a caption never pays for them); a mask that is read equals the
+    eager framing's (the original mask decoded, then mapped to the model's frame)."""
+    from unio.readers import common
+    from unio.records import frame_record
+    from unio.task import make_example
+    decoded = []
+    real = common.decode_segmentation
+    monkeypatch.setattr(common, "decode_segmentation", lambda *args: decoded.append(args) or real(*args))
+    coco = source("coco", data["root"] / "coco")
+    for i in range(3):
+        record = coco.split("train2017")[i]
+        make_example(TASKS.get("caption"), record, 64, np.random.default_rng(0))
+        framed, frame = frame_record(record, 64)
+        assert not decoded and all("mask" in o for o in framed["objects"])
+        for obj, original in zip(framed["objects"], record["objects"]):
+            eager = frame.mask_to_model(np.asarray(original["mask"], bool))
+            assert obj["mask"].dtype == bool and obj["mask"].shape == (64, 64) and np.array_equal(obj["mask"], eager)
+            assert obj.get("mask") is obj["mask"] and np.array_equal(dict(obj)["mask"], eager)   # mapped once
+            assert obj["box"] == [v * frame.scale for v in original["box"]]
+        decoded.clear()
+
+
 def test_coco_reads_images_and_masks_only_when_asked(data, tmp_path):
     import shutil
     root = tmp_path / "coco"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from unio.bad_records import BadRecords
 from unio.data import DEFAULT_SOURCE
 from unio.modalities import Modalities
 from unio.plugins import builtin_dir
@@ -42,37 +43,46 @@ def load_tokenizer_config(name: str | Path = "default", **overrides) -> dict:
 
 
 class Corpus:
-    """What tokenizers learn from: examples of (task, source) pairs from each source's train split."""
+    """What tokenizers learn from: examples of (task, source) pairs from each source's train split.
+    With `bad` skipping, a bad record gives no example (None) and is noted there."""
 
-    def __init__(self, pairs, sources, resolution: int, texts_per_pair: int = 1000):
+    def __init__(self, pairs, sources, resolution: int, texts_per_pair: int = 1000, bad: BadRecords | None = None):
         self.pairs, self.sources, self.resolution = list(pairs), sources, resolution
-        self.texts_per_pair = texts_per_pair
+        self.texts_per_pair, self.bad = texts_per_pair, bad or BadRecords()
 
     def _example(self, pair, index: int, seed: int = 0):
         task, source = TASKS.get(pair[0]), self.sources[pair[1]]
-        records = source.split("train")
+        records = self.bad.open_split(source, pair[1], "train")
         rng = np.random.default_rng([seed, sum(task.name.encode()), index])
-        return make_example(task, records[index % len(records)], self.resolution, rng, keep_record=False)
+        return self.bad.attempt(pair[1], lambda: make_example(task, records[index % len(records)], self.resolution,
+                                                              rng, keep_record=False))
 
     def texts(self):
         for pair in self.pairs:
             task = TASKS.get(pair[0])
             yield from (p.replace("{}", "").strip() for p in task.prompts)
             for index in range(min(self.texts_per_pair, len(self.sources[pair[1]].split("train")))):
-                yield from task.training_texts(self._example(pair, index))
+                example = self._example(pair, index)
+                if example is not None:
+                    yield from task.training_texts(example)
 
     def images(self, start: int = 0):
         """An endless stream of image-like targets (RGB images when no task has any)."""
-        index = start
+        index, misses = start, 0
         while True:
             found = False
             for pair in self.pairs:
                 example = self._example(pair, index)
-                for image in TASKS.get(pair[0]).training_images(example):
+                for image in TASKS.get(pair[0]).training_images(example) if example is not None else ():
                     found = True
                     yield image
-            if not found:
-                yield image_tensor(self._example(self.pairs[0], index).image)
+            first = None if found else self._example(self.pairs[0], index)
+            if first is not None:
+                yield image_tensor(first.image)
+            misses = 0 if found or first is not None else misses + 1
+            if misses >= 1000:
+                raise ValueError(f"1000 records in a row were bad in the train splits of {self.pairs}; nothing to "
+                                 "train the tokenizers on")
             index += 1
 
 
@@ -107,8 +117,10 @@ def cache_name(pairs, config: dict, resolution: int, source_specs: dict) -> str:
 
 
 def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None = None, directory: Path | None = None,
-                      progress: bool = True, source_specs: dict | None = None) -> Modalities:
-    """Load the tokenizers from `directory` (default: the cache), or build and save them there."""
+                      progress: bool = True, source_specs: dict | None = None,
+                      bad: BadRecords | None = None) -> Modalities:
+    """Load the tokenizers from `directory` (default: the cache), or build and save them there (from
+    the sources' train splits; `bad` says whether bad records are skipped there)."""
     config = config or load_tokenizer_config()
     pairs = corpus_pairs(pairs, config)
     directory = Path(directory or cache_root() / cache_name(pairs, config, resolution, source_specs or {}))
@@ -120,7 +132,7 @@ def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None 
         sources = {**sources, **{s: build_source(s, None, resolution) for s in missing}}
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    corpus = Corpus(pairs, sources, resolution, config.get("texts_per_pair", 1000))
+    corpus = Corpus(pairs, sources, resolution, config.get("texts_per_pair", 1000), bad)
     build_modalities(config, corpus, tmp / "build", progress).save(tmp)
     shutil.rmtree(tmp / "build", ignore_errors=True)
     if directory.exists():

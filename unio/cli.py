@@ -21,7 +21,10 @@ def cmd_run(args) -> int:
     from unio import plugins
     for path in args.plugin:
         plugins.load(path)
-    result = unio.run(args.prompt, args.image, model=args.model, task=args.task)
+    options = {k: v for k, v in (("guidance_scale", args.guidance_scale), ("seed", args.seed)) if v is not None}
+    if args.sample:
+        options.update(do_sample=True, top_k=args.top_k)
+    result = unio.run(args.prompt, args.image, model=args.model, task=args.task, **options)
     print(result)
     if args.out:
         print(f"wrote {result.save(args.out)}")
@@ -53,7 +56,11 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("run", help="answer a prompt about an image")
     p.add_argument("prompt")
-    p.add_argument("--image", required=True)
+    p.add_argument("--image", default=None, help="the image (tasks that read none, e.g. text to image, go without)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (tasks that have it)")
+    p.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--top-k", type=int, default=0, help="with --sample: keep the k likeliest tokens (0: all)")
     p.add_argument("--model", default=None, help="run folder or model folder (default: newest under runs/)")
     p.add_argument("--task", default=None)
     p.add_argument("--out", default=None, help="write the drawn result to this PNG")

@@ -13,12 +13,14 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from unio.bad_records import BadRecord, BadRecords
 from unio.model.transformer import shift_right
-from unio.photometric import augment, tolerated
+from unio.photometric import SHARE, augment, tolerated
 from unio.task import Example, image_tensor, make_example
 from unio.vocab import BOS, EOS, IGNORE, PAD
 
 BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
+REDRAWS = 64  # bad records drawn in a row for one example before the mixture gives up
 
 
 DEFAULT_SOURCE = "world"
@@ -70,13 +72,16 @@ class Mixture:
     first_tasks: tuple = ()    # the only pairs (by name) sampled in megabatches before `first_until`
     first_until: int = 0
     photometric: float = 0.0   # strength of the photometric augmentation (unio/photometric.py) after the first stage
+    bad: BadRecords | None = None   # whether bad records are skipped (None: a bad record stops the run)
 
     def __post_init__(self):
         self.pairs = list(self.weights)
         self.names = [pair_name(*p) for p in self.pairs]
         self.probs = self._probs(self.names)
         self.first_probs = self._probs(self.first_tasks) if self.first_tasks else self.probs
-        self.splits = {s: self.sources[s].split("train") for s in dict.fromkeys(s for _, s in self.pairs)}
+        self.splits = {s: self.sources[s].split("train") if self.bad is None else
+                       self.bad.open_split(self.sources[s], s, "train")
+                       for s in dict.fromkeys(s for _, s in self.pairs)}
         self.spans = np.array([min(self.pool, len(self.splits[s])) for _, s in self.pairs])
         if (self.spans == 0).any():
             raise ValueError(f"source {self.pairs[int(np.argmin(self.spans))][1]!r} has an empty train split")
@@ -85,25 +90,48 @@ class Mixture:
         p = np.array([w if n in names else 0.0 for n, w in zip(self.names, self.weights.values())], dtype=np.float64)
         return p / p.sum()
 
-    def megabatch(self, index: int, size: int) -> list:
+    def megabatch(self, index: int, size: int, skipped: list | None = None) -> list:
+        """Megabatch `index`; bad records skipped on the way are added to `skipped` as (source, message)."""
         rng = np.random.default_rng([self.seed, self.rank, index, 17])
         probs = self.first_probs if index < self.first_until else self.probs
         picked = rng.choice(len(self.pairs), size=size, p=probs)
         records = rng.integers(0, self.spans[picked])
-        examples = [self.example(int(p), int(r), rng) for p, r in zip(picked, records)]
+        examples = [self.draw(int(p), int(r), rng, (index, position), skipped)
+                    for position, (p, r) in enumerate(zip(picked, records))]
         for position, example in enumerate(examples if index >= self.first_until else ()):
             # an rng of its own, so the examples stay as they were; not in the spatial-first stage
             self.augment(example, np.random.default_rng([self.seed, self.rank, index, 23, position]))
         return examples
 
+    def draw(self, pair: int, record: int, rng, where: tuple, skipped: list | None) -> Example:
+        """The example of `record` of `pair`. When bad records are skipped, a bad one is replaced by another
+        record of the pair drawn by an rng of its own (seeded by the position `where`): batch k stays a
+        function of (seed, rank, k), the same as without skipping wherever no record is bad."""
+        for attempt in range(REDRAWS):
+            try:
+                return self.example(pair, record, rng)
+            except BadRecord as error:
+                if self.bad is None or not self.bad.skip:
+                    raise
+                last = (self.pairs[pair][1], str(error))
+                if skipped is None:
+                    self.bad.note(*last)
+                else:
+                    skipped.append(last)
+            record = int(np.random.default_rng([self.seed, self.rank, *where, 29, attempt]).integers(self.spans[pair]))
+        raise ValueError(f"source {last[0]!r}: {REDRAWS} records drawn in a row were bad (the last: {last[1]}); "
+                         "is its train split readable?")
+
     def example(self, pair: int, index: int, rng) -> Example:
         task, source = self.pairs[pair]
-        return make_example(self.tasks[task], self.splits[source][index], self.resolution, rng, keep_record=False)
+        example = make_example(self.tasks[task], self.splits[source][index], self.resolution, rng, keep_record=False)
+        for_training = getattr(self.tasks[task], "for_training", None)   # e.g. guidance's null prompts
+        return example if for_training is None else for_training(example, rng)
 
     def augment(self, example: Example, rng) -> None:
-        if self.photometric > 0:
+        if self.photometric > 0 and example.image is not None:
             kinds = tolerated(self.tasks[example.task])
-            example.image = augment(example.image, rng, kinds, self.photometric, example.frame.content)
+            example.image = augment(example.image, rng, kinds, self.photometric, example.frame.content, SHARE)
 
 
 def prompt_ids(example, mods, max_length: int) -> list:
@@ -139,8 +167,27 @@ def encode_prompts(examples, mods, max_length: int) -> tuple:
 def encode_inputs(examples, mods, max_text_length: int) -> dict:
     """What the encoder reads: pixels and prompt ids. Training, evaluation and unio.run all use it."""
     input_ids, mask = encode_prompts(examples, mods, max_text_length)
+    seen = [ex.image is not None for ex in examples]
+    if not all(seen):   # prompts without an image (Example.image None): see inputs_without_images
+        return inputs_without_images(examples, seen, input_ids, mask)
     pixels = torch.stack([image_tensor(ex.image) for ex in examples])
     return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask}
+
+
+def inputs_without_images(examples, seen: list, input_ids, mask) -> dict:
+    """A batch where some prompts come without an image: none has one -> no pixels at all (the encoder
+    reads the text alone); some have one -> the others get blank pixels and `image_mask` (B,) False,
+    which hides their patches from every query, so they too read as the text alone."""
+    empty = [i for i, ex in enumerate(examples) if not seen[i] and not mask[i].any()]
+    if empty:
+        raise ValueError(f"example {empty[0]} has neither an image nor a prompt; the encoder needs one of them")
+    inputs = {"input_ids": input_ids, "attention_mask": mask}
+    if any(seen):
+        shape = next(ex.image for ex in examples if ex.image is not None).shape
+        blank = np.zeros(shape, np.uint8)
+        inputs["pixel_values"] = torch.stack([image_tensor(blank if ex.image is None else ex.image) for ex in examples])
+        inputs["image_mask"] = torch.tensor(seen)
+    return inputs
 
 
 class Collator:
@@ -175,7 +222,8 @@ class Collator:
             rows, cols = zip(*ignored)
             labels[list(rows), list(cols)] = IGNORE
         inputs["labels"] = labels
-        return {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask", "labels", "decoder_input_ids")
+        return {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask", "labels", "decoder_input_ids",
+                                       "image_mask")
                 if k in inputs}
 
 
@@ -185,21 +233,26 @@ class BatchStream:
 
     def __init__(self, mixture: Mixture, collator: Collator, batch_size: int):
         self.mixture, self.collate, self.batch_size = mixture, collator, batch_size
-        self._cached = (None, None)
+        self._cached = (None, None, [])
 
     def batch(self, step: int) -> dict:
+        """Batch `step`; with `skipped_records` [(source, message)] where its megabatch skipped bad records."""
         index, part = divmod(step, BUCKETS)
         if self._cached[0] != index:
-            examples = self.mixture.megabatch(index, self.batch_size * BUCKETS)
+            skipped = []
+            examples = self.mixture.megabatch(index, self.batch_size * BUCKETS, skipped)
             targets = self.collate.target_ids(examples)
             order = sorted(range(len(examples)), key=lambda i: len(targets[i]))
             chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(BUCKETS)]
             perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
-            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm])
+            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm],
+                            skipped)
         examples, targets = self._cached[1][part]
         batch = self.collate(examples, targets)
         batch["task_index"] = torch.tensor([self.mixture.names.index(pair_name(ex.task, ex.source))
                                             for ex in examples])
+        if self._cached[2]:        # on every batch of the megabatch: the trainer counts each record once
+            batch["skipped_records"] = list(self._cached[2])
         return batch
 
 
@@ -270,4 +323,4 @@ class Prefetcher:
 
 def model_inputs(batch: dict) -> dict:
     """A stream batch without its bookkeeping: what the model's forward takes."""
-    return {k: v for k, v in batch.items() if k != "task_index"}
+    return {k: v for k, v in batch.items() if k not in ("task_index", "skipped_records")}

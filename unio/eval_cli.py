@@ -13,7 +13,10 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--baseline", help="a baseline name of the tasks (see each task's baselines()) or 'all'")
     p.add_argument("--tasks", default=None, help="pairs as in train_mixture.py: vqa,caption@coco (default: the default mixture)")
     p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC", help="configure a source, as in train_mixture.py")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--split", default="test", help="train, validation or test (each source maps them onto its files), "
+                   "or any split every evaluated source has, e.g. RefCOCO's testA (default: test)")
+    p.add_argument("--skip-bad-records", action="store_true", help="skip records a reader finds bad, reporting each "
+                   "and counting them per source in the JSON (default: stop, naming the file and the record)")
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--json", default=None, help="write the metrics to this file")
     p.add_argument("--tokenizers", default=None, help="tokenizer folder for baselines (default: the cached ones)")
@@ -37,14 +40,33 @@ def evaluate_perturbed(spec: str | None, evaluate) -> dict:
     return {name: evaluate(None if name == "clean" else name) for name in names}
 
 
+def check_split(split: str, sources: dict) -> None:
+    """Every source has `split` (or, for train / validation / test, one to fall back on); else a clear exit."""
+    from unio.evaluation import evaluation_split
+    for name, source in sources.items():
+        try:
+            evaluation_split(source, split, name)
+        except KeyError as error:
+            raise SystemExit(f"--split {split}: {error.args[0]}") from None
+
+
 def main(argv=None) -> int:
+    from unio.bad_records import BadRecord
+    try:
+        return evaluate(parser().parse_args(argv))
+    except BadRecord as error:
+        raise SystemExit(f"bad data: {error}\n(--skip-bad-records skips such records, reporting and counting them)")
+
+
+def evaluate(args) -> int:
     from unio import plugins
+    from unio.bad_records import BadRecords
     from unio.data import parse_mixture
     from unio.registries import TASKS
     from unio.sources import build_source
     from unio.train_cli import source_options
     from unio.training import default_mixture
-    args = parser().parse_args(argv)
+    bad = BadRecords(args.skip_bad_records)
     for path in args.plugin:
         plugins.load(path)
     pairs = list(parse_mixture(args.tasks or default_mixture(), TASKS.names()))
@@ -55,20 +77,29 @@ def main(argv=None) -> int:
         runner = load(args.model)
         size = runner.model.config.image_size
         sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
+        check_split(args.split, sources)
         results = evaluate_perturbed(args.perturb, lambda name: evaluate_model(
-            runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name))
+            runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name, bad=bad))
     else:
         from unio.bootstrap import ensure_modalities
         from unio.evaluation import evaluate_baselines
         sources = {s: build_source(s, specs.get(s), args.resolution) for _, s in pairs}
+        check_split(args.split, sources)
         mods = ensure_modalities(pairs, sources, args.resolution, source_specs=specs,
-                                 directory=Path(args.tokenizers) if args.tokenizers else None)
+                                 directory=Path(args.tokenizers) if args.tokenizers else None, bad=bad)
         known = {b for t, _ in pairs for b in TASKS.get(t).baselines()}
         if args.baseline != "all" and args.baseline not in known:
             raise SystemExit(f"unknown baseline {args.baseline!r}; baselines: {', '.join(sorted(known))}, all")
-        results = evaluate_baselines(mods, pairs, sources, args.split, args.n, args.resolution, only=args.baseline)
-    text = json.dumps({"split": args.split, "n": args.n, "results": results}, indent=2)
+        results = evaluate_baselines(mods, pairs, sources, args.split, args.n, args.resolution, only=args.baseline,
+                                     bad=bad)
+    report = {"split": args.split, "n": args.n, "results": results}
+    if bad.skip:
+        report["skipped_records"] = bad.counts()
+    text = json.dumps(report, indent=2)
     print(text)
+    if args.perturb and "clean" in results:
+        from unio.report import robustness_table
+        print(robustness_table(results))
     if args.json:
         Path(args.json).write_text(text)
     return 0

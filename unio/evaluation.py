@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from unio.bad_records import BadRecords
 from unio.data import DEFAULT_SOURCE, pair_name
 from unio.photometric import perturb
 from unio.pipeline import generate_answers
@@ -15,14 +16,25 @@ from unio.registries import TASKS
 from unio.task import make_example, to_original
 
 
+ROLES = ("train", "validation", "test")   # what every source answers to (a reader maps them onto its files)
+
+
 def split_examples(task, source, split: str, n: int, resolution: int, seed: int = 0,
-                   perturbation: str | None = None) -> list:
+                   perturbation: str | None = None, bad: BadRecords | None = None, name: str | None = None) -> list:
     """Example i comes from record i of the split, with its own deterministic rng; `perturbation`
-    (unio/photometric.py) changes each image the model sees, not its answers."""
-    records = source.split(split)
+    (unio/photometric.py) changes each image the model sees, not its answers. With `bad` skipping,
+    bad records (of source `name`) are skipped and noted there: the first n good records are read."""
+    bad, name = bad or BadRecords(), name or getattr(source, "name", type(source).__name__)
+    records = bad.open_split(source, name, split)
     salt = sum(task.name.encode())
-    examples = [make_example(task, records[i], resolution, np.random.default_rng([seed, salt, i]))
-                for i in range(min(n, len(records)))]
+    examples = []
+    for i in range(len(records)):
+        if len(examples) >= n:
+            break
+        example = bad.attempt(name, lambda: make_example(task, records[i], resolution,
+                                                         np.random.default_rng([seed, salt, i])))
+        if example is not None:
+            examples.append(example)
     for i, example in enumerate(examples if perturbation else ()):
         example.image = perturb(example.image, perturbation, np.random.default_rng([seed, salt, i, 31]),
                                 example.frame.content)
@@ -42,38 +54,42 @@ def score(task, predictions, examples) -> dict:
     return task.evaluate([to_original(task, p, ex.frame) for p, ex in zip(predictions, examples)], examples)
 
 
-def evaluation_split(source, split: str) -> str:
-    """`split` if the source has it; else its test, validation or train split, in that order."""
+def evaluation_split(source, split: str, name: str | None = None) -> str:
+    """`split` if the source has it (any of its splits: RefCOCO's testA ...); a role (train, validation,
+    test) it lacks falls back on its test, validation or train split, in that order."""
     names = source.splits()
     if split in names:
         return split
-    fallback = next((s for s in ("test", "validation", "train") if s in names), None)
+    fallback = next((s for s in ("test", "validation", "train") if s in names), None) if split in ROLES else None
     if fallback is None:
-        raise KeyError(f"source has no split {split!r} and none to fall back on; splits: {', '.join(names)}")
+        raise KeyError(f"source {name or getattr(source, 'name', '?')!r} has no split {split!r}"
+                       f"{' and none to fall back on' if split in ROLES else ''}; its splits: {', '.join(names)}")
     return fallback
 
 
 def evaluate_model(model, modalities, pairs, sources, split: str = "test", n: int = 200, progress: bool = False,
-                   perturbation: str | None = None) -> dict:
-    """{pair name: metrics} for `pairs` [(task, source)] over `sources` {name: source object}."""
+                   perturbation: str | None = None, bad: BadRecords | None = None) -> dict:
+    """{pair name: metrics} for `pairs` [(task, source)] over `sources` {name: source object};
+    `bad`: whether bad records are skipped (and where they are counted)."""
     results = {}
     for task_name, source_name in pairs:
         task, source = TASKS.get(task_name), sources[source_name]
-        examples = split_examples(task, source, evaluation_split(source, split), n, model.config.image_size,
-                                  perturbation=perturbation)
+        examples = split_examples(task, source, evaluation_split(source, split, source_name), n,
+                                  model.config.image_size, perturbation=perturbation, bad=bad, name=source_name)
         results[pair_name(task_name, source_name)] = score(task, predict(model, modalities, task, examples,
                                                                          progress=progress), examples)
     return results
 
 
 def evaluate_baselines(modalities, pairs, sources, split: str = "test", n: int = 200, resolution: int = 64,
-                       n_train: int = 2000, only: str = "all") -> dict:
+                       n_train: int = 2000, only: str = "all", bad: BadRecords | None = None) -> dict:
     """{pair name: {baseline: metrics}}; each baseline is fitted on the train split, scored on `split`."""
     results = {}
     for task_name, source_name in pairs:
         task, source = TASKS.get(task_name), sources[source_name]
-        train = split_examples(task, source, "train", n_train, resolution)
-        examples = split_examples(task, source, evaluation_split(source, split), n, resolution)
+        train = split_examples(task, source, "train", n_train, resolution, bad=bad, name=source_name)
+        examples = split_examples(task, source, evaluation_split(source, split, source_name), n, resolution,
+                                  bad=bad, name=source_name)
         results[pair_name(task_name, source_name)] = {
             name: score(task, _baseline_predictions(make, train, modalities, examples), examples)
             for name, make in task.baselines().items() if only in ("all", name)}

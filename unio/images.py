@@ -13,15 +13,24 @@ import torch
 from PIL import Image
 
 
+class UnreadableImage(ValueError):
+    """An image file (or encoded image) that cannot be decoded: missing, truncated, not an image."""
+
+
 def to_rgb_array(image) -> np.ndarray:
     """PIL image, numpy array (HW, HWC; uint8, uint16 or float), torch tensor (CHW/HWC) or a path -> (H, W, 3) uint8."""
     if isinstance(image, (str, Path)):
+        path = image
         try:
-            image = Image.open(image)
+            image = Image.open(path)
             image.load()
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read an image from {image!s}: {error}") from None
+            raise UnreadableImage(f"cannot read an image from {path!s}: {error}") from None
     if isinstance(image, Image.Image):
+        try:
+            image.load()      # an encoded image (a parquet cell) is decoded here
+        except (OSError, ValueError) as error:
+            raise UnreadableImage(f"cannot decode the image: {error}") from None
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             image = np.asarray(image).astype(np.float64) / (65535.0 if np.asarray(image).max() > 255 else 255.0)
         else:

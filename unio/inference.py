@@ -157,8 +157,14 @@ def run(prompt, image, *, model: Runner | str | Path | None = None, task: str | 
 def task_helper(name: str):
     """`unio.<task>(image, *slots, **options)`: the task's first prompt, its slots filled, run as that task."""
     task = TASKS.get(name)
+    if hasattr(task, "helper_call"):   # a task with its own calling convention (e.g. prompt-only generation)
+        def custom(*args, **options):
+            return task.helper_call(run, *args, **options)
+        custom.__name__, custom.__doc__ = name, task.helper_call.__doc__
+        return custom
 
     def helper(image, *slots, **options) -> Result:
-        return run(task.prompts[0].format(*slots), image, task=name, **options)
+        fitting = [p for p in task.prompts if p.count("{}") == len(slots)]   # the first prompt with these slots
+        return run((fitting or task.prompts)[0].format(*slots), image, task=name, **options)
     helper.__name__, helper.__doc__ = name, f"Run the {name!r} task: {task.prompts[0]!r}."
     return helper

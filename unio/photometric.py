@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 RANGES = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.25, "hue": 0.03}   # hue: a fraction of the circle
+SHARE = 0.5   # the share of training images jittered; the rest stay as they are (see the module's docstring)
 DEFAULT_TOLERATED = ("brightness", "contrast")
 
 
@@ -25,9 +26,11 @@ def tolerated(task) -> tuple:
     return tuple(getattr(task, "photometric", DEFAULT_TOLERATED))
 
 
-def augment(image: np.ndarray, rng: np.random.Generator, kinds, strength: float = 1.0, content=None) -> np.ndarray:
-    """A jittered copy of a (H, W, 3) uint8 image; `content`: the (height, width) to change (the rest is padding)."""
-    if strength <= 0 or not kinds:
+def augment(image: np.ndarray, rng: np.random.Generator, kinds, strength: float = 1.0, content=None,
+            share: float = 1.0) -> np.ndarray:
+    """A jittered copy of a (H, W, 3) uint8 image, or with probability 1 - `share` the image itself;
+    `content`: the (height, width) to change (the rest is padding)."""
+    if strength <= 0 or not kinds or (share < 1 and rng.random() >= share):
         return image
     h, w = content or image.shape[:2]
     x = image[:h, :w].astype(np.float32)

@@ -4,7 +4,9 @@ A task with answer options (`answer_options(example)`) has them ranked by likeli
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from transformers import LogitsProcessor
@@ -47,7 +49,11 @@ GENERATION_OPTIONS = {
     "repetition_penalty": (_positive_float, "a finite number > 0"),
     "length_penalty": (lambda v: isinstance(v, (int, float)) and math.isfinite(v), "a finite number"),
     "output_scores": (lambda v: isinstance(v, bool), "True or False"),
+    "guidance_scale": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+                       "a finite number >= 0 (0: plain decoding)"),
+    "seed": (_non_negative_int, "an integer >= 0"),
 }
+UNIO_OPTIONS = ("guidance_scale", "seed")   # options unio applies itself; never passed to generate()
 
 
 def check_generation_options(options: dict) -> None:
@@ -66,21 +72,93 @@ def generate_answers(model, mods, task, examples, **options) -> list:
     check_generation_options(options)
     model.eval()
     device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in encode_inputs(examples, mods, model.config.max_text_length).items()}
+    seed, scale = options.pop("seed", None), options.pop("guidance_scale", None)
+    guided = guided_examples(task, examples, scale, options)
+    inputs = {k: v.to(device) for k, v in encode_inputs(guided or examples, mods, model.config.max_text_length).items()}
     candidates = answer_options(task, examples)
     if candidates is not None:
         return rank_answers(model, mods, task, examples, inputs, candidates)
     options.setdefault("output_scores", True)
     options["return_dict_in_generate"] = True
-    if getattr(task, "stop_by_mass", False):
-        options["extra_processors"] = [StopByMass()]
-    out = generate_constrained(model, inputs, task.grammar(mods, model.config.image_size), mods.vocab, **options)
+    extra = [StopByMass()] if getattr(task, "stop_by_mass", False) else []
+    guidance = ClassifierFreeGuidance.from_options(scale, len(examples), options) if guided else None
+    options["extra_processors"] = extra + ([guidance] if guidance else [])
+    with seeded(seed, device):
+        out = generate_constrained(model, inputs, task.grammar(mods, model.config.image_size), mods.vocab, **options)
+    if guidance is not None:   # the conditional rows, scored by the guided distribution
+        out = SimpleNamespace(sequences=out.sequences[:len(examples)], scores=tuple(guidance.history))
     answers = []
     for row, (score, logps), example in zip(out.sequences[:, 1:].cpu(), token_scores(out), examples):
         ids = strip_answer(row)
         logps = logps and logps[:len(ids)]
         answers.append(Answer(ids, score, decode(task, ids, mods, example, logps), logps))
     return answers
+
+
+@contextmanager
+def seeded(seed: int | None, device):
+    """Sampling reproducible from `seed` (the global generators forked, so no caller's state changes)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def guided_examples(task, examples, scale, options) -> list | None:
+    """With a guidance scale, the batch doubled: the examples, then each one's unconditional twin
+    (the task's `unconditional(example)`: its null prompt). None without guidance."""
+    if scale is None:
+        return None
+    unconditional = getattr(task, "unconditional", None)
+    if unconditional is None:
+        from unio.registries import TASKS
+        guided = [n for n in TASKS.names() if hasattr(TASKS.get(n), "unconditional")]
+        raise ValueError(f"task {getattr(task, 'name', None)!r} has no unconditional prompt, so guidance_scale "
+                         f"does not apply to it; tasks with guidance: {', '.join(guided) or 'none'}")
+    if options.get("num_beams", 1) != 1:
+        raise ValueError(f"guidance_scale decodes greedily or by sampling; num_beams={options['num_beams']} "
+                         "must be 1 with it")
+    return list(examples) + [unconditional(ex) for ex in examples]
+
+
+class ClassifierFreeGuidance(LogitsProcessor):
+    """Classifier-free guidance over a doubled batch (rows 0..B-1 conditional, B..2B-1 their
+    unconditional twins), Unified-IO 2's recipe: logp = (1 + a) * logp(cond) - a * logp(uncond), over the
+    tokens the grammar allows. Each step's token is chosen here, greedily or by sampling (temperature,
+    top-k, top-p applied to the guided distribution; transformers' warpers, its softmax and multinomial),
+    and both rows of a pair get it, so the twins stay on the same answer; generate() itself runs greedy.
+    At a = 0 this is plain decoding. `history`: the guided log-probabilities of each step, (B, V)."""
+
+    def __init__(self, scale: float, rows: int, sample: bool = False, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None):
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+        self.scale, self.rows, self.sample, self.history = float(scale), rows, sample, []
+        self.warpers = LogitsProcessorList(
+            ([TemperatureLogitsWarper(temperature)] if temperature not in (None, 1.0) else [])
+            + ([TopKLogitsWarper(top_k)] if top_k else []) + ([TopPLogitsWarper(top_p)] if top_p not in (None, 1.0) else []))
+
+    @classmethod
+    def from_options(cls, scale: float, rows: int, options: dict) -> "ClassifierFreeGuidance":
+        """Takes the sampling options out of `options` (generate() then decodes greedily over its choices)."""
+        sampling = {k: options.pop(k, None) for k in ("temperature", "top_k", "top_p")}
+        return cls(scale, rows, sample=options.pop("do_sample", False), **sampling)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        b, lowest = self.rows, torch.finfo(torch.float32).min
+        if scores.shape[0] != 2 * b:
+            raise ValueError(f"guidance expects {2 * b} rows (conditional, then unconditional), got {scores.shape[0]}")
+        allowed = scores[:b] > torch.finfo(scores.dtype).min                    # what the grammar left open
+        logp = scores.float().log_softmax(-1)
+        mixed = ((1 + self.scale) * logp[:b] - self.scale * logp[b:]).masked_fill(~allowed, lowest)   # (B, V)
+        self.history.append(mixed.log_softmax(-1))
+        chosen = mixed
+        if self.sample:
+            probs = self.warpers(input_ids[:b], mixed).softmax(-1)
+            picked = torch.multinomial(probs, num_samples=1)                          # (B, 1)
+            chosen = torch.full_like(mixed, lowest).scatter_(1, picked, 0.0)
+        return torch.cat([chosen, chosen]).to(scores.dtype)
 
 
 def decode(task, ids, mods, example, logprobs):

@@ -102,17 +102,28 @@ class UnioProcessor(ProcessorMixin):
 
     def example(self, prompt, image, task: str | None = None, region=None) -> Example:
         """One prompt about one image (any form to_rgb_array takes), framed as the model sees it.
-        `region`: a box [x1, y1, x2, y2] in the image's pixels, or None."""
+        `region`: a box [x1, y1, x2, y2] in the image's pixels, or None. A task whose encoder reads no
+        image (`reads_image = False`, e.g. text to image) takes the image only for its size, or None;
+        a task's `prepare(example)`, where it has one, finishes the example (e.g. blanks a region)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("the prompt is empty; ask something, e.g. 'What does the image describe?'")
-        original = to_rgb_array(image)
-        frame = Frame(original.shape[0], original.shape[1], self.image_size)
+        name = self.task_of(prompt, task) if image is None else None
+        handler = TASKS.get(name) if name else None
+        if image is None and getattr(handler, "reads_image", True):
+            raise ValueError(f"task {name!r} reads an image; pass one (a path, a PIL image, an array or a tensor)")
+        original = None if image is None else to_rgb_array(image)
+        side = (self.image_size, self.image_size)
+        frame = Frame(*(side if original is None else original.shape[:2]), self.image_size)
         name = self.task_of(prompt, task)
+        handler = TASKS.get(name) if name else None
         alias = alias_of(prompt)
         asked = alias[1] if alias is not None and alias[0] == name else prompt
-        return Example(name, frame.to_model(original), asked, None, frame=frame,
-                       record={"image": original, "prompt": prompt},
-                       region=None if region is None else frame.box_to_model(region))
+        reads = getattr(handler, "reads_image", True)
+        example = Example(name, frame.to_model(original) if reads else None, asked, None, frame=frame,
+                          record={"image": original, "prompt": prompt},
+                          region=None if region is None else frame.box_to_model(region))
+        prepare = getattr(handler, "prepare", None)
+        return example if prepare is None else prepare(example)
 
     def examples(self, prompts: list, images: list, task: str | None = None, regions=None) -> list:
         if len(prompts) != len(images):
@@ -150,8 +161,12 @@ class UnioProcessor(ProcessorMixin):
     def generate_options(self, task: str | None = None, **options) -> dict:
         """Keyword arguments for model.generate() that decode under the task's output grammar, as unio.run does."""
         from unio.model.decoding import constrained_options
-        from unio.pipeline import check_generation_options
+        from unio.pipeline import UNIO_OPTIONS, check_generation_options
         check_generation_options(options)
+        for name in UNIO_OPTIONS:
+            if name in options:
+                raise ValueError(f"{name} is applied by unio.run (unio.pipeline.generate_answers), not by "
+                                 f"model.generate(); pass it to unio.run or unio.generate instead")
         grammar = self.task(task).grammar(self.modalities, self.image_size)
         return constrained_options(grammar, self.modalities.vocab, self.max_target_length, **options)
 

@@ -8,7 +8,11 @@ A record is a plain mapping. Only `image` is required; a source fills what it ha
     captions     [str, ...]                      all reference captions
     questions    [[question, [answers], type]]   the canonical answer first
     objects      [{box: [x1, y1, x2, y2] pixels, mask: (H, W) bool, keypoints: [[x, y, v]],
+                   keypoint_names: [str], skeleton: [[i, j]],
                    category: str, attributes: {name: value}}]   any of the keys may be absent
+                 a mask may be array-like (COCO's are decoded on np.asarray); keypoint_names name the
+                 keypoints in order and skeleton pairs them (0-based indices into keypoints; COCO's
+                 file writes them 1-based)
     refexps      [[text, object index]]
     depth        (H, W) metres;  depth_valid (H, W) bool;  max_depth: the source's normalising range
 
@@ -17,16 +21,22 @@ Columnar sources (Arrow / `datasets`) cannot hold mixed lists, so a question may
 read either form.
 
 `frame_record` resizes and pads the image exactly as `unio.run` does and maps every annotation
-(boxes, masks, keypoints, depth) with it, so records of any size and aspect ratio train.
+(boxes, masks, keypoints, depth) with it, so records of any size and aspect ratio train. A mask is
+mapped (and a COCO mask decoded) only when a task reads it: a framed object with a mask is a
+read-only mapping (`FramedObject`) whose `mask` is the (size, size) bool array once asked for.
+
+An image that cannot be decoded (a truncated file) is a `BadRecord` naming its file and record.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from pathlib import Path
+from typing import Iterator, Mapping
 
 import numpy as np
 from PIL import Image
 
-from unio.images import Frame, to_rgb_array
+from unio.bad_records import BadRecord
+from unio.images import Frame, UnreadableImage, to_rgb_array
 
 SCHEMA = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid",
           "max_depth")
@@ -36,7 +46,7 @@ def frame_record(record: Mapping, size: int) -> tuple:
     """(the record in the model's square frame, its Frame). The original record is not changed."""
     if "image" not in record:
         raise KeyError(f"record {record.get('id', '?')!r} has no 'image'; every record needs one")
-    image = to_rgb_array(record["image"])
+    image = record_image(record)
     frame = Frame(image.shape[0], image.shape[1], size)
     framed = dict(record)
     if frame.identity:
@@ -50,15 +60,57 @@ def frame_record(record: Mapping, size: int) -> tuple:
     return framed, frame
 
 
-def frame_object(obj: Mapping, frame: Frame) -> dict:
+def record_image(record: Mapping) -> np.ndarray:
+    """The record's image as (H, W, 3) uint8; one that cannot be decoded is a BadRecord."""
+    try:
+        return to_rgb_array(record["image"])
+    except UnreadableImage as error:
+        image = record["image"]
+        where = image if isinstance(image, (str, Path)) else f"source {record.get('source', '?')}"
+        raise BadRecord(where, record.get("id", "?"), str(error).replace(f" from {image}", "")) from None
+
+
+def frame_object(obj: Mapping, frame: Frame) -> Mapping:
+    """The object in the model's frame: boxes and keypoints mapped now, a mask when it is read."""
     out = dict(obj)
     if obj.get("box") is not None:
         out["box"] = [float(v) * frame.scale for v in obj["box"]]
-    if obj.get("mask") is not None:
-        out["mask"] = frame.mask_to_model(np.asarray(obj["mask"], bool))
     if obj.get("keypoints") is not None:
         out["keypoints"] = [[float(x) * frame.scale, float(y) * frame.scale, int(v)] for x, y, v in obj["keypoints"]]
+    if obj.get("mask") is not None:
+        return FramedObject(out, frame)
     return out
+
+
+class FramedObject(Mapping):
+    """A framed object whose `mask` (still the original's in `fields`) is mapped to the model's frame,
+    and decoded if it is a lazy COCO mask, the first time it is read; the other keys are as given.
+    `"mask" in obj`, len() and iteration read no mask; `dict(obj)` reads it (a plain framed dict)."""
+
+    def __init__(self, fields: dict, frame: Frame):
+        self._fields, self._frame = fields, frame          # _frame: None once the mask is mapped
+
+    def __getitem__(self, key: str):
+        if key == "mask" and self._frame is not None:
+            self._fields["mask"] = self._frame.mask_to_model(np.asarray(self._fields["mask"], bool))
+            self._frame = None
+        return self._fields[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._fields
+
+    def __iter__(self) -> Iterator:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def copy(self) -> dict:
+        return dict(self)
+
+    def __repr__(self) -> str:
+        pending = " (mask not mapped yet)" if self._frame is not None else ""
+        return f"FramedObject({ {k: v for k, v in self._fields.items() if k != 'mask'} }{pending})"
 
 
 def frame_depth(record: Mapping, frame: Frame) -> tuple:

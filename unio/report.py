@@ -31,6 +31,21 @@ def table(model_results: dict, baselines: dict) -> str:
     return "\n".join(rows)
 
 
+def robustness_table(results: dict) -> str:
+    """Markdown: each pair's reported metrics on clean images and on each perturbation ({name: {pair: metrics}}),
+    with the change relative to clean in the metric's good direction (negative: worse), and the worst change."""
+    names = [n for n in results if n != "clean"]
+    rows = ["| task | metric | clean | " + " | ".join(names) + " | worst |", "|---" * (len(names) + 4) + "|"]
+    for pair, clean in results["clean"].items():
+        task = _task(pair)
+        sign = -1 if getattr(task, "lower_is_better", False) else 1
+        for key in [headline(pair, clean)] + [k for k in getattr(task, "also_report", ()) if k in clean]:
+            changes = [sign * (results[n][pair][key] - clean[key]) / abs(clean[key] or 1) for n in names]
+            cells = [f"{results[n][pair][key]:.3f} ({c:+.0%})" for n, c in zip(names, changes)]
+            rows.append(f"| {pair} | {key} | {clean[key]:.3f} | " + " | ".join(cells) + f" | {min(changes):+.0%} |")
+    return "\n".join(rows)
+
+
 def read_losses(metrics_file: Path) -> dict:
     """{curve name: (steps, losses)}: the total loss, and each task's cross-entropy where logged."""
     curves: dict = {}

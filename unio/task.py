@@ -24,6 +24,13 @@ A task is any object with these attributes (no base class to inherit):
                                                  generating (optional)
     helper: str                                  another name for its `unio.<helper>` function (optional)
     stop_by_mass: bool                           end only when EOS outweighs all continuations (lists)
+    reads_image: bool                            False: the encoder reads the prompt alone (Example.image
+                                                 None; unio.run takes an image only for the output's size)
+    prepare(example) -> Example                  finishes an inference example (e.g. blanks a region)
+    for_training(example, rng) -> Example        changes a training example (e.g. guidance's null prompts)
+    unconditional(example) -> Example            its null-prompt twin: classifier-free guidance applies
+    helper_call(run, *args, **options)           its own `unio.<task>` function (e.g. unio.generate)
+    report_samples: int, report_options: dict    how many answers the run's report draws, with what options
 """
 from __future__ import annotations
 

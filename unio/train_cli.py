@@ -42,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
                    help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--photometric", type=float, default=None,
-                   help="strength of the photometric augmentation (1: the documented ranges; default 0: off)")
+                   help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")
+    p.add_argument("--skip-bad-records", action="store_true",
+                   help="skip records a reader finds bad (a missing or truncated image, a box without area ...): "
+                        "each reported once and counted per source in metrics.jsonl (default: stop, naming the record)")
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -79,7 +82,8 @@ def options_from(args):
     opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
-                        compile=not args.no_compile, range_loss=args.range_loss)
+                        compile=not args.no_compile, range_loss=args.range_loss,
+                        skip_bad_records=args.skip_bad_records)
     opts.model_overrides = model_overrides(args.model)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
                  "spatial_first", "photometric"):
@@ -94,9 +98,12 @@ def finish(trainer, eval_n: int) -> dict:
     from unio.evaluation import evaluate_baselines, evaluate_model
     pairs, sources = list(trainer.weights), trainer.sources
     res = trainer.model.config.image_size
-    results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress)
-    baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res)
+    results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress,
+                             bad=trainer.bad)
+    baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res, bad=trainer.bad)
     evaluation = {"model": results, "baselines": baselines, "split": "test", "n": eval_n}
+    if trainer.bad.skip:
+        evaluation["skipped_records"] = trainer.bad.counts()
     (trainer.out / "eval.json").write_text(json.dumps(evaluation, indent=2))
     model_card.write_for(trainer, evaluation=evaluation)   # the card, now with its evaluation table
     draw_samples(trainer, pairs, sources)
@@ -112,15 +119,25 @@ def draw_samples(trainer, pairs, sources) -> None:
     runner, results = Runner(trainer.model, trainer.mods), []
     for task, source in pairs:
         example = split_examples(TASKS.get(task), sources[source], evaluation_split(sources[source], "test"), 1,
-                                 trainer.model.config.image_size)[0]
+                                 trainer.model.config.image_size, bad=trainer.bad, name=source)[0]
         region = None if example.region is None else example.frame.box_to_original(example.region)
-        results.append(runner([example.prompt], [example.record["image"]], task=task, regions=[region])[0])
+        n = getattr(TASKS.get(task), "report_samples", 1)   # a task may ask for a row of samples (generation)
+        options = getattr(TASKS.get(task), "report_options", {})
+        results += runner([example.prompt] * n, [example.record["image"]] * n, task=task, regions=[region] * n, **options)
     draw_report(trainer.out, results)
 
 
 def main(argv=None) -> int:
-    from unio.trainer import Trainer
+    from unio.bad_records import BadRecord
     args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except BadRecord as error:
+        raise SystemExit(f"bad data: {error}\n(--skip-bad-records skips such records, reporting and counting them)")
+
+
+def run(args) -> int:
+    from unio.trainer import Trainer
     started = time.time()
     trainer = Trainer(options_from(args))
     last = trainer.train()
@@ -130,5 +147,7 @@ def main(argv=None) -> int:
     print(f"trained to step {last.get('step')} (loss {last.get('loss')}) in {time.time() - started:.0f} s; run folder {trainer.out}")
     if not args.no_eval:
         finish(trainer, trainer.opts.eval_n)
+    if trainer.bad.skip:
+        print(f"bad records: {trainer.bad.summary()}")
     print(f"total wall time {time.time() - started:.0f} s")
     return 0

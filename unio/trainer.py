@@ -19,6 +19,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from unio import checkpoint as ckpt
+from unio.bad_records import BadRecords
 from unio.data import prefetcher
 from unio.single_device import SingleDevice
 from unio.training import (MetricsLog, TaskLosses, TrainOptions, build_data, build_mixture, build_modalities,
@@ -73,6 +74,7 @@ class Trainer:
         self.opts = opts
         self.weights, self.tasks = build_mixture(opts)     # clear errors before any work
         self.sources = build_sources(opts, self.weights, self.tasks)
+        self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
         self.out = run_dir(opts, self.weights)
         self.backend = build_backend(opts)
         self.rank = self.backend.rank
@@ -83,10 +85,12 @@ class Trainer:
         seed_everything(opts.seed)
         existing = resume_from(opts, self.out)
         self.mods = self._on_rank0_first(
-            lambda: build_modalities(opts, self.weights, self.sources, existing, opts.progress and self.rank == 0))
+            lambda: build_modalities(opts, self.weights, self.sources, existing, opts.progress and self.rank == 0,
+                                     self.bad))
         self.model = build_model(opts, self.mods, existing)
         backend.place(self.model)
-        self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank)
+        self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
+                                 self.bad)
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
         self.scheduler = build_scheduler(opts, self.optimizer)
         self.task_losses = TaskLosses(self.stream.mixture.names)
@@ -96,6 +100,7 @@ class Trainer:
             state = ckpt.load_state(existing)
             backend.restore(existing, state, self.optimizer, self.scheduler)
             self.step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
+            self.bad.restore(state["extra"].get("skipped_records"))
 
     def _on_rank0_first(self, build):
         """build() on rank 0 (which may train and cache the tokenizers), then, once it is done, on
@@ -160,6 +165,9 @@ class Trainer:
         try:
             for step in bar:
                 batches = [prefetch.next() for _ in range(accum)]
+                for batch in batches:      # bad records its data worker skipped: each noted once
+                    for source, message in batch.pop("skipped_records", ()):
+                        self.bad.note(source, message)
                 loss = self.train_step(batches)
                 self.step = step + 1
                 if loss is None:
@@ -192,6 +200,8 @@ class Trainer:
         row = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
                "time": round(self.elapsed, 2), "tokens_per_s": round(tokens_per_s, 1),
                "task_loss": self.task_losses.pop()}
+        if self.bad.skip:
+            row["skipped_records"] = self.bad.counts()
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
         log.write(row)
         return row
@@ -210,8 +220,9 @@ class Trainer:
 
     # -- saving and evaluating ------------------------------------------------------------
     def save_checkpoint(self, step: int) -> None:
+        extra = {"elapsed": self.elapsed, **({"skipped_records": self.bad.state()} if self.bad.skip else {})}
         self.backend.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
-                                     step, {"elapsed": self.elapsed})
+                                     step, extra)
 
     def log_eval(self, log: MetricsLog, step: int, split: str = "validation") -> dict:
         """Evaluates on rank 0; every rank must call it (under ZeRO-3 the weights are gathered first)."""
@@ -219,9 +230,11 @@ class Trainer:
         model = self.backend.plain_model(self.model)
         if model is None:
             return {}
-        results = evaluate_model(model, self.mods, list(self.weights), self.sources, split, self.opts.eval_n)
+        results = evaluate_model(model, self.mods, list(self.weights), self.sources, split, self.opts.eval_n,
+                                 bad=self.bad)
         self.model.train()
-        log.write({"step": step, "eval": results, "split": split})
+        log.write({"step": step, "eval": results, "split": split,
+                   **({"skipped_records": self.bad.counts()} if self.bad.skip else {})})
         return results
 
     def export(self) -> Path:

@@ -45,7 +45,7 @@ class TrainOptions:
     bf16: bool = True
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
-    photometric: float = 0.0           # photometric augmentation strength (unio/photometric.py); 0: off
+    photometric: float = 1.0           # photometric augmentation strength (unio/photometric.py); 0: off
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int | None = None        # location bins (None: the tokenizer config's)
     location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
@@ -58,6 +58,7 @@ class TrainOptions:
     log_every: int = 10
     pool: int = 50_000
     data_workers: int = 1              # 0: build batches in a thread of the training process
+    skip_bad_records: bool = False     # skip (report once, count per source) records a reader finds bad
     progress: bool = True
     plugins: list = field(default_factory=list)
     model_overrides: dict = field(default_factory=dict)
@@ -182,25 +183,26 @@ def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modaliti
 
 
 def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mods: Modalities, config,
-               rank: int) -> BatchStream:
+               rank: int, bad=None) -> BatchStream:
     """This rank's batches: the weighted mixture (the spatial pairs alone in its first stage),
-    bucketed by target length and collated to the model's lengths (`config`: the model's config)."""
+    bucketed by target length and collated to the model's lengths (`config`: the model's config);
+    `bad` (unio.bad_records.BadRecords): whether bad records are skipped."""
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     first, first_until = spatial_stage(opts, weights, tasks, mods, config.image_size)
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, first, first_until,
-                      opts.photometric)
+                      opts.photometric, bad=bad)
     return BatchStream(mixture, collate, opts.batch_size)
 
 
 def build_modalities(opts: TrainOptions, weights: dict, sources: dict, existing: Path | None,
-                     progress: bool) -> Modalities:
+                     progress: bool, bad=None) -> Modalities:
     """The tokenizers: the checkpoint's, else --tokenizers, else built now (cached for next time)."""
     if existing is not None:
         return Modalities.load(existing / "tokenizers")
     config = load_tokenizer_config(opts.tokenizer_config, steps=opts.vq_steps, num_bins=opts.num_bins)
     return ensure_modalities(list(weights), sources, image_size(opts), config,
                              Path(opts.tokenizers) if opts.tokenizers else None, progress=progress,
-                             source_specs=opts.sources)
+                             source_specs=opts.sources, bad=bad)
 
 
 def build_model(opts: TrainOptions, mods: Modalities, existing: Path | None):

@@ -52,7 +52,9 @@ def score_candidates(model, inputs: dict, candidates: list) -> torch.Tensor:
     encoder = model.get_encoder()(**{k: v for k, v in inputs.items()})
     memory = encoder.last_hidden_state.expand(n, -1, -1)
     mask = inputs.get("attention_mask")
+    image_mask = inputs.get("image_mask")
     logits = model(encoder_outputs=(memory,), attention_mask=None if mask is None else mask.expand(n, -1),
+                   image_mask=None if image_mask is None else image_mask.expand(n),
                    labels=labels.to(memory.device)).logits.float()
     logp = logits.log_softmax(-1)
     picked = logp.gather(-1, labels.clamp(min=0).to(logp.device)[..., None])[..., 0]

@@ -146,18 +146,20 @@ class Encoder(nn.Module):
 
     def embed_inputs(self, pixel_values, input_ids):
         cfg = self.cfg
-        if pixel_values.shape[-2:] != (cfg.image_size, cfg.image_size):
-            raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
         if input_ids.shape[1] > cfg.max_text_length:
             raise ValueError(f"prompt of {input_ids.shape[1]} tokens exceeds max_text_length {cfg.max_text_length}")
+        if pixel_values is None:   # prompts without images: the text alone
+            return self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]      # (B, T, D)
+        if pixel_values.shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
         pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
         image = self.patch(pixel_values.to(self.patch.proj.weight.dtype) * 2 - 1) + pos2d  # (B, P, D)
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, image_mask=None, **kwargs):
         x = self.embed_inputs(pixel_values, input_ids)
-        mask = full_encoder_mask(attention_mask, x.shape[1])
+        mask = full_encoder_mask(attention_mask, x.shape[1], image_mask)
         for layer in self.layers:
             x = layer(x, mask=mask, aux=aux)
         return BaseModelOutput(last_hidden_state=self.norm(x))
@@ -172,8 +174,13 @@ def sincos(n: int, dim: int, phase: bool = False) -> torch.Tensor:
     return torch.stack(feats, -1).flatten(1)[:, :dim]
 
 
-def full_encoder_mask(text_mask, length: int):
-    """(B, T) text mask -> (B, 1, 1, S) bool mask over patches + text, or None when nothing is padded."""
+def full_encoder_mask(text_mask, length: int, image_mask=None):
+    """(B, T) text mask -> (B, 1, 1, S) bool mask over patches + text, or None when nothing is padded.
+    `image_mask` (B,) bool, given when some prompts of the batch come without an image: their patches
+    (of a blank image) are hidden from every query, so they read as the text alone."""
+    if image_mask is not None and text_mask is not None and length > text_mask.shape[1]:
+        patches = image_mask.bool()[:, None].expand(-1, length - text_mask.shape[1])
+        return torch.cat([patches, text_mask.bool()], dim=1)[:, None, None, :]
     if text_mask is None or (not torch.compiler.is_compiling() and bool(text_mask.all())):
         return None
     patches = text_mask.new_ones(text_mask.shape[0], length - text_mask.shape[1])
@@ -289,11 +296,11 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         return self.encoder
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
-                labels=None, encoder_outputs=None, cache=None, use_cache=None, **kwargs):
+                labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, **kwargs):
         aux: list = []
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                           pixel_values=pixel_values, aux=aux)
+                                           pixel_values=pixel_values, aux=aux, image_mask=image_mask)
         memory = encoder_outputs[0] if not hasattr(encoder_outputs, "last_hidden_state") else encoder_outputs.last_hidden_state
         if decoder_input_ids is None:
             if labels is None:
@@ -301,7 +308,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
-        hidden = self.decoder(decoder_input_ids, memory, full_encoder_mask(attention_mask, memory.shape[1]),
+        hidden = self.decoder(decoder_input_ids, memory, full_encoder_mask(attention_mask, memory.shape[1], image_mask),
                               cache=cache if use_cache or cache is not None else None, aux=aux)
         logits = self.lm_head(hidden * self.config.d_model ** -0.5)                     # (B, L, V)
         loss = self.loss(logits, labels, aux) if labels is not None else None

@@ -34,11 +34,12 @@ def annotation_files(root: Path) -> dict:
 
 
 class CocoIndex:
-    """One split's files parsed once: images by id, captions and annotations grouped by image."""
+    """One split's files parsed once: images by id, captions and annotations grouped by image;
+    annotations of images the files do not list are left out, each a BadRecord in `problems`."""
 
     def __init__(self, files: dict):
         self.files, self.images, self.captions = files, {}, defaultdict(list)
-        self.objects, self.keypoints, self.categories = defaultdict(list), {}, {}
+        self.objects, self.keypoints, self.categories, self.problems = defaultdict(list), {}, {}, []
         for kind in KINDS:
             if kind in files:
                 self._read(kind, files[kind], load_json(files[kind]))
@@ -46,11 +47,13 @@ class CocoIndex:
     def _read(self, kind: str, path: Path, data: dict) -> None:
         for image in data.get("images", []):
             self.images.setdefault(image["id"], image)
-        self.categories.update({c["id"]: c for c in data.get("categories", [])})
+        for category in data.get("categories", []):   # person_keypoints' adds the keypoint names and skeleton
+            self.categories.setdefault(category["id"], {}).update(category)
         for ann in data.get("annotations", []):
             if ann.get("image_id") not in self.images:
-                raise BadRecord(path, f"annotation {ann.get('id')}", f"image_id {ann.get('image_id')!r} is not "
-                                "among the file's images")
+                self.problems.append(BadRecord(path, f"annotation {ann.get('id')}", f"image_id "
+                                               f"{ann.get('image_id')!r} is not among the file's images"))
+                continue
             if kind == "captions":
                 self.captions[ann["image_id"]].append(ann["caption"].strip())
             elif kind == "instances" or "instances" not in self.files:
@@ -79,7 +82,8 @@ class CocoSource(ReaderSource):
         index = CocoIndex(self.files[name])
         folder = first_dir(*(None if base is None else base / name for base in (self.images, self.root,
                                                                                  self.root / "images")), self.images)
-        return LazySplit(list(index.images), lambda image_id: self.record(index, folder, name, image_id))
+        return LazySplit(list(index.images), lambda image_id: self.record(index, folder, name, image_id),
+                         index.problems)
 
     def record(self, index: CocoIndex, folder: Path, split: str, image_id) -> dict:
         image = index.images[image_id]
@@ -105,4 +109,19 @@ def coco_object(index: CocoIndex, image: dict, path: Path, ann: dict, masks: boo
     points = index.keypoints.get(ann.get("id"))
     if points is not None:
         obj["keypoints"] = [[float(x), float(y), int(v)] for x, y, v in zip(points[0::3], points[1::3], points[2::3])]
+        obj.update(keypoint_skeleton(category, len(obj["keypoints"]), path))
     return obj
+
+
+def keypoint_skeleton(category: dict, n: int, path: Path) -> dict:
+    """The category's keypoint names and skeleton, its 1-based pairs made 0-based (what it has of them)."""
+    out = {}
+    if category.get("keypoints"):
+        out["keypoint_names"] = [str(name) for name in category["keypoints"]]
+    if category.get("skeleton"):
+        pairs = [[int(a) - 1, int(b) - 1] for a, b in category["skeleton"]]
+        if not all(0 <= i < n for pair in pairs for i in pair):
+            raise BadRecord(path, f"category {category.get('id')}", f"skeleton {category['skeleton']} names a "
+                            f"keypoint outside 1..{n}")
+        out["skeleton"] = pairs
+    return out

@@ -8,15 +8,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from unio.bad_records import BadRecord   # the readers' one error for bad data
+
 ROLES = ("train", "validation", "test")   # the split names training and evaluation ask for
 _JSON: dict = {}
-
-
-class BadRecord(ValueError):
-    """Data that cannot become a record: says which file and which record."""
-
-    def __init__(self, file, record, problem: str):
-        super().__init__(f"{file}: record {record}: {problem}")
 
 
 def load_json(path: Path) -> dict:
@@ -32,15 +27,22 @@ def load_json(path: Path) -> dict:
 
 
 class LazySplit:
-    """`len` items, record i built from item i on demand (nothing is read before it is asked for)."""
+    """`len` items, record i built from item i on demand (nothing is read before it is asked for).
+    `problems`: BadRecords found while indexing, left out of the items; reading raises the first
+    until they are accepted (unio/bad_records.py)."""
 
-    def __init__(self, items: Sequence, make: Callable):
-        self.items, self.make = items, make
+    def __init__(self, items: Sequence, make: Callable, problems: Sequence = ()):
+        self.items, self.make, self.problems, self._accepted = items, make, list(problems), False
+
+    def accept_problems(self) -> None:
+        self._accepted = True
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
+        if self.problems and not self._accepted:
+            raise self.problems[0]
         if not -len(self.items) <= int(index) < len(self.items):
             raise IndexError(f"record {index} is outside 0..{len(self.items) - 1}")
         return self.make(self.items[int(index)])
@@ -57,6 +59,11 @@ class MergedSplit:
         place = np.concatenate([(np.arange(len(p)) + 0.5) / len(p) for p in self.parts])
         order = np.lexsort((part, place))
         self.part, self.within = part[order], within[order]
+        self.problems = [p for part in self.parts for p in getattr(part, "problems", ())]
+
+    def accept_problems(self) -> None:
+        for part in self.parts:
+            getattr(part, "accept_problems", lambda: None)()
 
     def __len__(self) -> int:
         return len(self.part)

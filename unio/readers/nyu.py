@@ -36,7 +36,9 @@ def depth_record(image, depth, name: str, record_id: str, where, min_depth: floa
         raise BadRecord(where, record_id, f"depth has shape {depth.shape}, not (H, W)")
     valid = np.isfinite(depth) & (depth >= min_depth) & (depth <= max_depth)
     if not valid.any():
-        raise BadRecord(where, record_id, f"no pixel has a depth within {min_depth}-{max_depth} m")
+        nan = int(np.isnan(depth).sum())
+        raise BadRecord(where, record_id, f"no pixel has a depth within {min_depth}-{max_depth} m"
+                        + (f" ({nan} of {depth.size} are NaN)" if nan else ""))
     return {"image": image, "id": f"{name}/{record_id}", "source": name, "depth": np.where(valid, depth, 0),
             "depth_valid": valid, "max_depth": max_depth}
 

@@ -88,7 +88,7 @@ class RefCocoSource(ReaderSource):
             self._index = CocoIndex({"instances": self.root / "instances.json"})
         index = self._index
         items = [(ref, sent) for ref in self.refs if ref["split"] == name for sent in ref["sentences"]]
-        return LazySplit(items, lambda item: self.record(index, name, *item))
+        return LazySplit(items, lambda item: self.record(index, name, *item), index.problems)
 
     def record(self, index: CocoIndex, split: str, ref: dict, sentence: dict) -> dict:
         where = f"ref {ref['ref_id']} sentence {sentence.get('sent_id')}"

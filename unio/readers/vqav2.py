@@ -58,12 +58,13 @@ class VQAv2Source(ReaderSource):
         questions_path, annotations_path = self.files[name]
         annotations = {a["question_id"]: a for a in load_json(annotations_path)["annotations"]}
         questions = load_json(questions_path)["questions"]
-        for q in questions:
-            if q["question_id"] not in annotations:
-                raise BadRecord(questions_path, f"question {q['question_id']}", f"no annotation in {annotations_path}")
+        problems = [BadRecord(questions_path, f"question {q['question_id']}", f"no annotation in {annotations_path}")
+                    for q in questions if q["question_id"] not in annotations]
+        if problems:      # left out of the split, kept as its problems
+            questions = [q for q in questions if q["question_id"] in annotations]
         folder = first_dir(*(None if base is None else base / name for base in (
             self.images, self.root, self.root / "Images" / "mscoco", self.root / "images")), self.images)
-        return LazySplit(questions, lambda q: self.record(q, annotations[q["question_id"]], folder, name))
+        return LazySplit(questions, lambda q: self.record(q, annotations[q["question_id"]], folder, name), problems)
 
     def record(self, question: dict, annotation: dict, folder: Path, split: str) -> dict:
         qid, image_id = question["question_id"], question["image_id"]

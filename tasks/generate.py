@@ -1,0 +1,173 @@
+"""Text to image: 'Generate an image of: {caption}' -> the image as a full grid of VQ-VAE codes.
+
+The encoder reads the prompt alone (no image: `reads_image = False`; unio.data feeds no pixels, or
+hides a blank image's patches in batches shared with tasks that read images). Classifier-free
+guidance, Unified-IO 2's recipe: in training a fraction of the prompts (`null_fraction`, 10%) become
+the null prompt; at inference `guidance_scale=a` decodes each prompt beside its null twin in one batch,
+logp = (1 + a) logp(cond) - a logp(uncond) (unio.pipeline.ClassifierFreeGuidance).
+
+Metrics, with no downloaded network: the generated image read with the world's palette
+(unio/world/palette.py): colour-set precision / recall / F1 against the objects asked for, object
+count accuracy, left-to-right order. `unio.generate(prompt, n=4, guidance_scale=1, seed=0)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from unio.image_codes import CodeCache, image_from_ids, image_grammar, image_to_original, round_trip
+from unio.registries import register_task
+from unio.task import Example, choose_prompt, image_tensor
+from unio.world.palette import colour_scores, order_score, read_objects
+
+VQ = "vq"      # the image tokenizer whose codes the answers are
+
+
+@register_task("generate")
+class Generate:
+    name = "generate"
+    output = "generated_image"
+    prompts = ["Generate an image of: {}", "Draw an image of: {}", "Make a picture of: {}"]
+    null_prompt = "Generate an image."      # the unconditional prompt of classifier-free guidance
+    requires = ("image", "captions")
+    reads_image = False                     # the encoder reads the prompt alone
+    photometric = ()                        # the answer is the image: no augmentation
+    headline, also_report = "color_f1", ("count_accuracy", "order_accuracy")
+    report_samples = 4                      # the run's report draws this many samples of one prompt
+    report_options = {"do_sample": True, "top_k": 50, "seed": 0, "guidance_scale": 1.0}
+    sample_options = {"do_sample": True, "top_k": 50, "guidance_scale": 1.0}   # unio.generate's (best measured)
+
+    def __init__(self, null_fraction: float = 0.1):
+        if not 0 <= null_fraction < 1:
+            raise ValueError(f"null_fraction must be in [0, 1), got {null_fraction}")
+        self.null_fraction = null_fraction
+        self.codes = CodeCache(VQ)
+
+    def example(self, record, rng) -> Example:
+        captions = record["captions"]
+        caption = captions[int(rng.integers(len(captions)))].strip()
+        colours = [o.get("attributes", {}).get("color") for o in record.get("objects") or []]
+        order = np.argsort([(o["box"][0] + o["box"][2]) / 2 for o in record.get("objects") or []], kind="stable")
+        return Example(self.name, None, choose_prompt(self.prompts, rng, caption), np.asarray(record["image"]),
+                       {"key": (record.get("id"), "rgb", np.asarray(record["image"]).shape[0]), "caption": caption,
+                        "colours": [colours[i] for i in order] if all(colours) else None})
+
+    def for_training(self, example, rng) -> Example:
+        """Classifier-free guidance's dropout: a `null_fraction` of training prompts become the null prompt."""
+        if rng.random() < self.null_fraction:
+            example.prompt = self.null_prompt
+        return example
+
+    def unconditional(self, example) -> Example:
+        return dataclasses.replace(example, prompt=self.null_prompt, region=None, meta=dict(example.meta))
+
+    def targets(self, examples, mods):
+        return self.codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
+
+    def grammar(self, mods, image_size: int):
+        return image_grammar(mods, VQ, image_size)
+
+    def decode(self, ids, mods, example) -> np.ndarray:
+        size = example.frame.size if example.frame is not None else mods[VQ].downsample * int(len(ids) ** 0.5)
+        return image_from_ids(ids, mods, VQ, size, size)
+
+    def to_original(self, image, frame) -> np.ndarray:
+        return image_to_original(image, frame)
+
+    def to_result(self, image) -> dict:
+        return {"generated_image": image}
+
+    def draw(self, result) -> Image.Image:
+        """The generated image (beside the image of the record it came from, when there is one), prompt below."""
+        generated = Image.fromarray(np.asarray(result.generated_image, np.uint8))
+        panels = [generated] if result.image is None else [Image.fromarray(result.image).resize(generated.size), generated]
+        canvas = Image.new("RGB", (sum(p.width for p in panels), generated.height + 14), "white")
+        for i, panel in enumerate(panels):
+            canvas.paste(panel, (i * generated.width, 0))
+        ImageDraw.Draw(canvas).text((2, generated.height + 1), result.prompt[:60], fill=(0, 0, 0))
+        return canvas
+
+    def helper_call(self, run, prompt: str, n: int = 4, size=None, model=None, **options) -> list:
+        """unio.generate(prompt, n=4, guidance_scale=1.0, seed=0, size=(width, height)): `n` images of
+        `prompt` (a description, e.g. "a large red cube.") as Results (`.generated_image`), sampled
+        (top-k 50, guidance 1.0, unless the options say otherwise) in one batch."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        canvas = None
+        if size is not None:
+            width, height = size
+            canvas = np.zeros((int(height), int(width), 3), np.uint8)
+        options = {**self.sample_options, **options}
+        if not options.get("do_sample"):
+            options = {k: v for k, v in options.items() if k not in ("top_k", "top_p", "temperature")}
+        return run([self.prompts[0].format(prompt)] * n, [canvas] * n, model=model, task=self.name, **options)
+
+    def evaluate(self, predictions, examples) -> dict:
+        """Predictions in original pixels, read with the world's palette, against the objects asked for."""
+        return palette_metrics(predictions, [ex.meta.get("colours") for ex in examples])
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, self.null_prompt]
+
+    def training_images(self, example) -> list:
+        return [image_tensor(example.target)]
+
+    def baselines(self):
+        return {"mean_image": _MeanImage, "train_image": _TrainImage, "vq_ceiling": _VQRoundTrip, "gold": _Gold}
+
+
+def palette_metrics(images, colours) -> dict:
+    """Colour-set precision / recall / F1, count accuracy and left-to-right order accuracy of images
+    against the colours asked for (left to right); examples without colours are left out."""
+    scored = [(read_objects(np.asarray(im, np.uint8)), gold) for im, gold in zip(images, colours) if gold]
+    if not scored:
+        return {"color_f1": float("nan")}
+    prf = np.array([colour_scores(read, gold) for read, gold in scored])
+    orders = [o for o in (order_score(read, gold) for read, gold in scored) if o is not None]
+    return {"color_precision": float(prf[:, 0].mean()), "color_recall": float(prf[:, 1].mean()),
+            "color_f1": float(prf[:, 2].mean()),
+            "count_accuracy": float(np.mean([len(read) == len(gold) for read, gold in scored])),
+            "order_accuracy": float(np.mean(orders)) if orders else float("nan"), "n": len(scored)}
+
+
+class _MeanImage:
+    """The mean training image, every time (a floor: it shows no object)."""
+
+    def __init__(self, train_examples, mods=None):
+        self.image = np.mean([ex.target for ex in train_examples], axis=0).round().astype(np.uint8)
+
+    def __call__(self, example):
+        return self.image
+
+
+class _TrainImage:
+    """Another scene's image: a training image picked by the example's index (chance level)."""
+
+    def __init__(self, train_examples, mods=None):
+        self.images = [ex.target for ex in train_examples]
+
+    def __call__(self, example):
+        return self.images[zlib.crc32(str(example.meta.get("caption")).encode()) % len(self.images)]
+
+
+class _VQRoundTrip:
+    """The gold image through VQ encode -> decode: what the codes can carry at best."""
+
+    def __init__(self, train_examples, mods):
+        self.mods = mods
+
+    def __call__(self, example):
+        return round_trip(example.target, self.mods[VQ])
+
+
+class _Gold:
+    """The gold image itself: the palette reader's own ceiling."""
+
+    def __init__(self, train_examples, mods=None):
+        pass
+
+    def __call__(self, example):
+        return example.target

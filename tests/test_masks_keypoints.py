@@ -1,0 +1,338 @@
+"""Segmentation (masks as VQ codes) and keypoints (K x (y, x, visibility)): token round trips, the grammar
+under any weights, the frame, metrics by hand, OKS AP against pycocotools, drawn results, helpers, a tiny
+model overfitting a batch of each, and a toy run of the real scripts."""
+import json
+import math
+from importlib import import_module
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import unio
+from conftest import TINY_MODEL, run_script, world_examples
+from unio.data import Collator
+from unio.images import Frame
+from unio.inference import Result
+from unio.model import UnioModel
+from unio.model.decoding import generate_constrained, strip_answer
+from unio.pipeline import generate_answers
+from unio.registries import TASKS
+from unio.task import make_example
+from unio.vocab import EOS
+from unio.world import World
+
+
+def plugin(name):
+    return import_module(type(TASKS.get(name)).__module__)
+
+
+@pytest.fixture(scope="module")
+def runner(modalities, tmp_path_factory):
+    from unio.model import UnioConfig
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
+    modalities.save(path / "tokenizers")
+    return unio.load(path)
+
+
+def wide_record():
+    """A 60x90 record (scaled by 32/90 and padded below): a disc and a bar, with keypoints."""
+    ys, xs = np.mgrid[0:60, 0:90]
+    disc = (xs - 30) ** 2 + (ys - 30) ** 2 <= 15 ** 2
+    bar = (xs >= 55) & (xs < 85) & (ys >= 10) & (ys < 50)
+    image = np.zeros((60, 90, 3), np.uint8)
+    image[disc], image[bar] = (200, 40, 40), (40, 70, 210)
+    objects = [{"box": [15, 15, 46, 46], "mask": disc, "category": "disc", "attributes": {"shape": "sphere"},
+                "keypoints": [[30.5, 30.5, 2], [30.5, 15.5, 2], [45.5, 30.5, 1], [30.5, 45.5, 2], [15.5, 30.5, 2]]},
+               {"box": [55, 10, 85, 50], "mask": bar, "category": "bar", "attributes": {"shape": "cube"},
+                "keypoints": [[70, 30, 2], [55, 10, 2], [85, 10, 2], [85, 50, 2]]}]
+    return {"image": image, "id": "wide", "objects": objects, "refexps": [["the disc", 0], ["the bar", 1]]}
+
+
+# -- segmentation --------------------------------------------------------------------------------
+def test_segment_targets_are_the_vq_round_trip_and_parse(modalities):
+    """Gold mask -> codes (the answer's tokens) -> the decoded map is exactly the VQ round trip (the ceiling)."""
+    task, mod = TASKS.get("segment"), plugin("segment")
+    exs = world_examples(task, "test", 6, 32)
+    assert {ex.meta["form"] for ex in exs} == {"referring", "box"}
+    assert all((ex.region is None) == (ex.meta["form"] == "referring") for ex in exs)
+    grammar, ceiling = task.grammar(modalities, 32), mod._VQRoundTrip([], modalities)
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert len(ids) == 16 and grammar.accepts(list(ids) + [EOS], modalities.vocab)
+        assert np.allclose(task.decode(ids, modalities, ex), ceiling(ex), atol=1e-6)
+        assert ex.target.shape == (32, 32) and ex.target.dtype == bool and ex.target.any()
+    again = task.targets(exs, modalities)                     # from the cache, the same codes
+    assert [list(t) for t in again] == [list(t) for t in task.targets(exs, modalities)]
+
+
+def test_segment_maps_masks_to_the_original_image():
+    """A perfect model-frame answer comes back as the gold mask of the 60x90 original (bar the resizing)."""
+    task, mod = TASKS.get("segment"), plugin("segment")
+    record = wide_record()
+    for seed in range(4):
+        ex = make_example(task, record, 32, np.random.default_rng(seed))
+        back = task.to_original(ex.target.astype(np.float32), ex.frame)
+        gold = task.gold(ex)
+        assert back.shape == (60, 90) and back.dtype == bool
+        inter, union = mod.mask_ious(back, gold)
+        assert inter / union > 0.85
+        assert task.to_result(back)["mask"].dtype == bool
+
+
+def test_segment_refuses_records_without_masks():
+    task = TASKS.get("segment")
+    record = {"image": np.zeros((32, 32, 3), np.uint8), "id": "bare", "objects": [{"box": [0, 0, 5, 5]}]}
+    with pytest.raises(ValueError, match="bare.*no object with a non-empty mask"):
+        make_example(task, record, 32, np.random.default_rng(0))
+    crowd = {"image": np.zeros((32, 32, 3), np.uint8), "id": "crowd", "objects": [
+        {"box": [0, 0, 5, 5], "mask": np.ones((32, 32), bool), "attributes": {"iscrowd": 1}}]}
+    with pytest.raises(ValueError, match="crowd"):
+        make_example(task, crowd, 32, np.random.default_rng(0))
+
+
+def test_mask_metrics_by_hand():
+    mod = plugin("segment")
+    a = np.zeros((4, 4), bool)
+    a[:2, :2] = True                         # 4 pixels
+    b = np.zeros((4, 4), bool)
+    b[:2, :] = True                          # 8 pixels, 4 shared: IoU 0.5
+    m = mod.mask_metrics([(a, a), (a, b), (np.zeros((4, 4), bool), b)])
+    assert m["miou"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert m["ciou"] == pytest.approx((4 + 4 + 0) / (4 + 8 + 8))
+    assert m["p@0.5"] == pytest.approx(2 / 3) and m["p@0.7"] == pytest.approx(1 / 3)
+    assert mod.box_mask([1, 1, 3, 2], 4, 4).sum() == 2
+    with pytest.raises(ValueError, match="differ in size"):
+        mod.mask_ious(a, np.zeros((3, 3), bool))
+
+
+def test_segment_evaluation_and_baselines(modalities):
+    task = TASKS.get("segment")
+    exs = world_examples(task, "test", 20, 32)
+    perfect = [task.to_original(ex.target.astype(np.float32), ex.frame) for ex in exs]
+    metrics = task.evaluate(perfect, exs)
+    assert metrics["miou"] == 1.0 and metrics["p@0.7"] == 1.0
+    assert {"miou_referring", "miou_box"} <= set(metrics) and any(k.startswith("miou_sphere") for k in metrics)
+    box = task.baselines()["gold_box"]([], modalities)
+    scored = task.evaluate([task.to_original(box(ex), ex.frame) for ex in exs], exs)
+    assert 0.5 < scored["miou"] < 1.0 and scored.get("miou_cube", 1.0) > scored.get("miou_cone", 0.0)
+
+
+def test_a_vq_trained_on_masks_round_trips_them():
+    """A small VQ-VAE trained on world masks (300 steps) gives them back: mean IoU > 0.5."""
+    from unio.bootstrap import world_corpus
+    from unio.registries import TOKENIZERS
+    vq = TOKENIZERS.get("vq")
+    torch.manual_seed(0)
+    corpus = world_corpus(["segment"], 32)
+    model = vq.build(corpus, None, steps=300, batch_size=32, progress=False, hidden=16)
+    task, mod = TASKS.get("segment"), plugin("segment")
+    exs = world_examples(task, "test", 40, 32)
+    masks = torch.stack([mod.mask_image(ex.target) for ex in exs])
+    back = model.decode(model.encode(masks), channels=1)[:, 0].numpy() > 0.5
+    ious = [mod.mask_ious(b, ex.target) for b, ex in zip(back, exs)]
+    assert np.mean([i / u for i, u in ious]) > 0.5
+
+
+# -- keypoints -----------------------------------------------------------------------------------
+def test_keypoint_targets_round_trip_within_half_a_bin(modalities):
+    task = TASKS.get("keypoints")
+    exs = world_examples(task, "test", 30, 32)
+    grammar, half = task.grammar(modalities, 32), 32 / modalities["coordinates"].num_bins / 2
+    assert grammar.static and grammar.max_length == 3 * 5 + 1
+    cones = 0
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert len(ex.target) == 5 and grammar.accepts(list(ids) + [EOS], modalities.vocab)
+        local = modalities.vocab.to_local("coordinates", ids)
+        assert all(local[3 * k: 3 * k + 2] == [0, 0] for k, (_, _, v) in enumerate(ex.target) if v == 0)
+        decoded = task.decode(ids, modalities, ex)["keypoints"]
+        for (x, y, v), (gx, gy, gv) in zip(decoded, ex.target):
+            assert v == gv
+            if gv and 0 <= gx < 32 and 0 <= gy < 32:
+                assert abs(x - gx) <= half + 1e-9 and abs(y - gy) <= half + 1e-9
+        cones += ex.meta["shape"] == "cone"
+        if ex.meta["shape"] == "cone":
+            assert ex.target[4] == [0.0, 0.0, 0]           # 4 vertices, the 5th is padding
+    assert cones
+
+
+def test_keypoints_in_original_pixels_and_pck(modalities):
+    task = TASKS.get("keypoints")
+    record = wide_record()
+    ex = make_example(task, record, 32, np.random.default_rng(1))
+    ids = task.targets([ex], modalities)[0]
+    back = task.to_original(task.decode(ids, modalities, ex), ex.frame)["keypoints"]
+    gold, box, area = task.gold(ex)
+    assert area == pytest.approx(record["objects"][ex.meta["object"]]["mask"].sum())
+    step = 90 / modalities["coordinates"].num_bins      # one bin in original pixels
+    for (x, y, v), (gx, gy, gv) in zip(back, gold):
+        assert v == gv and (not gv or (abs(x - gx) <= step / 2 + 1e-6 and abs(y - gy) <= step / 2 + 1e-6))
+    pck = plugin("keypoints").pck
+    points = [[gx + 2.0, gy, v] for gx, gy, v in gold]          # 2 px off: within 0.1 of a 30-31 px box
+    assert pck([points], [(gold, box, area)], 0.1) == 1.0 and pck([points], [(gold, box, area)], 0.05) == 0.0
+
+
+def test_keypoints_refuse_too_many_points_and_unlabelled_objects():
+    task = TASKS.get("keypoints")
+    record = {"image": np.zeros((32, 32, 3), np.uint8), "id": "many",
+              "objects": [{"box": [0, 0, 9, 9], "keypoints": [[1, 1, 2]] * 17}]}
+    with pytest.raises(ValueError, match="17 keypoints.*answers with 5"):
+        make_example(task, record, 32, np.random.default_rng(0))
+    record["objects"][0]["keypoints"] = [[0, 0, 0]] * 5
+    with pytest.raises(ValueError, match="no object with labelled keypoints"):
+        make_example(task, record, 32, np.random.default_rng(0))
+    person = TASKS.get("person_keypoints")
+    assert person.num_keypoints == 17 and person.grammar is not None and len(person.sigmas) == 17
+
+
+def test_oks_ap_equals_the_hand_computed_oks():
+    """Two objects: one answered exactly (OKS 1), one with every point moved so that OKS = 0.72 by COCO's
+    formula exp(-d^2 / (2 area (2 sigma)^2)): matched at thresholds 0.50..0.70 (5 of 10), so AP =
+    (5 + 5 * 51/101) / 10 with COCO's 101 recall points, AP50 = 1, AP75 = 51/101 (recall 0.5 at precision 1)."""
+    oks_ap = plugin("keypoints").oks_ap
+    sigmas = np.array([0.05, 0.1, 0.08])
+    area = 400.0
+    gold_a = [[10.0, 10.0, 2], [20.0, 10.0, 2], [15.0, 20.0, 1]]
+    gold_b = [[40.0, 40.0, 2], [50.0, 40.0, 2], [0.0, 0.0, 0]]
+    target = 0.72
+    moved = [[x + math.sqrt(-math.log(target) * 2 * area * (2 * s) ** 2), y, v] for (x, y, v), s in zip(gold_a, sigmas)]
+    gold = [(gold_a, [5, 5, 25, 25], area), (gold_b, [35, 35, 55, 45], area)]
+    result = oks_ap(gold, [(moved, 0.8), (gold_b, 0.9)], sigmas)
+    assert result["oks_ap"] == pytest.approx((5 + 5 * 51 / 101) / 10)
+    assert result["oks_ap50"] == pytest.approx(1.0) and result["oks_ap75"] == pytest.approx(51 / 101)
+    with_coco_sigmas = oks_ap([(gold_b + [[0, 0, 0]] * 14, [35, 35, 55, 45], area)], [(gold_b + [[0, 0, 0]] * 14, 1.0)],
+                              plugin("keypoints").COCO_SIGMAS)
+    assert with_coco_sigmas["oks_ap"] == pytest.approx(1.0)
+
+
+def test_oks_ap_agrees_with_pycocotools_own_oks():
+    """Our COCOeval set-up gives the OKS that pycocotools' computeOks gives, on a random case."""
+    from pycocotools.cocoeval import COCOeval
+    rng = np.random.default_rng(0)
+    gold = [[float(x), float(y), int(v)] for x, y, v in zip(rng.uniform(0, 50, 17), rng.uniform(0, 50, 17),
+                                                            rng.integers(0, 3, 17))]
+    guess = [[x + rng.normal(0, 2), y + rng.normal(0, 2), 2] for x, y, _ in gold]
+    sigmas = np.array(plugin("keypoints").COCO_SIGMAS)
+    area = 900.0
+    e = [((g[0] - p[0]) ** 2 + (g[1] - p[1]) ** 2) / (2 * sigmas[k]) ** 2 / (area + np.spacing(1)) / 2
+         for k, (g, p) in enumerate(zip(gold, guess))]
+    by_hand = float(np.mean([math.exp(-x) for x, g in zip(e, gold) if g[2] > 0]))
+    captured = {}
+    original = COCOeval.computeOks
+
+    def spy(self, image, category):
+        captured["oks"] = original(self, image, category)
+        return captured["oks"]
+    COCOeval.computeOks = spy
+    try:
+        plugin("keypoints").oks_ap([(gold, [0, 0, 50, 50], area)], [(guess, 1.0)], sigmas)
+    finally:
+        COCOeval.computeOks = original
+    assert float(np.asarray(captured["oks"]).ravel()[0]) == pytest.approx(by_hand)
+
+
+def test_keypoint_baselines(modalities):
+    task = TASKS.get("keypoints")
+    train, exs = world_examples(task, "train", 60, 32), world_examples(task, "test", 30, 32)
+    scores = {name: task.evaluate([task.to_original(make(train, modalities)(ex), ex.frame) for ex in exs], exs)
+              for name, make in task.baselines().items()}
+    assert scores["token_ceiling"]["visibility_acc"] == 1.0
+    assert scores["mean_relative"]["pck@0.1"] < scores["token_ceiling"]["pck@0.1"]
+
+
+# -- both: any weights parse, a tiny model learns, results, drawing ------------------------------
+@pytest.mark.parametrize("name", ["segment", "keypoints"])
+def test_every_generated_answer_parses(modalities, tiny_config, name):
+    torch.manual_seed(0)
+    task = TASKS.get(name)
+    model = UnioModel(tiny_config).eval()
+    exs = world_examples(task, "test", 3, 32)
+    inputs = {k: v for k, v in Collator({name: task}, modalities, 48, 40)(exs).items()
+              if k not in ("labels", "decoder_input_ids")}
+    grammar = task.grammar(modalities, 32)
+    for options in ({}, {"do_sample": True, "top_k": 50}, {"num_beams": 2}):
+        for row, ex in zip(generate_constrained(model, inputs, grammar, modalities.vocab, **options).tolist(), exs):
+            ids = strip_answer(row)
+            assert grammar.accepts(ids + [EOS], modalities.vocab), row
+            decoded = task.decode(ids, modalities, ex)
+            if name == "keypoints":
+                assert len(decoded["keypoints"]) == 5 and all(0 <= x <= 32 and 0 <= y <= 32 for x, y, _ in decoded["keypoints"])
+            else:
+                assert decoded.shape == (32, 32) and 0 <= decoded.min() and decoded.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["segment", "keypoints"])
+def test_tiny_model_overfits_a_batch(modalities, tiny_config, name):
+    torch.manual_seed(0)
+    task = TASKS.get(name)
+    exs = world_examples(task, "train", 4, 32)
+    model = UnioModel(tiny_config)
+    batch = Collator({name: task}, modalities, 48, 40)(exs)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05, loss.item()
+    answers = generate_answers(model, modalities, task, exs)
+    for answer, ex, ids in zip(answers, exs, task.targets(exs, modalities)):
+        if name == "segment":                 # every code of the mask
+            assert answer.ids == list(ids)
+            continue
+        step = 32 / modalities["coordinates"].num_bins      # labelled points within a bin, visibility exact
+        for (x, y, v), (gx, gy, gv) in zip(answer.prediction["keypoints"], task.decode(ids, modalities, ex)["keypoints"]):
+            assert v == gv and (not gv or (abs(x - gx) <= step and abs(y - gy) <= step))
+
+
+def test_helpers_return_masks_and_keypoints_in_original_pixels(runner):
+    image = np.asarray(Image.fromarray(World("test")[0].image).resize((90, 60)))
+    referring = unio.segment(image, "the red cube", model=runner)
+    assert referring.task == "segment" and referring.prompt == 'Segment "the red cube".'
+    assert referring.mask.shape == (60, 90) and referring.mask.dtype == bool
+    boxed = unio.segment(image, model=runner, region=[10, 10, 50, 40])
+    assert boxed.prompt == "Segment the object in the region." and boxed.mask.shape == (60, 90)
+    assert unio.run("Segment the object in the region.", image, model=runner, region=[10, 10, 50, 40]).task == "segment"
+    points = unio.keypoints(image, model=runner, region=[10, 10, 50, 40])
+    assert points.task == "keypoints" and len(points.keypoints) == 5
+    assert all(0 <= x <= 90 and 0 <= y <= 60 and v in (0, 1, 2) for x, y, v in points.keypoints)
+    assert points.skeleton and points.names[0] == "centre"
+    assert runner.recognise("Find the keypoints of the person in the region.") == "person_keypoints"
+    for result in (referring, points):
+        assert result.draw().size == (90, 60)
+
+
+def test_drawn_mask_and_keypoints():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 10:30] = True
+    drawn = np.asarray(Result("segment", "", image, mask=mask).draw())
+    assert (drawn[mask] != image[mask]).any(axis=-1).all() and (drawn[~mask] == image[~mask]).all()
+    points = [[10.0, 10.0, 2], [50.0, 10.0, 2], [50.0, 30.0, 1], [10.0, 30.0, 2], [30.0, 20.0, 0]]
+    result = Result("keypoints", "", image, keypoints=[[30.0, 20.0, 2]] + points[:4])
+    drawn = np.asarray(result.draw())
+    assert (drawn[10, 10] != 100).any() and (drawn[30, 50] != 100).any()       # points
+    assert (drawn[10, 30] != 100).any()                                          # skeleton: corner 1 -> corner 2
+    assert (drawn[2, 2] == 100).all()
+
+
+def test_toy_run_of_the_scripts_with_masks_and_keypoints(tmp_path, modalities):
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "segment,keypoints", "--preset", "toy", "--batch-size", "8",
+                      "--vq-steps", "5", "--steps", "6", "--no-compile", "--no-progress", "--eval-n", "6",
+                      "--out", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "eval.json").read_text())
+    assert {"miou", "ciou", "p@0.5", "p@0.7"} <= set(results["model"]["segment"])
+    assert {"pck@0.1", "visibility_acc"} <= set(results["model"]["keypoints"])
+    assert set(results["baselines"]["segment"]) == {"gold_box", "vq_ceiling"}
+    assert set(results["baselines"]["keypoints"]) == {"mean_relative", "token_ceiling"}
+    assert results["baselines"]["keypoints"]["token_ceiling"]["pck@0.1"] > 0.5
+    assert (out / "report.png").is_file()
+    modalities.save(tmp_path / "tok")
+    proc = run_script("scripts/evaluate.py", "--baseline", "gold_box", "--tasks", "segment", "--n", "20",
+                      "--resolution", "32", "--tokenizers", str(tmp_path / "tok"), "--json", str(tmp_path / "b.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "b.json").read_text())["results"]["segment"]["gold_box"]["miou"] > 0.6

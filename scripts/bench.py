@@ -18,6 +18,7 @@ import sys
 import torch
 
 import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
+from bench_readers import reader_speeds
 from unio.bootstrap import ensure_modalities, load_tokenizer_config
 from unio.presets import build_model, load_preset
 from unio.sources import build_source
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--utilisation-preset", default=None,
                    help="also measure the matmul fraction of this larger preset's training step (random inputs)")
     p.add_argument("--utilisation-batch", type=int, default=8)
+    p.add_argument("--no-readers", action="store_true", help="skip the records/s of the dataset readers")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     model.compile_generation(False)   # unio.run below as its users run it by default
     from unio.inference import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
+    if not args.no_readers:   # each official-format reader on world scenes written at 640 px (bench_readers.py)
+        report["readers"] = reader_speeds(*((64, 2, 64, 0.2) if args.quick else (640, 20, 256, 3.0)), log=lambda line: None)
     report["peak_rss_mb"] = bench.peak_rss_mb()
     report["unclean_timings"] = bench.unclean_timings(report)   # empty: every timed figure measured cleanly
     text = json.dumps(report, indent=2)

@@ -33,6 +33,22 @@ def records_per_second(kind: str, path: Path, image_size: int, seconds: float = 
     return {"records_per_s": count / (time.perf_counter() - start), "index_s": indexed, "records": len(split)}
 
 
+def reader_speeds(resolution: int, n: int, image_size: int, seconds: float = 3.0, log=print) -> dict:
+    """{reader: records/s ...} on `n` world scenes per split written at `resolution` px in each format."""
+    report = {"resolution": resolution, "image_size": image_size}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, where in SPECS.items():
+            WRITERS[kind](Path(tmp) / kind, n, resolution)
+            report[kind] = records_per_second(kind, Path(tmp) / where, image_size, seconds)
+            log(f"{kind:8s} {report[kind]['records_per_s']:8.1f} records/s  (index {report[kind]['index_s']:.2f} s, "
+                f"{report[kind]['records']} records)")
+            if "objects" in build_source(kind, f"{kind}:{Path(tmp) / where}", image_size).keys:
+                masks = records_per_second(kind, Path(tmp) / where, image_size, seconds, masks=True)["records_per_s"]
+                report[kind]["with_masks_records_per_s"] = masks
+                log(f"{kind:8s} {masks:8.1f} records/s  with masks")
+    return report
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resolution", type=int, default=640, help="side of the written images")
@@ -40,17 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, default=256, help="the model's input side")
     p.add_argument("--json")
     args = p.parse_args(argv)
-    report = {"resolution": args.resolution, "image_size": args.image_size}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind, where in SPECS.items():
-            WRITERS[kind](Path(tmp) / kind, args.n, args.resolution)
-            report[kind] = records_per_second(kind, Path(tmp) / where, args.image_size)
-            print(f"{kind:8s} {report[kind]['records_per_s']:8.1f} records/s  (index {report[kind]['index_s']:.2f} s, "
-                  f"{report[kind]['records']} records)")
-            if "objects" in build_source(kind, f"{kind}:{Path(tmp) / where}", args.image_size).keys:
-                masks = records_per_second(kind, Path(tmp) / where, args.image_size, masks=True)["records_per_s"]
-                report[kind]["with_masks_records_per_s"] = masks
-                print(f"{kind:8s} {masks:8.1f} records/s  with masks")
+    report = reader_speeds(args.resolution, args.n, args.image_size)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -213,3 +213,21 @@ def test_toy_training_run_through_the_script(tmp_path):
                  "--sample", "--top-k", "20", "--seed", "1", "--guidance-scale", "3"]) == 0
     from PIL import Image
     assert Image.open(png).size[0] == 32
+
+
+def test_sampled_answers_get_a_finite_score_when_a_padding_token_was_filtered_out():
+    """Under top-k a row that ended early has PAD at -inf after its EOS: its score must still be finite
+    (the mean log-probability of the tokens it chose), never NaN."""
+    from types import SimpleNamespace
+    import math
+    import torch
+    from unio.pipeline import token_scores
+    from unio.vocab import EOS, PAD
+    vocab = max(EOS, PAD) + 3
+    step = torch.zeros(2, vocab)
+    step[:, PAD] = float("-inf")
+    sequences = torch.tensor([[PAD, EOS, PAD], [PAD, vocab - 1, EOS]])
+    (score0, logps0), (score1, logps1) = token_scores(SimpleNamespace(sequences=sequences, scores=(step, step)))
+    expected = -math.log(vocab - 1)
+    assert math.isclose(score0, expected, rel_tol=1e-5) and len(logps0) == 1
+    assert math.isclose(score1, expected, rel_tol=1e-5) and len(logps1) == 2

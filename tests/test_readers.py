@@ -403,3 +403,23 @@ def test_toy_run_over_all_four_readers(data, tmp_path):
     assert {"rmse", "absrel", "log10", "delta1", "delta2", "delta3"} <= set(evaluation["depth@nyu"])
     rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl") if '"task_loss"' in line]
     assert set().union(*(r["task_loss"] for r in rows)) == {"caption@coco", "refexp@refcoco", "vqa@vqav2", "depth@nyu"}
+
+
+def test_the_world_written_by_make_world_trains_and_evaluates_through_the_readers(tmp_path):
+    """Issue 15's check: `make_world.py --format coco|refcoco` output, read back by the coco and refcoco
+    sources, trains `caption@coco,refexp@refcoco` through the real script and evaluates per split."""
+    for kind in ("coco", "refcoco"):
+        proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "6")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    sources = ["--source", f"coco=coco:{tmp_path / 'coco'}", "--source", f"refcoco=refcoco:{tmp_path / 'refcoco' / 'refcoco'}"]
+    env = {"UNIO_CACHE": str(tmp_path / "cache")}
+    proc = run_script("scripts/train_mixture.py", "--preset", "toy", "--batch-size", "8", "--vq-steps", "20",
+                      "--no-progress", "--no-compile", "--steps", "6", "--eval-n", "4",
+                      "--tasks", "caption@coco,refexp@refcoco", *sources, "--out", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())["model"]
+    assert "cider" in evaluation["caption@coco"] and "acc@0.5" in evaluation["refexp@refcoco"]
+    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "run"), "--tasks", "refexp@refcoco", *sources,
+                      "--split", "testB", "--n", "3", "--json", str(tmp_path / "testB.json"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "testB.json").read_text())["split"] == "testB"

@@ -85,6 +85,7 @@ def test_bench_quick(tmp_path):
     timing = report["train"]["unio"]["timing"]
     assert timing["compiled_while_timed"] == 0 and timing["repeats"] >= 3 and "spread" in timing
     assert isinstance(report["unclean_timings"], dict)
+    assert all(report["readers"][kind]["records_per_s"] > 0 for kind in ("coco", "vqav2", "refcoco", "nyu"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")

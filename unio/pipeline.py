@@ -214,7 +214,8 @@ def token_scores(out) -> list:
     chosen = out.sequences[:, 1:1 + logps.shape[1]].to(logps.device)
     picked = logps.gather(-1, chosen[..., None])[..., 0]
     valid = (chosen != PAD) & torch.isfinite(picked)
-    return [(float((p * v).sum() / v.sum().clamp(min=1)), p[v].tolist()) for p, v in zip(picked, valid)]
+    total = torch.where(valid, picked, 0.0).sum(-1)   # not picked * valid: -inf * 0 (a PAD after EOS under top-k) is NaN
+    return [(float(t / v.sum().clamp(min=1)), p[v].tolist()) for t, p, v in zip(total, picked, valid)]
 
 
 def sequence_scores(out) -> list:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unio.image_codes import CodeCache, image_grammar
+from unio.image_codes import CodeCache, decode_grid, image_grammar
 from unio.records import refexp_of
 from unio.registries import register_task
 from unio.task import Example, Grammar, Target, choose_prompt
@@ -110,12 +110,8 @@ class Segmentation:
     # -- answers -----------------------------------------------------------------------------
     def decode(self, ids, mods, example) -> np.ndarray:
         """Generated codes -> the mask's [0, 1] map over the model's frame (thresholded in to_original)."""
-        vq = mods["vq"]
         h, w = example.image.shape[:2]
-        side_h, side_w = h // vq.downsample, w // vq.downsample
-        local = mods.vocab.to_local("vq", ids)[: side_h * side_w]
-        local += [0] * (side_h * side_w - len(local))
-        return vq.decode(torch.tensor(local).reshape(1, side_h, side_w), channels=1)[0, 0].numpy()
+        return decode_grid(ids, mods, "vq", h, w, channels=1)[0].numpy()
 
     def to_original(self, soft_mask, frame) -> np.ndarray:
         """A [0, 1] map (or bool mask) over the model's frame -> a bool mask of the original image's size."""

@@ -49,13 +49,19 @@ class CodeCache:
             self._codes.popitem(last=False)
 
 
-def image_from_ids(ids, mods, name: str, height: int, width: int) -> np.ndarray:
-    """Generated global ids of tokenizer `name` (a full grid, or fewer: padded with code 0) -> (H, W, 3) uint8."""
+def decode_grid(ids, mods, name: str, height: int, width: int, channels: int) -> torch.Tensor:
+    """Generated global ids of image tokenizer `name` (a full grid, or fewer: padded with code 0) ->
+    its decoded (channels, height, width) image in [0, 1]."""
     vq = mods[name]
     side_h, side_w = height // vq.downsample, width // vq.downsample
     local = mods.vocab.to_local(name, list(ids))[: side_h * side_w]
     local += [0] * (side_h * side_w - len(local))
-    image = vq.decode(torch.tensor(local).reshape(1, side_h, side_w), channels=3)[0]      # (3, H, W)
+    return vq.decode(torch.tensor(local).reshape(1, side_h, side_w), channels=channels)[0]
+
+
+def image_from_ids(ids, mods, name: str, height: int, width: int) -> np.ndarray:
+    """Generated global ids of tokenizer `name` -> (H, W, 3) uint8 (see decode_grid)."""
+    image = decode_grid(ids, mods, name, height, width, channels=3)                      # (3, H, W)
     return (image.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
 
 

@@ -10,7 +10,7 @@ from itertools import product
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 WORLD_CATEGORIES = [f"{size} {color} {shape}" for size, color, shape in product(SIZES, COLORS, SHAPES)]
@@ -21,7 +21,7 @@ def area(box) -> float:
 
 
 @register_task("classify")
-class Classify:
+class Classify(ShortTextAnswer):
     name = "classify"
     output = "text"
     prompts = ["What is this?", "What object is this?", "Classify the object in the image."]
@@ -40,23 +40,5 @@ class Classify:
     def answer_options(self, example):
         return self.categories
 
-    def targets(self, examples, mods):
-        return [mods.text_ids(ex.target) for ex in examples]
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("text", 1, self.max_tokens),))
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
     def evaluate(self, predictions, examples) -> dict:
         return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, example.target]
-
-    def training_images(self, example) -> list:
-        return []
-
-    def baselines(self):
-        return {"majority": MostFrequentAnswer}

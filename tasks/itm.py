@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
@@ -53,7 +53,8 @@ def hard_negative(objects: list, kind: str, rng) -> str:
 
 
 @register_task("itm")
-class ImageTextMatch:
+class ImageTextMatch(ShortTextAnswer):
+    max_tokens = 4
     name = "itm"
     output = "text"
     prompts = ['Does the image match "{}"?', 'Is "{}" a description of the image?']
@@ -75,15 +76,6 @@ class ImageTextMatch:
     def answer_options(self, example):
         return list(self.options)
 
-    def targets(self, examples, mods):
-        return [mods.text_ids(ex.target) for ex in examples]
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("text", 1, 4),))
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
     def evaluate(self, predictions, examples) -> dict:
         by_kind = defaultdict(list)
         for p, ex in zip(predictions, examples):
@@ -91,12 +83,3 @@ class ImageTextMatch:
         out = {"accuracy": float(np.mean([c for v in by_kind.values() for c in v]))}
         out.update({f"accuracy_{k}": float(np.mean(v)) for k, v in sorted(by_kind.items())})
         return out
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, example.target]
-
-    def training_images(self, example) -> list:
-        return []
-
-    def baselines(self):
-        return {"majority": MostFrequentAnswer}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt
 
 
 def description(obj) -> str:
@@ -41,7 +41,8 @@ def pick_object(record, rng) -> dict:
 
 
 @register_task("region_caption")
-class RegionCaption:
+class RegionCaption(ShortTextAnswer):
+    baseline_name = "most_frequent"
     name = "region_caption"
     output = "text"
     prompts = ["What does the region describe?", "Describe the region.", "What is in the region?"]
@@ -54,24 +55,6 @@ class RegionCaption:
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng), description(obj),
                        region=list(obj["box"]))
 
-    def targets(self, examples, mods):
-        return [mods.text_ids(ex.target) for ex in examples]
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("text", 1, self.max_tokens),))
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
     def evaluate(self, predictions, examples) -> dict:
         exact = float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))
         return {"exact_match": exact, **text_scores(list(predictions), [[ex.target] for ex in examples])}
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, example.target]
-
-    def training_images(self, example) -> list:
-        return []
-
-    def baselines(self):
-        return {"most_frequent": MostFrequentAnswer}

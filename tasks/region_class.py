@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, MostFrequentAnswer, Segment, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt
 
 
 @register_task("region_class")
-class RegionClass:
+class RegionClass(ShortTextAnswer):
     name = "region_class"
     output = "text"
     prompts = ["What is the category of the object in the region?", "What kind of object is in the region?"]
@@ -32,23 +32,5 @@ class RegionClass:
     def answer_options(self, example):
         return self.categories
 
-    def targets(self, examples, mods):
-        return [mods.text_ids(ex.target) for ex in examples]
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("text", 1, self.max_tokens),))
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
     def evaluate(self, predictions, examples) -> dict:
         return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, example.target]
-
-    def training_images(self, example) -> list:
-        return []
-
-    def baselines(self):
-        return {"majority": MostFrequentAnswer}

@@ -105,6 +105,32 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
 
 
+class ShortTextAnswer:
+    """What tasks answering in a few words share (optional: inherit it or write your own): text targets,
+    a grammar of 1 to `max_tokens` text tokens, the decoded text, the texts the tokenizer learns from and
+    the most-frequent-answer baseline (named `baseline_name`)."""
+    max_tokens = 8
+    baseline_name = "majority"
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment(mods.prompt_name, 1, self.max_tokens),))   # the prompt tokenizer's text
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {self.baseline_name: MostFrequentAnswer}
+
+
 class MostFrequentAnswer:
     """A baseline for tasks answering in words: the most frequent training target, every time."""
 

@@ -3,7 +3,8 @@
 Half the examples ask about the image's own caption, half about a hard negative: the caption with one
 object's size, colour or shape changed, or with one object dropped or repeated (a count change). The
 negatives are made on world-style captions ("a large red cube, a small blue sphere and a green cone.");
-a caption of another form is only asked as a positive. The answer is ranked between "yes" and "no" by
+a caption of another form is only asked as a positive. `easy` (a training option: `--task-option itm.easy=0.5`)
+swaps that share of the training negatives for easy ones, a random caption. The answer is ranked between "yes" and "no" by
 likelihood. Metric: accuracy (also on positives and on each kind of negative).
 """
 from __future__ import annotations
@@ -52,6 +53,13 @@ def hard_negative(objects: list, kind: str, rng) -> str:
     return render(objects)
 
 
+def random_caption(rng) -> str:
+    """A world-style caption of 1-4 objects with random attributes."""
+    objects = [[VALUES[a][int(rng.integers(len(VALUES[a])))] for a in ("size", "color", "shape")]
+               for _ in range(int(rng.integers(1, 5)))]
+    return render(objects)
+
+
 @register_task("itm")
 class ImageTextMatch(ShortTextAnswer):
     max_tokens = 4
@@ -61,6 +69,21 @@ class ImageTextMatch(ShortTextAnswer):
     requires = ("image", "captions")
     headline = "accuracy"
     options = ("yes", "no")
+
+    def __init__(self, easy: float = 0.0):
+        if not 0.0 <= easy <= 1.0:
+            raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
+        self.easy = easy   # training only: this share of examples asks about a random caption instead
+
+    def for_training(self, example, rng) -> Example:
+        """With `easy` > 0, that share of the training negatives become easy ones (a random world-style
+        caption instead of a hard negative): a signal the model gets before it can bind attributes to
+        objects. Positives stay half; evaluation keeps the positives and hard negatives of `example()`."""
+        if self.easy and example.target == "no" and rng.random() < self.easy:
+            text = random_caption(rng)
+            example.prompt = choose_prompt(self.prompts, rng, text)
+            example.meta = {**example.meta, "kind": "easy", "text": text}
+        return example
 
     def example(self, record, rng) -> Example:
         caption = record["captions"][int(rng.integers(len(record["captions"])))]

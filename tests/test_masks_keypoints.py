@@ -336,3 +336,52 @@ def test_toy_run_of_the_scripts_with_masks_and_keypoints(tmp_path, modalities):
                       "--resolution", "32", "--tokenizers", str(tmp_path / "tok"), "--json", str(tmp_path / "b.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "b.json").read_text())["results"]["segment"]["gold_box"]["miou"] > 0.6
+
+
+def test_every_object_tasks_compose_detection_and_the_box_task(runner):
+    """'Segment every "cube".' runs detection, keeps the boxes whose label names the query, segments each."""
+    import importlib
+    every = importlib.import_module(type(TASKS.get("segment_every")).__module__)
+    assert every.query_matches("large red cube", "red cubes") and every.query_matches("small cone", "object")
+    assert not every.query_matches("large red cube", "blue cube") and every.query_matches("cone", None)
+    image = np.asarray(Image.fromarray(World("test")[0].image).resize((90, 60)))
+    detected = unio.detect(image, model=runner)
+    result = unio.run('Segment every "object".', image, model=runner)
+    assert result.task == "segment_every" and result.boxes == detected.boxes and result.labels == detected.labels
+    assert result.mask.shape == (60, 90) and len(result.masks) == len(result.boxes)
+    for box, mask in zip(result.boxes, result.masks):
+        assert (mask == unio.segment(image, model=runner, region=box).mask).all()
+    assert (result.mask == np.logical_or.reduce(result.masks + [np.zeros((60, 90), bool)])).all()
+    points = unio.run("Find the keypoints of every object.", image, model=runner)
+    assert points.task == "keypoints_every" and len(points.instances) == len(points.boxes)
+    assert all(len(p) == 5 for p in points.instances) and len(points.keypoints) == 5 * len(points.boxes)
+    assert points.draw().size == (90, 60) and result.draw().size == (90, 60)
+    with pytest.raises(ValueError, match="runs in unio.run as detection then segment"):
+        from unio.data import parse_mixture
+        parse_mixture("segment_every", TASKS.names())
+
+
+def test_every_object_keeps_only_the_boxes_the_query_names():
+    """compose() with a stand-in runner: labels decide which boxes are segmented; none kept, empty mask."""
+    from unio.inference import Result
+    task = TASKS.get("segment_every")
+    image = np.zeros((20, 30, 3), np.uint8)
+    calls = []
+
+    def fake_runner(prompts, images, task=None, regions=None, **options):
+        calls.append((task, regions))
+        if task == "detection":
+            return [Result("detection", p, image, boxes=[[0, 0, 5, 5], [10, 0, 20, 10]], labels=["small red cube", "large blue cone"],
+                           scores=[0.9, 0.8]) for p in prompts]
+        masks = [np.zeros((20, 30), bool) for _ in regions]
+        for mask, (x1, y1, x2, y2) in zip(masks, regions):
+            mask[y1:y2, x1:x2] = True
+        return [Result("segment", p, image, mask=m) for p, m in zip(prompts, masks)]
+
+    example = type("Ex", (), {"record": {"prompt": 'Segment every "cone".', "image": image}})()
+    [result] = task.compose(fake_runner, [example])
+    assert calls[1] == ("segment", [[10, 0, 20, 10]]) and result.labels == ["large blue cone"]
+    assert result.mask.sum() == 100 and result.scores == [0.8]
+    example.record["prompt"] = 'Segment every "sphere".'
+    [result] = task.compose(fake_runner, [example])
+    assert result.boxes == [] and not result.mask.any() and result.masks == []

@@ -84,3 +84,21 @@ def test_cli_lists_plugins():
     out = subprocess.run([sys.executable, "-m", "unio.cli", "plugins"], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
     assert "coordinates" in out.stdout and "vqa" in out.stdout
+
+
+def test_task_options_rebuild_the_task_and_name_what_is_valid():
+    from unio.registries import TASKS, configure_task, parse_task_options
+    assert parse_task_options(["detection.order=x", "find_all.absent=0.5"]) == {
+        "detection": {"order": "x"}, "find_all": {"absent": 0.5}}
+    with pytest.raises(ValueError, match="TASK.OPTION=VALUE"):
+        parse_task_options(["order=x"])
+    original = TASKS.get("detection")
+    try:
+        assert configure_task("detection", {"order": "x"}) is TASKS.get("detection")
+        assert TASKS.get("detection").order == "x" and original.order == "random"
+        with pytest.raises(ValueError, match="no option 'ordr'; its options: order, max_objects"):
+            configure_task("detection", {"ordr": "x"})
+        with pytest.raises(ValueError, match="order must be one of random, x, area"):
+            configure_task("detection", {"order": "y"})
+    finally:
+        TASKS.register("detection", original, replace=True)

@@ -117,8 +117,10 @@ def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities):
     out = tmp_path / "run"
     proc = run_script("scripts/train_mixture.py", "--tasks", NEW_TASKS, "--preset", "toy", "--batch-size", "8",
                       "--vq-steps", "5", "--steps", "6", "--no-compile", "--no-progress", "--eval-n", "6",
-                      "--out", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+                      "--task-option", "detection.order=x", "--out", str(out),
+                      env={"UNIO_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "options.json").read_text())["task_options"] == {"detection": {"order": "x"}}
     results = json.loads((out / "eval.json").read_text())
     assert {"ap", "ap50", "ap75", "ar100"} <= set(results["model"]["detection"])
     assert {"precision", "recall", "fp_rate_absent"} <= set(results["model"]["find_all"])
@@ -130,3 +132,24 @@ def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities):
     assert proc.returncode == 0, proc.stderr[-2000:]
     baselines = json.loads((tmp_path / "b.json").read_text())["results"]
     assert baselines["detection"]["prior"]["ap50"] < 0.5 and baselines["find_all"]["none"]["fp_rate_absent"] == 0.0
+
+
+def test_itm_easy_negatives_replace_training_negatives_only():
+    from unio.registries import configure_task
+    original = TASKS.get("itm")
+    try:
+        exs = world_examples(original, "train", 40, 32)
+        rng = np.random.default_rng(0)
+        state = rng.bit_generator.state
+        assert [original.for_training(ex, rng).meta["kind"] for ex in exs] == [ex.meta["kind"] for ex in exs]
+        assert rng.bit_generator.state == state            # easy=0 (the default) draws nothing
+        easy = configure_task("itm", {"easy": 1.0})
+        out = [easy.for_training(ex, rng) for ex in world_examples(easy, "train", 40, 32)]
+        kinds = [ex.meta["kind"] for ex in out]
+        assert "positive" in kinds and set(kinds) == {"positive", "easy"}
+        assert all(ex.target == ("yes" if ex.meta["kind"] == "positive" else "no") for ex in out)
+        assert all(f'"{ex.meta["text"]}"' in ex.prompt for ex in out)
+        with pytest.raises(ValueError, match="easy must be a share"):
+            configure_task("itm", {"easy": 2})
+    finally:
+        TASKS.register("itm", original, replace=True)

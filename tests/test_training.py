@@ -167,6 +167,11 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     assert early == {"refexp", "depth"} and late == {"vqa", "caption", "refexp", "depth"}
     assert stage("vqa,caption", spatial_first=0.4)[1] == ((), 0)
     assert stage("refexp,depth", spatial_first=0.4)[1] == ((), 0)
+    # --first-tasks names the first stage's pairs instead (a box task alone, before the others)
+    assert stage("detection,find_all,refexp", steps=100, spatial_first=0.2, first_tasks="detection")[1] == (
+        ("detection",), 20 // BUCKETS)
+    with pytest.raises(ValueError, match="--first-tasks names 'vqa', which is not a pair of the mixture"):
+        stage("detection,find_all", spatial_first=0.2, first_tasks="vqa")
 
 
 def test_model_overrides_from_the_command_line():

@@ -42,9 +42,19 @@ def parse_mixture(spec: str | Mapping, known: list, default_weight=lambda name: 
     for (name, source), weight in items.items():
         if name not in known:
             raise ValueError(f"unknown task {name!r}; available: {', '.join(known)}")
+        refuse_composed(name)
         if not (isinstance(weight, (int, float)) and weight > 0 and np.isfinite(weight)):
             raise ValueError(f"task {name!r} has weight {weight}; weights must be positive numbers")
     return {k: float(v) for k, v in items.items()}
+
+
+def refuse_composed(name: str) -> None:
+    """A task composed of trained ones at inference (unio.run only) cannot be trained or evaluated itself."""
+    from unio.registries import TASKS
+    task = TASKS.get(name) if name in TASKS else None
+    if getattr(task, "composed", False):
+        raise ValueError(f"task {name!r} runs in unio.run as {' then '.join(task.composed_of)} and has no training "
+                         f"or evaluation of its own; train and evaluate {' and '.join(task.composed_of)}")
 
 
 def _split_spec(spec: str, known: list, default_weight) -> dict:

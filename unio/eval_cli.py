@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizers", default=None, help="tokenizer folder for baselines (default: the cached ones)")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
+                   help="an option of a task's constructor, as in train_mixture.py (e.g. detection.label_attribute=shape)")
     p.add_argument("--perturb", default=None, help="evaluate on perturbed test images: a name of unio.photometric."
                    "PERTURBATIONS (darker, brighter, low_contrast, jpeg, noise, resized), several with commas, "
                    "or 'all' (clean included)")
@@ -62,13 +64,14 @@ def evaluate(args) -> int:
     from unio import plugins
     from unio.bad_records import BadRecords
     from unio.data import parse_mixture
-    from unio.registries import TASKS
+    from unio.registries import TASKS, configure_tasks, parse_task_options
     from unio.sources import build_source
     from unio.train_cli import source_options
     from unio.training import default_mixture
     bad = BadRecords(args.skip_bad_records)
     for path in args.plugin:
         plugins.load(path)
+    configure_tasks(parse_task_options(args.task_option))
     pairs = list(parse_mixture(args.tasks or default_mixture(), TASKS.names()))
     specs = source_options(args.source)
     if args.model:

@@ -95,6 +95,8 @@ class Runner:
 
     def _run_group(self, name, examples, **options) -> list:
         task = self.processor.task(name)
+        if getattr(task, "composed", False):   # a task made of trained ones (e.g. detection, then one per box)
+            return task.compose(self, examples, **options)
         with self._lock:
             answers = generate_answers(self.model, self.mods, task, examples, **options)
         return [self._result(task, ex, answer) for ex, answer in zip(examples, answers)]

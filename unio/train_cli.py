@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deepspeed", default=None, help="a DeepSpeed JSON config, e.g. configs/deepspeed/zero2.json")
     p.add_argument("--plugin", action="append", default=[], help="a task or tokenizer plugin file to load")
+    p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
+                   help="an option of a task's constructor, e.g. detection.order=x (objects left to right in training)")
     p.add_argument("--moe", action="store_true", help="mixture-of-experts feed-forward every 2nd layer")
     p.add_argument("--eval-n", type=int, default=None, help="test examples per task for the final evaluation")
     p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
@@ -40,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
                    help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
     p.add_argument("--spatial-first", type=float, default=None,
                    help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
+    p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
+                   "detection (default: those whose answers are not text)")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--photometric", type=float, default=None,
                    help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")
@@ -78,6 +82,7 @@ def source_options(items: list) -> dict:
 
 
 def options_from(args):
+    from unio.registries import parse_task_options
     from unio.trainer import TrainOptions
     opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
@@ -85,8 +90,9 @@ def options_from(args):
                         compile=not args.no_compile, range_loss=args.range_loss,
                         skip_bad_records=args.skip_bad_records)
     opts.model_overrides = model_overrides(args.model)
+    opts.task_options = parse_task_options(args.task_option)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
-                 "spatial_first", "photometric"):
+                 "spatial_first", "photometric", "first_tasks"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

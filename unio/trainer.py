@@ -21,6 +21,7 @@ from tqdm import tqdm
 from unio import checkpoint as ckpt
 from unio.bad_records import BadRecords
 from unio.data import prefetcher
+from unio.registries import configure_tasks
 from unio.single_device import SingleDevice
 from unio.training import (MetricsLog, TaskLosses, TrainOptions, build_data, build_mixture, build_modalities,
                            build_model, build_optimizer, build_scheduler, build_sources, deepspeed_config, lr_factor,
@@ -71,6 +72,7 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions):
         load_plugins(opts.plugins)
+        configure_tasks(opts.task_options)
         self.opts = opts
         self.weights, self.tasks = build_mixture(opts)     # clear errors before any work
         self.sources = build_sources(opts, self.weights, self.tasks)

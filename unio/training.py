@@ -45,6 +45,7 @@ class TrainOptions:
     bf16: bool = True
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
+    first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones
     photometric: float = 1.0           # photometric augmentation strength (unio/photometric.py); 0: off
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int | None = None        # location bins (None: the tokenizer config's)
@@ -62,6 +63,7 @@ class TrainOptions:
     progress: bool = True
     plugins: list = field(default_factory=list)
     model_overrides: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)   # {task: {constructor option: value}}, e.g. detection order
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -170,12 +172,23 @@ def answers_in_text(task, mods: Modalities, size: int) -> bool:
     return all(s.range == mods.prompt_name for s in segments)
 
 
+def first_pairs(spec: str, pairs: list) -> tuple:
+    """'detection,refexp@coco' -> those pair names, each one of the mixture's."""
+    named = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    for name in named:
+        if name not in pairs:
+            raise ValueError(f"--first-tasks names {name!r}, which is not a pair of the mixture ({', '.join(pairs)})")
+    return named
+
+
 def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modalities, size: int) -> tuple:
     """(pair names, megabatch index) of the first stage: the pairs whose answers are not text (boxes,
     depth maps) alone for the first `spatial_first` of the run. Measured on the tiny preset: text
     answers (VQA, captions) in the mix from step 0 keep referring expressions from ever grounding
-    their phrases, while depth helps them."""
+    their phrases, while depth helps them. `first_tasks` names the first stage's pairs instead."""
     spatial = tuple(pair_name(t, s) for t, s in weights if not answers_in_text(tasks[t], mods, size))
+    if opts.first_tasks:
+        spatial = first_pairs(opts.first_tasks, [pair_name(*pair) for pair in weights])
     if not opts.spatial_first or not 0 < len(spatial) < len(weights):
         return (), 0
     batches = opts.spatial_first * opts.steps * opts.grad_accum

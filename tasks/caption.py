@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
 
 def caption_scores(predictions, references) -> dict:
@@ -81,7 +81,7 @@ class Caption:
     def example(self, record, rng) -> Example:
         prompt = choose_prompt(self.prompts, rng)
         captions = list(record["captions"])
-        target = captions[0] if len(captions) == 1 else captions[int(rng.integers(len(captions)))]
+        target = captions[0] if len(captions) == 1 else pick(captions, rng, record, "caption")
         return Example(self.name, record["image"], prompt, target, {"references": captions})
 
     def targets(self, examples, mods):

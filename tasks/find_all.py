@@ -48,7 +48,7 @@ class FindAll:
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
-        query = self.absent_query(objects, rng) if rng.random() < self.absent else None
+        query = self.absent_query(objects, rng) if not objects or rng.random() < self.absent else None
         return self.for_query(record, query or self.present_query(objects, rng), rng)
 
     def for_query(self, record, query: dict, rng) -> Example:

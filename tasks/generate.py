@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from unio.image_codes import CodeCache, image_from_ids, image_grammar, image_to_original, round_trip
 from unio.registries import register_task
-from unio.task import Example, choose_prompt, image_tensor
+from unio.task import Example, choose_prompt, image_tensor, pick
 from unio.world.palette import colour_scores, order_score, read_objects
 
 VQ = "vq"      # the image tokenizer whose codes the answers are
@@ -47,8 +47,7 @@ class Generate:
         self.codes = CodeCache(VQ)
 
     def example(self, record, rng) -> Example:
-        captions = record["captions"]
-        caption = captions[int(rng.integers(len(captions)))].strip()
+        caption = pick(record["captions"], rng, record, "caption").strip()
         colours = [o.get("attributes", {}).get("color") for o in record.get("objects") or []]
         order = np.argsort([(o["box"][0] + o["box"][2]) / 2 for o in record.get("objects") or []], kind="stable")
         return Example(self.name, None, choose_prompt(self.prompts, rng, caption), np.asarray(record["image"]),

@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt, pick
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
@@ -86,7 +86,7 @@ class ImageTextMatch(ShortTextAnswer):
         return example
 
     def example(self, record, rng) -> Example:
-        caption = record["captions"][int(rng.integers(len(record["captions"])))]
+        caption = pick(record["captions"], rng, record, "caption")
         objects = parse(caption)
         kind = KINDS[int(rng.integers(len(KINDS)))]
         if objects is None or rng.random() < 0.5:

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import ImageDraw
 
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -59,10 +59,7 @@ class Keypoints:
     # -- examples and targets -------------------------------------------------------------------
     def example(self, record, rng) -> Example:
         candidates = [i for i, o in enumerate(record["objects"]) if self._labelled(o, record)]
-        if not candidates:
-            raise ValueError(f"record {record.get('id', '?')!r} has no {self.thing} with labelled keypoints "
-                             f"and a box (task {self.name!r})")
-        index = candidates[int(rng.integers(len(candidates)))]
+        index = pick(candidates, rng, record, f"{self.thing} with labelled keypoints and a box")
         obj = record["objects"][index]
         points = [[float(x), float(y), int(v)] for x, y, v in obj["keypoints"]]
         points += [[0.0, 0.0, 0]] * (self.num_keypoints - len(points))

@@ -10,7 +10,7 @@ import numpy as np
 from unio.metrics import box_iou
 from unio.records import refexp_of
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
 
 @register_task("refexp")
@@ -23,7 +23,7 @@ class RefExp:
     headline = "acc@0.5"
 
     def example(self, record, rng) -> Example:
-        text, index = refexp_of(record["refexps"][int(rng.integers(len(record["refexps"])))])
+        text, index = refexp_of(pick(record["refexps"], rng, record, "referring expression"))
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text),
                        list(record["objects"][index]["box"]), {"expression": text})
 

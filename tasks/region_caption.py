@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt, pick
 
 
 def description(obj) -> str:
@@ -36,8 +36,7 @@ def text_scores(predictions, references) -> dict:
 
 
 def pick_object(record, rng) -> dict:
-    objects = [o for o in record["objects"] if o.get("box") is not None]
-    return objects[int(rng.integers(len(objects)))]
+    return pick([o for o in record["objects"] if o.get("box") is not None], rng, record, "object with a box")
 
 
 @register_task("region_caption")

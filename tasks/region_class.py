@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt
+from unio.task import Example, ShortTextAnswer, choose_prompt, pick
 
 
 @register_task("region_class")
@@ -24,8 +24,7 @@ class RegionClass(ShortTextAnswer):
         self.categories = categories
 
     def example(self, record, rng) -> Example:
-        objects = [o for o in record["objects"] if o.get("box") is not None]
-        obj = objects[int(rng.integers(len(objects)))]
+        obj = pick([o for o in record["objects"] if o.get("box") is not None], rng, record, "object with a box")
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng), str(obj.get("category", "object")),
                        region=list(obj["box"]))
 

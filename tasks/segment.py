@@ -20,7 +20,7 @@ import torch
 from unio.image_codes import CodeCache, decode_grid, image_grammar
 from unio.records import refexp_of
 from unio.registries import register_task
-from unio.task import Example, Grammar, Target, choose_prompt
+from unio.task import Example, Grammar, NothingToAsk, Target, choose_prompt
 
 REFERRING = ['Segment "{}".', 'Give the mask of "{}".', 'Which pixels belong to "{}"?']
 BOX = ["Segment the object in the region.", "Give the mask of the object in the region.",
@@ -82,7 +82,7 @@ class Segmentation:
     def example(self, record, rng) -> Example:
         candidates = _objects_with_masks(record)
         if not candidates:
-            raise ValueError(f"record {record.get('id', '?')!r} has no object with a non-empty mask to segment")
+            raise NothingToAsk(f"record {record.get('id', '?')!r} has no object with a non-empty mask to segment")
         refexps = [refexp_of(r) for r in record.get("refexps") or () if refexp_of(r)[1] in candidates]
         use_text = bool(refexps) and rng.random() < self.referring
         if use_text:

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 
 from unio.records import question_of
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt
+from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
 NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
            "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
@@ -107,7 +107,7 @@ class VQA:
     max_answer_tokens = 8
 
     def example(self, record, rng) -> Example:
-        question, answers, kind = question_of(record["questions"][int(rng.integers(len(record["questions"])))])
+        question, answers, kind = question_of(pick(record["questions"], rng, record, "question"))
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, question), answers[0],
                        {"type": kind, "answers": answers, "question": question})
 

@@ -19,7 +19,7 @@ from unio.model import UnioModel
 from unio.model.decoding import generate_constrained, strip_answer
 from unio.pipeline import generate_answers
 from unio.registries import TASKS
-from unio.task import make_example
+from unio.task import NothingToAsk, make_example
 from unio.vocab import EOS
 from unio.world import World
 
@@ -85,7 +85,7 @@ def test_segment_maps_masks_to_the_original_image():
 def test_segment_refuses_records_without_masks():
     task = TASKS.get("segment")
     record = {"image": np.zeros((32, 32, 3), np.uint8), "id": "bare", "objects": [{"box": [0, 0, 5, 5]}]}
-    with pytest.raises(ValueError, match="bare.*no object with a non-empty mask"):
+    with pytest.raises(NothingToAsk, match="bare.*no object with a non-empty mask"):
         make_example(task, record, 32, np.random.default_rng(0))
     crowd = {"image": np.zeros((32, 32, 3), np.uint8), "id": "crowd", "objects": [
         {"box": [0, 0, 5, 5], "mask": np.ones((32, 32), bool), "attributes": {"iscrowd": 1}}]}
@@ -181,7 +181,7 @@ def test_keypoints_refuse_too_many_points_and_unlabelled_objects():
     with pytest.raises(ValueError, match="17 keypoints.*answers with 5"):
         make_example(task, record, 32, np.random.default_rng(0))
     record["objects"][0]["keypoints"] = [[0, 0, 0]] * 5
-    with pytest.raises(ValueError, match="no object with labelled keypoints"):
+    with pytest.raises(NothingToAsk, match="'many' has no object with labelled keypoints"):
         make_example(task, record, 32, np.random.default_rng(0))
     person = TASKS.get("person_keypoints")
     assert person.num_keypoints == 17 and person.grammar is not None and len(person.sigmas) == 17

@@ -82,6 +82,32 @@ def test_coco_keypoint_names_and_skeleton_0_based(data):
     assert "skeleton" not in cat and "keypoint_names" not in cat      # only objects with keypoints
 
 
+def test_images_without_a_person_are_passed_over_not_fatal(data):
+    """person_keypoints on COCO: training draws another record for an image without a person, evaluation
+    reads on; neither counts it as a bad record. A source with nothing to ask at all is named."""
+    from unio.bad_records import BadRecords
+    from unio.data import Mixture
+    from unio.evaluation import split_examples
+    from unio.task import NothingToAsk, make_example
+    task, coco = TASKS.get("person_keypoints"), source("coco", data["root"] / "coco")
+    with pytest.raises(NothingToAsk, match="000000000139|139.*no person"):
+        make_example(task, coco.split("train2017")[0], 64, np.random.default_rng(0))
+    bad = BadRecords(skip=True)
+    batch = Mixture({"person_keypoints": task}, {"coco": coco}, {("person_keypoints", "coco"): 1.0}, 64,
+                    bad=bad).megabatch(0, 12)
+    astronaut = "coco/train2017/632"
+    assert len(batch) == 12 and {ex.meta["id"] for ex in batch} == {astronaut} and not bad.counts()
+    assert [ex.meta["id"] for ex in split_examples(task, coco, "train2017", 5, 64, bad=bad)] == [astronaut]
+    assert split_examples(task, coco, "val2017", 5, 64) == []          # no person in val2017
+
+    class ValOnly:                  # a source whose train split holds no person
+        def split(self, name):
+            return coco.split("val2017")
+    nobody = Mixture({"person_keypoints": task}, {"coco": ValOnly()}, {("person_keypoints", "coco"): 1.0}, 64)
+    with pytest.raises(ValueError, match="person_keypoints.*nothing to ask in 1000 records of source 'coco'"):
+        nobody.megabatch(0, 1)
+
+
 def test_masks_are_decoded_and_framed_only_when_read(data, monkeypatch):
     """Framing a record decodes no mask (a caption never pays for them); a mask that is read equals the
     eager framing's (the original mask decoded, then mapped to the model's frame)."""

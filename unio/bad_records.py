@@ -44,9 +44,13 @@ class BadRecords:
             tqdm.write(f"skipped a bad record of source {source!r}: {message}", file=sys.stderr)
 
     def attempt(self, source: str, make: Callable):
-        """make(); None (the record skipped and noted) when it raises BadRecord and bad records are skipped."""
+        """make(); None (the record skipped and noted) when it raises BadRecord and bad records are skipped;
+        None, noted nowhere, when the record holds nothing the task asks about (NothingToAsk)."""
+        from unio.task import NothingToAsk
         try:
             return make()
+        except NothingToAsk:
+            return None
         except BadRecord as error:
             if not self.skip:
                 raise

@@ -16,11 +16,12 @@ import torch
 from unio.bad_records import BadRecord, BadRecords
 from unio.model.transformer import shift_right
 from unio.photometric import SHARE, augment, tolerated
-from unio.task import Example, image_tensor, make_example
+from unio.task import Example, NothingToAsk, image_tensor, make_example
 from unio.vocab import BOS, EOS, IGNORE, PAD
 
 BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
 REDRAWS = 64  # bad records drawn in a row for one example before the mixture gives up
+EMPTY_REDRAWS = 1000   # records with nothing to ask drawn in a row before the mixture gives up
 
 
 DEFAULT_SOURCE = "world"
@@ -116,21 +117,31 @@ class Mixture:
     def draw(self, pair: int, record: int, rng, where: tuple, skipped: list | None) -> Example:
         """The example of `record` of `pair`. When bad records are skipped, a bad one is replaced by another
         record of the pair drawn by an rng of its own (seeded by the position `where`): batch k stays a
-        function of (seed, rank, k), the same as without skipping wherever no record is bad."""
-        for attempt in range(REDRAWS):
+        function of (seed, rank, k), the same as without skipping wherever no record is bad. A record
+        holding nothing the task asks about (NothingToAsk: a COCO image without a person, for person
+        keypoints) is replaced the same way, skipping or not, and is not a bad record."""
+        bad, empty = 0, 0
+        for attempt in range(REDRAWS + EMPTY_REDRAWS):
             try:
                 return self.example(pair, record, rng)
+            except NothingToAsk as error:
+                empty += 1
+                if empty >= EMPTY_REDRAWS:
+                    raise ValueError(f"task {self.pairs[pair][0]!r} found nothing to ask in {empty} records of source "
+                                     f"{self.pairs[pair][1]!r} drawn in a row (the last: {error}); does the source "
+                                     "hold what the task needs?") from None
             except BadRecord as error:
                 if self.bad is None or not self.bad.skip:
                     raise
-                last = (self.pairs[pair][1], str(error))
+                bad, last = bad + 1, (self.pairs[pair][1], str(error))
                 if skipped is None:
                     self.bad.note(*last)
                 else:
                     skipped.append(last)
+                if bad >= REDRAWS:
+                    raise ValueError(f"source {last[0]!r}: {REDRAWS} records drawn in a row were bad (the last: "
+                                     f"{last[1]}); is its train split readable?")
             record = int(np.random.default_rng([self.seed, self.rank, *where, 29, attempt]).integers(self.spans[pair]))
-        raise ValueError(f"source {last[0]!r}: {REDRAWS} records drawn in a row were bad (the last: {last[1]}); "
-                         "is its train split readable?")
 
     def example(self, pair: int, index: int, rng) -> Example:
         task, source = self.pairs[pair]

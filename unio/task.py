@@ -8,7 +8,8 @@ A task is any object with these attributes (no base class to inherit):
     requires: tuple[str]            the record keys it reads (checked against each source)
     headline: str                   its headline metric; `lower_is_better` when it is an error
     example(record, rng) -> Example one example from a record already in the model's frame (an
-                                    Example's `region`, a box, reaches the encoder as location tokens)
+                                    Example's `region`, a box, reaches the encoder as location tokens);
+                                    raises NothingToAsk for a record without what it asks about
     targets(examples, mods) -> list[list[int]]   gold target ids (global, no EOS), batched
     grammar(mods, image_size) -> Grammar         the shape of a well-formed answer
     decode(ids, mods, example) -> prediction     generated ids (global, no EOS) -> answer, model frame
@@ -56,6 +57,19 @@ class Example:
     record: Any = None             # the original record (evaluation reads gold in original pixels)
     source: str | None = None
     region: list | None = None     # a box (x1, y1, x2, y2), model frame: location tokens after the prompt
+
+
+class NothingToAsk(ValueError):
+    """A record that is fine but holds nothing this task can ask about (a COCO image without a person,
+    for person keypoints; an image without objects, for region captions). Not a bad record: training
+    draws another record of the pair, evaluation and the tokenizers' corpus read on to the next."""
+
+
+def pick(items, rng: np.random.Generator, record, what: str):
+    """One of `items` at random; NothingToAsk naming the record and `what` it lacks when there is none."""
+    if not len(items):
+        raise NothingToAsk(f"record {record.get('id', '?')!r} has no {what}")
+    return items[int(rng.integers(len(items)))]
 
 
 class Target(list):

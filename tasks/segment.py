@@ -5,9 +5,13 @@ referring expressions, and box-conditioned segmentation ('Segment the object in 
 object's box as `region=`, location tokens after the prompt). Training picks the referring form with
 probability `referring` where it can, else the box form; sources without `refexps` train the box form.
 
-The answer is the object's visible mask in the model's square frame, encoded as a single-channel
-image by the shared VQ-VAE: exactly (image_size / downsample)^2 codes in raster order, as a depth
-map is. Decoding gives a [0, 1] map that is resized to the original image and thresholded at
+The answer is the object's visible mask encoded as a single-channel image by the shared VQ-VAE:
+exactly (image_size / downsample)^2 codes in raster order, as a depth map is. `mask_in` says of what:
+"image" (the default, Unified-IO 2's form): the mask over the model's square frame; "box": the
+object's box first (4 location tokens, the same for both prompt forms), then the mask of that box's
+region stretched to the full grid (Mask R-CNN's box-relative mask: a cube's mask is all ones wherever
+it stands, and a small object gets the whole grid). Decoding gives a [0, 1] map over the frame (in
+"box", pasted back into the decoded box) that is resized to the original image and thresholded at
 `threshold`. Codes of gold masks are computed in batches and cached per (record, object).
 Metrics, in original pixels: mean IoU, cumulative IoU (all intersections over all unions), precision
 at IoU 0.5 and 0.7; mean IoU per form and per shape where objects have a `shape` attribute.
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from unio.image_codes import CodeCache, decode_grid, image_grammar
 from unio.records import refexp_of
 from unio.registries import register_task
-from unio.task import Example, Grammar, NothingToAsk, Target, choose_prompt
+from unio.task import Example, Grammar, NothingToAsk, Segment, Target, choose_prompt
 
 REFERRING = ['Segment "{}".', 'Give the mask of "{}".', 'Which pixels belong to "{}"?']
 BOX = ["Segment the object in the region.", "Give the mask of the object in the region.",
@@ -37,6 +42,31 @@ def box_mask(box, height: int, width: int) -> np.ndarray:
     ys, xs = np.mgrid[0:height, 0:width] + 0.5
     x1, y1, x2, y2 = box
     return (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
+
+
+def _sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, mode: str = "bilinear") -> np.ndarray:
+    """Samples of a (H, W) map at pixel coordinates (xs, ys) (pixel centres at +0.5); 0 outside."""
+    h, w = image.shape
+    grid = torch.from_numpy(np.stack(np.broadcast_arrays(2 * xs / w - 1, 2 * ys / h - 1), -1)).float()[None]
+    src = torch.from_numpy(np.asarray(image, np.float32))[None, None]
+    return F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=False)[0, 0].numpy()
+
+
+def crop_to_box(image: np.ndarray, box, size: int) -> np.ndarray:
+    """The region `box` (x1, y1, x2, y2, pixels) of a (H, W) mask, stretched to (size, size) (nearest
+    pixel: a mask that fills its box stays all ones)."""
+    x1, y1, x2, y2 = box
+    centres = (np.arange(size) + 0.5) / size
+    return _sample(image, (x1 + centres * (x2 - x1))[None, :], (y1 + centres * (y2 - y1))[:, None], "nearest")
+
+
+def paste_from_box(crop: np.ndarray, box, height: int, width: int) -> np.ndarray:
+    """crop_to_box's inverse: a (size, size) map of the box's region -> a (height, width) map, 0 outside it."""
+    x1, y1, x2, y2 = box
+    size_y, size_x = crop.shape
+    xs = ((np.arange(width) + 0.5 - x1) / (x2 - x1) * size_x)[None, :]
+    ys = ((np.arange(height) + 0.5 - y1) / (y2 - y1) * size_y)[:, None]
+    return _sample(crop, xs, ys)
 
 
 def mask_ious(predicted: np.ndarray, gold: np.ndarray) -> tuple:
@@ -73,10 +103,13 @@ class Segmentation:
     also_report = ("ciou", "p@0.5")
     cache_size = 200_000
 
-    def __init__(self, referring: float = 0.5, threshold: float = 0.5):
+    def __init__(self, referring: float = 0.5, threshold: float = 0.5, mask_in: str = "image"):
         if not 0 <= referring <= 1:
             raise ValueError(f"referring must be a probability in [0, 1], got {referring}")
-        self.referring, self.threshold = referring, threshold
+        if mask_in not in ("image", "box"):
+            raise ValueError(f"mask_in must be 'image' (the mask over the frame) or 'box' (the box, then the "
+                             f"mask within it), got {mask_in!r}")
+        self.referring, self.threshold, self.mask_in = referring, threshold, mask_in
         self._codes = CodeCache("vq", self.cache_size, to_tensor=mask_image)
 
     def example(self, record, rng) -> Example:
@@ -99,19 +132,46 @@ class Segmentation:
                              "form": "referring" if use_text else "box", "shape": shape,
                              "box": list(obj["box"])})
 
-    # -- targets: VQ codes of the mask, cached -------------------------------------------------
+    @property
+    def tokenizer_signature(self):
+        """The VQ-VAE learns from masks within their boxes in "box": another cached tokenizer."""
+        return "mask_in=box" if self.mask_in == "box" else None
+
+    # -- targets: VQ codes of the mask (after its box's location tokens in "box"), cached -----------
     def targets(self, examples, mods):
-        codes = self._codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
-        return [Target(c) for c in codes]
+        if self.mask_in == "image":
+            codes = self._codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
+            return [Target(c) for c in codes]
+        boxes = [self.answer_box(ex, mods) for ex in examples]
+        crops = [crop_to_box(ex.target, box, ex.image.shape[0]) for ex, (_, box) in zip(examples, boxes)]
+        keys = [None if ex.meta.get("key") is None else (*ex.meta["key"], "box") for ex in examples]
+        codes = self._codes(crops, keys, mods)
+        return [Target(mods.vocab.to_global("coordinates", ids) + c) for (ids, _), c in zip(boxes, codes)]
+
+    @staticmethod
+    def answer_box(example, mods) -> tuple:
+        """(its 4 location ids, the box they decode to): the box as the answer states it, whose region the mask fills."""
+        h, w = example.image.shape[:2]
+        coords = mods["coordinates"]
+        ids = coords.encode_box(example.meta["box"], w, h)
+        return ids, coords.decode_box(ids, w, h)
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        return image_grammar(mods, "vq", image_size)
+        codes = image_grammar(mods, "vq", image_size)
+        if self.mask_in == "image":
+            return codes
+        box = Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True)
+        return Grammar((box, *codes.segments))
 
     # -- answers -----------------------------------------------------------------------------
     def decode(self, ids, mods, example) -> np.ndarray:
         """Generated codes -> the mask's [0, 1] map over the model's frame (thresholded in to_original)."""
         h, w = example.image.shape[:2]
-        return decode_grid(ids, mods, "vq", h, w, channels=1)[0].numpy()
+        if self.mask_in == "image":
+            return decode_grid(ids, mods, "vq", h, w, channels=1)[0].numpy()
+        location = mods.vocab.to_local("coordinates", list(ids[:4]))
+        box = mods["coordinates"].decode_box(location, w, h) if len(location) == 4 else [0.0, 0.0, float(w), float(h)]
+        return paste_from_box(decode_grid(ids[4:], mods, "vq", h, w, channels=1)[0].numpy(), box, h, w)
 
     def to_original(self, soft_mask, frame) -> np.ndarray:
         """A [0, 1] map (or bool mask) over the model's frame -> a bool mask of the original image's size."""
@@ -141,10 +201,12 @@ class Segmentation:
         return [example.prompt]
 
     def training_images(self, example) -> list:
+        if self.mask_in == "box":
+            return [mask_image(crop_to_box(example.target, example.meta["box"], example.image.shape[0]))]
         return [mask_image(example.target)]
 
     def baselines(self):
-        return {"gold_box": _GoldBox, "vq_ceiling": _VQRoundTrip}
+        return {"gold_box": _GoldBox, "vq_ceiling": lambda train, mods: _VQRoundTrip(train, mods, self)}
 
 
 class _GoldBox:
@@ -159,11 +221,14 @@ class _GoldBox:
 
 
 class _VQRoundTrip:
-    """The gold mask through VQ encode -> decode: the ceiling the shared VQ-VAE allows."""
+    """The gold answer through the tokenizers and back (VQ encode -> decode; in "box", the box's bins too):
+    the ceiling the codes allow."""
 
-    def __init__(self, train_examples, mods):
-        self.mods = mods
+    def __init__(self, train_examples, mods, task):
+        self.mods, self.task = mods, task
 
     def __call__(self, example):
+        if self.task.mask_in == "box":
+            return self.task.decode(self.task.targets([example], self.mods)[0], self.mods, example)
         vq = self.mods["vq"]
         return vq.decode(vq.encode(mask_image(example.target)), channels=1)[0, 0].numpy()

@@ -59,13 +59,68 @@ def test_segment_targets_are_the_vq_round_trip_and_parse(modalities):
     exs = world_examples(task, "test", 6, 32)
     assert {ex.meta["form"] for ex in exs} == {"referring", "box"}
     assert all((ex.region is None) == (ex.meta["form"] == "referring") for ex in exs)
-    grammar, ceiling = task.grammar(modalities, 32), mod._VQRoundTrip([], modalities)
+    grammar, ceiling = task.grammar(modalities, 32), task.baselines()["vq_ceiling"]([], modalities)
     for ex, ids in zip(exs, task.targets(exs, modalities)):
         assert len(ids) == 16 and grammar.accepts(list(ids) + [EOS], modalities.vocab)
         assert np.allclose(task.decode(ids, modalities, ex), ceiling(ex), atol=1e-6)
         assert ex.target.shape == (32, 32) and ex.target.dtype == bool and ex.target.any()
     again = task.targets(exs, modalities)                     # from the cache, the same codes
     assert [list(t) for t in again] == [list(t) for t in task.targets(exs, modalities)]
+
+
+def box_segment():
+    """The segment task answering the box, then the mask within it (mask_in="box")."""
+    return type(TASKS.get("segment"))(mask_in="box")
+
+
+def test_box_relative_masks_crop_and_paste_back_exactly():
+    mod = plugin("segment")
+    ys, xs = np.mgrid[0:64, 0:64]
+    for radius in (2.5, 6.5, 12):
+        disc = (xs - 20.3) ** 2 + (ys - 30.7) ** 2 <= radius ** 2
+        y, x = np.nonzero(disc)
+        box = [x.min(), y.min(), x.max() + 1, y.max() + 1]
+        crop = mod.crop_to_box(disc, box, 64)
+        assert crop.shape == (64, 64) and crop.mean() > disc.mean()        # the object fills its grid
+        assert np.array_equal(mod.paste_from_box(crop, box, 64, 64) > 0.5, disc)
+    bar = np.zeros((64, 64), bool)
+    bar[10:20, 30:45] = True
+    assert mod.crop_to_box(bar, [30, 10, 45, 20], 16).min() == 1.0       # a mask that is its box: all ones
+    with pytest.raises(ValueError, match="mask_in must be 'image'.*or 'box'"):
+        type(TASKS.get("segment"))(mask_in="crop")
+
+
+def test_box_relative_targets_are_the_box_then_the_codes_and_round_trip(modalities):
+    """mask_in="box": 4 location tokens (the object's box, both forms), then the codes of the mask within it;
+    decoding the gold answer is the ceiling baseline, and beats the frame-wide codes on small objects."""
+    task, frame_task = box_segment(), TASKS.get("segment")
+    exs = world_examples(task, "test", 8, 32)
+    grammar, ceiling = task.grammar(modalities, 32), task.baselines()["vq_ceiling"]([], modalities)
+    coords = modalities["coordinates"]
+    for ex, ids in zip(exs, task.targets(exs, modalities)):
+        assert len(ids) == 4 + 16 and grammar.accepts(list(ids) + [EOS], modalities.vocab)
+        assert modalities.vocab.to_local("coordinates", ids[:4]) == coords.encode_box(ex.meta["box"], 32, 32)
+        decoded = task.decode(ids, modalities, ex)
+        assert decoded.shape == (32, 32) and np.allclose(decoded, ceiling(ex), atol=1e-6)
+        outside = ~plugin("segment").box_mask(task.answer_box(ex, modalities)[1], 32, 32)
+        assert decoded[outside].max(initial=0) < 0.5                      # nothing outside the stated box
+    assert not grammar.accepts(list(frame_task.targets(exs[:1], modalities)[0]) + [EOS], modalities.vocab)
+
+
+def test_a_model_reads_its_answers_with_the_task_options_it_was_trained_with(tmp_path, modalities):
+    from unio.model import UnioConfig
+    from unio.model_folder import load_model_folder
+    from unio.registries import configure_task
+    config = UnioConfig(vocab_size=modalities.vocab.size, task_options={"segment": {"mask_in": "box"}}, **TINY_MODEL)
+    UnioModel(config).save_pretrained(tmp_path)
+    modalities.save(tmp_path / "tokenizers")
+    try:
+        model, _ = load_model_folder(tmp_path)
+        assert model.config.task_options == {"segment": {"mask_in": "box"}}
+        assert TASKS.get("segment").mask_in == "box"
+    finally:
+        configure_task("segment", {})
+    assert TASKS.get("segment").mask_in == "image"
 
 
 def test_segment_maps_masks_to_the_original_image():
@@ -243,10 +298,15 @@ def test_keypoint_baselines(modalities):
 
 
 # -- both: any weights parse, a tiny model learns, results, drawing ------------------------------
-@pytest.mark.parametrize("name", ["segment", "keypoints"])
+def task_for(name):
+    return box_segment() if name == "segment:box" else TASKS.get(name)
+
+
+@pytest.mark.parametrize("name", ["segment", "segment:box", "keypoints"])
 def test_every_generated_answer_parses(modalities, tiny_config, name):
     torch.manual_seed(0)
-    task = TASKS.get(name)
+    task = task_for(name)
+    name = task.name
     model = UnioModel(tiny_config).eval()
     exs = world_examples(task, "test", 3, 32)
     inputs = {k: v for k, v in Collator({name: task}, modalities, 48, 40)(exs).items()
@@ -263,10 +323,11 @@ def test_every_generated_answer_parses(modalities, tiny_config, name):
                 assert decoded.shape == (32, 32) and 0 <= decoded.min() and decoded.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["segment", "keypoints"])
+@pytest.mark.parametrize("name", ["segment", "segment:box", "keypoints"])
 def test_tiny_model_overfits_a_batch(modalities, tiny_config, name):
     torch.manual_seed(0)
-    task = TASKS.get(name)
+    task = task_for(name)
+    name = task.name
     exs = world_examples(task, "train", 4, 32)
     model = UnioModel(tiny_config)
     batch = Collator({name: task}, modalities, 48, 40)(exs)

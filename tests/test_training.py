@@ -125,6 +125,34 @@ def test_tokenizer_cache_is_keyed_by_the_config_and_the_corpus():
     assert name([("vqa", "world")], cfg=load_tokenizer_config(num_bins=100)) != name([("vqa", "world")])
     assert name([("caption", "mine")], specs={"mine": "hf:/a"}) != name([("caption", "mine")], specs={"mine": "hf:/b"})
     assert load_tokenizer_config(steps=20)["tokenizers"]["vq"]["steps"] == 20
+    from unio.registries import TASKS, configure_task
+    frame_masks = name([("segment", "world")])
+    configure_task("segment", {"mask_in": "box"})          # its VQ-VAE learns from other images
+    try:
+        assert name([("segment", "world")]) != frame_masks
+    finally:
+        configure_task("segment", {})
+    assert name([("segment", "world")]) == frame_masks and TASKS.get("segment").mask_in == "image"
+
+
+def test_a_tokenizer_learns_from_the_tasks_its_config_names():
+    """`learn_from: [generate]` narrows a tokenizer's corpus (the generation config's RGB-only VQ-VAE)."""
+    from unio.bootstrap import Corpus, corpus_for, corpus_pairs, load_tokenizer_config
+    from unio.data import DEFAULT_SOURCE
+    from unio.sources import build_source
+    config = load_tokenizer_config("generation")
+    assert config["tokenizers"]["vq"]["learn_from"] == ["generate", "inpaint"]
+    world = build_source(DEFAULT_SOURCE, None, 32)
+    corpus = Corpus(corpus_pairs([("generate", DEFAULT_SOURCE)], config), {DEFAULT_SOURCE: world}, 32)
+    assert ("depth", DEFAULT_SOURCE) in corpus.pairs
+    images = corpus_for(corpus, ["generate", "inpaint"]).images()
+    assert all(next(images).shape[0] == 3 for _ in range(6))         # RGB scenes, no 1-channel depth map
+    everything = corpus.images()
+    assert {next(everything).shape[0] for _ in range(4)} == {1, 3}   # the whole corpus: depth maps too
+    with pytest.raises(ValueError, match="learn_from .*names no task"):
+        corpus_for(corpus, ["segment"])
+    from unio.train_cli import options_from, parser
+    assert options_from(parser().parse_args(["--tokenizer-config", "generation"])).tokenizer_config == "generation"
 
 
 def test_a_task_without_a_weight_takes_its_default():

@@ -99,20 +99,36 @@ def corpus_pairs(pairs, config: dict) -> list:
     return sorted(dict.fromkeys([*pairs, *extra]))
 
 
+def corpus_for(corpus: Corpus, tasks) -> Corpus:
+    """The corpus narrowed to the pairs of `tasks` (a tokenizer's `learn_from` option; None: all of it)."""
+    if tasks is None:
+        return corpus
+    pairs = [p for p in corpus.pairs if p[0] in tasks]
+    if not pairs:
+        raise ValueError(f"learn_from {list(tasks)} names no task of the tokenizer corpus; its pairs: {corpus.pairs}")
+    return Corpus(pairs, corpus.sources, corpus.resolution, corpus.texts_per_pair, corpus.bad)
+
+
 def build_modalities(config: dict, corpus: Corpus, directory: Path, progress: bool = True) -> Modalities:
+    """Each configured tokenizer built from the corpus (or, with `learn_from: [task, ...]`, from those
+    tasks' pairs alone: e.g. a VQ-VAE for image generation that learns from RGB scenes, not depth maps)."""
     tokenizers = {}
     for name, options in config["tokenizers"].items():
         plugin = TOKENIZERS.get(name)
+        options = dict(options)
+        source = corpus_for(corpus, options.pop("learn_from", None))
         if "progress" in inspect.signature(plugin.build).parameters:
             options = {**options, "progress": progress}
-        tokenizers[name] = plugin.build(corpus, directory / name, **options)
+        tokenizers[name] = plugin.build(source, directory / name, **options)
     return Modalities(tokenizers)
 
 
 def cache_name(pairs, config: dict, resolution: int, source_specs: dict) -> str:
-    """Runs with the same tokenizer config and corpus share their cached tokenizers."""
-    key = json.dumps([config, [list(p) for p in pairs], {s: str(source_specs.get(s)) for _, s in pairs}],
-                     sort_keys=True, default=str)
+    """Runs with the same tokenizer config and corpus share their cached tokenizers. A task whose options
+    change what its examples give the tokenizers says so in its `tokenizer_signature` (None: nothing)."""
+    parts = [config, [list(p) for p in pairs], {s: str(source_specs.get(s)) for _, s in pairs}]
+    signatures = {t: s for t, _ in pairs if (s := getattr(TASKS.get(t), "tokenizer_signature", None)) is not None}
+    key = json.dumps(parts + ([signatures] if signatures else []), sort_keys=True, default=str)
     return f"tokenizers-r{resolution}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -77,7 +77,10 @@ def evaluate(args) -> int:
     if args.model:
         from unio.evaluation import evaluate_model
         from unio.inference import load
-        runner = load(args.model)
+        runner = load(args.model)       # configures its tasks with the options it was trained with
+        trained = runner.model.config.task_options
+        given = parse_task_options(args.task_option)
+        configure_tasks({t: {**trained.get(t, {}), **given.get(t, {})} for t in given})   # --task-option wins
         size = runner.model.config.image_size
         sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
         check_split(args.split, sources)

@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--moe", action="store_true", help="mixture-of-experts feed-forward every 2nd layer")
     p.add_argument("--eval-n", type=int, default=None, help="test examples per task for the final evaluation")
     p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
+    p.add_argument("--tokenizer-config", default=None,
+                   help="configs/tokenizers/<name>.yaml or a YAML path (default: default; generation: a VQ-VAE of RGB scenes)")
     p.add_argument("--vq-steps", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=None, help="steps between validation evaluations (0: none)")
@@ -92,7 +94,7 @@ def options_from(args):
     opts.model_overrides = model_overrides(args.model)
     opts.task_options = parse_task_options(args.task_option)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
-                 "spatial_first", "photometric", "first_tasks"):
+                 "spatial_first", "photometric", "first_tasks", "tokenizer_config"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

@@ -231,6 +231,8 @@ def build_model(opts: TrainOptions, mods: Modalities, existing: Path | None):
 def model_overrides(opts: TrainOptions, mods: Modalities) -> dict:
     """--model's fields, plus what the options imply: location smoothing, per-range loss, MoE."""
     overrides = dict(opts.model_overrides)
+    if opts.task_options:
+        overrides.setdefault("task_options", opts.task_options)
     ordinal = [(name, tok.ordinal_ids()) for name, tok in mods.tokenizers.items() if hasattr(tok, "ordinal_ids")]
     if ordinal and opts.location_sigma > 0:   # the first tokenizer with ordered bins (location bins)
         name, (lo, hi) = ordinal[0]

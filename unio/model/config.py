@@ -16,7 +16,8 @@ class UnioConfig(PretrainedConfig):
                  moe_top_k: int = 2, capacity_factor: float = 1.25, moe_aux_weight: float = 0.01,
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
                  loss_range_starts: list | None = None, stem: str = "linear",
-                 share_encoder_embeddings: bool = True, unio_format: int = 1, **kwargs):
+                 share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
+                 **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -39,6 +40,9 @@ class UnioConfig(PretrainedConfig):
         # start ids of the vocabulary ranges: when set, each target's training softmax covers only
         # its own range (+ EOS), as grammar-constrained decoding does (None = the whole vocabulary)
         self.loss_range_starts = list(loss_range_starts) if loss_range_starts else None
+        # the options the run gave task plugins ({task: {option: value}}, e.g. segment's mask_in): a
+        # loaded model configures its tasks with them, so its answers are read as they were trained
+        self.task_options = dict(task_options or {})
         # names transformers' generate() and cache code look for
         self.num_hidden_layers = decoder_layers
         self.hidden_size = d_model

@@ -156,6 +156,13 @@ class Segmentation:
         ids = coords.encode_box(example.meta["box"], w, h)
         return ids, coords.decode_box(ids, w, h)
 
+    def answer_prefix(self, example, mods) -> list | None:
+        """In "box", a prompt's region is the answer's box: its location tokens are forced, the codes follow."""
+        if self.mask_in != "box" or example.region is None:
+            return None
+        h, w = example.image.shape[:2]
+        return mods.vocab.to_global("coordinates", mods["coordinates"].encode_box(example.region, w, h))
+
     def grammar(self, mods, image_size: int) -> Grammar:
         codes = image_grammar(mods, "vq", image_size)
         if self.mask_in == "image":
@@ -187,13 +194,15 @@ class Segmentation:
         return example.frame.mask_to_original(example.target) if example.frame else np.asarray(example.target, bool)
 
     def evaluate(self, predictions, examples) -> dict:
+        """Mask metrics over all examples, and mIoU per form, per shape and per form and shape
+        ("miou_referring_sphere")."""
         pairs = [(p, self.gold(ex)) for p, ex in zip(predictions, examples)]
         metrics = mask_metrics(pairs)
-        for key in ("form", "shape"):
+        for keys in (("form",), ("shape",), ("form", "shape")):
             groups: dict = {}
             for pair, ex in zip(pairs, examples):
-                if ex.meta.get(key) is not None:
-                    groups.setdefault(ex.meta[key], []).append(pair)
+                if all(ex.meta.get(k) is not None for k in keys):
+                    groups.setdefault("_".join(ex.meta[k] for k in keys), []).append(pair)
             metrics.update({f"miou_{name}": mask_metrics(group)["miou"] for name, group in sorted(groups.items())})
         return metrics
 

@@ -170,6 +170,7 @@ def test_segment_evaluation_and_baselines(modalities):
     metrics = task.evaluate(perfect, exs)
     assert metrics["miou"] == 1.0 and metrics["p@0.7"] == 1.0
     assert {"miou_referring", "miou_box"} <= set(metrics) and any(k.startswith("miou_sphere") for k in metrics)
+    assert any(k.startswith("miou_referring_") for k in metrics) and any(k.startswith("miou_box_") for k in metrics)
     box = task.baselines()["gold_box"]([], modalities)
     scored = task.evaluate([task.to_original(box(ex), ex.frame) for ex in exs], exs)
     assert 0.5 < scored["miou"] < 1.0 and scored.get("miou_cube", 1.0) > scored.get("miou_cone", 0.0)
@@ -321,6 +322,31 @@ def test_every_generated_answer_parses(modalities, tiny_config, name):
                 assert len(decoded["keypoints"]) == 5 and all(0 <= x <= 32 and 0 <= y <= 32 for x, y, _ in decoded["keypoints"])
             else:
                 assert decoded.shape == (32, 32) and 0 <= decoded.min() and decoded.max() <= 1
+
+
+def test_a_given_region_is_the_box_of_a_box_relative_answer(modalities, tiny_config):
+    """mask_in="box": decoding forces the prompt's region as the answer's box (greedy, sampled, beams);
+    a referring answer finds its own box."""
+    torch.manual_seed(0)
+    task, model = box_segment(), UnioModel(tiny_config).eval()
+    exs = world_examples(task, "test", 6, 32)
+    for options in ({}, {"do_sample": True, "top_k": 50}, {"num_beams": 2}):
+        for answer, ex in zip(generate_answers(model, modalities, task, exs, **options), exs):
+            prefix = task.answer_prefix(ex, modalities)
+            assert (prefix is None) == (ex.region is None)
+            if prefix is not None:
+                assert answer.ids[:4] == prefix and prefix == task.targets([ex], modalities)[0][:4]
+    assert TASKS.get("segment").answer_prefix(exs[0], modalities) is None      # "image": nothing forced
+
+
+def test_forced_prefixes_follow_beams_and_guidance_rows():
+    from unio.pipeline import ForcedPrefix
+    forced = ForcedPrefix([[5, 6], None], num_beams=2)
+    scores = forced(torch.zeros(8, 1, dtype=torch.long), torch.zeros(8, 10))   # 2 examples x 2 beams x (cond, uncond)
+    assert [int(r.argmax()) for r in scores] == [5, 5, 0, 0, 5, 5, 0, 0]
+    assert (scores[0] > -1e30).sum() == 1 and (scores[2] > -1e30).all()
+    later = forced(torch.zeros(8, 3, dtype=torch.long), torch.zeros(8, 10))     # past the prefix: free
+    assert (later > -1e30).all()
 
 
 @pytest.mark.parametrize("name", ["segment", "segment:box", "keypoints"])

@@ -81,6 +81,7 @@ def generate_answers(model, mods, task, examples, **options) -> list:
     options.setdefault("output_scores", True)
     options["return_dict_in_generate"] = True
     extra = [StopByMass()] if getattr(task, "stop_by_mass", False) else []
+    extra += ForcedPrefix.for_task(task, examples, mods, options.get("num_beams", 1))
     guidance = ClassifierFreeGuidance.from_options(scale, len(examples), options) if guided else None
     options["extra_processors"] = extra + ([guidance] if guidance else [])
     with seeded(seed, device):
@@ -182,6 +183,30 @@ class StopByMass(LogitsProcessor):
         only_eos[:, EOS] = scores[:, EOS]
         scores = torch.where(ends[:, None], only_eos, scores)
         scores[goes_on, EOS] = lowest
+        return scores
+
+
+class ForcedPrefix(LogitsProcessor):
+    """Each example's answer starts with the ids its task's `answer_prefix` gives (none: free). Rows are
+    examples, expanded by beams and doubled by guidance (example = (row // beams) % examples)."""
+
+    def __init__(self, prefixes: list, num_beams: int = 1):
+        self.prefixes, self.num_beams = prefixes, num_beams
+
+    @classmethod
+    def for_task(cls, task, examples, mods, num_beams: int = 1) -> list:
+        answer_prefix = getattr(task, "answer_prefix", None)
+        prefixes = [answer_prefix(ex, mods) for ex in examples] if answer_prefix else []
+        return [cls(prefixes, num_beams)] if any(prefixes) else []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        position = input_ids.shape[1] - 1                   # tokens generated after the start token
+        for row in range(scores.shape[0]):
+            prefix = self.prefixes[(row // self.num_beams) % len(self.prefixes)]
+            if prefix and position < len(prefix):
+                forced = scores[row, prefix[position]].clone()
+                scores[row] = torch.finfo(scores.dtype).min
+                scores[row, prefix[position]] = forced
         return scores
 
 

@@ -25,6 +25,8 @@ A task is any object with these attributes (no base class to inherit):
                                                  generating (optional)
     helper: str                                  another name for its `unio.<helper>` function (optional)
     stop_by_mass: bool                           end only when EOS outweighs all continuations (lists)
+    answer_prefix(example, mods) -> list | None  global ids the answer must start with (e.g. a box the
+                                                 prompt already gives); decoding forces them (optional)
     reads_image: bool                            False: the encoder reads the prompt alone (Example.image
                                                  None; unio.run takes an image only for the output's size)
     prepare(example) -> Example                  finishes an inference example (e.g. blanks a region)

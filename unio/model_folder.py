@@ -73,13 +73,7 @@ def load_model_folder(path: str | Path) -> tuple:
         model = UnioModel.from_pretrained(folder)
     except (OSError, RuntimeError, ValueError, TypeError) as error:
         raise ValueError(f"cannot load the model in {folder}: {error}") from None
-    configure_tasks(model.config.task_options)
+    from unio.registries import TASKS, configure_tasks
+    known = TASKS.names()      # the options it was trained with, for the tasks this unio has
+    configure_tasks({t: o for t, o in model.config.task_options.items() if t in known})
     return model, mods
-
-
-def configure_tasks(options: dict) -> None:
-    """The task options a model was trained with (its config's task_options), for the tasks this unio has."""
-    from unio.registries import TASKS, configure_task
-    for name, task_options in (options or {}).items():
-        if name in TASKS.names():
-            configure_task(name, task_options)

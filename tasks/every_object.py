@@ -10,30 +10,11 @@ object's points in one list) and `instances` (one list per box).
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+from unio.labels import query_matches
 from unio.registries import TASKS, register_task
-
-ANYTHING = {"object", "objects", "thing", "things", "everything"}
-
-
-def query_matches(label: str, query: str | None) -> bool:
-    """Whether a detected label ("large red cube") has every word of the query ("red cubes")."""
-    words = set(label.lower().split())
-    wanted = [w for w in (query or "").lower().split() if w not in ANYTHING]
-    return all(w in words or (w.endswith("s") and w[:-1] in words) for w in wanted)
-
-
-def slot_of(prompt: str, templates) -> str | None:
-    """The text a prompt fills into the first template it matches ('Segment every "cube".' -> 'cube')."""
-    for template in templates:
-        pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
-        found = re.match(pattern, prompt.strip(), flags=re.I | re.S)
-        if found:
-            return found.group(1) if found.groups() else None
-    return None
+from unio.task import slot_of
 
 
 class PerDetectedObject:

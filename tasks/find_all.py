@@ -7,18 +7,25 @@ every object that has them; elsewhere it names a category. A share `absent` of t
 for something the image does not hold. Metrics: precision and recall of the returned boxes at IoU
 0.5 on queries with matches (recall also for exactly one and for several), and the false-positive
 rate: the share of absent queries that got any box.
+
+With `via="detection"` the task is answered through detection instead of its own trained answers (a
+model trained with detection, with or without find_all): the image's detected boxes whose label names
+the query (every word of it; a category query: the whole label), as a closed-set detector answers
+"find every X". Training is unchanged; the option only changes how answers are made.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from unio.boxes import match, nms, split_groups
+from unio.labels import query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
+from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, slot_of
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
+VIAS = (None, "detection")   # None: its own trained answers
 
 
 def phrase(values: dict) -> str:
@@ -43,8 +50,10 @@ class FindAll:
     uses_token_logprobs = True
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
-    def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6):
-        self.absent, self.max_objects, self.nms_iou = absent, max_objects, nms_iou
+    def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None):
+        if via not in VIAS:
+            raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
+        self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
@@ -57,7 +66,12 @@ class FindAll:
         boxes = sorted((list(o["box"]) for o in objects if matches(o, query)), key=lambda b: (b[0], b[1]))
         text = query.get("category") or phrase(query)
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects],
-                       {"query": text, "matches": len(boxes)})
+                       {"query": text, "matches": len(boxes), "category": "category" in query})
+
+    def prepare(self, example: Example) -> Example:
+        """unio.run's example: the query is the text the prompt puts between the quotes."""
+        example.meta.setdefault("query", slot_of(example.prompt, self.prompts) or "")
+        return example
 
     def present_query(self, objects, rng) -> dict:
         obj = objects[int(rng.integers(len(objects)))]
@@ -94,6 +108,15 @@ class FindAll:
         scores = [g.score for g in groups]
         kept = sorted(nms(boxes, scores, None, self.nms_iou))
         return {"boxes": [boxes[i] for i in kept], "scores": [scores[i] for i in kept]}
+
+    def from_answer(self, detected: dict, example) -> dict:
+        """This task's prediction from a detection of the same image (`via="detection"`): the boxes whose
+        label names the query."""
+        query = example.meta["query"]
+        named = (lambda label: label.lower() == query.lower()) if example.meta.get("category") else \
+            (lambda label: query_matches(label, query))
+        keep = [i for i, label in enumerate(detected["labels"]) if named(label)]
+        return {"boxes": [detected["boxes"][i] for i in keep], "scores": [detected["scores"][i] for i in keep]}
 
     def to_original(self, prediction, frame) -> dict:
         return {**prediction, "boxes": [frame.box_to_original(b) for b in prediction["boxes"]]}

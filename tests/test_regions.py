@@ -153,3 +153,39 @@ def test_itm_easy_negatives_replace_training_negatives_only():
             configure_task("itm", {"easy": 2})
     finally:
         TASKS.register("itm", original, replace=True)
+
+
+def test_find_all_through_detection_keeps_the_labels_that_name_the_query():
+    task = TASKS.get("find_all")
+    detected = {"boxes": [[0, 0, 4, 4], [5, 5, 9, 9], [10, 10, 14, 14]], "scores": [0.9, 0.8, 0.7],
+                "labels": ["large red cube", "small blue sphere", "small red cube"]}
+
+    def kept(query, category=False):
+        ex = world_examples(task, "test", 1, 32)[0]
+        ex.meta.update(query=query, category=category)
+        return task.from_answer(detected, ex)
+
+    assert kept("red cube") == {"boxes": [[0, 0, 4, 4], [10, 10, 14, 14]], "scores": [0.9, 0.7]}
+    assert kept("red object")["boxes"] == [[0, 0, 4, 4], [10, 10, 14, 14]]
+    assert kept("large cube")["boxes"] == [[0, 0, 4, 4]] and kept("green cone") == {"boxes": [], "scores": []}
+    assert kept("small red cube", category=True)["boxes"] == [[10, 10, 14, 14]]
+    assert kept("cube", category=True)["boxes"] == []               # a category is the whole label
+
+
+def test_find_all_via_detection_answers_with_the_detected_boxes(runner):
+    """`find_all.via=detection`: unio.run asks detection and keeps the boxes whose label names the query
+    ("object" names every one), in the same original pixels; the option is checked."""
+    from unio.registries import configure_task
+    original = TASKS.get("find_all")
+    image = np.asarray(Image.fromarray(World("test")[1].image).resize((90, 60)))
+    try:
+        configure_task("find_all", {"via": "detection"})
+        detected = unio.detect(image, model=runner)
+        every = unio.find_all(image, "object", model=runner)
+        assert detected.boxes and every.task == "find_all"
+        assert every.boxes == detected.boxes and every.scores == detected.scores
+        assert unio.find_all(image, "purple zebra", model=runner).boxes == []
+        with pytest.raises(ValueError, match="via='refexp'"):
+            configure_task("find_all", {"via": "refexp"})
+    finally:
+        TASKS.register("find_all", original, replace=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import torch
@@ -13,6 +13,7 @@ from transformers import LogitsProcessor
 
 from unio.data import encode_inputs
 from unio.model.decoding import generate_constrained, score_candidates, strip_answer
+from unio.registries import TASKS
 from unio.vocab import EOS, PAD
 
 
@@ -70,6 +71,8 @@ def check_generation_options(options: dict) -> None:
 def generate_answers(model, mods, task, examples, **options) -> list:
     """One batch of examples of one task -> [Answer]."""
     check_generation_options(options)
+    if getattr(task, "via", None):
+        return answers_through(model, mods, task, examples, **options)
     model.eval()
     device = next(model.parameters()).device
     seed, scale = options.pop("seed", None), options.pop("guidance_scale", None)
@@ -94,6 +97,16 @@ def generate_answers(model, mods, task, examples, **options) -> list:
         logps = logps and logps[:len(ids)]
         answers.append(Answer(ids, score, decode(task, ids, mods, example, logps), logps))
     return answers
+
+
+def answers_through(model, mods, task, examples, **options) -> list:
+    """A task answered through another (`task.via`, e.g. find_all through detection): that task's answers
+    about the same images, each turned into this task's prediction by `task.from_answer`."""
+    other = TASKS.get(task.via)
+    asked = [replace(ex, task=other.name, prompt=other.prompts[0], target=None, region=None) for ex in examples]
+    answers = generate_answers(model, mods, other, asked, **options)
+    return [Answer(a.ids, a.score, task.from_answer(a.prediction, ex), a.token_logprobs)
+            for a, ex in zip(answers, examples)]
 
 
 @contextmanager

@@ -37,6 +37,7 @@ A task is any object with these attributes (no base class to inherit):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -114,6 +115,16 @@ class Task(Protocol):
 
 def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) -> str:
     return prompts[int(rng.integers(len(prompts)))].format(*slot)
+
+
+def slot_of(prompt: str, templates) -> str | None:
+    """The text a prompt fills into the first template it matches ('Segment every "cube".' -> 'cube')."""
+    for template in templates:
+        pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
+        found = re.match(pattern, prompt.strip(), flags=re.I | re.S)
+        if found:
+            return found.group(1) if found.groups() else None
+    return None
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:

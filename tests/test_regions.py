@@ -185,6 +185,8 @@ def test_find_all_via_detection_answers_with_the_detected_boxes(runner):
         assert detected.boxes and every.task == "find_all"
         assert every.boxes == detected.boxes and every.scores == detected.scores
         assert unio.find_all(image, "purple zebra", model=runner).boxes == []
+        with pytest.raises(ValueError, match="answers through 'detection'"):
+            runner.processor.generate_options("find_all")          # the HF generate() path cannot follow it
         with pytest.raises(ValueError, match="via='refexp'"):
             configure_task("find_all", {"via": "refexp"})
     finally:

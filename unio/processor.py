@@ -167,6 +167,10 @@ class UnioProcessor(ProcessorMixin):
             if name in options:
                 raise ValueError(f"{name} is applied by unio.run (unio.pipeline.generate_answers), not by "
                                  f"model.generate(); pass it to unio.run or unio.generate instead")
+        via = getattr(self.task(task), "via", None)
+        if via:
+            raise ValueError(f"task {task!r} answers through {via!r} (its via option), which unio.run does; with "
+                             f"model.generate() ask {via!r} and keep what you need, or use unio.run")
         grammar = self.task(task).grammar(self.modalities, self.image_size)
         return constrained_options(grammar, self.modalities.vocab, self.max_target_length, **options)
 

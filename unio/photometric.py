@@ -9,8 +9,9 @@ image measured more robust but cost clean caption and VQA accuracy; half keeps t
 padding of the model's square input. The ranges are kept narrow enough that colour names stay true of
 the world's palette (brightness at +-40% makes a bright orange read as yellow and a dark yellow as
 olive: measured to wreck colour answers and, with them, the whole default run); contrast reaches to
-x0.65, past the x0.7 of the robustness table (at +-25% a x0.7 image cost captions 21% of their content F1). Training applies it from the end of the
-spatial-first stage on (unio/data.py), so grounding forms on clean images first.
+x0.65, past the x0.7 of the robustness table (at +-25% a x0.7 image cost captions 21% of their content
+F1). Training applies it from the end of the spatial-first stage on (unio/data.py), so grounding forms
+on clean images first.
 """
 from __future__ import annotations
 

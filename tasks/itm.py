@@ -6,21 +6,28 @@ negatives are made on world-style captions ("a large red cube, a small blue sphe
 a caption of another form is only asked as a positive. `easy` (a training option: `--task-option itm.easy=0.5`)
 swaps that share of the training negatives for easy ones, a random caption. The answer is ranked between "yes" and "no" by
 likelihood. Metric: accuracy (also on positives and on each kind of negative).
+
+With `via="detection"` the task is answered through detection instead of its own trained answers (a
+model trained with detection, with or without itm): "yes" when the objects the caption lists (size,
+colour, shape each) are exactly the image's detected labels, as many of each. Only captions that list
+objects in the world's form can be judged this way; another caption is an error naming it. Training is
+unchanged; the option only changes how answers are made.
 """
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt, pick
+from unio.task import Example, ShortTextAnswer, choose_prompt, pick, slot_of
 from unio.world.constants import COLORS, SHAPES, SIZES
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
 PHRASE = re.compile(r"^an? (\w+) (\w+) (\w+)$")
+VIAS = (None, "detection")   # None: its own trained answers
 
 
 def parse(caption: str) -> list | None:
@@ -70,10 +77,13 @@ class ImageTextMatch(ShortTextAnswer):
     headline = "accuracy"
     options = ("yes", "no")
 
-    def __init__(self, easy: float = 0.0):
+    def __init__(self, easy: float = 0.0, via: str | None = None):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
+        if via not in VIAS:
+            raise ValueError(f"itm answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         self.easy = easy   # training only: this share of examples asks about a random caption instead
+        self.via = via
 
     def for_training(self, example, rng) -> Example:
         """With `easy` > 0, that share of the training negatives become easy ones (a random world-style
@@ -95,6 +105,22 @@ class ImageTextMatch(ShortTextAnswer):
             text, answer = hard_negative(objects, kind, rng), "no"
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer,
                        {"kind": kind, "text": text})
+
+    def prepare(self, example: Example) -> Example:
+        """unio.run's example: the caption is the text the prompt puts between the quotes."""
+        example.meta.setdefault("text", slot_of(example.prompt, self.prompts) or "")
+        return example
+
+    def from_answer(self, detected: dict, example) -> str:
+        """This task's answer from a detection of the same image (`via="detection"`): "yes" when the
+        caption's objects and the detected labels are the same multiset."""
+        listed = parse(example.meta["text"])
+        if listed is None:
+            raise ValueError(f"itm.via=detection judges captions that list objects ('a large red cube, a small "
+                             f"blue sphere and a small green cone.'); got {example.meta['text']!r}")
+        said = Counter(" ".join(o) for o in listed)
+        seen = Counter(" ".join(label.lower().split()) for label in detected["labels"])
+        return "yes" if said == seen else "no"
 
     def answer_options(self, example):
         return list(self.options)

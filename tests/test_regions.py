@@ -191,3 +191,40 @@ def test_find_all_via_detection_answers_with_the_detected_boxes(runner):
             configure_task("find_all", {"via": "refexp"})
     finally:
         TASKS.register("find_all", original, replace=True)
+
+
+def test_itm_via_detection_compares_the_listed_objects_with_the_detected_labels(runner):
+    """`itm.via=detection`: "yes" exactly when the caption's objects are the detected labels, as many of
+    each (so every hard negative of a right detection is "no"); a caption that lists no objects is an
+    error naming it; unio.run follows the option."""
+    from importlib import import_module
+    from unio.registries import configure_task
+    original = TASKS.get("itm")
+    try:
+        task = configure_task("itm", {"via": "detection"})
+        detected = {"boxes": [[0, 0, 4, 4]] * 3, "scores": [0.9] * 3,
+                    "labels": ["large red cube", "small blue sphere", "Large  red cube"]}
+        ex = world_examples(task, "test", 1, 32)[0]
+
+        def answer(text):
+            ex.meta["text"] = text
+            return task.from_answer(detected, ex)
+
+        assert answer("a large red cube, a small blue sphere and a large red cube.") == "yes"
+        assert answer("a small blue sphere, a large red cube and a large red cube.") == "yes"   # order is free
+        assert answer("a large red cube and a small blue sphere.") == "no"                      # one cube dropped
+        assert answer("a large red cube, a small blue cube and a large red cube.") == "no"      # a shape changed
+        with pytest.raises(ValueError, match="two dogs on a sofa"):
+            answer("two dogs on a sofa.")
+        scene = World("test")[0]
+        labels = unio.detect(scene.image, model=runner).labels or []
+        for caption in (scene.caption, "a large red cube."):
+            result = unio.run(f'Does the image match "{caption}"?', scene.image, model=runner)
+            assert result.task == "itm"
+            parsed = import_module(type(task).__module__).parse(caption)
+            want = sorted(" ".join(o) for o in parsed) == sorted(" ".join(l.lower().split()) for l in labels)
+            assert result.text == ("yes" if want else "no")
+        with pytest.raises(ValueError, match="via='caption'"):
+            configure_task("itm", {"via": "caption"})
+    finally:
+        TASKS.register("itm", original, replace=True)

@@ -102,3 +102,25 @@ def test_gpu_check_on_the_cpu(tmp_path):
     assert utilisation["toy"]["fraction_of_matmul_rate"] > 0 and utilisation["toy"]["matmul_ceiling"]["matmul_calls"] > 0
     runs = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert runs["single"]["steps"] == 1 and runs["zero2"]["steps"] == 1
+
+
+def test_probe_encoder_reports_each_attribute(tmp_path, modalities):
+    """scripts/probe_encoder.py on a toy model: one result per attribute, accuracies in [0, 1]; an
+    attribute the objects do not carry is a clear error."""
+    import torch
+    from unio.model import UnioConfig, UnioModel
+    from conftest import TINY_MODEL
+    torch.manual_seed(0)
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
+    modalities.save(tmp_path / "m" / "tokenizers")
+    out = tmp_path / "probe.json"
+    proc = run_script("scripts/probe_encoder.py", "--model", str(tmp_path / "m"), "--attribute", "shape",
+                      "--attribute", "color", "--train-n", "40", "--test-n", "20", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert [r["attribute"] for r in results] == ["shape", "color"]
+    assert all(0 <= r[k] <= 1 for r in results for k in ("train_accuracy", "test_accuracy", "majority_baseline"))
+    assert all(r["objects_test"] >= 20 for r in results)
+    proc = run_script("scripts/probe_encoder.py", "--model", str(tmp_path / "m"), "--attribute", "weight",
+                      "--train-n", "4", "--test-n", "4")
+    assert proc.returncode != 0 and "no object of 'train' has the attribute 'weight'" in proc.stderr

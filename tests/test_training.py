@@ -198,8 +198,19 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     # --first-tasks names the first stage's pairs instead (a box task alone, before the others)
     assert stage("detection,find_all,refexp", steps=100, spatial_first=0.2, first_tasks="detection")[1] == (
         ("detection",), 20 // BUCKETS)
-    with pytest.raises(ValueError, match="--first-tasks names 'vqa', which is not a pair of the mixture"):
-        stage("detection,find_all", spatial_first=0.2, first_tasks="vqa")
+    # a pair only --first-tasks names is trained in the first stage alone (a warm-up)
+    trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4,
+                                                first_tasks="detection,refexp,depth")
+    assert "detection" in trainer.tasks and set(first_tasks) == {"detection", "refexp", "depth"}
+    mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, first_tasks, first_until,
+                      first_only=("detection",))
+    early = {ex.task for i in range(first_until) for ex in mixture.megabatch(i, 8)}
+    late = {ex.task for i in range(first_until, first_until + 8) for ex in mixture.megabatch(i, 8)}
+    assert early == {"detection", "refexp", "depth"} and late == {"vqa", "caption", "refexp", "depth"}
+    with pytest.raises(ValueError, match="adds detection to the first stage only, but --spatial-first is 0"):
+        stage("vqa,refexp", spatial_first=0, first_tasks="detection")
+    with pytest.raises(ValueError, match="unknown task 'detektion'"):
+        stage("vqa,refexp", spatial_first=0.2, first_tasks="detektion")
 
 
 def test_model_overrides_from_the_command_line():

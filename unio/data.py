@@ -84,11 +84,12 @@ class Mixture:
     first_until: int = 0
     photometric: float = 0.0   # strength of the photometric augmentation (unio/photometric.py) after the first stage
     bad: BadRecords | None = None   # whether bad records are skipped (None: a bad record stops the run)
+    first_only: tuple = ()     # pairs (by name) of the first stage that are not sampled after it
 
     def __post_init__(self):
         self.pairs = list(self.weights)
         self.names = [pair_name(*p) for p in self.pairs]
-        self.probs = self._probs(self.names)
+        self.probs = self._probs([n for n in self.names if n not in self.first_only])
         self.first_probs = self._probs(self.first_tasks) if self.first_tasks else self.probs
         self.splits = {s: self.sources[s].split("train") if self.bad is None else
                        self.bad.open_split(self.sources[s], s, "train")

@@ -45,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spatial-first", type=float, default=None,
                    help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
     p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
-                   "detection (default: those whose answers are not text)")
+                   "detection (default: those whose answers are not text); a pair --tasks lacks is trained in the "
+                   "first stage only")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--photometric", type=float, default=None,
                    help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")

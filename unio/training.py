@@ -146,10 +146,24 @@ def default_mixture() -> str:
 
 def build_mixture(opts: TrainOptions) -> tuple:
     """({(task, source): weight}, {name: task}) from --tasks; a task given without a weight takes its
-    own `weight` attribute. Raises on unknown tasks and bad weights, before any work."""
-    weights = parse_mixture(opts.tasks or default_mixture(), TASKS.names(),
-                            default_weight=lambda name: getattr(TASKS.get(name), "weight", 1.0))
+    own `weight` attribute. Pairs that only --first-tasks names join for the first stage alone (a
+    warm-up: `first_only`). Raises on unknown tasks and bad weights, before any work."""
+    weights = parse_tasks(opts.tasks or default_mixture())
+    if opts.first_tasks:
+        weights = {**weights, **{p: w for p, w in parse_tasks(opts.first_tasks).items() if p not in weights}}
     return weights, {name: TASKS.get(name) for name, _ in weights}
+
+
+def parse_tasks(spec) -> dict:
+    return parse_mixture(spec, TASKS.names(), default_weight=lambda name: getattr(TASKS.get(name), "weight", 1.0))
+
+
+def first_only(opts: TrainOptions) -> tuple:
+    """The names of the pairs --first-tasks adds to --tasks: trained in the first stage only."""
+    if not opts.first_tasks:
+        return ()
+    later = parse_tasks(opts.tasks or default_mixture())
+    return tuple(pair_name(*p) for p in parse_tasks(opts.first_tasks) if p not in later)
 
 
 def image_size(opts: TrainOptions) -> int:
@@ -172,15 +186,6 @@ def answers_in_text(task, mods: Modalities, size: int) -> bool:
     return all(s.range == mods.prompt_name for s in segments)
 
 
-def first_pairs(spec: str, pairs: list) -> tuple:
-    """'detection,refexp@coco' -> those pair names, each one of the mixture's."""
-    named = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
-    for name in named:
-        if name not in pairs:
-            raise ValueError(f"--first-tasks names {name!r}, which is not a pair of the mixture ({', '.join(pairs)})")
-    return named
-
-
 def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modalities, size: int) -> tuple:
     """(pair names, megabatch index) of the first stage: the pairs whose answers are not text (boxes,
     depth maps) alone for the first `spatial_first` of the run. Measured on the tiny preset: text
@@ -188,7 +193,10 @@ def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modaliti
     their phrases, while depth helps them. `first_tasks` names the first stage's pairs instead."""
     spatial = tuple(pair_name(t, s) for t, s in weights if not answers_in_text(tasks[t], mods, size))
     if opts.first_tasks:
-        spatial = first_pairs(opts.first_tasks, [pair_name(*pair) for pair in weights])
+        spatial = tuple(pair_name(*p) for p in parse_tasks(opts.first_tasks))   # build_mixture added any new ones
+    if first_only(opts) and not opts.spatial_first:
+        raise ValueError(f"--first-tasks adds {', '.join(first_only(opts))} to the first stage only, but "
+                         f"--spatial-first is 0 (no first stage); give it a fraction of the steps, or list them in --tasks")
     if not opts.spatial_first or not 0 < len(spatial) < len(weights):
         return (), 0
     batches = opts.spatial_first * opts.steps * opts.grad_accum
@@ -203,7 +211,7 @@ def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mo
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     first, first_until = spatial_stage(opts, weights, tasks, mods, config.image_size)
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, first, first_until,
-                      opts.photometric, bad=bad)
+                      opts.photometric, bad=bad, first_only=first_only(opts))
     return BatchStream(mixture, collate, opts.batch_size)
 
 

@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
                    help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
     p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
                    "detection (default: those whose answers are not text); a pair --tasks lacks is trained in the "
-                   "first stage only")
+                   "first stage only, at the weight given here; the others keep their --tasks weight")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--photometric", type=float, default=None,
                    help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")

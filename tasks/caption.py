@@ -76,6 +76,9 @@ class Caption:
                "Describe the image.", "What is this image?", "What's in the image?", "What is in the picture?"]
     requires = ("image", "captions")
     headline, also_report = "cider", ("content_f1",)
+    # detection on the same source in the first stage: its labels name every object's attributes, which
+    # teaches the encoder the shapes captions name (README, "Why the default model names shapes poorly")
+    warm_up = {"detection": 2.0}
     max_caption_tokens = 48
 
     def example(self, record, rng) -> Example:

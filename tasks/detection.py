@@ -2,8 +2,9 @@
 (y1, x1, y2, x2) then its class in text, repeated, then EOS (Pix2Seq, Unified-IO 2).
 
 The class is the object's `category` ("large red cube" on the world, the category name on COCO), or
-with `label_attribute="shape"` one of its attributes. Training lists the objects in random order
-(`order="x"`: left to right; `"area"`: largest first), at most `max_objects`, whole groups within
+with `label_attribute="shape"` one of its attributes. Training lists the objects left to right
+(`order="random"`: shuffled, as Pix2Seq; `"area"`: largest first; left to right measured twice the
+AP of random at 600 steps, README "Detection"), at most `max_objects`, whole groups within
 `max_tokens`. A predicted box's score is the geometric mean of its tokens' probabilities; duplicates
 go by non-maximum suppression per label. Metrics: COCO AP, AP50, AP75 and AR@100 (pycocotools).
 """
@@ -37,7 +38,7 @@ class Detection:
     uses_token_logprobs = True          # decode() is given each generated token's log-probability
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
-    def __init__(self, order: str = "random", max_objects: int = 10, max_label_tokens: int = 6,
+    def __init__(self, order: str = "x", max_objects: int = 10, max_label_tokens: int = 6,
                  max_tokens: int = 64, nms_iou: float = 0.6, label_attribute: str | None = None):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")

@@ -52,8 +52,8 @@ def test_empty_image_gives_an_empty_list(modalities):
     assert task.decode([], modalities, ex) == {"boxes": [], "labels": [], "scores": []}
 
 
-def test_training_order_is_random_and_the_other_orders_are_fixed():
-    task, other = TASKS.get("detection"), type(TASKS.get("detection"))(order="x")
+def test_training_order_is_left_to_right_by_default_and_random_when_asked():
+    other, task = TASKS.get("detection"), type(TASKS.get("detection"))(order="random")
     objects = [([x, 0, x + 5, 5], f"o{x}") for x in (20, 0, 10)]
     orders = {tuple(label for _, label in task.ordered(objects, np.random.default_rng(s))) for s in range(20)}
     assert len(orders) > 1

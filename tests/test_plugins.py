@@ -94,8 +94,8 @@ def test_task_options_rebuild_the_task_and_name_what_is_valid():
         parse_task_options(["order=x"])
     original = TASKS.get("detection")
     try:
-        assert configure_task("detection", {"order": "x"}) is TASKS.get("detection")
-        assert TASKS.get("detection").order == "x" and original.order == "random"
+        assert configure_task("detection", {"order": "area"}) is TASKS.get("detection")
+        assert TASKS.get("detection").order == "area" and original.order == "x"
         with pytest.raises(ValueError, match="no option 'ordr'; its options: order, max_objects"):
             configure_task("detection", {"ordr": "x"})
         with pytest.raises(ValueError, match="order must be one of random, x, area"):

@@ -38,7 +38,9 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
     first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
     assert last < 0.8 * first, (first, last)
     logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"task_loss"' in line]
-    assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth"}
+    # caption's warm-up: detection in the first stage alone, said on stdout, trained but not evaluated
+    assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth", "detection"}
+    assert "detection" not in logged[-1]["task_loss"] and "warm-up: detection on world (weight 2)" in proc.stdout
     periodic = [json.loads(line) for line in open(out / "metrics.jsonl") if '"eval"' in line]
     assert [row["step"] for row in periodic] == [24, 48] and set(periodic[0]["eval"]) == {"vqa", "caption", "refexp", "depth"}
     evaluation = json.loads((out / "eval.json").read_text())
@@ -185,8 +187,9 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     from unio.training import spatial_stage
 
     def stage(tasks, **options):
-        trainer = Trainer(TrainOptions(tasks=tasks, **options))
-        return trainer, spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32)
+        trainer = Trainer(TrainOptions(tasks=tasks, **{"warm_up": False, **options}))
+        stages = spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32, trainer.warm)
+        return trainer, (stages.first, stages.first_until)
     trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4)
     assert set(first_tasks) == {"refexp", "depth"} and first_until == 40 // BUCKETS
     mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
@@ -211,6 +214,41 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
         stage("vqa,refexp", spatial_first=0, first_tasks="detection")
     with pytest.raises(ValueError, match="unknown task 'detektion'"):
         stage("vqa,refexp", spatial_first=0.2, first_tasks="detektion")
+
+
+def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
+    import datasets
+    import numpy as np
+    from unio.data import BUCKETS, Mixture
+    from unio.trainer import TrainOptions, Trainer
+    from unio.training import spatial_stage
+
+    def stages(tasks, **options):
+        trainer = Trainer(TrainOptions(tasks=tasks, **{"steps": 100, "spatial_first": 0.4, **options}))
+        return trainer, spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32, trainer.warm)
+    # caption declares detection (weight 2): it joins refexp and depth (weight 1 each) in the first stage
+    trainer, plan = stages("vqa,caption,refexp,depth")
+    assert trainer.warm == {("detection", "world"): 2.0} and "detection" in trainer.tasks
+    assert set(plan.first) == {"refexp", "depth", "detection"} and plan.first_only == ("detection",)
+    assert plan.first_until == 40 // BUCKETS
+    assert trainer.out.name == "vqa-caption-refexp-depth-tiny-s0" and ("detection", "world") not in trainer.asked
+    mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, plan.first, plan.first_until,
+                      first_only=plan.first_only)
+    assert dict(zip(mixture.names, mixture.first_probs))["detection"] == 0.5
+    assert {ex.task for i in range(plan.first_until, plan.first_until + 8) for ex in mixture.megabatch(i, 8)} == {
+        "vqa", "caption", "refexp", "depth"}
+    # without a first stage of the run's own, the warm-up forms it
+    trainer, plan = stages("vqa,caption")
+    assert plan.first == ("detection",) and plan.first_until == 40 // BUCKETS
+    # none with --no-warm-up, with --first-tasks (named by hand) or without a first stage
+    for options in ({"warm_up": False}, {"first_tasks": "refexp"}, {"spatial_first": 0}):
+        trainer, plan = stages("vqa,caption,refexp,depth", **options)
+        assert trainer.warm == {} and "detection" not in trainer.tasks and "detection" not in plan.first
+    # nor on a source without the records detection reads, which is said
+    captions = datasets.Dataset.from_dict({"image": [np.zeros((8, 8, 3), np.uint8)], "captions": [["a cube"]]})
+    trainer, plan = stages("caption@mine", sources={"mine": captions})
+    assert trainer.warm == {} and plan.first == ()
+    assert "caption's warm-up detection is skipped on source 'mine': it has no 'objects'" in capsys.readouterr().out
 
 
 def test_model_overrides_from_the_command_line():
@@ -340,3 +378,22 @@ def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     assert files <= set(synced[:commit_rename]), "every file is on disk before the rename commits it"
     assert str(tmp_path) in synced[commit_rename:], "the folder holding the rename is synced after it"
     assert (tmp_path / "checkpoint" / "trainer_state.pt").is_file()
+
+
+def test_the_default_warm_up_trains_what_the_explicit_first_tasks_command_trains(modalities):
+    """The default command's warm-up is step for step `--first-tasks detection:2,refexp,depth` with the
+    four tasks' tokenizers (runs/warm2 in the README, whose figures the default run's section cites)."""
+    from unio.data import Mixture
+    from unio.trainer import TrainOptions, Trainer
+    from unio.training import spatial_stage
+    runs = [Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", **options))
+            for options in ({}, {"first_tasks": "detection:2,refexp,depth", "warm_up": False})]
+    plans = [spatial_stage(t.opts, t.weights, t.tasks, modalities, 32, t.warm) for t in runs]
+    assert list(runs[0].weights.items()) == list(runs[1].weights.items())
+    assert [(set(p.first), p.first_until, p.first_only) for p in plans] == [({"detection", "refexp", "depth"}, 210, ("detection",))] * 2
+    assert list(runs[0].asked) == [(t, "world") for t in ("vqa", "caption", "refexp", "depth")]   # its tokenizers' corpus
+    mixtures = [Mixture(t.tasks, t.sources, t.weights, 32, 1000, 0, 0, p.first, p.first_until, 1.0, first_only=p.first_only)
+                for t, p in zip(runs, plans)]
+    for index in (0, 209, 210):
+        drawn = [[(e.task, e.prompt, str(e.target), e.image.tobytes()) for e in m.megabatch(index, 16)] for m in mixtures]
+        assert drawn[0] == drawn[1]

@@ -23,6 +23,8 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
                 "learning rate": opts.lr, "warmup steps": opts.warmup, "seed": opts.seed,
                 "training time (s)": round(getattr(trainer, "elapsed", 0.0)),
                 "parameters": sum(p.numel() for p in model.parameters())}
+    if getattr(trainer, "warm", None):
+        training["warm-up (first stage only)"] = ", ".join(f"{t} on {s}" for t, s in trainer.warm)
     data = {name: source_description(name, source, opts.sources.get(name)) for name, source in trainer.sources.items()}
     folder = Path(folder or trainer.out / "model")
     return write(folder, trainer.weights, training, data, model.config, evaluation)

@@ -34,6 +34,9 @@ A task is any object with these attributes (no base class to inherit):
     unconditional(example) -> Example            its null-prompt twin: classifier-free guidance applies
     helper_call(run, *args, **options)           its own `unio.<task>` function (e.g. unio.generate)
     report_samples: int, report_options: dict    how many answers the run's report draws, with what options
+    warm_up: dict[str, float]                    tasks trained on its source in the training's first stage
+                                                 alone, at these weights, for what they teach the encoder
+                                                 (optional; unio.training.add_warm_ups)
 """
 from __future__ import annotations
 

@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
                    "detection (default: those whose answers are not text); a pair --tasks lacks is trained in the "
                    "first stage only, at the weight given here; the others keep their --tasks weight")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="leave out the warm-ups the tasks declare (caption's: detection in the first stage alone)")
     p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
     p.add_argument("--photometric", type=float, default=None,
                    help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")
@@ -91,7 +93,7 @@ def options_from(args):
                         deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss,
-                        skip_bad_records=args.skip_bad_records)
+                        skip_bad_records=args.skip_bad_records, warm_up=not args.no_warm_up)
     opts.model_overrides = model_overrides(args.model)
     opts.task_options = parse_task_options(args.task_option)
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
@@ -105,7 +107,7 @@ def finish(trainer, eval_n: int) -> dict:
     """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
     from unio import model_card
     from unio.evaluation import evaluate_baselines, evaluate_model
-    pairs, sources = list(trainer.weights), trainer.sources
+    pairs, sources = trainer.trained_pairs, trainer.sources
     res = trainer.model.config.image_size
     results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress,
                              bad=trainer.bad)

@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from unio import checkpoint as ckpt
 from unio.bad_records import BadRecords
-from unio.data import prefetcher
+from unio.data import pair_name, prefetcher
 from unio.registries import configure_tasks
 from unio.single_device import SingleDevice
-from unio.training import (MetricsLog, TaskLosses, TrainOptions, build_data, build_mixture, build_modalities,
-                           build_model, build_optimizer, build_scheduler, build_sources, deepspeed_config, lr_factor,
-                           resume_from, run_dir, seed_everything)
+from unio.training import (MetricsLog, TaskLosses, TrainOptions, add_warm_ups, build_data, build_mixture,
+                           build_modalities, build_model, build_optimizer, build_scheduler, build_sources,
+                           deepspeed_config, lr_factor, resume_from, run_dir, seed_everything, spatial_stage)
 from unio.vocab import IGNORE
 
 __all__ = ["Backend", "TaskLosses", "TrainOptions", "Trainer", "lr_factor", "run_dir", "seed_everything"]
@@ -76,8 +76,10 @@ class Trainer:
         self.opts = opts
         self.weights, self.tasks = build_mixture(opts)     # clear errors before any work
         self.sources = build_sources(opts, self.weights, self.tasks)
+        self.asked = self.weights                       # the run folder and the tokenizers go by these
+        self.out = run_dir(opts, self.asked)
+        self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources)
         self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
-        self.out = run_dir(opts, self.weights)
         self.backend = build_backend(opts)
         self.rank = self.backend.rank
 
@@ -87,12 +89,14 @@ class Trainer:
         seed_everything(opts.seed)
         existing = resume_from(opts, self.out)
         self.mods = self._on_rank0_first(
-            lambda: build_modalities(opts, self.weights, self.sources, existing, opts.progress and self.rank == 0,
+            lambda: build_modalities(opts, self.asked, self.sources, existing, opts.progress and self.rank == 0,
                                      self.bad))
         self.model = build_model(opts, self.mods, existing)
         backend.place(self.model)
+        self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
+        self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
-                                 self.bad)
+                                 self.bad, self.stages)
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
         self.scheduler = build_scheduler(opts, self.optimizer)
         self.task_losses = TaskLosses(self.stream.mixture.names)
@@ -103,6 +107,16 @@ class Trainer:
             backend.restore(existing, state, self.optimizer, self.scheduler)
             self.step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
             self.bad.restore(state["extra"].get("skipped_records"))
+
+    def _say_warm_ups(self) -> None:
+        if self.warm and self.rank == 0:
+            names = ", ".join(f"{t} on {s} (weight {w:g})" for (t, s), w in self.warm.items())
+            print(f"warm-up: {names} in the first stage alone, the tasks' own warm_up (--no-warm-up: none)")
+
+    @property
+    def trained_pairs(self) -> list:
+        """The pairs trained to the end of the run (evaluated): not those of the first stage alone."""
+        return [p for p in self.weights if pair_name(*p) not in self.stages.first_only]
 
     def _on_rank0_first(self, build):
         """build() on rank 0 (which may train and cache the tokenizers), then, once it is done, on
@@ -232,7 +246,7 @@ class Trainer:
         model = self.backend.plain_model(self.model)
         if model is None:
             return {}
-        results = evaluate_model(model, self.mods, list(self.weights), self.sources, split, self.opts.eval_n,
+        results = evaluate_model(model, self.mods, self.trained_pairs, self.sources, split, self.opts.eval_n,
                                  bad=self.bad)
         self.model.train()
         log.write({"step": step, "eval": results, "split": split,

@@ -20,7 +20,7 @@ from unio.grammar import Repeat
 from unio.modalities import Modalities
 from unio.plugins import builtin_dir
 from unio.registries import TASKS
-from unio.sources import build_source, check_pairs
+from unio.sources import build_source, check_pairs, missing_keys
 from unio.vocab import IGNORE
 
 
@@ -46,6 +46,7 @@ class TrainOptions:
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones
+    warm_up: bool = True               # the warm-ups the tasks declare join the first stage (`add_warm_ups`)
     photometric: float = 1.0           # photometric augmentation strength (unio/photometric.py); 0: off
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int | None = None        # location bins (None: the tokenizer config's)
@@ -166,6 +167,29 @@ def first_only(opts: TrainOptions) -> tuple:
     return tuple(pair_name(*p) for p in parse_tasks(opts.first_tasks) if p not in later)
 
 
+def add_warm_ups(opts: TrainOptions, weights: dict, tasks: dict, sources: dict) -> tuple:
+    """(weights, tasks, warm): the mixture with the warm-ups its tasks declare (a task's `warm_up =
+    {task: weight}`: those tasks trained on its source in the first stage alone, e.g. caption's
+    detection, whose every-object labels teach the encoder the shapes captions name), and `warm`, the
+    added {pair: weight}. None with --no-warm-up, --first-tasks (the first stage named by hand) or
+    --spatial-first 0; a pair the run trains already is not added, nor one whose source lacks a record
+    key the warm-up task needs (said on stdout). The tokenizers learn from the pairs asked for alone,
+    so a run and its --no-warm-up twin share them: a warm-up task must answer in what they encode
+    (detection's labels are words its captions spell)."""
+    if not opts.warm_up or opts.first_tasks or not opts.spatial_first:
+        return weights, tasks, {}
+    warm = {}
+    for name, source in weights:
+        for other, weight in getattr(tasks[name], "warm_up", {}).items():
+            task = TASKS.get(other)
+            missing = missing_keys(getattr(task, "requires", ("image",)), sources[source].keys)
+            if missing:
+                print(f"{name}'s warm-up {other} is skipped on source {source!r}: it has no {missing[0]!r}")
+            elif (other, source) not in weights:
+                warm[(other, source)] = max(float(weight), warm.get((other, source), 0.0))
+    return {**weights, **warm}, {**tasks, **{t: TASKS.get(t) for t, _ in warm}}, warm
+
+
 def image_size(opts: TrainOptions) -> int:
     return opts.model_overrides.get("image_size", presets.load_preset(opts.preset)["image_size"])
 
@@ -186,32 +210,46 @@ def answers_in_text(task, mods: Modalities, size: int) -> bool:
     return all(s.range == mods.prompt_name for s in segments)
 
 
-def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modalities, size: int) -> tuple:
-    """(pair names, megabatch index) of the first stage: the pairs whose answers are not text (boxes,
-    depth maps) alone for the first `spatial_first` of the run. Measured on the tiny preset: text
-    answers (VQA, captions) in the mix from step 0 keep referring expressions from ever grounding
-    their phrases, while depth helps them. `first_tasks` names the first stage's pairs instead."""
-    spatial = tuple(pair_name(t, s) for t, s in weights if not answers_in_text(tasks[t], mods, size))
+@dataclass(frozen=True)
+class Stages:
+    """The run's two stages: the pairs `first` (names) alone in the megabatches before `first_until`,
+    then every pair but `first_only`."""
+    first: tuple = ()
+    first_until: int = 0
+    first_only: tuple = ()
+
+
+def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modalities, size: int,
+                  warm: dict | None = None) -> Stages:
+    """The first stage: the pairs whose answers are not text (boxes, depth maps) alone for the first
+    `spatial_first` of the run. Measured on the tiny preset: text answers (VQA, captions) in the mix
+    from step 0 keep referring expressions from ever grounding their phrases, while depth helps them.
+    `first_tasks` names the first stage's pairs instead. Warm-ups (`warm`, from add_warm_ups) join
+    it at their weights (without a first stage of the run's own, they form it)."""
+    warm = {pair_name(*p): w for p, w in (warm or {}).items()}
+    own = [pair_name(t, s) for t, s in weights if not answers_in_text(tasks[t], mods, size) and pair_name(t, s) not in warm]
     if opts.first_tasks:
-        spatial = tuple(pair_name(*p) for p in parse_tasks(opts.first_tasks))   # build_mixture added any new ones
+        own = [pair_name(*p) for p in parse_tasks(opts.first_tasks)]   # build_mixture added any new ones
     if first_only(opts) and not opts.spatial_first:
         raise ValueError(f"--first-tasks adds {', '.join(first_only(opts))} to the first stage only, but "
                          f"--spatial-first is 0 (no first stage); give it a fraction of the steps, or list them in --tasks")
-    if not opts.spatial_first or not 0 < len(spatial) < len(weights):
-        return (), 0
+    if not 0 < len(own) < len(weights) - len(warm):
+        own = []
+    if not opts.spatial_first or not (own or warm):
+        return Stages()
     batches = opts.spatial_first * opts.steps * opts.grad_accum
-    return spatial, math.ceil(batches / BUCKETS)
+    return Stages((*own, *warm), math.ceil(batches / BUCKETS), (*first_only(opts), *warm))
 
 
 def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mods: Modalities, config,
-               rank: int, bad=None) -> BatchStream:
-    """This rank's batches: the weighted mixture (the spatial pairs alone in its first stage),
-    bucketed by target length and collated to the model's lengths (`config`: the model's config);
-    `bad` (unio.bad_records.BadRecords): whether bad records are skipped."""
+               rank: int, bad=None, stages: Stages | None = None) -> BatchStream:
+    """This rank's batches: the weighted mixture in its `stages` (default: spatial_stage's, without
+    warm-ups), bucketed by target length and collated to the model's lengths (`config`: the model's
+    config); `bad` (unio.bad_records.BadRecords): whether bad records are skipped."""
+    stages = stages or spatial_stage(opts, weights, tasks, mods, config.image_size)
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
-    first, first_until = spatial_stage(opts, weights, tasks, mods, config.image_size)
-    mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, first, first_until,
-                      opts.photometric, bad=bad, first_only=first_only(opts))
+    mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
+                      stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only)
     return BatchStream(mixture, collate, opts.batch_size)
 
 

@@ -96,7 +96,7 @@ class Trainer:
         self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
         self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
-                                 self.bad, self.stages)
+                                 self.stages, self.bad)
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
         self.scheduler = build_scheduler(opts, self.optimizer)
         self.task_losses = TaskLosses(self.stream.mixture.names)

@@ -181,8 +181,7 @@ def add_warm_ups(opts: TrainOptions, weights: dict, tasks: dict, sources: dict) 
     warm = {}
     for name, source in weights:
         for other, weight in getattr(tasks[name], "warm_up", {}).items():
-            task = TASKS.get(other)
-            missing = missing_keys(getattr(task, "requires", ("image",)), sources[source].keys)
+            missing = missing_keys(getattr(TASKS.get(other), "requires", ("image",)), sources[source].keys)
             if missing:
                 print(f"{name}'s warm-up {other} is skipped on source {source!r}: it has no {missing[0]!r}")
             elif (other, source) not in weights:
@@ -242,11 +241,10 @@ def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modaliti
 
 
 def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mods: Modalities, config,
-               rank: int, bad=None, stages: Stages | None = None) -> BatchStream:
-    """This rank's batches: the weighted mixture in its `stages` (default: spatial_stage's, without
-    warm-ups), bucketed by target length and collated to the model's lengths (`config`: the model's
-    config); `bad` (unio.bad_records.BadRecords): whether bad records are skipped."""
-    stages = stages or spatial_stage(opts, weights, tasks, mods, config.image_size)
+               rank: int, stages: Stages, bad=None) -> BatchStream:
+    """This rank's batches: the weighted mixture in its `stages` (spatial_stage's), bucketed by target
+    length and collated to the model's lengths (`config`: the model's config); `bad`
+    (unio.bad_records.BadRecords): whether bad records are skipped."""
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
                       stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only)

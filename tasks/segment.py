@@ -44,12 +44,14 @@ def box_mask(box, height: int, width: int) -> np.ndarray:
     return (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
 
 
-def _sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, mode: str = "bilinear") -> np.ndarray:
-    """Samples of a (H, W) map at pixel coordinates (xs, ys) (pixel centres at +0.5); 0 outside."""
+def _sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, mode: str = "bilinear",
+            padding: str = "zeros") -> np.ndarray:
+    """Samples of a (H, W) map at pixel coordinates (xs, ys) (pixel centres at +0.5); outside it,
+    0 (`padding="zeros"`) or the nearest edge value ("border")."""
     h, w = image.shape
     grid = torch.from_numpy(np.stack(np.broadcast_arrays(2 * xs / w - 1, 2 * ys / h - 1), -1)).float()[None]
     src = torch.from_numpy(np.asarray(image, np.float32))[None, None]
-    return F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=False)[0, 0].numpy()
+    return F.grid_sample(src, grid, mode=mode, padding_mode=padding, align_corners=False)[0, 0].numpy()
 
 
 def crop_to_box(image: np.ndarray, box, size: int) -> np.ndarray:
@@ -61,12 +63,16 @@ def crop_to_box(image: np.ndarray, box, size: int) -> np.ndarray:
 
 
 def paste_from_box(crop: np.ndarray, box, height: int, width: int) -> np.ndarray:
-    """crop_to_box's inverse: a (size, size) map of the box's region -> a (height, width) map, 0 outside it."""
+    """crop_to_box's inverse: a (size, size) map of the box's region -> a (height, width) map, 0 outside it.
+    A pixel whose centre lies on the box's edge takes the crop's edge value, which crop_to_box sampled
+    from that very pixel: a box decoded from location bins has its edges on pixel centres (bin centres),
+    and interpolating there with the zeros outside would halve the value, so an edge decoded a little
+    under 1 fell below the threshold and every such mask lost a row and a column."""
     x1, y1, x2, y2 = box
     size_y, size_x = crop.shape
     xs = ((np.arange(width) + 0.5 - x1) / (x2 - x1) * size_x)[None, :]
     ys = ((np.arange(height) + 0.5 - y1) / (y2 - y1) * size_y)[:, None]
-    return _sample(crop, xs, ys)
+    return _sample(crop, xs, ys, padding="border") * box_mask(box, height, width)
 
 
 def mask_ious(predicted: np.ndarray, gold: np.ndarray) -> tuple:

@@ -18,7 +18,7 @@ from unio.inference import Result
 from unio.model import UnioModel
 from unio.model.decoding import generate_constrained, strip_answer
 from unio.pipeline import generate_answers
-from unio.registries import TASKS
+from unio.registries import TASKS, TOKENIZERS
 from unio.task import NothingToAsk, make_example
 from unio.vocab import EOS
 from unio.world import World
@@ -83,6 +83,12 @@ def test_box_relative_masks_crop_and_paste_back_exactly():
         crop = mod.crop_to_box(disc, box, 64)
         assert crop.shape == (64, 64) and crop.mean() > disc.mean()        # the object fills its grid
         assert np.array_equal(mod.paste_from_box(crop, box, 64, 64) > 0.5, disc)
+        # a box as location bins state it (edges on pixel centres), the crop as a decoder gives it back (a
+        # little under 1): the edge pixels keep the crop's edge values, not half of them
+        coords = TOKENIZERS.get("coordinates")(num_bins=64)
+        binned = coords.decode_box(coords.encode_box(box, 64, 64), 64, 64)
+        assert binned[0] == box[0] + 0.5
+        assert np.array_equal(mod.paste_from_box(0.9 * mod.crop_to_box(disc, binned, 64), binned, 64, 64) > 0.5, disc)
     bar = np.zeros((64, 64), bool)
     bar[10:20, 30:45] = True
     assert mod.crop_to_box(bar, [30, 10, 45, 20], 16).min() == 1.0       # a mask that is its box: all ones

@@ -41,6 +41,9 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
     # caption's warm-up: detection in the first stage alone, said on stdout, trained but not evaluated
     assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth", "detection"}
     assert "detection" not in logged[-1]["task_loss"] and "warm-up: detection on world (weight 2)" in proc.stdout
+    card = (out / "model" / "README.md").read_text()   # the table: the pairs trained to the end, their shares
+    assert "| caption | world | 1 | 25% |" in card and "| detection |" not in card
+    assert "- first stage only (not in the table): detection on world (weight 2)" in card
     periodic = [json.loads(line) for line in open(out / "metrics.jsonl") if '"eval"' in line]
     assert [row["step"] for row in periodic] == [24, 48] and set(periodic[0]["eval"]) == {"vqa", "caption", "refexp", "depth"}
     evaluation = json.loads((out / "eval.json").read_text())

@@ -23,11 +23,25 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
                 "learning rate": opts.lr, "warmup steps": opts.warmup, "seed": opts.seed,
                 "training time (s)": round(getattr(trainer, "elapsed", 0.0)),
                 "parameters": sum(p.numel() for p in model.parameters())}
-    if getattr(trainer, "warm", None):
-        training["warm-up (first stage only)"] = ", ".join(f"{t} on {s}" for t, s in trainer.warm)
+    training.update(stage_lines(trainer))
     data = {name: source_description(name, source, opts.sources.get(name)) for name, source in trainer.sources.items()}
     folder = Path(folder or trainer.out / "model")
-    return write(folder, trainer.weights, training, data, model.config, evaluation)
+    to_the_end = {pair: w for pair, w in trainer.weights.items() if pair in trainer.trained_pairs}
+    return write(folder, to_the_end, training, data, model.config, evaluation)
+
+
+def stage_lines(trainer) -> dict:
+    """The first stage, if any: which pairs it trains, for how much of the run, and which of them
+    (a task's warm-up, --first-tasks pairs --tasks lacks) stop after it; the mixture table holds the rest."""
+    stages = getattr(trainer, "stages", None)
+    if not stages or not stages.first:
+        return {}
+    lines = {f"first stage ({trainer.opts.spatial_first:.0%} of the steps)": ", ".join(stages.first)}
+    first_only = {pair: w for pair, w in trainer.weights.items() if pair not in trainer.trained_pairs}
+    if first_only:
+        lines["first stage only (not in the table)"] = ", ".join(
+            f"{t} on {s} (weight {w:g})" for (t, s), w in first_only.items())
+    return lines
 
 
 def write(folder: Path, mixture: dict, training: dict, data: dict, config, evaluation: dict | None = None) -> Path:

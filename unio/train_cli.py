@@ -155,7 +155,8 @@ def run(args) -> int:
     if trainer.rank != 0:
         return 0
     trainer.export()
-    print(f"trained to step {last.get('step')} (loss {last.get('loss')}) in {time.time() - started:.0f} s; run folder {trainer.out}")
+    print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {time.time() - started:.0f} s; "
+          f"run folder {trainer.out}")
     if not args.no_eval:
         finish(trainer, trainer.opts.eval_n)
     if trainer.bad.skip:

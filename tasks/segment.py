@@ -18,6 +18,8 @@ at IoU 0.5 and 0.7; mean IoU per form and per shape where objects have a `shape`
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -73,6 +75,14 @@ def paste_from_box(crop: np.ndarray, box, height: int, width: int) -> np.ndarray
     xs = ((np.arange(width) + 0.5 - x1) / (x2 - x1) * size_x)[None, :]
     ys = ((np.arange(height) + 0.5 - y1) / (y2 - y1) * size_y)[:, None]
     return _sample(crop, xs, ys, padding="border") * box_mask(box, height, width)
+
+
+def phrase_kind(text: str, shape: str | None) -> str | None:
+    """Whether a referring phrase names its object's shape ("names_shape": the world names it only where
+    the colour alone is ambiguous, so the shape must be seen) or not ("no_shape"); None without a shape."""
+    if not shape:
+        return None
+    return "names_shape" if re.search(rf"\b{re.escape(shape)}\b", text) else "no_shape"
 
 
 def mask_ious(predicted: np.ndarray, gold: np.ndarray) -> tuple:
@@ -136,7 +146,7 @@ class Segmentation:
         return Example(self.name, record["image"], prompt, mask, region=region,
                        meta={"key": (record.get("id"), index, mask.shape[0]), "object": index,
                              "form": "referring" if use_text else "box", "shape": shape,
-                             "box": list(obj["box"])})
+                             "phrase": phrase_kind(text, shape) if use_text else None, "box": list(obj["box"])})
 
     @property
     def tokenizer_signature(self):
@@ -200,11 +210,12 @@ class Segmentation:
         return example.frame.mask_to_original(example.target) if example.frame else np.asarray(example.target, bool)
 
     def evaluate(self, predictions, examples) -> dict:
-        """Mask metrics over all examples, and mIoU per form, per shape and per form and shape
-        ("miou_referring_sphere")."""
+        """Mask metrics over all examples, and mIoU per form, per shape, per form and shape
+        ("miou_referring_sphere") and per referring phrase that does or does not name the shape
+        ("miou_referring_sphere_names_shape")."""
         pairs = [(p, self.gold(ex)) for p, ex in zip(predictions, examples)]
         metrics = mask_metrics(pairs)
-        for keys in (("form",), ("shape",), ("form", "shape")):
+        for keys in (("form",), ("shape",), ("form", "shape"), ("form", "shape", "phrase")):
             groups: dict = {}
             for pair, ex in zip(pairs, examples):
                 if all(ex.meta.get(k) is not None for k in keys):

@@ -177,6 +177,13 @@ def test_segment_evaluation_and_baselines(modalities):
     assert metrics["miou"] == 1.0 and metrics["p@0.7"] == 1.0
     assert {"miou_referring", "miou_box"} <= set(metrics) and any(k.startswith("miou_sphere") for k in metrics)
     assert any(k.startswith("miou_referring_") for k in metrics) and any(k.startswith("miou_box_") for k in metrics)
+    for ex in exs:   # referring phrases split by whether they name the object's shape
+        kind = ex.meta["phrase"]
+        assert kind == (None if ex.meta["form"] == "box" else "names_shape" if ex.meta["shape"] in ex.prompt else "no_shape")
+        assert kind is None or f"miou_referring_{ex.meta['shape']}_{kind}" in metrics
+    kind = plugin("segment").phrase_kind
+    assert (kind("the red sphere", "sphere"), kind("the small red one", "sphere"), kind("the cubes", "cube")) == (
+        "names_shape", "no_shape", "no_shape")
     box = task.baselines()["gold_box"]([], modalities)
     scored = task.evaluate([task.to_original(box(ex), ex.frame) for ex in exs], exs)
     assert 0.5 < scored["miou"] < 1.0 and scored.get("miou_cube", 1.0) > scored.get("miou_cone", 0.0)

@@ -14,7 +14,8 @@ it stands, and a small object gets the whole grid). Decoding gives a [0, 1] map 
 "box", pasted back into the decoded box) that is resized to the original image and thresholded at
 `threshold`. Codes of gold masks are computed in batches and cached per (record, object).
 Metrics, in original pixels: mean IoU, cumulative IoU (all intersections over all unions), precision
-at IoU 0.5 and 0.7; mean IoU per form and per shape where objects have a `shape` attribute.
+at IoU 0.5 and 0.7; mean IoU per form and per shape where objects have a `shape` attribute, and per
+referring phrase that names the shape or not (`phrase_kind`).
 """
 from __future__ import annotations
 

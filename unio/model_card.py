@@ -23,21 +23,22 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
                 "learning rate": opts.lr, "warmup steps": opts.warmup, "seed": opts.seed,
                 "training time (s)": round(getattr(trainer, "elapsed", 0.0)),
                 "parameters": sum(p.numel() for p in model.parameters())}
-    training.update(stage_lines(trainer))
+    trained = set(trainer.trained_pairs)
+    training.update(stage_lines(trainer, trained))
     data = {name: source_description(name, source, opts.sources.get(name)) for name, source in trainer.sources.items()}
     folder = Path(folder or trainer.out / "model")
-    to_the_end = {pair: w for pair, w in trainer.weights.items() if pair in trainer.trained_pairs}
+    to_the_end = {pair: w for pair, w in trainer.weights.items() if pair in trained}
     return write(folder, to_the_end, training, data, model.config, evaluation)
 
 
-def stage_lines(trainer) -> dict:
+def stage_lines(trainer, trained: set) -> dict:
     """The first stage, if any: which pairs it trains, for how much of the run, and which of them
-    (a task's warm-up, --first-tasks pairs --tasks lacks) stop after it; the mixture table holds the rest."""
+    (a task's warm-up, --first-tasks pairs --tasks lacks: not in `trained`) stop after it."""
     stages = getattr(trainer, "stages", None)
     if not stages or not stages.first:
         return {}
     lines = {f"first stage ({trainer.opts.spatial_first:.0%} of the steps)": ", ".join(stages.first)}
-    first_only = {pair: w for pair, w in trainer.weights.items() if pair not in trainer.trained_pairs}
+    first_only = {pair: w for pair, w in trainer.weights.items() if pair not in trained}
     if first_only:
         lines["first stage only (not in the table)"] = ", ".join(
             f"{t} on {s} (weight {w:g})" for (t, s), w in first_only.items())

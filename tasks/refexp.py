@@ -1,14 +1,15 @@
 """Referring expressions: a phrase that picks out one object -> its box.
 
 The answer is exactly 4 location tokens (y1, x1, y2, x2, see tokenizers/coordinates.py).
-Metrics: Acc@0.5 (IoU >= 0.5) and mean IoU, in the original image's pixels.
+Metrics: Acc@0.5 (IoU >= 0.5) and mean IoU, in the original image's pixels; where objects have a
+`shape` attribute, Acc@0.5 per phrase that names the shape or not (`acc@0.5_names_shape`, `_no_shape`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from unio.metrics import box_iou
-from unio.records import refexp_of
+from unio.records import phrase_kind, refexp_of
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
@@ -24,8 +25,10 @@ class RefExp:
 
     def example(self, record, rng) -> Example:
         text, index = refexp_of(pick(record["refexps"], rng, record, "referring expression"))
+        obj = record["objects"][index]
+        shape = (obj.get("attributes") or {}).get("shape")
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text),
-                       list(record["objects"][index]["box"]), {"expression": text})
+                       list(obj["box"]), {"expression": text, "phrase": phrase_kind(text, shape)})
 
     def targets(self, examples, mods):
         coords = mods["coordinates"]
@@ -55,7 +58,11 @@ class RefExp:
         """`predictions` in original pixels, against the gold box mapped back through each frame."""
         ious = [box_iou(p, ex.frame.box_to_original(ex.target) if ex.frame else ex.target)
                 for p, ex in zip(predictions, examples)]
-        return {"acc@0.5": float(np.mean([i >= 0.5 for i in ious])), "miou": float(np.mean(ious))}
+        metrics = {"acc@0.5": float(np.mean([i >= 0.5 for i in ious])), "miou": float(np.mean(ious))}
+        for kind in sorted({ex.meta.get("phrase") for ex in examples} - {None}):
+            hits = [i >= 0.5 for i, ex in zip(ious, examples) if ex.meta.get("phrase") == kind]
+            metrics[f"acc@0.5_{kind}"] = float(np.mean(hits))
+        return metrics
 
     def training_texts(self, example) -> list:
         return [example.prompt]

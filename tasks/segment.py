@@ -19,14 +19,12 @@ referring phrase that names the shape or not (`phrase_kind`).
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from unio.image_codes import CodeCache, decode_grid, image_grammar
-from unio.records import refexp_of
+from unio.records import phrase_kind, refexp_of
 from unio.registries import register_task
 from unio.task import Example, Grammar, NothingToAsk, Segment, Target, choose_prompt
 
@@ -76,14 +74,6 @@ def paste_from_box(crop: np.ndarray, box, height: int, width: int) -> np.ndarray
     xs = ((np.arange(width) + 0.5 - x1) / (x2 - x1) * size_x)[None, :]
     ys = ((np.arange(height) + 0.5 - y1) / (y2 - y1) * size_y)[:, None]
     return _sample(crop, xs, ys, padding="border") * box_mask(box, height, width)
-
-
-def phrase_kind(text: str, shape: str | None) -> str | None:
-    """Whether a referring phrase names its object's shape ("names_shape": the world names it only where
-    the colour alone is ambiguous, so the shape must be seen) or not ("no_shape"); None without a shape."""
-    if not shape:
-        return None
-    return "names_shape" if re.search(rf"\b{re.escape(shape)}\b", text) else "no_shape"
 
 
 def mask_ious(predicted: np.ndarray, gold: np.ndarray) -> tuple:

@@ -80,6 +80,21 @@ def test_refexp_metrics_by_hand():
     assert result["miou"] == pytest.approx((1 + box_iou([0, 0, 1, 1], exs[1].target)) / 2)
 
 
+def test_refexp_accuracy_per_phrase_naming_the_shape_or_not():
+    """World phrases name the shape only where the colour is shared: Acc@0.5 is split by that."""
+    task = TASKS.get("refexp")
+    exs = examples("refexp", n=60)
+    kinds = [ex.meta["phrase"] for ex in exs]
+    for ex, kind in zip(exs, kinds):
+        shape = ex.record["objects"][[o["box"] for o in ex.record["objects"]].index(ex.target)]["attributes"]["shape"]
+        assert kind == ("names_shape" if shape in ex.meta["expression"] else "no_shape")
+    assert set(kinds) == {"names_shape", "no_shape"}
+    right_where_named = [ex.target if kind == "names_shape" else [0, 0, 1, 1] for ex, kind in zip(exs, kinds)]
+    result = task.evaluate(right_where_named, exs)
+    assert (result["acc@0.5_names_shape"], result["acc@0.5_no_shape"]) == (1.0, 0.0)
+    assert result["acc@0.5"] == pytest.approx(kinds.count("names_shape") / len(exs))
+
+
 def test_depth_metrics_by_hand():
     gold = np.array([[1.0, 2.0], [4.0, 8.0]])
     pred = np.array([[1.0, 2.0], [5.0, 4.0]])

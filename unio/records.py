@@ -29,6 +29,7 @@ An image that cannot be decoded (a truncated file) is a `BadRecord` naming its f
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -136,6 +137,14 @@ def refexp_of(item) -> tuple:
     if isinstance(item, Mapping):
         return item["text"], int(item["object"])
     return item[0], int(item[1])
+
+
+def phrase_kind(text: str, shape: str | None) -> str | None:
+    """Whether a referring phrase names its object's shape ("names_shape": the world names it only where
+    the colour alone is ambiguous, so the shape must be seen) or not ("no_shape"); None without a shape."""
+    if not shape:
+        return None
+    return "names_shape" if re.search(rf"\b{re.escape(shape)}\b", text) else "no_shape"
 
 
 def missing_keys(required, keys) -> list:

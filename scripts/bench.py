@@ -15,13 +15,13 @@ import argparse
 import json
 import sys
 
-import torch
-
 import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
+import torch
 from bench_readers import reader_speeds
-from unio.bootstrap import ensure_modalities, load_tokenizer_config
-from unio.presets import build_model, load_preset
-from unio.sources import build_source
+
+from unio.data.sources import build_source
+from unio.model.presets import load_preset, model_from_preset
+from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
 
 
 def main(argv=None) -> int:
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     pairs = [(t, "world") for t in bench.TASKS4]
     mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
-    model = build_model(args.preset, mods.vocab.size)
+    model = model_from_preset(args.preset, mods.vocab.size)
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2
     report = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads()}
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         report["generate"]["t5_compiled"] = t5_compiled
         report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
     model.compile_generation(False)   # unio.run below as its users run it by default
-    from unio.inference import Runner
+    from unio.infer.runner import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     if not args.no_readers:   # each official-format reader on world scenes written at 640 px (bench_readers.py)
         report["readers"] = reader_speeds(*((64, 2, 64, 0.2) if args.quick else (640, 20, 256, 3.0)), log=lambda line: None)

@@ -6,11 +6,11 @@ images as one batch) against one refexp `unio.run` call per object, on world tes
 import argparse
 import json
 
+import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
 import torch
 
-import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
-from unio.inference import load
-from unio.world import World
+from unio.data.world import World
+from unio.infer.runner import load
 
 
 def main(argv=None) -> int:

@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from unio.records import frame_record
-from unio.sources import build_source
-from unio.world.formats import WRITERS
+from unio.data.records import frame_record
+from unio.data.sources import build_source
+from unio.data.world.formats import WRITERS
 
 SPECS = {"coco": "coco", "vqav2": "vqav2", "refcoco": "refcoco/refcoco", "nyu": "nyu/nyu_depth_v2_labeled.mat"}
 

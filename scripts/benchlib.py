@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from unio.data import BatchStream, Collator, Mixture, model_inputs
+from unio.data.batching import BatchStream, Collator, model_inputs
+from unio.data.mixture import Mixture
+from unio.data.records import make_example
+from unio.data.sources import build_source
+from unio.data.world import World
 from unio.model.stem import LinearStem
 from unio.registries import TASKS
-from unio.sources import build_source
-from unio.task import make_example
-from unio.world import World
 
 TASKS4 = ["vqa", "caption", "refexp", "depth"]
 
@@ -325,8 +326,8 @@ def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3
     """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
     lengths, as a fraction of `peak`, and its matmul-only ceiling: the matmul fraction where the
     matrices are as large as the preset makes them. On a CPU, also the step's share of time in matmuls."""
-    from unio.presets import build_model
-    model = build_model(preset, 2048).to(device)
+    from unio.model.presets import model_from_preset
+    model = model_from_preset(preset, 2048).to(device)
     cfg = model.config
     batch = {"pixel_values": torch.rand(batch_size, 3, cfg.image_size, cfg.image_size),
              "input_ids": torch.randint(3, 2048, (batch_size, prompt)),

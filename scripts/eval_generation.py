@@ -37,14 +37,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_scale(model, mods, task, examples, batch_size: int, **options) -> tuple:
-    from unio.evaluation import predict, score
+    from unio.infer.evaluation import predict, score
     predictions = predict(model, mods, task, examples, batch_size=batch_size, **options)
     return score(task, predictions, examples), predictions
 
 
 def diversity_at(model, mods, task, examples, samples: int, scale: float, top_k: int, seed: int) -> float:
-    from unio.image_metrics import diversity
-    from unio.pipeline import generate_answers
+    from unio.infer.pipeline import generate_answers
+    from unio.kit.image_metrics import diversity
     values = []
     for i, example in enumerate(examples):
         answers = generate_answers(model, mods, task, [example] * samples, guidance_scale=scale, do_sample=True,
@@ -54,7 +54,7 @@ def diversity_at(model, mods, task, examples, samples: int, scale: float, top_k:
 
 
 def baselines(mods, pairs_examples: dict, train: dict) -> dict:
-    from unio.evaluation import score
+    from unio.infer.evaluation import score
     from unio.registries import TASKS
     out = {}
     for name, examples in pairs_examples.items():
@@ -66,8 +66,8 @@ def baselines(mods, pairs_examples: dict, train: dict) -> dict:
 
 def vq_quality(mods, examples) -> dict:
     """The RGB round trip through the VQ-VAE at the model's grid: PSNR over the image, and over object pixels."""
-    from unio.image_codes import round_trip
-    from unio.image_metrics import psnr
+    from unio.kit.image_codes import round_trip
+    from unio.kit.image_metrics import psnr
     whole, objects = [], []
     for ex in examples:
         rt = round_trip(ex.target, mods["vq"])
@@ -83,10 +83,10 @@ def vq_quality(mods, examples) -> dict:
 
 def tokenizer_only(args) -> int:
     """The VQ-VAE's RGB round trip at 64 px: PSNR, and the round-tripped images read with the palette."""
-    from unio.evaluation import score, split_examples
+    from unio.data.sources import build_source
+    from unio.infer.evaluation import score, split_examples
     from unio.modalities import Modalities
     from unio.registries import TASKS
-    from unio.sources import build_source
     folder = Path(args.tokenizers)
     if (folder / "vocab.json").is_file():
         mods = Modalities.load(folder)
@@ -108,7 +108,8 @@ def tokenizer_only(args) -> int:
 def draw_grid(model, mods, task, examples, scales, samples: int, top_k: int, seed: int, path: Path) -> None:
     """Rows: prompts; columns: the gold image, then `samples` samples at each scale."""
     from PIL import Image, ImageDraw
-    from unio.pipeline import generate_answers
+
+    from unio.infer.pipeline import generate_answers
     size = examples[0].target.shape[0] * 2
     cols = 1 + samples * len(scales)
     canvas = Image.new("RGB", (cols * size, len(examples) * (size + 12) + 14), "white")
@@ -130,10 +131,11 @@ def draw_grid(model, mods, task, examples, scales, samples: int, top_k: int, see
 
 def main(argv=None) -> int:
     import torch
-    from unio.evaluation import split_examples
-    from unio.model_folder import load_model_folder
+
+    from unio.data.sources import build_source
+    from unio.infer.evaluation import split_examples
+    from unio.infer.model_folder import load_model_folder
     from unio.registries import TASKS
-    from unio.sources import build_source
     args = parser().parse_args(argv)
     torch.set_grad_enabled(False)
     if args.tokenizers:

@@ -1,7 +1,7 @@
 """Evaluate a model or baselines: python scripts/evaluate.py --baseline all --n 500 --json b.json"""
 import sys
 
-from unio.eval_cli import main
+from unio.train.eval_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

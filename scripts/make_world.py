@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unio.world import World
+from unio.data.world import World
 
 
 def write_scenes(out: Path, n: int, split: str, resolution: int) -> None:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     out = Path(args.out or args.path)
     out.mkdir(parents=True, exist_ok=True)
     if args.format:
-        from unio.world.formats import WRITERS
+        from unio.data.world.formats import WRITERS
         WRITERS[args.format](out, args.n, args.resolution)
         print(f"wrote {args.n} scenes per split to {out} in the {args.format} format")
         return 0

@@ -1,4 +1,4 @@
-"""Does a model's encoder hold an object attribute? A linear probe of its per-object features (unio/probe.py).
+"""Does a model's encoder hold an object attribute? A linear probe of its per-object features (unio/train/probe.py).
 
 python scripts/probe_encoder.py --model runs/vqa-caption-refexp-depth-tiny-s0 --attribute shape --json probe.json
 """
@@ -23,10 +23,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from unio.inference import load
-    from unio.probe import probe
+    from unio.data.sources import build_source
+    from unio.infer.runner import load
     from unio.registries import TASKS
-    from unio.sources import build_source
+    from unio.train.probe import probe
     runner = load(args.model)
     name, _, spec = args.source.partition("=")
     source = build_source(name, spec or None, runner.model.config.image_size)

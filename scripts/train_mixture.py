@@ -1,7 +1,7 @@
 """Train a unio generalist: python scripts/train_mixture.py --tasks vqa,caption,refexp,depth"""
 import sys
 
-from unio.train_cli import main
+from unio.train.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,8 +3,8 @@ import argparse
 import sys
 
 from unio import plugins
-from unio.bootstrap import world_corpus
 from unio.registries import TOKENIZERS
+from unio.train.tokenizer_setup import world_corpus
 
 
 def main(argv=None) -> int:

@@ -7,8 +7,8 @@ import json
 import sys
 
 from unio import plugins
-from unio.bootstrap import world_corpus
 from unio.registries import TOKENIZERS
+from unio.train.tokenizer_setup import world_corpus
 
 
 def main(argv=None) -> int:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from itertools import product
 
-import numpy as np
-
+from unio.data.world.constants import COLORS, SHAPES, SIZES
+from unio.kit.answers import ShortTextAnswer
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt
-from unio.world.constants import COLORS, SHAPES, SIZES
+from unio.task import Example, choose_prompt
 
 WORLD_CATEGORIES = [f"{size} {color} {shape}" for size, color, shape in product(SIZES, COLORS, SHAPES)]
 
@@ -20,14 +19,12 @@ def area(box) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
-@register_task("classify")
+@register_task
 class Classify(ShortTextAnswer):
-    name = "classify"
+    name, hub_task = "classify", "image-classification"   # registry name; task type on the hub
     output = "text"
     prompts = ["What is this?", "What object is this?", "Classify the object in the image."]
     requires = ("image", "objects")
-    headline = "accuracy"
-    max_tokens = 8
 
     def __init__(self, categories: list | None = tuple(WORLD_CATEGORIES)):
         self.categories = list(categories) if categories is not None else None
@@ -39,6 +36,3 @@ class Classify(ShortTextAnswer):
 
     def answer_options(self, example):
         return self.categories
-
-    def evaluate(self, predictions, examples) -> dict:
-        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}

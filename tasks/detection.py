@@ -14,7 +14,8 @@ from collections import Counter
 
 import numpy as np
 
-from unio.boxes import coco_ap, nms, split_groups
+from unio.kit.answers import BoxListAnswer, box_groups, box_segment, box_to_ids
+from unio.kit.boxes import coco_ap, nms
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
 
@@ -26,11 +27,10 @@ def label_of(obj, attribute=None) -> str:
     return str(attributes[attribute]) if attribute and attribute in attributes else str(obj.get("category", "object"))
 
 
-@register_task("detection")
-class Detection:
-    name = "detection"
+@register_task
+class Detection(BoxListAnswer):
+    name, hub_task = "detection", "object-detection"   # registry name; task type on the hub
     helper = "detect"                   # unio.detect(image)
-    output = "boxes"
     prompts = ["List all objects and their locations.", "Detect every object in the image.",
                "What objects are in the image, and where are they?"]
     requires = ("image", "objects")
@@ -57,13 +57,11 @@ class Detection:
         return [objects[i] for i in rng.permutation(len(objects))]
 
     def targets(self, examples, mods):
-        coords, out = mods["coordinates"], []
+        out = []
         for ex in examples:
-            h, w = ex.image.shape[:2]
             ids = []
             for box, label in ex.target:
-                group = mods.vocab.to_global("coordinates", coords.encode_box(box, w, h))
-                group += mods.text_ids(label)[:self.max_label_tokens]
+                group = box_to_ids(box, mods, ex) + mods.text_ids(label)[:self.max_label_tokens]
                 if len(ids) + len(group) > self.max_tokens:
                     break
                 ids += group
@@ -71,24 +69,16 @@ class Detection:
         return out
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        box = Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True)
-        return Grammar((Repeat((box, Segment("text", 1, self.max_label_tokens)), 0, self.max_objects),))
+        label = Segment(mods.prompt_name, 1, self.max_label_tokens)
+        return Grammar((Repeat((box_segment(mods), label), 0, self.max_objects),))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:
         """{boxes (model frame), labels, scores}, best first, after non-maximum suppression."""
-        h, w = example.image.shape[:2]
-        groups = split_groups(ids, logprobs, mods.vocab, "coordinates")
-        boxes = [mods["coordinates"].decode_box(g.location, w, h) for g in groups]
+        boxes, groups = box_groups(ids, logprobs, mods, example)
         labels = [mods.text_from_ids(g.label).strip() for g in groups]
         scores = [g.score for g in groups]
         kept = nms(boxes, scores, labels, self.nms_iou)
         return {"boxes": [boxes[i] for i in kept], "labels": [labels[i] for i in kept], "scores": [scores[i] for i in kept]}
-
-    def to_original(self, prediction, frame) -> dict:
-        return {**prediction, "boxes": [frame.box_to_original(b) for b in prediction["boxes"]]}
-
-    def to_result(self, prediction) -> dict:
-        return dict(prediction)
 
     def gold(self, example) -> list:
         """[(box, label)] in the original image's pixels: every object of the record."""
@@ -105,9 +95,6 @@ class Detection:
 
     def training_texts(self, example) -> list:
         return [example.prompt] + [label for _, label in example.target]
-
-    def training_images(self, example) -> list:
-        return []
 
     def baselines(self):
         return {"prior": _Prior}

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from unio.boxes import match, nms, split_groups
-from unio.labels import query_matches
+from unio.data.world.constants import COLORS, SHAPES, SIZES
+from unio.kit.answers import BoxListAnswer, baseline, box_groups, box_segment, box_to_ids
+from unio.kit.boxes import match, nms
+from unio.kit.labels import query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, slot_of
-from unio.world.constants import COLORS, SHAPES, SIZES
+from unio.task import Example, Grammar, Repeat, choose_prompt, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
@@ -40,10 +41,9 @@ def matches(obj, query: dict) -> bool:
     return all(attributes.get(a) == v for a, v in query.items())
 
 
-@register_task("find_all")
-class FindAll:
-    name = "find_all"
-    output = "boxes"
+@register_task
+class FindAll(BoxListAnswer):
+    name, hub_task = "find_all", "zero-shot-object-detection"   # registry name; task type on the hub
     prompts = ['Find every "{}".', 'Where is every "{}" in the image?', 'Locate all "{}" in the image.']
     requires = ("image", "objects")
     headline = "recall"
@@ -90,26 +90,18 @@ class FindAll:
         return None
 
     def targets(self, examples, mods):
-        coords = mods["coordinates"]
-        out = []
-        for ex in examples:
-            h, w = ex.image.shape[:2]
-            out.append([i for box in ex.target for i in mods.vocab.to_global("coordinates", coords.encode_box(box, w, h))])
-        return out
+        return [[i for box in ex.target for i in box_to_ids(box, mods, ex)] for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        box = Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True)
-        return Grammar((Repeat((box,), 0, self.max_objects),))
+        return Grammar((Repeat((box_segment(mods),), 0, self.max_objects),))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:
-        h, w = example.image.shape[:2]
-        groups = split_groups(ids, logprobs, mods.vocab, "coordinates", labelled=False)
-        boxes = [mods["coordinates"].decode_box(g.location, w, h) for g in groups]
+        boxes, groups = box_groups(ids, logprobs, mods, example, labelled=False)
         scores = [g.score for g in groups]
         kept = sorted(nms(boxes, scores, None, self.nms_iou))
         return {"boxes": [boxes[i] for i in kept], "scores": [scores[i] for i in kept]}
 
-    def from_answer(self, detected: dict, example) -> dict:
+    def from_answer(self, detected: dict, example, ask=None) -> dict:
         """This task's prediction from a detection of the same image (`via="detection"`): the boxes whose
         label names the query."""
         query = example.meta["query"]
@@ -117,12 +109,6 @@ class FindAll:
             (lambda label: query_matches(label, query))
         keep = [i for i, label in enumerate(detected["labels"]) if named(label)]
         return {"boxes": [detected["boxes"][i] for i in keep], "scores": [detected["scores"][i] for i in keep]}
-
-    def to_original(self, prediction, frame) -> dict:
-        return {**prediction, "boxes": [frame.box_to_original(b) for b in prediction["boxes"]]}
-
-    def to_result(self, prediction) -> dict:
-        return dict(prediction)
 
     def evaluate(self, predictions, examples) -> dict:
         counts = {"tp": 0, "predicted": 0, "gold": 0, "absent": 0, "absent_fp": 0}
@@ -144,22 +130,8 @@ class FindAll:
                 "recall_one": recall_by["one"][0] / max(recall_by["one"][1], 1),
                 "recall_several": recall_by["several"][0] / max(recall_by["several"][1], 1)}
 
-    def training_texts(self, example) -> list:
-        return [example.prompt]
-
-    def training_images(self, example) -> list:
-        return []
-
     def baselines(self):
-        return {"none": _NoBox, "mean_box": _MeanBox}
-
-
-class _NoBox:
-    def __init__(self, train_examples, mods=None):
-        pass
-
-    def __call__(self, example):
-        return {"boxes": [], "scores": []}
+        return {"none": baseline(lambda example, mods: {"boxes": [], "scores": []}), "mean_box": _MeanBox}
 
 
 class _MeanBox:

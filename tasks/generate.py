@@ -1,13 +1,13 @@
 """Text to image: 'Generate an image of: {caption}' -> the image as a full grid of VQ-VAE codes.
 
-The encoder reads the prompt alone (no image: `reads_image = False`; unio.data feeds no pixels, or
+The encoder reads the prompt alone (no image: `reads_image = False`; unio.data.mixture feeds no pixels, or
 hides a blank image's patches in batches shared with tasks that read images). Classifier-free
 guidance, Unified-IO 2's recipe: in training a fraction of the prompts (`null_fraction`, 10%) become
 the null prompt; at inference `guidance_scale=a` decodes each prompt beside its null twin in one batch,
-logp = (1 + a) logp(cond) - a logp(uncond) (unio.pipeline.ClassifierFreeGuidance).
+logp = (1 + a) logp(cond) - a logp(uncond) (unio.infer.pipeline.ClassifierFreeGuidance).
 
 Metrics, with no downloaded network: the generated image read with the world's palette
-(unio/world/palette.py): colour-set precision / recall / F1 against the objects asked for, object
+(unio/data/world/palette.py): colour-set precision / recall / F1 against the objects asked for, object
 count accuracy, left-to-right order. `unio.generate(prompt, n=4, guidance_scale=1, seed=0)`.
 """
 from __future__ import annotations
@@ -18,17 +18,16 @@ import zlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-from unio.image_codes import CodeCache, image_from_ids, image_grammar, image_to_original, round_trip
+from unio.data.world.palette import palette_metrics
+from unio.kit.answers import ImageAnswer, ImageCodes, baseline, image_tokenizer
+from unio.kit.image_codes import image_to_original
 from unio.registries import register_task
-from unio.task import Example, choose_prompt, image_tensor, pick
-from unio.world.palette import colour_scores, order_score, read_objects
-
-VQ = "vq"      # the image tokenizer whose codes the answers are
+from unio.task import Example, choose_prompt, pick
 
 
-@register_task("generate")
-class Generate:
-    name = "generate"
+@register_task
+class Generate(ImageAnswer):
+    name, hub_task = "generate", "text-to-image"   # registry name; task type on the hub
     output = "generated_image"
     prompts = ["Generate an image of: {}", "Draw an image of: {}", "Make a picture of: {}"]
     null_prompt = "Generate an image."      # the unconditional prompt of classifier-free guidance
@@ -44,7 +43,7 @@ class Generate:
         if not 0 <= null_fraction < 1:
             raise ValueError(f"null_fraction must be in [0, 1), got {null_fraction}")
         self.null_fraction = null_fraction
-        self.codes = CodeCache(VQ)
+        self.codes = ImageCodes()
 
     def example(self, record, rng) -> Example:
         caption = pick(record["captions"], rng, record, "caption").strip()
@@ -63,15 +62,10 @@ class Generate:
     def unconditional(self, example) -> Example:
         return dataclasses.replace(example, prompt=self.null_prompt, region=None, meta=dict(example.meta))
 
-    def targets(self, examples, mods):
-        return self.codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
-
-    def grammar(self, mods, image_size: int):
-        return image_grammar(mods, VQ, image_size)
-
     def decode(self, ids, mods, example) -> np.ndarray:
-        size = example.frame.size if example.frame is not None else mods[VQ].downsample * int(len(ids) ** 0.5)
-        return image_from_ids(ids, mods, VQ, size, size)
+        side = int(len(ids) ** 0.5)
+        size = example.frame.size if example.frame is not None else mods[image_tokenizer(mods)].downsample * side
+        return self.codes.decode(ids, mods, size, size)
 
     def to_original(self, image, frame) -> np.ndarray:
         return image_to_original(image, frame)
@@ -111,25 +105,10 @@ class Generate:
     def training_texts(self, example) -> list:
         return [example.prompt, self.null_prompt]
 
-    def training_images(self, example) -> list:
-        return [image_tensor(example.target)]
-
     def baselines(self):
-        return {"mean_image": _MeanImage, "train_image": _TrainImage, "vq_ceiling": _VQRoundTrip, "gold": _Gold}
-
-
-def palette_metrics(images, colours) -> dict:
-    """Colour-set precision / recall / F1, count accuracy and left-to-right order accuracy of images
-    against the colours asked for (left to right); examples without colours are left out."""
-    scored = [(read_objects(np.asarray(im, np.uint8)), gold) for im, gold in zip(images, colours) if gold]
-    if not scored:
-        return {"color_f1": float("nan")}
-    prf = np.array([colour_scores(read, gold) for read, gold in scored])
-    orders = [o for o in (order_score(read, gold) for read, gold in scored) if o is not None]
-    return {"color_precision": float(prf[:, 0].mean()), "color_recall": float(prf[:, 1].mean()),
-            "color_f1": float(prf[:, 2].mean()),
-            "count_accuracy": float(np.mean([len(read) == len(gold) for read, gold in scored])),
-            "order_accuracy": float(np.mean(orders)) if orders else float("nan"), "n": len(scored)}
+        return {"mean_image": _MeanImage, "train_image": _TrainImage,
+                "vq_ceiling": baseline(lambda example, mods: self.codes.round_trip(example.target, mods)),
+                "gold": baseline(lambda example, mods: example.target)}   # the palette reader's own ceiling
 
 
 class _MeanImage:
@@ -150,23 +129,3 @@ class _TrainImage:
 
     def __call__(self, example):
         return self.images[zlib.crc32(str(example.meta.get("caption")).encode()) % len(self.images)]
-
-
-class _VQRoundTrip:
-    """The gold image through VQ encode -> decode: what the codes can carry at best."""
-
-    def __init__(self, train_examples, mods):
-        self.mods = mods
-
-    def __call__(self, example):
-        return round_trip(example.target, self.mods[VQ])
-
-
-class _Gold:
-    """The gold image itself: the palette reader's own ceiling."""
-
-    def __init__(self, train_examples, mods=None):
-        pass
-
-    def __call__(self, example):
-        return example.target

@@ -11,36 +11,18 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from unio.image_codes import CodeCache, image_from_ids, image_grammar, image_to_original, round_trip
-from unio.image_metrics import crop, pixel_box, psnr, ssim
-from unio.images import to_rgb_array
+from unio.kit.answers import ImageAnswer, ImageCodes, baseline
+from unio.kit.image_codes import image_to_original
+from unio.kit.image_metrics import blank, crop, paste, pixel_box, psnr, ssim
+from unio.kit.images import to_rgb_array
 from unio.registries import register_task
-from unio.task import Example, choose_prompt, image_tensor
+from unio.task import Example, choose_prompt
 
-VQ = "vq"      # the image tokenizer whose codes the answers are
-
-BLANK = 128     # grey: what a blanked region holds
 CELL = 8        # training regions are whole cells of this many pixels (the VQ-VAE's default downsampling)
 
 
-def blank(image: np.ndarray, box) -> np.ndarray:
-    """A copy of `image` with the pixels of `box` (x1, y1, x2, y2) set to BLANK."""
-    x1, y1, x2, y2 = pixel_box(box, *image.shape[:2])
-    out = np.array(image, np.uint8, copy=True)
-    out[y1:y2, x1:x2] = BLANK
-    return out
-
-
-def paste(generated: np.ndarray, original: np.ndarray, box) -> np.ndarray:
-    """`original` with the pixels of `box` taken from `generated` (same size); all others unchanged."""
-    x1, y1, x2, y2 = pixel_box(box, *original.shape[:2])
-    out = np.array(original, np.uint8, copy=True)
-    out[y1:y2, x1:x2] = generated[y1:y2, x1:x2]
-    return out
-
-
-@register_task("inpaint")
-class Inpaint:
+@register_task
+class Inpaint(ImageAnswer):
     name = "inpaint"
     output = "generated_image"
     prompts = ["Fill in the region.", "Complete the missing region.", "Inpaint the region."]
@@ -49,7 +31,7 @@ class Inpaint:
     headline, also_report = "psnr", ("ssim",)
 
     def __init__(self):
-        self.codes = CodeCache(VQ)
+        self.codes = ImageCodes()
 
     def example(self, record, rng) -> Example:
         image = np.asarray(record["image"], np.uint8)
@@ -64,15 +46,9 @@ class Inpaint:
         example.image = blank(example.image, example.region)
         return example
 
-    def targets(self, examples, mods):
-        return self.codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
-
-    def grammar(self, mods, image_size: int):
-        return image_grammar(mods, VQ, image_size)
-
     def decode(self, ids, mods, example) -> dict:
         size = example.image.shape[0]
-        return self._prediction(image_from_ids(ids, mods, VQ, size, size), example)
+        return self._prediction(self.codes.decode(ids, mods, size, size), example)
 
     @staticmethod
     def _prediction(image, example) -> dict:
@@ -115,14 +91,10 @@ class Inpaint:
         return {"psnr": float(np.mean(inside_psnr)), "ssim": float(np.mean(inside_ssim)),
                 "psnr_image": float(np.mean(whole))}
 
-    def training_texts(self, example) -> list:
-        return [example.prompt]
-
-    def training_images(self, example) -> list:
-        return [image_tensor(example.target)]
-
     def baselines(self):
-        return {"mean_fill": _MeanFill, "vq_ceiling": _VQRoundTrip}
+        # vq_ceiling: the gold through the codes and back, pasted into the region
+        ceiling = baseline(lambda example, mods: self._prediction(self.codes.round_trip(example.target, mods), example))
+        return {"mean_fill": baseline(mean_fill), "vq_ceiling": ceiling}
 
 
 def random_region(height: int, width: int, rng) -> list:
@@ -134,26 +106,11 @@ def random_region(height: int, width: int, rng) -> list:
     return [float(x * CELL), float(y * CELL), float((x + w) * CELL), float((y + h) * CELL)]
 
 
-class _MeanFill:
-    """The region filled with the mean colour of the rest of the input image."""
-
-    def __init__(self, train_examples, mods=None):
-        pass
-
-    def __call__(self, example):
-        x1, y1, x2, y2 = pixel_box(example.region, *example.image.shape[:2])
-        outside = np.ones(example.image.shape[:2], bool)
-        outside[y1:y2, x1:x2] = False
-        filled = np.array(example.image, copy=True)
-        filled[y1:y2, x1:x2] = example.image[outside].mean(0).round().astype(np.uint8)
-        return Inpaint._prediction(filled, example)
-
-
-class _VQRoundTrip:
-    """The gold image through VQ encode -> decode, pasted into the region: the ceiling the codes allow."""
-
-    def __init__(self, train_examples, mods):
-        self.mods = mods
-
-    def __call__(self, example):
-        return Inpaint._prediction(round_trip(example.target, self.mods[VQ]), example)
+def mean_fill(example, mods=None) -> dict:
+    """The region filled with the mean colour of the rest of the input image (a baseline)."""
+    x1, y1, x2, y2 = pixel_box(example.region, *example.image.shape[:2])
+    outside = np.ones(example.image.shape[:2], bool)
+    outside[y1:y2, x1:x2] = False
+    filled = np.array(example.image, copy=True)
+    filled[y1:y2, x1:x2] = example.image[outside].mean(0).round().astype(np.uint8)
+    return Inpaint._prediction(filled, example)

@@ -20,9 +20,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from unio.data.world.constants import COLORS, SHAPES, SIZES
+from unio.kit.answers import ShortTextAnswer
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt, pick, slot_of
-from unio.world.constants import COLORS, SHAPES, SIZES
+from unio.task import Example, choose_prompt, pick, slot_of
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
@@ -67,14 +68,13 @@ def random_caption(rng) -> str:
     return render(objects)
 
 
-@register_task("itm")
+@register_task
 class ImageTextMatch(ShortTextAnswer):
     max_tokens = 4
     name = "itm"
     output = "text"
     prompts = ['Does the image match "{}"?', 'Is "{}" a description of the image?']
     requires = ("image", "captions")
-    headline = "accuracy"
     options = ("yes", "no")
 
     def __init__(self, easy: float = 0.0, via: str | None = None):
@@ -111,7 +111,7 @@ class ImageTextMatch(ShortTextAnswer):
         example.meta.setdefault("text", slot_of(example.prompt, self.prompts) or "")
         return example
 
-    def from_answer(self, detected: dict, example) -> str:
+    def from_answer(self, detected: dict, example, ask=None) -> str:
         """This task's answer from a detection of the same image (`via="detection"`): "yes" when the
         caption's objects and the detected labels are the same multiset."""
         listed = parse(example.meta["text"])

@@ -26,6 +26,8 @@ import math
 import numpy as np
 from PIL import ImageDraw
 
+from unio.kit.answers import LocationAnswer, baseline, location_tokenizer, through_tokens
+from unio.kit.metrics import pck
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, choose_prompt, pick
 
@@ -40,11 +42,12 @@ WORLD_NAMES = ("centre", "corner 1", "corner 2", "corner 3", "corner 4")
 WORLD_SKELETON = ((2, 3), (3, 4), (4, 5), (5, 2))       # the outline through the corners / vertices
 
 
-class Keypoints:
+class Keypoints(LocationAnswer):
     output = "keypoints"
     requires = ("image", "objects")
     photometric = ("brightness", "contrast", "saturation", "hue")   # no answer names a colour
     headline = "pck@0.1"
+    hub_task = "keypoint-detection"
     uses_token_logprobs = True          # an answer's score (for OKS AP) is its tokens' geometric mean probability
 
     def __init__(self, name: str, prompts, names, skeleton=(), sigmas=None, thing: str = "object"):
@@ -87,23 +90,24 @@ class Keypoints:
         return ids
 
     def targets(self, examples, mods):
-        coords, out = mods["coordinates"], []
+        name = location_tokenizer(mods)
+        out = []
         for ex in examples:
             h, w = ex.image.shape[:2]
-            out.append(mods.vocab.to_global("coordinates", self.point_ids(ex.target, coords, w, h)))
+            out.append(mods.vocab.to_global(name, self.point_ids(ex.target, mods[name], w, h)))
         return out
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        bins = mods["coordinates"].num_bins
-        point = (Segment("coordinates", 2, 2, local=(0, bins)), Segment("coordinates", 1, 1, local=(bins, bins + 3)))
+        name = location_tokenizer(mods)
+        bins = mods[name].num_bins
+        point = (Segment(name, 2, 2, local=(0, bins)), Segment(name, 1, 1, local=(bins, bins + 3)))
         return Grammar(point * self.num_keypoints)
 
     # -- answers -----------------------------------------------------------------------------
     def decode(self, ids, mods, example, logprobs=None) -> dict:
         """{keypoints: K [x, y, v] in the model's frame, score}; a point given visibility 0 keeps its position."""
-        coords = mods["coordinates"]
-        h, w = example.image.shape[:2]
-        local = mods.vocab.to_local("coordinates", ids)
+        name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
+        coords, local = mods[name], mods.vocab.to_local(name, ids)
         points = []
         for k in range(self.num_keypoints):
             y, x, v = (local[3 * k: 3 * k + 3] + [0, 0, coords.num_bins])[:3]
@@ -121,7 +125,7 @@ class Keypoints:
 
     def draw(self, result):
         """Keypoints and skeleton over the image: visible points filled, hidden ones hollow."""
-        from unio.drawing import draw_result
+        from unio.kit.drawing import draw_result
         image = draw_result(result)
         draw, points = ImageDraw.Draw(image), result.keypoints or []
         r = max(1.5, image.width / 40)
@@ -166,23 +170,8 @@ class Keypoints:
             metrics.update(oks_ap(gold, [(p["keypoints"], p.get("score", 1.0)) for p in predictions], self.sigmas))
         return metrics
 
-    def training_texts(self, example) -> list:
-        return [example.prompt]
-
-    def training_images(self, example) -> list:
-        return []
-
     def baselines(self):
-        return {"mean_relative": _MeanRelative, "token_ceiling": _TokenRoundTrip}
-
-
-def pck(predicted, gold, alpha: float) -> float:
-    """The fraction of labelled gold points (v > 0) predicted within alpha * the longer side of the object's box."""
-    hits = []
-    for points, (gold_points, box, _) in zip(predicted, gold):
-        reach = alpha * max(box[2] - box[0], box[3] - box[1])
-        hits += [math.dist(p[:2], g[:2]) <= reach for p, g in zip(points, gold_points) if g[2] > 0]
-    return float(np.mean(hits)) if hits else 0.0
+        return {"mean_relative": _MeanRelative, "token_ceiling": baseline(through_tokens(self))}   # the bins' ceiling
 
 
 def oks_ap(gold, predicted, sigmas) -> dict:
@@ -237,19 +226,6 @@ class _MeanRelative:
         return {"keypoints": points, "score": 1.0}
 
 
-class _TokenRoundTrip:
-    """The gold keypoints through their tokens and back: the ceiling the location bins allow."""
-
-    def __init__(self, train_examples, mods):
-        self.mods = mods
-
-    def __call__(self, example):
-        task = _TASKS[example.task]
-        ids = task.targets([example], self.mods)[0]
-        return task.decode(ids, self.mods, example)
-
-
-_TASKS: dict = {}
 for _task in (
     Keypoints("keypoints", ["Find the keypoints of the object in the region.",
                             "Locate the keypoints of the object in the region.",
@@ -258,6 +234,6 @@ for _task in (
                                    "Locate the keypoints of the person in the region.",
                                    "Where are the keypoints of the person in the region?"],
               COCO_NAMES, COCO_SKELETON, COCO_SIGMAS, thing="person")):
-    _TASKS[_task.name] = register_task(_task.name, _task)
+    register_task(_task)
 del _task
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from unio.metrics import box_iou
-from unio.records import phrase_kind, refexp_of
+from unio.data.records import phrase_kind, refexp_of
+from unio.kit.answers import LocationAnswer, box_from_ids, box_segment, box_to_ids
+from unio.kit.metrics import box_iou
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt, pick
+from unio.task import Example, Grammar, choose_prompt, pick
 
 
-@register_task("refexp")
-class RefExp:
-    name = "refexp"
+@register_task
+class RefExp(LocationAnswer):
+    name, hub_task = "refexp", "zero-shot-object-detection"   # registry name; task type on the hub
     output = "boxes"
     prompts = ['Which region does the text "{}" describe?', 'Find the region of "{}".',
                'Where is "{}" in the image?']
@@ -31,22 +32,13 @@ class RefExp:
                        list(obj["box"]), {"expression": text, "phrase": phrase_kind(text, shape)})
 
     def targets(self, examples, mods):
-        coords = mods["coordinates"]
-        out = []
-        for ex in examples:
-            h, w = ex.image.shape[:2]
-            out.append(mods.vocab.to_global("coordinates", coords.encode_box(ex.target, w, h)))
-        return out
+        return [box_to_ids(ex.target, mods, ex) for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True),))
+        return Grammar((box_segment(mods),))
 
     def decode(self, ids, mods, example) -> list:
-        h, w = example.image.shape[:2]
-        local = mods.vocab.to_local("coordinates", ids)
-        if len(local) != 4:   # never under the grammar; the whole image rather than no box
-            return [0.0, 0.0, float(w), float(h)]
-        return mods["coordinates"].decode_box(local, w, h)
+        return box_from_ids(ids, mods, example)
 
     def to_original(self, box, frame) -> list:
         return frame.box_to_original(box)
@@ -63,12 +55,6 @@ class RefExp:
             hits = [i >= 0.5 for i, ex in zip(ious, examples) if ex.meta.get("phrase") == kind]
             metrics[f"acc@0.5_{kind}"] = float(np.mean(hits))
         return metrics
-
-    def training_texts(self, example) -> list:
-        return [example.prompt]
-
-    def training_images(self, example) -> list:
-        return []
 
     def baselines(self):
         return {"centre_box": _CentreBox, "mean_box": _MeanBox}

@@ -8,11 +8,11 @@ Metrics: exact match, and CIDEr-D / BLEU-4 through pycocoevalcap.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
+from unio.kit.answers import ShortTextAnswer, text_scores
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt, pick
+from unio.task import Example, choose_prompt, pick
 
 
 def description(obj) -> str:
@@ -22,27 +22,14 @@ def description(obj) -> str:
     return ("an " if category[:1].lower() in "aeiou" else "a ") + category
 
 
-def text_scores(predictions, references) -> dict:
-    """pycocoevalcap's BLEU-4 and CIDEr-D (PTB-tokenised); `references` a list of lists of strings."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-    tokenizer = PTBTokenizer()
-    gts = tokenizer.tokenize({i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
-    res = tokenizer.tokenize({i: [{"caption": p}] for i, p in enumerate(predictions)})
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    cider, _ = Cider().compute_score(gts, res)
-    return {"bleu4": float(bleu[3]), "cider": float(cider)}
-
-
 def pick_object(record, rng) -> dict:
     return pick([o for o in record["objects"] if o.get("box") is not None], rng, record, "object with a box")
 
 
-@register_task("region_caption")
+@register_task
 class RegionCaption(ShortTextAnswer):
     baseline_name = "most_frequent"
-    name = "region_caption"
+    name, hub_task = "region_caption", "image-to-text"   # registry name; task type on the hub
     output = "text"
     prompts = ["What does the region describe?", "Describe the region.", "What is in the region?"]
     requires = ("image", "objects")

@@ -4,21 +4,17 @@ or, with `categories` set (a list of names), ranked among them by likelihood. Me
 """
 from __future__ import annotations
 
-
-import numpy as np
-
+from unio.kit.answers import ShortTextAnswer
 from unio.registries import register_task
-from unio.task import Example, ShortTextAnswer, choose_prompt, pick
+from unio.task import Example, choose_prompt, pick
 
 
-@register_task("region_class")
+@register_task
 class RegionClass(ShortTextAnswer):
     name = "region_class"
     output = "text"
     prompts = ["What is the category of the object in the region?", "What kind of object is in the region?"]
     requires = ("image", "objects")
-    headline = "accuracy"
-    max_tokens = 8
 
     def __init__(self, categories: list | None = None):
         self.categories = categories
@@ -30,6 +26,3 @@ class RegionClass(ShortTextAnswer):
 
     def answer_options(self, example):
         return self.categories
-
-    def evaluate(self, predictions, examples) -> dict:
-        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}

@@ -20,77 +20,17 @@ referring phrase that names the shape or not (`phrase_kind`).
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from unio.image_codes import CodeCache, decode_grid, image_grammar
-from unio.records import phrase_kind, refexp_of
+from unio.data.records import phrase_kind, refexp_of
+from unio.kit.answers import ImageAnswer, ImageCodes, baseline, box_from_ids, box_segment, box_to_ids, through_tokens
+from unio.kit.masks import box_mask, crop_to_box, mask_image, paste_from_box
+from unio.kit.metrics import mask_metrics
 from unio.registries import register_task
-from unio.task import Example, Grammar, NothingToAsk, Segment, Target, choose_prompt
+from unio.task import Example, Grammar, NothingToAsk, Target, choose_prompt
 
 REFERRING = ['Segment "{}".', 'Give the mask of "{}".', 'Which pixels belong to "{}"?']
 BOX = ["Segment the object in the region.", "Give the mask of the object in the region.",
        "Which pixels belong to the object in the region?"]
-
-
-def mask_image(mask: np.ndarray) -> torch.Tensor:
-    """(H, W) bool -> (1, H, W) float in {0, 1}: what the VQ-VAE encodes."""
-    return torch.from_numpy(np.asarray(mask, np.float32))[None]
-
-
-def box_mask(box, height: int, width: int) -> np.ndarray:
-    """A box (x1, y1, x2, y2) filled as a (height, width) bool mask (pixels whose centres lie inside)."""
-    ys, xs = np.mgrid[0:height, 0:width] + 0.5
-    x1, y1, x2, y2 = box
-    return (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
-
-
-def _sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, mode: str = "bilinear",
-            padding: str = "zeros") -> np.ndarray:
-    """Samples of a (H, W) map at pixel coordinates (xs, ys) (pixel centres at +0.5); outside it,
-    0 (`padding="zeros"`) or the nearest edge value ("border")."""
-    h, w = image.shape
-    grid = torch.from_numpy(np.stack(np.broadcast_arrays(2 * xs / w - 1, 2 * ys / h - 1), -1)).float()[None]
-    src = torch.from_numpy(np.asarray(image, np.float32))[None, None]
-    return F.grid_sample(src, grid, mode=mode, padding_mode=padding, align_corners=False)[0, 0].numpy()
-
-
-def crop_to_box(image: np.ndarray, box, size: int) -> np.ndarray:
-    """The region `box` (x1, y1, x2, y2, pixels) of a (H, W) mask, stretched to (size, size) (nearest
-    pixel: a mask that fills its box stays all ones)."""
-    x1, y1, x2, y2 = box
-    centres = (np.arange(size) + 0.5) / size
-    return _sample(image, (x1 + centres * (x2 - x1))[None, :], (y1 + centres * (y2 - y1))[:, None], "nearest")
-
-
-def paste_from_box(crop: np.ndarray, box, height: int, width: int) -> np.ndarray:
-    """crop_to_box's inverse: a (size, size) map of the box's region -> a (height, width) map, 0 outside it.
-    A pixel whose centre lies on the box's edge takes the crop's edge value, which crop_to_box sampled
-    from that very pixel: a box decoded from location bins has its edges on pixel centres (bin centres),
-    and interpolating there with the zeros outside would halve the value, so an edge decoded a little
-    under 1 fell below the threshold and every such mask lost a row and a column."""
-    x1, y1, x2, y2 = box
-    size_y, size_x = crop.shape
-    xs = ((np.arange(width) + 0.5 - x1) / (x2 - x1) * size_x)[None, :]
-    ys = ((np.arange(height) + 0.5 - y1) / (y2 - y1) * size_y)[:, None]
-    return _sample(crop, xs, ys, padding="border") * box_mask(box, height, width)
-
-
-def mask_ious(predicted: np.ndarray, gold: np.ndarray) -> tuple:
-    """(intersection, union) pixel counts of two bool masks of the same size."""
-    predicted, gold = np.asarray(predicted, bool), np.asarray(gold, bool)
-    if predicted.shape != gold.shape:
-        raise ValueError(f"predicted mask {predicted.shape} and gold mask {gold.shape} differ in size")
-    return int((predicted & gold).sum()), int((predicted | gold).sum())
-
-
-def mask_metrics(pairs) -> dict:
-    """mIoU, cumulative IoU, P@0.5 and P@0.7 over [(predicted, gold)] bool masks. Two empty masks agree (IoU 1)."""
-    counts = [mask_ious(p, g) for p, g in pairs]
-    ious = np.array([i / u if u else 1.0 for i, u in counts])
-    inter, union = sum(i for i, _ in counts), sum(u for _, u in counts)
-    return {"miou": float(ious.mean()), "ciou": float(inter / union) if union else 1.0,
-            "p@0.5": float((ious >= 0.5).mean()), "p@0.7": float((ious >= 0.7).mean())}
 
 
 def _objects_with_masks(record) -> list:
@@ -99,16 +39,15 @@ def _objects_with_masks(record) -> list:
             and not (o.get("attributes") or {}).get("iscrowd") and np.asarray(o["mask"], bool).any()]
 
 
-@register_task("segment")
-class Segmentation:
-    name = "segment"
+@register_task
+class Segmentation(ImageAnswer):
+    name, hub_task = "segment", "image-segmentation"   # registry name; task type on the hub
     output = "mask"
     prompts = REFERRING + BOX          # the first: unio.segment(image, "the red cube"); with region= the box form
     requires = ("image", "objects")     # + refexps for the referring form (used where a record has them)
     photometric = ("brightness", "contrast")   # a referring phrase may name a colour
     headline = "miou"
     also_report = ("ciou", "p@0.5")
-    cache_size = 200_000
 
     def __init__(self, referring: float = 0.5, threshold: float = 0.5, mask_in: str = "image"):
         if not 0 <= referring <= 1:
@@ -117,7 +56,7 @@ class Segmentation:
             raise ValueError(f"mask_in must be 'image' (the mask over the frame) or 'box' (the box, then the "
                              f"mask within it), got {mask_in!r}")
         self.referring, self.threshold, self.mask_in = referring, threshold, mask_in
-        self._codes = CodeCache("vq", self.cache_size, to_tensor=mask_image)
+        self.codes = ImageCodes(to_tensor=mask_image, channels=1)
 
     def example(self, record, rng) -> Example:
         candidates = _objects_with_masks(record)
@@ -147,45 +86,38 @@ class Segmentation:
     # -- targets: VQ codes of the mask (after its box's location tokens in "box"), cached -----------
     def targets(self, examples, mods):
         if self.mask_in == "image":
-            codes = self._codes([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
+            codes = self.codes.targets([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
             return [Target(c) for c in codes]
         boxes = [self.answer_box(ex, mods) for ex in examples]
         crops = [crop_to_box(ex.target, box, ex.image.shape[0]) for ex, (_, box) in zip(examples, boxes)]
         keys = [None if ex.meta.get("key") is None else (*ex.meta["key"], "box") for ex in examples]
-        codes = self._codes(crops, keys, mods)
-        return [Target(mods.vocab.to_global("coordinates", ids) + c) for (ids, _), c in zip(boxes, codes)]
+        codes = self.codes.targets(crops, keys, mods)
+        return [Target(ids + c) for (ids, _), c in zip(boxes, codes)]
 
     @staticmethod
     def answer_box(example, mods) -> tuple:
-        """(its 4 location ids, the box they decode to): the box as the answer states it, whose region the mask fills."""
-        h, w = example.image.shape[:2]
-        coords = mods["coordinates"]
-        ids = coords.encode_box(example.meta["box"], w, h)
-        return ids, coords.decode_box(ids, w, h)
+        """(its 4 global location ids, the box they decode to): the box as the answer states it, whose region
+        the mask fills."""
+        ids = box_to_ids(example.meta["box"], mods, example)
+        return ids, box_from_ids(ids, mods, example)
 
     def answer_prefix(self, example, mods) -> list | None:
         """In "box", a prompt's region is the answer's box: its location tokens are forced, the codes follow."""
         if self.mask_in != "box" or example.region is None:
             return None
-        h, w = example.image.shape[:2]
-        return mods.vocab.to_global("coordinates", mods["coordinates"].encode_box(example.region, w, h))
+        return box_to_ids(example.region, mods, example)
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        codes = image_grammar(mods, "vq", image_size)
-        if self.mask_in == "image":
-            return codes
-        box = Segment("coordinates", 4, 4, local=(0, mods["coordinates"].num_bins), box=True)
-        return Grammar((box, *codes.segments))
+        codes = self.codes.grammar(mods, image_size)
+        return codes if self.mask_in == "image" else Grammar((box_segment(mods), *codes.segments))
 
     # -- answers -----------------------------------------------------------------------------
     def decode(self, ids, mods, example) -> np.ndarray:
         """Generated codes -> the mask's [0, 1] map over the model's frame (thresholded in to_original)."""
         h, w = example.image.shape[:2]
         if self.mask_in == "image":
-            return decode_grid(ids, mods, "vq", h, w, channels=1)[0].numpy()
-        location = mods.vocab.to_local("coordinates", list(ids[:4]))
-        box = mods["coordinates"].decode_box(location, w, h) if len(location) == 4 else [0.0, 0.0, float(w), float(h)]
-        return paste_from_box(decode_grid(ids[4:], mods, "vq", h, w, channels=1)[0].numpy(), box, h, w)
+            return self.codes.decode(ids, mods, h, w)
+        return paste_from_box(self.codes.decode(ids[4:], mods, h, w), box_from_ids(ids[:4], mods, example), h, w)
 
     def to_original(self, soft_mask, frame) -> np.ndarray:
         """A [0, 1] map (or bool mask) over the model's frame -> a bool mask of the original image's size."""
@@ -214,38 +146,18 @@ class Segmentation:
             metrics.update({f"miou_{name}": mask_metrics(group)["miou"] for name, group in sorted(groups.items())})
         return metrics
 
-    def training_texts(self, example) -> list:
-        return [example.prompt]
-
     def training_images(self, example) -> list:
         if self.mask_in == "box":
             return [mask_image(crop_to_box(example.target, example.meta["box"], example.image.shape[0]))]
         return [mask_image(example.target)]
 
     def baselines(self):
-        return {"gold_box": _GoldBox, "vq_ceiling": lambda train, mods: _VQRoundTrip(train, mods, self)}
+        # vq_ceiling: the gold answer through the tokenizers and back (in "box", the box's bins too)
+        ceiling = through_tokens(self) if self.mask_in == "box" else \
+            (lambda example, mods: self.codes.round_trip(example.target, mods))
+        return {"gold_box": baseline(gold_box), "vq_ceiling": baseline(ceiling)}
 
 
-class _GoldBox:
-    """The object's gold box, filled: what a perfect box predictor gives as a mask."""
-
-    def __init__(self, train_examples, mods=None):
-        pass
-
-    def __call__(self, example):
-        h, w = example.target.shape
-        return box_mask(example.meta["box"], h, w).astype(np.float32)
-
-
-class _VQRoundTrip:
-    """The gold answer through the tokenizers and back (VQ encode -> decode; in "box", the box's bins too):
-    the ceiling the codes allow."""
-
-    def __init__(self, train_examples, mods, task):
-        self.mods, self.task = mods, task
-
-    def __call__(self, example):
-        if self.task.mask_in == "box":
-            return self.task.decode(self.task.targets([example], self.mods)[0], self.mods, example)
-        vq = self.mods["vq"]
-        return vq.decode(vq.encode(mask_image(example.target)), channels=1)[0, 0].numpy()
+def gold_box(example, mods=None) -> np.ndarray:
+    """The object's gold box, filled: what a perfect box predictor gives as a mask (a baseline)."""
+    return box_mask(example.meta["box"], *example.target.shape).astype(np.float32)

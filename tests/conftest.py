@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny tokenizers trained once per session, and a tiny model config."""
+"""Shared fixtures: tiny tokenizers trained once per session, a tiny model config, a saved tiny model
+and a runner on it; helpers that several test files use (scripts, world examples, overfitting a batch,
+two gloo ranks)."""
 import os
 import sys
 
@@ -19,7 +21,7 @@ TINY_MODEL = dict(d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_l
 @pytest.fixture(scope="session")
 def modalities(tmp_path_factory) -> Modalities:
     """Text (trained on world texts), coordinates (32 bins) and an untrained-but-valid VQ-VAE (32 px -> 4x4)."""
-    from unio.bootstrap import world_corpus
+    from unio.train.tokenizer_setup import world_corpus
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tokenizers")
     corpus = world_corpus(["vqa", "caption", "refexp", "depth"], 32, texts_per_pair=200)
@@ -36,6 +38,24 @@ def tiny_config(modalities):
     return UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_path(modalities, tmp_path_factory):
+    """A saved tiny model (seed 0, untrained) with its tokenizers. Read it, copy it before changing it."""
+    from unio.model import UnioConfig, UnioModel
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
+    modalities.save(path / "tokenizers")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_model_path):
+    """unio.load of the tiny model; one per test module, so no module sees another's runner."""
+    import unio
+    return unio.load(tiny_model_path)
+
+
 def run_script(*args, env=None, timeout=600):
     """Run a repo script in a subprocess; returns CompletedProcess (check=True)."""
     import subprocess
@@ -46,6 +66,33 @@ def run_script(*args, env=None, timeout=600):
 
 def world_examples(task, split: str, n: int, resolution: int) -> list:
     """Examples 0..n of a task on a world split, as evaluation makes them."""
-    from unio.evaluation import split_examples
-    from unio.sources import build_source
+    from unio.data.sources import build_source
+    from unio.infer.evaluation import split_examples
     return split_examples(task, build_source("world", None, resolution), split, n, resolution)
+
+
+def overfit(model, batch: dict, steps: int, lr: float = 3e-3) -> float:
+    """Train `model` on one batch for `steps` AdamW steps; the last step's loss."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def free_port() -> int:
+    """A local TCP port that nothing listens on now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def on_two_ranks(target) -> dict:
+    """`target(rank, port, results)` in 2 spawned processes (a free port for gloo); what they put in results."""
+    import torch.multiprocessing as mp
+    results = mp.Manager().dict()
+    mp.spawn(target, args=(free_port(), results), nprocs=2)
+    return dict(results)

@@ -1,6 +1,6 @@
 """Tiny datasets written by hand in the official formats (COCO, VQAv2, refer's RefCOCO, NYU Depth v2's
 .mat), with real photos from scikit-image's sample data where a real image matters. Independent of
-unio's own writers (unio/world/formats.py), so a reader is checked against the format, not against us."""
+unio's own writers (unio/data/world/formats.py), so a reader is checked against the format, not against us."""
 import json
 import struct
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Bad data (unio/bad_records.py): one bad record of each kind stops a run with the file and the record;
+"""Bad data (unio/data/bad_records.py): one bad record of each kind stops a run with the file and the record;
 with --skip-bad-records it is skipped, reported once and counted per source (metrics.jsonl, eval JSON),
 and batches stay a pure function of (seed, rank, step). Also RefCOCO's own splits from evaluate.py."""
 import json
@@ -6,13 +6,13 @@ import shlex
 
 import numpy as np
 import pytest
-
 from conftest import run_script
 from official_formats import add_bad_records, write_coco, write_nyu, write_refcoco
-from unio.bad_records import BadRecord, BadRecords
-from unio.records import frame_record
+
+from unio.data.bad_records import BadRecord, BadRecords
+from unio.data.records import frame_record
+from unio.data.sources import build_source
 from unio.registries import TASKS
-from unio.sources import build_source
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_each_kind_names_its_file_and_record(bad):
 
 
 def test_skipping_reads_the_good_records_and_counts_each_bad_one_once(bad, capsys):
-    from unio.evaluation import split_examples
+    from unio.infer.evaluation import split_examples
     caption = TASKS.get("caption")
     with pytest.raises(BadRecord, match="annotation 9999"):
         split_examples(caption, coco(bad), "train", 10, 32)
@@ -77,7 +77,7 @@ def test_skipping_reads_the_good_records_and_counts_each_bad_one_once(bad, capsy
 
 
 def mixture(sources, bad=None, seed=0):
-    from unio.data import Mixture
+    from unio.data.mixture import Mixture
     tasks = {"caption": TASKS.get("caption")}
     return Mixture(tasks, sources, {("caption", "coco"): 1.0}, 32, seed=seed, bad=bad)
 
@@ -106,7 +106,7 @@ def test_skipping_mixture_is_deterministic_and_unchanged_where_no_record_is_bad(
 
 def test_skipped_records_reach_the_trainer_from_the_data_worker(bad, modalities):
     """Batches built in the data worker process carry the records skipped for them to the training process."""
-    from unio.data import BatchStream, Collator, WorkerPrefetcher, model_inputs
+    from unio.data.batching import BatchStream, Collator, WorkerPrefetcher, model_inputs
     collate = Collator({"caption": TASKS.get("caption")}, modalities, 48, 40)
     stream = BatchStream(mixture({"coco": coco(bad)}, BadRecords(True)), collate, 4)
     prefetch = WorkerPrefetcher(stream, 0)
@@ -182,7 +182,7 @@ def test_without_the_flag_the_run_stops_naming_file_and_record(bad, trained):
 
 def test_evaluate_a_refcoco_split_by_its_name(bad, trained):
     """evaluate.py --split testA reads RefCOCO's testA (Acc@0.5 on it); a split no source has is refused, listing them."""
-    from unio.evaluation import evaluation_split
+    from unio.infer.evaluation import evaluation_split
     command = next(c for c in readme_lines("evaluate.py") if "--split" in c)
     assert command[command.index("--split") + 1] == "testA"
     result = trained["tmp"] / "testA.json"
@@ -215,6 +215,7 @@ def test_evaluate_skips_and_counts_in_its_json(bad, trained):
 
 def test_unreadable_in_memory_image_is_a_bad_record():
     import io
+
     from PIL import Image
     data = io.BytesIO()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(data, format="PNG")

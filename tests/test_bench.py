@@ -4,9 +4,9 @@ import os
 import sys
 
 import torch
-
 from conftest import ROOT
-from unio.presets import build_model
+
+from unio.model.presets import model_from_preset
 
 
 def _load_benchlib():
@@ -31,7 +31,7 @@ def toy_batch(cfg, batch_size=4):
 
 
 def test_recorded_matmuls_are_every_flop_of_the_step():
-    model = build_model("toy", 128)
+    model = model_from_preset("toy", 128)
     batch = toy_batch(model.config)
     calls = bench.recorded_matmuls(model, batch, bf16=True)
     recorded = sum(n * bench.matmul_flops(f"aten::{op}", [s for s, _, _ in ops]) for (op, ops), n in calls.items())
@@ -41,7 +41,7 @@ def test_recorded_matmuls_are_every_flop_of_the_step():
 
 
 def test_weight_gradients_are_recorded_in_their_transposed_layout():
-    model = build_model("toy", 128)
+    model = model_from_preset("toy", 128)
     cfg = model.config
     calls = bench.recorded_matmuls(model, toy_batch(cfg), bf16=True)
     qkv = model.encoder.layers[0].self_attn.qkv.weight.shape           # (3D, D): its gradient is dY^T X
@@ -53,7 +53,7 @@ def test_weight_gradients_are_recorded_in_their_transposed_layout():
 
 
 def test_matmul_ceiling_reports_a_rate():
-    model = build_model("toy", 128)
+    model = model_from_preset("toy", 128)
     peak = bench.matmul_rates((256,))["best"]
     out = bench.matmul_ceiling(model, [toy_batch(model.config)], peak)
     assert out["matmul_calls"] > 0 and out["calls_with_a_non_contiguous_operand"] > 0

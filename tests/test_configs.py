@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import ROOT
 
 from unio.model import UnioConfig, UnioModel
-from unio.presets import load_preset
-
-from conftest import ROOT
+from unio.model.presets import load_preset
 
 MODEL_CONFIGS = sorted(Path(ROOT, "configs", "model").glob("*.yaml"))
 DEEPSPEED_CONFIGS = sorted(Path(ROOT, "configs", "deepspeed").glob("*.json"))
@@ -44,5 +43,5 @@ def test_unknown_preset_lists_presets():
 
 
 def test_single_process_training_does_not_import_deepspeed():
-    code = "import sys, unio.trainer, unio.train_cli; assert 'deepspeed' not in sys.modules"
+    code = "import sys, unio.train.trainer, unio.train.cli; assert 'deepspeed' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

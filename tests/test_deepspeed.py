@@ -10,8 +10,7 @@ import time
 
 import pytest
 import torch
-
-from conftest import ROOT
+from conftest import ROOT, on_two_ranks
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
 
@@ -67,7 +66,8 @@ def test_two_process_zero_training(tmp_path, config):
 
 def _agree_on_rank(rank: int, port: int, results) -> None:
     import torch.distributed as dist
-    from unio.deepspeed_backend import ranks_agree
+
+    from unio.train.deepspeed_backend import ranks_agree
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     results[rank] = (ranks_agree(1.25, "cpu"), ranks_agree(1.25 + rank * 1e-12, "cpu"))
     dist.destroy_process_group()
@@ -75,14 +75,7 @@ def _agree_on_rank(rank: int, port: int, results) -> None:
 
 def test_ranks_see_whether_their_weights_agree():
     """Every rank learns whether all hold the same checksum, so all raise together when one drifted."""
-    import socket
-    import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    results = mp.Manager().dict()
-    mp.spawn(_agree_on_rank, args=(port, results), nprocs=2)
-    assert dict(results) == {0: (True, False), 1: (True, False)}
+    assert on_two_ranks(_agree_on_rank) == {0: (True, False), 1: (True, False)}
 
 
 def test_killed_zero2_run_resumes_where_it_was(tmp_path):

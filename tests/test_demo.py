@@ -12,10 +12,8 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
-import torch
+from conftest import ROOT, free_port
 from PIL import Image
-
-from conftest import ROOT, TINY_MODEL
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 MISSING = [name for name, found in (("gradio", find_spec("gradio")), ("selenium", find_spec("selenium")),
@@ -26,23 +24,12 @@ PROMPTS = {"caption": "What does the image describe?", "vqa": "What color is the
            "refexp": 'Which region does the text "the cube" describe?', "depth": "What is the depth map of the image?"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def page(modalities, tmp_path_factory):
-    """`unio demo MODEL --port P` on a saved toy model, until the module's tests are done."""
-    from unio.model import UnioConfig, UnioModel
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("demo_model")
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(folder)
-    modalities.save(folder / "tokenizers")
+def page(tiny_model_path):
+    """`unio demo MODEL --port P` on the saved tiny model, until the module's tests are done."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "unio.cli", "demo", str(folder), "--port", str(port)], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "unio.cli", "demo", str(tiny_model_path), "--port", str(port)], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(120):
@@ -89,7 +76,8 @@ def ask(driver, prompt: str, region: str = "") -> str:
 def test_the_demo_page_answers_each_task_and_draws_it(page, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from unio.world import World
+
+    from unio.data.world import World
     started = time.time()
     browser.get(page)
     upload = WebDriverWait(browser, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#image input[type=file]"))
@@ -119,7 +107,7 @@ def test_the_demo_page_shows_a_bad_input_as_a_message(page, browser):
 
 
 def test_answer_never_raises():
-    from unio.demo import answer
+    from unio.infer.demo import answer
 
     class Broken:
         def __call__(self, prompts, images, regions):

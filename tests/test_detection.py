@@ -6,16 +6,16 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import overfit, world_examples
 
-from conftest import world_examples
-from unio.boxes import coco_ap, match, nms, split_groups
-from unio.data import Collator
-from unio.images import Frame
+from unio.data.batching import Collator
+from unio.data.records import make_example
+from unio.infer.pipeline import generate_answers
+from unio.kit.boxes import coco_ap, match, nms, split_groups
+from unio.kit.images import Frame
 from unio.model import UnioModel
 from unio.model.decoding import generate_constrained, strip_answer
-from unio.pipeline import generate_answers
 from unio.registries import TASKS
-from unio.task import make_example
 from unio.vocab import EOS
 
 
@@ -159,13 +159,8 @@ def test_tiny_model_overfits_a_batch_of_detection_targets(modalities, tiny_confi
     exs = detection_examples(3) + [empty_example()]
     model = UnioModel(tiny_config)
     batch = Collator({"detection": task}, modalities, 48, 40)(exs)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05, loss.item()
+    loss = overfit(model, batch, 200)
+    assert loss < 0.05, loss
     predictions = [a.prediction for a in generate_answers(model, modalities, task, exs)]
     assert predictions[-1]["boxes"] == []
     for ex, pred in zip(exs[:-1], predictions):
@@ -219,7 +214,7 @@ def test_find_all_metrics_by_hand():
 
 
 def test_stop_by_mass_weighs_eos_against_every_continuation():
-    from unio.pipeline import StopByMass
+    from unio.infer.pipeline import StopByMass
     lowest = torch.finfo(torch.float32).min
     # row 0: EOS 0.3 beats each of 7 boxes' 0.1 but not all of them together -> goes on
     # row 1: EOS 0.65 -> ends; row 2: EOS not allowed (masked) -> untouched

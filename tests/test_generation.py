@@ -2,16 +2,17 @@
 import numpy as np
 import pytest
 import torch
+from conftest import overfit, run_script, world_examples
 
 import unio
-from conftest import run_script, world_examples
-from unio.data import Collator, encode_inputs
-from unio.inference import Runner
+from unio.data.batching import Collator
+from unio.data.encoding import encode_inputs
+from unio.data.world import World
+from unio.infer.pipeline import ClassifierFreeGuidance, check_generation_options, generate_answers
+from unio.infer.runner import Runner
 from unio.model import UnioModel
-from unio.pipeline import ClassifierFreeGuidance, check_generation_options, generate_answers
 from unio.registries import TASKS
 from unio.vocab import EOS
-from unio.world import World
 
 
 @pytest.fixture()
@@ -151,7 +152,7 @@ def test_prompts_without_images_read_as_text_alone(model, modalities):
 def test_null_prompts_only_in_training():
     task = TASKS.get("generate")
     record = {"image": World("train", 32)[0].image, "captions": ["a small red cube."], "id": "x"}
-    from unio.task import make_example
+    from unio.data.records import make_example
     rng = np.random.default_rng(0)
     drawn = [task.for_training(make_example(task, record, 32, rng), rng).prompt for _ in range(2000)]
     assert 0.07 < np.mean([p == task.null_prompt for p in drawn]) < 0.13
@@ -170,7 +171,7 @@ def test_palette_reader_on_gold_images():
 def test_inpainting_metrics_and_baselines(modalities):
     task = TASKS.get("inpaint")
     examples = world_examples(task, "test", 8, 32)
-    from unio.evaluation import score
+    from unio.infer.evaluation import score
     perfect = score(task, [task._prediction(ex.target, ex) for ex in examples], examples)
     assert perfect["psnr"] == 100 and perfect["ssim"] == pytest.approx(1.0)
     mean_fill = task.baselines()["mean_fill"](examples, modalities)
@@ -184,14 +185,8 @@ def test_tiny_model_overfits_a_batch(tiny_config, modalities):
     task = TASKS.get("generate")
     examples = world_examples(task, "train", 4, 32)
     batch = collator(modalities)(examples)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(150):
-        loss = model(**batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 0.05
+    assert overfit(model, batch, 150) < 0.05
     gold = collator(modalities).target_ids(examples)
     assert codes_of(generate_answers(model, modalities, task, examples)) == [list(g) for g in gold]
 
@@ -218,10 +213,12 @@ def test_toy_training_run_through_the_script(tmp_path):
 def test_sampled_answers_get_a_finite_score_when_a_padding_token_was_filtered_out():
     """Under top-k a row that ended early has PAD at -inf after its EOS: its score must still be finite
     (the mean log-probability of the tokens it chose), never NaN."""
-    from types import SimpleNamespace
     import math
+    from types import SimpleNamespace
+
     import torch
-    from unio.pipeline import token_scores
+
+    from unio.infer.pipeline import token_scores
     from unio.vocab import EOS, PAD
     vocab = max(EOS, PAD) + 3
     step = torch.zeros(2, vocab)

@@ -1,9 +1,9 @@
 """Output grammars: repeated groups decode within the grammar; the automaton agrees with the table."""
 import pytest
 import torch
-
 from conftest import world_examples
-from unio.data import encode_inputs
+
+from unio.data.encoding import encode_inputs
 from unio.grammar import Grammar, GrammarLogitsProcessor, Repeat, Segment
 from unio.model import UnioModel
 from unio.model.decoding import generate_constrained, strip_answer

@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 
 import unio
-from unio.world import World
+from unio.data.world import World
 
 PROMPTS = {"vqa": "What color is the cube?", "caption": "What does the image describe?",
            "refexp": 'Which region does the text "the cube" describe?', "depth": "What is the depth map of the image?"}
@@ -18,7 +18,7 @@ PROMPTS = {"vqa": "What color is the cube?", "caption": "What does the image des
 @pytest.fixture(scope="module")
 def trained(modalities, tmp_path_factory):
     """A toy model trained a few steps by the Trainer and exported (model/ with processor and card)."""
-    from unio.trainer import TrainOptions, Trainer
+    from unio.train.trainer import Trainer, TrainOptions
     root = tmp_path_factory.mktemp("hf")
     modalities.save(root / "tokenizers")
     opts = TrainOptions(tasks="vqa,caption,refexp,depth", preset="toy", steps=6, batch_size=4, warmup=2,
@@ -128,7 +128,7 @@ def test_the_exported_folder_has_a_model_card_of_its_run(trained):
 
 
 def test_the_train_cli_adds_the_evaluation_to_the_card(trained):
-    from unio.train_cli import finish
+    from unio.train.cli import finish
     finish(trained, 2)
     evaluation = json.loads((trained.out / "eval.json").read_text())
     meta, body = card_parts(trained.out / "model" / "README.md")

@@ -5,27 +5,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
 import unio
-from unio.images import Frame, to_rgb_array
-from unio.world import World
-
-from conftest import ROOT
+from unio.data.world import World
+from unio.kit.images import Frame, to_rgb_array
 
 PROMPTS = {"vqa": "What color is the cube?", "caption": "What does the image describe?",
            "refexp": 'Which region does the text "the cube" describe?', "depth": "What is the depth map of the image?"}
-
-
-@pytest.fixture(scope="module")
-def runner(modalities, tmp_path_factory):
-    from unio.model import UnioConfig, UnioModel
-    from conftest import TINY_MODEL
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model")
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
-    modalities.save(path / "tokenizers")
-    return unio.load(path)
 
 
 @pytest.mark.parametrize("task", list(PROMPTS))
@@ -140,9 +128,10 @@ def test_cli_run_writes_png(runner, tmp_path):
 def test_boxes_are_always_boxes(modalities, seed):
     """Random models (their answers are noise) on images of extreme shapes: every refexp box has
     x2 > x1 and y2 > y1 in the model's bins and a positive area inside the original image."""
-    from unio.model import UnioConfig, UnioModel
-    from unio.inference import Runner
     from conftest import TINY_MODEL
+
+    from unio.infer.runner import Runner
+    from unio.model import UnioConfig, UnioModel
     torch.manual_seed(seed)
     runner = Runner(UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)), modalities)
     rng = np.random.default_rng(seed)

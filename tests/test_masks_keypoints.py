@@ -8,34 +8,26 @@ from importlib import import_module
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL, overfit, run_script, world_examples
 from PIL import Image
 
 import unio
-from conftest import TINY_MODEL, run_script, world_examples
-from unio.data import Collator
-from unio.images import Frame
-from unio.inference import Result
+from unio.data.batching import Collator
+from unio.data.records import make_example
+from unio.data.world import World
+from unio.infer.pipeline import generate_answers
+from unio.infer.runner import Result
+from unio.kit.images import Frame
+from unio.kit.metrics import mask_ious
 from unio.model import UnioModel
 from unio.model.decoding import generate_constrained, strip_answer
-from unio.pipeline import generate_answers
 from unio.registries import TASKS, TOKENIZERS
-from unio.task import NothingToAsk, make_example
+from unio.task import NothingToAsk
 from unio.vocab import EOS
-from unio.world import World
 
 
 def plugin(name):
     return import_module(type(TASKS.get(name)).__module__)
-
-
-@pytest.fixture(scope="module")
-def runner(modalities, tmp_path_factory):
-    from unio.model import UnioConfig
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model")
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
-    modalities.save(path / "tokenizers")
-    return unio.load(path)
 
 
 def wide_record():
@@ -113,32 +105,39 @@ def test_box_relative_targets_are_the_box_then_the_codes_and_round_trip(modaliti
     assert not grammar.accepts(list(frame_task.targets(exs[:1], modalities)[0]) + [EOS], modalities.vocab)
 
 
-def test_a_model_reads_its_answers_with_the_task_options_it_was_trained_with(tmp_path, modalities):
+def test_two_models_with_other_task_options_each_answer_by_their_own(tmp_path, modalities):
+    """Task options belong to a loaded model, never to the registry: two models trained with other options
+    for the same tasks, loaded in one process, each answer by their own, whichever was loaded last."""
+    from unio.infer.runner import load
     from unio.model import UnioConfig
-    from unio.model_folder import load_model_folder
-    from unio.registries import configure_task
-    config = UnioConfig(vocab_size=modalities.vocab.size, task_options={"segment": {"mask_in": "box"}}, **TINY_MODEL)
-    UnioModel(config).save_pretrained(tmp_path)
-    modalities.save(tmp_path / "tokenizers")
-    try:
-        model, _ = load_model_folder(tmp_path)
-        assert model.config.task_options == {"segment": {"mask_in": "box"}}
-        assert TASKS.get("segment").mask_in == "box"
-    finally:
-        configure_task("segment", {})
-    assert TASKS.get("segment").mask_in == "image"
+    options = {"a": {"segment": {"mask_in": "box"}, "classify": {"categories": ["large red cube", "small blue sphere"]}},
+               "b": {"classify": {"categories": ["tiny green cone", "large cyan cylinder"]}}}
+    for name, task_options in options.items():
+        config = UnioConfig(vocab_size=modalities.vocab.size, task_options=task_options, **TINY_MODEL)
+        UnioModel(config).save_pretrained(tmp_path / name)
+        modalities.save(tmp_path / name / "tokenizers")
+    runners = {name: load(tmp_path / name) for name in options}
+    image = World("test")[0].image
+    longest = {}
+    for name, runner in runners.items():
+        assert runner.model.config.task_options == options[name]
+        assert runner.tasks.get("segment").mask_in == ("box" if name == "a" else "image")
+        assert unio.run("What is this?", image, model=runner).text in options[name]["classify"]["categories"]
+        longest[name] = runner.processor.generate_options("segment")["max_new_tokens"]
+    assert longest["a"] == longest["b"] + 4                  # the box's 4 location tokens before the mask's codes
+    assert TASKS.get("segment").mask_in == "image" and "tiny green cone" not in TASKS.get("classify").categories
 
 
 def test_segment_maps_masks_to_the_original_image():
     """A perfect model-frame answer comes back as the gold mask of the 60x90 original (bar the resizing)."""
-    task, mod = TASKS.get("segment"), plugin("segment")
+    task = TASKS.get("segment")
     record = wide_record()
     for seed in range(4):
         ex = make_example(task, record, 32, np.random.default_rng(seed))
         back = task.to_original(ex.target.astype(np.float32), ex.frame)
         gold = task.gold(ex)
         assert back.shape == (60, 90) and back.dtype == bool
-        inter, union = mod.mask_ious(back, gold)
+        inter, union = mask_ious(back, gold)
         assert inter / union > 0.85
         assert task.to_result(back)["mask"].dtype == bool
 
@@ -166,7 +165,7 @@ def test_mask_metrics_by_hand():
     assert m["p@0.5"] == pytest.approx(2 / 3) and m["p@0.7"] == pytest.approx(1 / 3)
     assert mod.box_mask([1, 1, 3, 2], 4, 4).sum() == 2
     with pytest.raises(ValueError, match="differ in size"):
-        mod.mask_ious(a, np.zeros((3, 3), bool))
+        mask_ious(a, np.zeros((3, 3), bool))
 
 
 def test_segment_evaluation_and_baselines(modalities):
@@ -191,8 +190,8 @@ def test_segment_evaluation_and_baselines(modalities):
 
 def test_a_vq_trained_on_masks_round_trips_them():
     """A small VQ-VAE trained on world masks (300 steps) gives them back: mean IoU > 0.5."""
-    from unio.bootstrap import world_corpus
     from unio.registries import TOKENIZERS
+    from unio.train.tokenizer_setup import world_corpus
     vq = TOKENIZERS.get("vq")
     torch.manual_seed(0)
     corpus = world_corpus(["segment"], 32)
@@ -201,7 +200,7 @@ def test_a_vq_trained_on_masks_round_trips_them():
     exs = world_examples(task, "test", 40, 32)
     masks = torch.stack([mod.mask_image(ex.target) for ex in exs])
     back = model.decode(model.encode(masks), channels=1)[:, 0].numpy() > 0.5
-    ious = [mod.mask_ious(b, ex.target) for b, ex in zip(back, exs)]
+    ious = [mask_ious(b, ex.target) for b, ex in zip(back, exs)]
     assert np.mean([i / u for i, u in ious]) > 0.5
 
 
@@ -353,7 +352,7 @@ def test_a_given_region_is_the_box_of_a_box_relative_answer(modalities, tiny_con
 
 
 def test_forced_prefixes_follow_beams_and_guidance_rows():
-    from unio.pipeline import ForcedPrefix
+    from unio.infer.pipeline import ForcedPrefix
     forced = ForcedPrefix([[5, 6], None], num_beams=2)
     scores = forced(torch.zeros(8, 1, dtype=torch.long), torch.zeros(8, 10))   # 2 examples x 2 beams x (cond, uncond)
     assert [int(r.argmax()) for r in scores] == [5, 5, 0, 0, 5, 5, 0, 0]
@@ -370,13 +369,8 @@ def test_tiny_model_overfits_a_batch(modalities, tiny_config, name):
     exs = world_examples(task, "train", 4, 32)
     model = UnioModel(tiny_config)
     batch = Collator({name: task}, modalities, 48, 40)(exs)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05, loss.item()
+    loss = overfit(model, batch, 150)
+    assert loss < 0.05, loss
     answers = generate_answers(model, modalities, task, exs)
     for answer, ex, ids in zip(answers, exs, task.targets(exs, modalities)):
         if name == "segment":                 # every code of the mask
@@ -456,32 +450,33 @@ def test_every_object_tasks_compose_detection_and_the_box_task(runner):
     assert points.task == "keypoints_every" and len(points.instances) == len(points.boxes)
     assert all(len(p) == 5 for p in points.instances) and len(points.keypoints) == 5 * len(points.boxes)
     assert points.draw().size == (90, 60) and result.draw().size == (90, 60)
-    with pytest.raises(ValueError, match="runs in unio.run as detection then segment"):
-        from unio.data import parse_mixture
+    with pytest.raises(ValueError, match="answered in unio.run through 'detection' and has no training"):
+        from unio.data.mixture import parse_mixture
         parse_mixture("segment_every", TASKS.names())
 
 
 def test_every_object_keeps_only_the_boxes_the_query_names():
-    """compose() with a stand-in runner: labels decide which boxes are segmented; none kept, empty mask."""
-    from unio.inference import Result
-    task = TASKS.get("segment_every")
-    image = np.zeros((20, 30, 3), np.uint8)
+    """from_answer with a stand-in `ask`: labels decide which boxes are segmented; none kept, empty mask."""
+    from unio.task import Example
+    task, frame = TASKS.get("segment_every"), Frame(20, 30, 30)       # the model frame is the original, scaled 1
+    detected = {"boxes": [[0, 0, 5, 5], [10, 0, 20, 10]], "labels": ["small red cube", "large blue cone"],
+                "scores": [0.9, 0.8]}
     calls = []
 
-    def fake_runner(prompts, images, task=None, regions=None, **options):
-        calls.append((task, regions))
-        if task == "detection":
-            return [Result("detection", p, image, boxes=[[0, 0, 5, 5], [10, 0, 20, 10]], labels=["small red cube", "large blue cone"],
-                           scores=[0.9, 0.8]) for p in prompts]
-        masks = [np.zeros((20, 30), bool) for _ in regions]
-        for mask, (x1, y1, x2, y2) in zip(masks, regions):
+    def ask(name, examples):
+        calls.append((name, [ex.region for ex in examples], [ex.prompt for ex in examples]))
+        masks = [np.zeros((20, 30), bool) for _ in examples]
+        for mask, region in zip(masks, (ex.region for ex in examples)):
+            x1, y1, x2, y2 = (int(v) for v in region)
             mask[y1:y2, x1:x2] = True
-        return [Result("segment", p, image, mask=m) for p, m in zip(prompts, masks)]
+        return [{"mask": m} for m in masks]
 
-    example = type("Ex", (), {"record": {"prompt": 'Segment every "cone".', "image": image}})()
-    [result] = task.compose(fake_runner, [example])
-    assert calls[1] == ("segment", [[10, 0, 20, 10]]) and result.labels == ["large blue cone"]
-    assert result.mask.sum() == 100 and result.scores == [0.8]
-    example.record["prompt"] = 'Segment every "sphere".'
-    [result] = task.compose(fake_runner, [example])
-    assert result.boxes == [] and not result.mask.any() and result.masks == []
+    def answer(prompt):
+        example = task.prepare(Example(task.name, np.zeros((30, 30, 3), np.uint8), prompt, None, frame=frame))
+        return task.to_result(task.to_original(task.from_answer(detected, example, ask), frame))
+
+    result = answer('Segment every "cone".')
+    assert calls == [("segment", [[10, 0, 20, 10]], ["Segment the object in the region."])]
+    assert result["labels"] == ["large blue cone"] and result["mask"].sum() == 100 and result["scores"] == [0.8]
+    result = answer('Segment every "sphere".')
+    assert result["boxes"] == [] and not result["mask"].any() and result["masks"] == [] and len(calls) == 1

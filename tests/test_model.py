@@ -1,9 +1,9 @@
 """The encoder-decoder: shapes, KV-cache parity, save/load, overfitting, grammar, MoE."""
 import pytest
 import torch
+from conftest import overfit, world_examples
 
-from conftest import world_examples
-from unio.data import Collator
+from unio.data.batching import Collator
 from unio.model import UnioConfig, UnioModel
 from unio.model.decoding import generate_constrained, score_candidates, strip_answer
 from unio.registries import TASKS
@@ -130,13 +130,8 @@ def test_tiny_model_overfits_one_batch(modalities, tiny_config, task):
     torch.manual_seed(0)
     model = UnioModel(tiny_config)
     batch, _ = batch_for([task], modalities, tiny_config, n=4)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05, loss.item()
+    loss = overfit(model, batch, 150)
+    assert loss < 0.05, loss
 
 
 @pytest.mark.parametrize("task", ["vqa", "caption", "refexp", "depth"])
@@ -166,12 +161,7 @@ def test_candidate_scoring_prefers_trained_answer(modalities, tiny_config):
     torch.manual_seed(0)
     model = UnioModel(tiny_config)
     batch, exs = batch_for(["vqa"], modalities, tiny_config, n=1)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    overfit(model, batch, 60)
     model.eval()
     inputs = {k: batch[k][:1] for k in ("input_ids", "attention_mask", "pixel_values")}
     gold = exs[0].target

@@ -1,12 +1,12 @@
 """Photometric augmentation keeps answers and padding; the robustness perturbations."""
 import numpy as np
 import pytest
-
 from conftest import world_examples
-from unio.data import Mixture
-from unio.photometric import PERTURBATIONS, SHARE, augment, perturb, tolerated
+
+from unio.data.mixture import Mixture
+from unio.data.photometric import PERTURBATIONS, SHARE, augment, perturb, tolerated
+from unio.data.sources import build_source
 from unio.registries import TASKS
-from unio.sources import build_source
 
 
 def test_augment_changes_the_content_only_and_strength_zero_is_off():
@@ -49,7 +49,7 @@ def test_each_perturbation_changes_the_image_it_is_named_for(name):
 
 
 def test_robustness_table_reports_the_change_in_each_metrics_good_direction():
-    from unio.report import robustness_table
+    from unio.infer.report import robustness_table
     results = {"clean": {"refexp": {"acc@0.5": 0.5}, "depth": {"rmse": 1.0}},
                "darker": {"refexp": {"acc@0.5": 0.4}, "depth": {"rmse": 1.25}},
                "jpeg": {"refexp": {"acc@0.5": 0.55}, "depth": {"rmse": 0.8}}}

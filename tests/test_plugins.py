@@ -4,12 +4,11 @@ import sys
 import textwrap
 
 import pytest
+from conftest import ROOT
 
 from unio import plugins
 from unio.registries import TASKS, TOKENIZERS
 from unio.registry import Registry, RegistryError
-
-from conftest import ROOT
 
 
 def test_builtins_are_registered():
@@ -87,18 +86,18 @@ def test_cli_lists_plugins():
 
 
 def test_task_options_rebuild_the_task_and_name_what_is_valid():
-    from unio.registries import TASKS, configure_task, parse_task_options
+    from unio.registries import TASKS
+    from unio.task_set import TaskSet, configured_task, parse_task_options
     assert parse_task_options(["detection.order=x", "find_all.absent=0.5"]) == {
         "detection": {"order": "x"}, "find_all": {"absent": 0.5}}
     with pytest.raises(ValueError, match="TASK.OPTION=VALUE"):
         parse_task_options(["order=x"])
     original = TASKS.get("detection")
-    try:
-        assert configure_task("detection", {"order": "area"}) is TASKS.get("detection")
-        assert TASKS.get("detection").order == "area" and original.order == "x"
-        with pytest.raises(ValueError, match="no option 'ordr'; its options: order, max_objects"):
-            configure_task("detection", {"ordr": "x"})
-        with pytest.raises(ValueError, match="order must be one of random, x, area"):
-            configure_task("detection", {"order": "y"})
-    finally:
-        TASKS.register("detection", original, replace=True)
+    tasks = TaskSet({"detection": {"order": "area"}})
+    assert tasks.get("detection").order == "area" and tasks.get("detection") is tasks.get("detection")
+    assert TASKS.get("detection") is original and original.order == "x"      # the registry is untouched
+    assert tasks.get("vqa") is TASKS.get("vqa")                                  # tasks without options are shared
+    with pytest.raises(ValueError, match="no option 'ordr'; its options: order, max_objects"):
+        configured_task("detection", {"ordr": "x"})
+    with pytest.raises(ValueError, match="order must be one of random, x, area"):
+        TaskSet({"detection": {"order": "y"}})

@@ -1,7 +1,7 @@
 """The encoder probe's classifier: it reads a linearly separable attribute and cannot read noise."""
 import numpy as np
 
-from unio.probe import accuracy, fit_probe
+from unio.train.probe import accuracy, fit_probe
 
 
 def test_probe_reads_a_linearly_coded_attribute():

@@ -1,4 +1,4 @@
-"""The readers of the official formats (unio/readers/) on tiny datasets written in those formats
+"""The readers of the official formats (unio/data/readers/) on tiny datasets written in those formats
 (tests/official_formats.py), the papers' metrics against the official implementations, and a toy run
 over a mixture of all four sources through the real script."""
 import json
@@ -6,12 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
-
 from conftest import run_script
 from official_formats import write_coco, write_nyu, write_refcoco, write_vqav2
-from unio.readers.common import BadRecord
+
+from unio.data.readers.common import BadRecord
+from unio.data.sources import build_source
 from unio.registries import TASKS
-from unio.sources import build_source
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,8 @@ def test_coco_keypoints(data):
 def test_coco_keypoint_names_and_skeleton_0_based(data):
     """Each person keeps its category's keypoint names and skeleton, the file's 1-based pairs made 0-based."""
     from pycocotools.coco import COCO
-    from unio.records import frame_record
+
+    from unio.data.records import frame_record
     official = COCO(str(data["root"] / "coco" / "annotations" / "person_keypoints_train2017.json")).loadCats(1)[0]
     record = source("coco", data["root"] / "coco").split("train2017")[2]
     person = record["objects"][0]
@@ -85,10 +86,11 @@ def test_coco_keypoint_names_and_skeleton_0_based(data):
 def test_images_without_a_person_are_passed_over_not_fatal(data):
     """person_keypoints on COCO: training draws another record for an image without a person, evaluation
     reads on; neither counts it as a bad record. A source with nothing to ask at all is named."""
-    from unio.bad_records import BadRecords
-    from unio.data import Mixture
-    from unio.evaluation import split_examples
-    from unio.task import NothingToAsk, make_example
+    from unio.data.bad_records import BadRecords
+    from unio.data.mixture import Mixture
+    from unio.data.records import make_example
+    from unio.infer.evaluation import split_examples
+    from unio.task import NothingToAsk
     task, coco = TASKS.get("person_keypoints"), source("coco", data["root"] / "coco")
     with pytest.raises(NothingToAsk, match="000000000139|139.*no person"):
         make_example(task, coco.split("train2017")[0], 64, np.random.default_rng(0))
@@ -111,9 +113,8 @@ def test_images_without_a_person_are_passed_over_not_fatal(data):
 def test_masks_are_decoded_and_framed_only_when_read(data, monkeypatch):
     """Framing a record decodes no mask (a caption never pays for them); a mask that is read equals the
     eager framing's (the original mask decoded, then mapped to the model's frame)."""
-    from unio.readers import common
-    from unio.records import frame_record
-    from unio.task import make_example
+    from unio.data.readers import common
+    from unio.data.records import frame_record, make_example
     decoded = []
     real = common.decode_segmentation
     monkeypatch.setattr(common, "decode_segmentation", lambda *args: decoded.append(args) or real(*args))
@@ -165,7 +166,7 @@ def test_coco_split_roles_and_choices(data):
 
 
 def test_a_big_annotation_file_is_parsed_once(data, monkeypatch):
-    from unio.readers import common
+    from unio.data.readers import common
     monkeypatch.setattr(common, "_JSON", {})
     calls = []
     real = common.json.load
@@ -191,8 +192,7 @@ def test_vqav2_records(data):
 
 def official_vqa_accuracy(prediction, answers):
     """The official evaluation's loop for one question (GT-Vision-Lab/VQA vqaEval.py), on answer dicts."""
-    vqa = TASKS.get("vqa")
-    module = __import__(type(vqa).__module__, fromlist=["x"])
+    from unio.kit import vqa_metric as module
     res = module.process_digit_article(module.process_punctuation(prediction.replace("\n", " ").replace("\t", " ").strip()))
     gts = [{"answer": a, "answer_id": i} for i, a in enumerate(answers)]
     if len(set(answers)) > 1:
@@ -217,7 +217,7 @@ def test_vqa_accuracy_is_the_official_one():
 
 
 def test_vqa_evaluate_per_answer_type(data):
-    from unio.evaluation import score, split_examples
+    from unio.infer.evaluation import score, split_examples
     vqa = TASKS.get("vqa")
     examples = split_examples(vqa, source("vqav2", data["root"] / "vqav2"), "test", 9, 32)
     predictions = [ex.meta["answers"][0] for ex in examples]          # the multiple-choice answers
@@ -248,7 +248,7 @@ def test_refcoco_records_from_the_refer_files(data):
 
 def test_refs_pickle_of_python2_protocol_0(tmp_path):
     """refer's pickles were written by Python 2 (cPickle's default protocol 0: byte strings, UTF-8 inside)."""
-    from unio.readers.refcoco import read_refs
+    from unio.data.readers.refcoco import read_refs
     path = tmp_path / "refs(unc).p"
     path.write_bytes(b"(lp0\n(dp1\nS'split'\np2\nS'testA'\np3\nsS'ref_id'\np4\nI7\nsS'sentences'\np5\n(lp6\n"
                      b"(dp7\nS'sent'\np8\nS'caf\\xc3\\xa9 on the left'\np9\nsasa.")
@@ -288,7 +288,7 @@ def test_refcoco_parquet_conversion(tmp_path):
 def test_refexp_targets_round_trip_and_acc_per_split(data, modalities):
     """A RefCOCO box -> target tokens -> decoded -> original pixels is within a location bin; Acc@0.5 per
     split is 1 for the gold boxes and 0 for boxes moved off them."""
-    from unio.evaluation import score, split_examples
+    from unio.infer.evaluation import score, split_examples
     refexp, ref = TASKS.get("refexp"), source("refcoco", data["refcoco"]["folder"])
     for split in ("val", "testA", "testB"):
         examples = split_examples(refexp, ref, split, 10, 32)
@@ -340,7 +340,7 @@ def test_nyu_png_pairs_and_parquet_arrays(tmp_path):
 
 
 def test_depth_errors_nyu_metrics():
-    from unio.metrics import depth_errors
+    from unio.kit.metrics import depth_errors
     gold = np.array([[1.0, 2.0], [4.0, 12.0]])
     pred = np.array([[1.1, 3.0], [2.0, 12.0]])
     errors = depth_errors(pred, gold, np.array([[True, True], [True, False]]))
@@ -358,7 +358,8 @@ def test_caption_scores_match_coco_eval_cap(data, monkeypatch):
     (SPICE left out: it downloads Stanford CoreNLP)."""
     import pycocoevalcap.eval as coco_eval
     from pycocotools.coco import COCO
-    from unio.evaluation import score, split_examples
+
+    from unio.infer.evaluation import score, split_examples
     caption = TASKS.get("caption")
     examples = split_examples(caption, source("coco", data["root"] / "coco"), "train", 3, 32)
     predictions = ["a photo of a cat.", "a horse number 2 in a photo", "an astronaut"]
@@ -385,8 +386,8 @@ def test_caption_scores_match_coco_eval_cap(data, monkeypatch):
 # the world in the official formats, and a toy run over all four readers
 
 def test_make_world_writes_every_format_the_readers_read(tmp_path):
-    from unio.world.source import scene_record
-    from unio.world import World
+    from unio.data.world import World
+    from unio.data.world.source import scene_record
     specs = {"coco": "coco", "vqav2": "vqav2", "refcoco": "refcoco/refcoco", "nyu": "nyu/nyu_depth_v2_labeled.mat"}
     for kind, where in specs.items():
         proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "3")
@@ -411,6 +412,7 @@ def test_make_world_writes_every_format_the_readers_read(tmp_path):
 def readme_commands(section: str = "## Train on your data") -> list:
     """The train_mixture.py command lines of the README's section, as argument lists."""
     import shlex
+
     from conftest import ROOT
     text = open(f"{ROOT}/README.md").read().split(section)[1].split("\n## ")[0]
     return [shlex.split(line.split("#")[0]) for line in text.splitlines() if line.startswith("python scripts/train_mixture.py")]

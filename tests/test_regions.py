@@ -5,27 +5,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from conftest import run_script, world_examples
 from PIL import Image
 
 import unio
-from conftest import TINY_MODEL, run_script, world_examples
-from unio.data import box_ids, encode_prompts
-from unio.images import Frame
+from unio.data.encoding import box_ids, encode_prompts
+from unio.data.world import World
+from unio.kit.images import Frame
 from unio.registries import TASKS
-from unio.world import World
 
 NEW_TASKS = "detection,find_all,region_caption,region_class,itm,classify@world_single"
-
-
-@pytest.fixture(scope="module")
-def runner(modalities, tmp_path_factory):
-    from unio.model import UnioConfig, UnioModel
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model")
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(path)
-    modalities.save(path / "tokenizers")
-    return unio.load(path)
 
 
 def test_region_round_trip_through_the_frame(runner, modalities):
@@ -135,24 +124,22 @@ def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities):
 
 
 def test_itm_easy_negatives_replace_training_negatives_only():
-    from unio.registries import configure_task
+    from unio.task_set import configured_task
     original = TASKS.get("itm")
-    try:
-        exs = world_examples(original, "train", 40, 32)
-        rng = np.random.default_rng(0)
-        state = rng.bit_generator.state
-        assert [original.for_training(ex, rng).meta["kind"] for ex in exs] == [ex.meta["kind"] for ex in exs]
-        assert rng.bit_generator.state == state            # easy=0 (the default) draws nothing
-        easy = configure_task("itm", {"easy": 1.0})
-        out = [easy.for_training(ex, rng) for ex in world_examples(easy, "train", 40, 32)]
-        kinds = [ex.meta["kind"] for ex in out]
-        assert "positive" in kinds and set(kinds) == {"positive", "easy"}
-        assert all(ex.target == ("yes" if ex.meta["kind"] == "positive" else "no") for ex in out)
-        assert all(f'"{ex.meta["text"]}"' in ex.prompt for ex in out)
-        with pytest.raises(ValueError, match="easy must be a share"):
-            configure_task("itm", {"easy": 2})
-    finally:
-        TASKS.register("itm", original, replace=True)
+    exs = world_examples(original, "train", 40, 32)
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert [original.for_training(ex, rng).meta["kind"] for ex in exs] == [ex.meta["kind"] for ex in exs]
+    assert rng.bit_generator.state == state            # easy=0 (the default) draws nothing
+    easy = configured_task("itm", {"easy": 1.0})
+    out = [easy.for_training(ex, rng) for ex in world_examples(easy, "train", 40, 32)]
+    kinds = [ex.meta["kind"] for ex in out]
+    assert "positive" in kinds and set(kinds) == {"positive", "easy"}
+    assert all(ex.target == ("yes" if ex.meta["kind"] == "positive" else "no") for ex in out)
+    assert all(f'"{ex.meta["text"]}"' in ex.prompt for ex in out)
+    with pytest.raises(ValueError, match="easy must be a share"):
+        configured_task("itm", {"easy": 2})
+    assert TASKS.get("itm") is original                # the registry's task is untouched
 
 
 def test_find_all_through_detection_keeps_the_labels_that_name_the_query():
@@ -175,22 +162,19 @@ def test_find_all_through_detection_keeps_the_labels_that_name_the_query():
 def test_find_all_via_detection_answers_with_the_detected_boxes(runner):
     """`find_all.via=detection`: unio.run asks detection and keeps the boxes whose label names the query
     ("object" names every one), in the same original pixels; the option is checked."""
-    from unio.registries import configure_task
-    original = TASKS.get("find_all")
+    from unio.infer.runner import Runner
     image = np.asarray(Image.fromarray(World("test")[1].image).resize((90, 60)))
-    try:
-        configure_task("find_all", {"via": "detection"})
-        detected = unio.detect(image, model=runner)
-        every = unio.find_all(image, "object", model=runner)
-        assert detected.boxes and every.task == "find_all"
-        assert every.boxes == detected.boxes and every.scores == detected.scores
-        assert unio.find_all(image, "purple zebra", model=runner).boxes == []
-        with pytest.raises(ValueError, match="answers through 'detection'"):
-            runner.processor.generate_options("find_all")          # the HF generate() path cannot follow it
-        with pytest.raises(ValueError, match="via='refexp'"):
-            configure_task("find_all", {"via": "refexp"})
-    finally:
-        TASKS.register("find_all", original, replace=True)
+    via = Runner(runner.model, runner.mods, task_options={"find_all": {"via": "detection"}})
+    detected = unio.detect(image, model=via)
+    every = unio.find_all(image, "object", model=via)
+    assert detected.boxes and every.task == "find_all"
+    assert every.boxes == detected.boxes and every.scores == detected.scores
+    assert unio.find_all(image, "purple zebra", model=via).boxes == []
+    with pytest.raises(ValueError, match="answers through 'detection'"):
+        via.processor.generate_options("find_all")          # the HF generate() path cannot follow it
+    runner.processor.generate_options("find_all")           # the model's own runner answers by itself
+    with pytest.raises(ValueError, match="via='refexp'"):
+        Runner(runner.model, runner.mods, task_options={"find_all": {"via": "refexp"}})
 
 
 def test_itm_via_detection_compares_the_listed_objects_with_the_detected_labels(runner):
@@ -198,33 +182,31 @@ def test_itm_via_detection_compares_the_listed_objects_with_the_detected_labels(
     each (so every hard negative of a right detection is "no"); a caption that lists no objects is an
     error naming it; unio.run follows the option."""
     from importlib import import_module
-    from unio.registries import configure_task
-    original = TASKS.get("itm")
-    try:
-        task = configure_task("itm", {"via": "detection"})
-        detected = {"boxes": [[0, 0, 4, 4]] * 3, "scores": [0.9] * 3,
-                    "labels": ["large red cube", "small blue sphere", "Large  red cube"]}
-        ex = world_examples(task, "test", 1, 32)[0]
 
-        def answer(text):
-            ex.meta["text"] = text
-            return task.from_answer(detected, ex)
+    from unio.infer.runner import Runner
+    via = Runner(runner.model, runner.mods, task_options={"itm": {"via": "detection"}})
+    task = via.tasks.get("itm")
+    detected = {"boxes": [[0, 0, 4, 4]] * 3, "scores": [0.9] * 3,
+                "labels": ["large red cube", "small blue sphere", "Large  red cube"]}
+    ex = world_examples(task, "test", 1, 32)[0]
 
-        assert answer("a large red cube, a small blue sphere and a large red cube.") == "yes"
-        assert answer("a small blue sphere, a large red cube and a large red cube.") == "yes"   # order is free
-        assert answer("a large red cube and a small blue sphere.") == "no"                      # one cube dropped
-        assert answer("a large red cube, a small blue cube and a large red cube.") == "no"      # a shape changed
-        with pytest.raises(ValueError, match="two dogs on a sofa"):
-            answer("two dogs on a sofa.")
-        scene = World("test")[0]
-        labels = unio.detect(scene.image, model=runner).labels or []
-        for caption in (scene.caption, "a large red cube."):
-            result = unio.run(f'Does the image match "{caption}"?', scene.image, model=runner)
-            assert result.task == "itm"
-            parsed = import_module(type(task).__module__).parse(caption)
-            want = sorted(" ".join(o) for o in parsed) == sorted(" ".join(l.lower().split()) for l in labels)
-            assert result.text == ("yes" if want else "no")
-        with pytest.raises(ValueError, match="via='caption'"):
-            configure_task("itm", {"via": "caption"})
-    finally:
-        TASKS.register("itm", original, replace=True)
+    def answer(text):
+        ex.meta["text"] = text
+        return task.from_answer(detected, ex)
+
+    assert answer("a large red cube, a small blue sphere and a large red cube.") == "yes"
+    assert answer("a small blue sphere, a large red cube and a large red cube.") == "yes"   # order is free
+    assert answer("a large red cube and a small blue sphere.") == "no"                      # one cube dropped
+    assert answer("a large red cube, a small blue cube and a large red cube.") == "no"      # a shape changed
+    with pytest.raises(ValueError, match="two dogs on a sofa"):
+        answer("two dogs on a sofa.")
+    scene = World("test")[0]
+    labels = unio.detect(scene.image, model=runner).labels or []
+    for caption in (scene.caption, "a large red cube."):
+        result = unio.run(f'Does the image match "{caption}"?', scene.image, model=via)
+        assert result.task == "itm"
+        parsed = import_module(type(task).__module__).parse(caption)
+        want = sorted(" ".join(o) for o in parsed) == sorted(" ".join(l.lower().split()) for l in labels)
+        assert result.text == ("yes" if want else "no")
+    with pytest.raises(ValueError, match="via='caption'"):
+        Runner(runner.model, runner.mods, task_options={"itm": {"via": "caption"}})

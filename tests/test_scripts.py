@@ -4,10 +4,8 @@ import json
 import os
 
 import pytest
-
-from PIL import Image
-
 from conftest import ROOT, run_script
+from PIL import Image
 
 
 def test_evaluate_baselines(tmp_path, modalities):
@@ -32,8 +30,9 @@ def test_evaluate_rejects_unknown_baseline(tmp_path, modalities):
 def test_evaluate_on_perturbed_images(tmp_path, modalities):
     """--perturb: each task's metrics on clean and perturbed copies of the same test images."""
     import torch
-    from unio.model import UnioConfig, UnioModel
     from conftest import TINY_MODEL
+
+    from unio.model import UnioConfig, UnioModel
     torch.manual_seed(0)
     UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
     modalities.save(tmp_path / "m" / "tokenizers")
@@ -108,8 +107,9 @@ def test_probe_encoder_reports_each_attribute(tmp_path, modalities):
     """scripts/probe_encoder.py on a toy model: one result per attribute, accuracies in [0, 1]; an
     attribute the objects do not carry is a clear error."""
     import torch
-    from unio.model import UnioConfig, UnioModel
     from conftest import TINY_MODEL
+
+    from unio.model import UnioConfig, UnioModel
     torch.manual_seed(0)
     UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
     modalities.save(tmp_path / "m" / "tokenizers")

@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from unio.data import Collator, parse_mixture
-from unio.records import frame_record
+from unio.data.batching import Collator
+from unio.data.mixture import parse_mixture
+from unio.data.records import frame_record, make_example
+from unio.data.sources import as_source, build_source, check_pairs, parse_spec
 from unio.registries import SOURCES, TASKS
-from unio.sources import as_source, build_source, check_pairs, parse_spec
-from unio.task import make_example, to_original
+from unio.task import to_original
 from unio.vocab import IGNORE
 
 

@@ -1,9 +1,9 @@
 """Task plugins: gold round trips through tokens, metrics against hand-computed references."""
 import numpy as np
 import pytest
-
 from conftest import world_examples
-from unio.metrics import box_iou, depth_errors
+
+from unio.kit.metrics import box_iou, depth_errors
 from unio.registries import TASKS
 from unio.task import Grammar, Segment
 from unio.vocab import EOS
@@ -44,11 +44,13 @@ def test_depth_round_trip_equals_vq_ceiling(modalities):
 
 def test_vqa_normalisation_and_accuracy():
     from importlib import import_module
+
+    from unio.kit.vqa_metric import normalize_answer
     vqa = import_module(type(TASKS.get("vqa")).__module__)
-    assert vqa.normalize_answer("Two") == "2"
-    assert vqa.normalize_answer("the red cube.") == "red cube"
-    assert vqa.normalize_answer("yes!") == "yes"
-    assert vqa.normalize_answer("dont") == "don't"
+    assert normalize_answer("Two") == "2"
+    assert normalize_answer("the red cube.") == "red cube"
+    assert normalize_answer("yes!") == "yes"
+    assert normalize_answer("dont") == "don't"
     assert vqa.vqa_accuracy("2", ["two"]) == 1.0
     # several references: the official mean over leave-one-out subsets of min(1, matches / 3)
     assert vqa.vqa_accuracy("red", ["red", "red", "blue", "red"]) == pytest.approx((3 * 2 / 3 + 1) / 4)
@@ -141,7 +143,8 @@ def _ids(mods, name, n):
 
 
 def test_count_example_plugin_by_path(modalities):
-    from conftest import world_examples, ROOT
+    from conftest import ROOT, world_examples
+
     from unio import plugins
     plugins.load(f"{ROOT}/tasks/count.py")
     task = TASKS.get("count")

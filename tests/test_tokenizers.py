@@ -137,7 +137,8 @@ def test_vq_rejects_bad_codes(modalities):
 def test_vq_training_improves_reconstruction():
     """A few hundred steps on a tiny image set: held-in PSNR rises by at least 6 dB over step 0."""
     import sys
-    from unio.bootstrap import world_corpus
+
+    from unio.train.tokenizer_setup import world_corpus
     torch.manual_seed(0)
     cls = TOKENIZERS.get("vq")
     module = sys.modules[cls.__module__]

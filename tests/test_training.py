@@ -8,8 +8,7 @@ import time
 
 import pytest
 import torch
-
-from conftest import ROOT, run_script
+from conftest import ROOT, on_two_ranks, run_script
 
 TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3", "--warmup", "10"]
 EAGER = [*TOY, "--no-compile"]   # the compiled default is run once, by test_toy_training_run_writes_everything
@@ -105,11 +104,11 @@ def test_mismatched_tokenizers_fail_before_training(tmp_path, modalities):
 
 
 def test_non_finite_loss_is_skipped_not_trained_on(modalities):
-    from unio.trainer import TrainOptions, Trainer
+    from unio.train.trainer import Trainer, TrainOptions
     trainer = Trainer(TrainOptions(tasks="vqa", preset="toy"))
     trainer.mods = modalities
-    from unio.presets import build_model
-    trainer.model = build_model("toy", modalities.vocab.size)
+    from unio.model.presets import model_from_preset
+    trainer.model = model_from_preset("toy", modalities.vocab.size)
     trainer.optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=1e-2)
     trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: 1.0)
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -121,7 +120,7 @@ def test_non_finite_loss_is_skipped_not_trained_on(modalities):
 
 def test_tokenizer_cache_is_keyed_by_the_config_and_the_corpus():
     """Runs whose mixtures add nothing beyond the config's corpus tasks share their tokenizers."""
-    from unio.bootstrap import cache_name, corpus_pairs, load_tokenizer_config
+    from unio.train.tokenizer_setup import cache_name, corpus_pairs, load_tokenizer_config
     config = load_tokenizer_config()
     name = lambda pairs, res=64, cfg=config, specs=None: cache_name(corpus_pairs(pairs, cfg), cfg, res, specs or {})
     assert name([("vqa", "world"), ("depth", "world")]) == name([("caption", "world")])
@@ -130,21 +129,19 @@ def test_tokenizer_cache_is_keyed_by_the_config_and_the_corpus():
     assert name([("vqa", "world")], cfg=load_tokenizer_config(num_bins=100)) != name([("vqa", "world")])
     assert name([("caption", "mine")], specs={"mine": "hf:/a"}) != name([("caption", "mine")], specs={"mine": "hf:/b"})
     assert load_tokenizer_config(steps=20)["tokenizers"]["vq"]["steps"] == 20
-    from unio.registries import TASKS, configure_task
+    from unio.registries import TASKS
+    from unio.task_set import TaskSet
     frame_masks = name([("segment", "world")])
-    configure_task("segment", {"mask_in": "box"})          # its VQ-VAE learns from other images
-    try:
-        assert name([("segment", "world")]) != frame_masks
-    finally:
-        configure_task("segment", {})
+    boxed = TaskSet({"segment": {"mask_in": "box"}})       # its VQ-VAE learns from other images
+    assert cache_name(corpus_pairs([("segment", "world")], config), config, 64, {}, boxed) != frame_masks
     assert name([("segment", "world")]) == frame_masks and TASKS.get("segment").mask_in == "image"
 
 
 def test_a_tokenizer_learns_from_the_tasks_its_config_names():
     """`learn_from: [generate]` narrows a tokenizer's corpus (the generation config's RGB-only VQ-VAE)."""
-    from unio.bootstrap import Corpus, corpus_for, corpus_pairs, load_tokenizer_config
-    from unio.data import DEFAULT_SOURCE
-    from unio.sources import build_source
+    from unio.data.mixture import DEFAULT_SOURCE
+    from unio.data.sources import build_source
+    from unio.train.tokenizer_setup import Corpus, corpus_for, corpus_pairs, load_tokenizer_config
     config = load_tokenizer_config("generation")
     assert config["tokenizers"]["vq"]["learn_from"] == ["generate", "inpaint"]
     world = build_source(DEFAULT_SOURCE, None, 32)
@@ -156,12 +153,12 @@ def test_a_tokenizer_learns_from_the_tasks_its_config_names():
     assert {next(everything).shape[0] for _ in range(4)} == {1, 3}   # the whole corpus: depth maps too
     with pytest.raises(ValueError, match="learn_from .*names no task"):
         corpus_for(corpus, ["segment"])
-    from unio.train_cli import options_from, parser
+    from unio.train.cli import options_from, parser
     assert options_from(parser().parse_args(["--tokenizer-config", "generation"])).tokenizer_config == "generation"
 
 
 def test_a_task_without_a_weight_takes_its_default():
-    from unio.data import parse_mixture
+    from unio.data.mixture import parse_mixture
     known = ["vqa", "refexp"]
     defaults = {"vqa": 1.0, "refexp": 2.5}.get
     assert parse_mixture("vqa,refexp", known, defaults) == {("vqa", "world"): 1.0, ("refexp", "world"): 2.5}
@@ -171,7 +168,7 @@ def test_a_task_without_a_weight_takes_its_default():
 
 
 def test_task_losses_are_each_tasks_mean_token_cross_entropy():
-    from unio.trainer import TaskLosses
+    from unio.train.logs import TaskLosses
     logits = torch.randn(3, 4, 10)
     labels = torch.tensor([[1, 2, -100, -100], [3, 4, 5, 6], [7, -100, -100, -100]])
     meter = TaskLosses(["a", "b"])
@@ -185,9 +182,10 @@ def test_task_losses_are_each_tasks_mean_token_cross_entropy():
 
 
 def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities):
-    from unio.data import BUCKETS, Mixture
-    from unio.trainer import TrainOptions, Trainer
-    from unio.training import spatial_stage
+    from unio.data.batching import BUCKETS
+    from unio.data.mixture import Mixture
+    from unio.train.curriculum import spatial_stage
+    from unio.train.trainer import Trainer, TrainOptions
 
     def stage(tasks, **options):
         trainer = Trainer(TrainOptions(tasks=tasks, **{"warm_up": False, **options}))
@@ -222,9 +220,11 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
 def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
     import datasets
     import numpy as np
-    from unio.data import BUCKETS, Mixture
-    from unio.trainer import TrainOptions, Trainer
-    from unio.training import spatial_stage
+
+    from unio.data.batching import BUCKETS
+    from unio.data.mixture import Mixture
+    from unio.train.curriculum import spatial_stage
+    from unio.train.trainer import Trainer, TrainOptions
 
     def stages(tasks, **options):
         trainer = Trainer(TrainOptions(tasks=tasks, **{"steps": 100, "spatial_first": 0.4, **options}))
@@ -255,7 +255,7 @@ def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
 
 
 def test_model_overrides_from_the_command_line():
-    from unio.train_cli import model_overrides
+    from unio.train.cli import model_overrides
     assert model_overrides(["stem=conv", "share_encoder_embeddings=false", "d_model=256"]) == {
         "stem": "conv", "share_encoder_embeddings": False, "d_model": 256}
     with pytest.raises(ValueError, match="model config field, got 'width=3'.*d_model"):
@@ -264,7 +264,8 @@ def test_model_overrides_from_the_command_line():
 
 def _finite_on_rank(rank: int, port: int, results) -> None:
     import torch.distributed as dist
-    from unio.trainer import Trainer
+
+    from unio.train.trainer import Trainer
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     results[rank] = Trainer._finite_everywhere(torch.tensor(float("nan") if rank == 1 else 1.0))
     dist.destroy_process_group()
@@ -272,14 +273,7 @@ def _finite_on_rank(rank: int, port: int, results) -> None:
 
 def test_ranks_agree_to_skip_a_step_when_one_has_a_non_finite_loss():
     """Under DeepSpeed a rank skipping alone would leave the others waiting in its collectives."""
-    import socket
-    import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    results = mp.Manager().dict()
-    mp.spawn(_finite_on_rank, args=(port, results), nprocs=2)
-    assert dict(results) == {0: False, 1: False}
+    assert on_two_ranks(_finite_on_rank) == {0: False, 1: False}
 
 
 def write_shapes_folder(folder, n_train=24, n_test=8):
@@ -345,7 +339,7 @@ class _Evil:
 
 
 def test_a_checkpoint_holding_a_malicious_pickle_is_refused(tmp_path):
-    from unio import checkpoint as ckpt
+    from unio.train import checkpoint as ckpt
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     marker = tmp_path / "pwned"
@@ -358,7 +352,8 @@ def test_a_checkpoint_holding_a_malicious_pickle_is_refused(tmp_path):
 def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     """A power loss, not only a kill, leaves the previous checkpoint or the new one whole."""
     import os
-    from unio import checkpoint as ckpt
+
+    from unio.train import checkpoint as ckpt
     tmp = tmp_path / "checkpoint.tmp"
     (tmp / "model").mkdir(parents=True)
     for name in ("trainer_state.pt", "model/model.safetensors"):
@@ -386,9 +381,9 @@ def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
 def test_the_default_warm_up_trains_what_the_explicit_first_tasks_command_trains(modalities):
     """The default command's warm-up is step for step `--first-tasks detection:2,refexp,depth` with the
     four tasks' tokenizers (runs/warm2 in the README, whose figures the default run's section cites)."""
-    from unio.data import Mixture
-    from unio.trainer import TrainOptions, Trainer
-    from unio.training import spatial_stage
+    from unio.data.mixture import Mixture
+    from unio.train.curriculum import spatial_stage
+    from unio.train.trainer import Trainer, TrainOptions
     runs = [Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", **options))
             for options in ({}, {"first_tasks": "detection:2,refexp,depth", "warm_up": False})]
     plans = [spatial_stage(t.opts, t.weights, t.tasks, modalities, 32, t.warm) for t in runs]

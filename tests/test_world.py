@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from unio.world import COLORS, SHAPES, World, to_hf_dataset
-from unio.world.language import NUMBER_WORDS
+from unio.data.world import COLORS, SHAPES, World, to_hf_dataset
+from unio.data.world.language import NUMBER_WORDS
 
 
 def test_same_seed_same_bytes():
@@ -87,9 +87,9 @@ def test_bad_arguments():
 def test_hf_dataset_is_a_source_as_it_is():
     """The world exported as a `datasets.Dataset` has the record schema's columns: every built-in task
     makes the same example from its rows as from the world source's records."""
+    from unio.data.records import make_example
+    from unio.data.sources import as_source, build_source
     from unio.registries import TASKS
-    from unio.sources import as_source, build_source
-    from unio.task import make_example
     ds = to_hf_dataset("test", n=3)
     row = ds[1]
     assert row["id"] == "world/test/1" and row["image"].size == (64, 64)
@@ -107,7 +107,7 @@ WORLD_DIR = pathlib.Path(__file__).resolve().parents[1] / "unio" / "world"
 
 
 def _world_imports(path: pathlib.Path):
-    """(modules of unio.world imported at the top of `path`, unio imports made inside functions)."""
+    """(modules of unio.data.world imported at the top of `path`, unio imports made inside functions)."""
     tree = ast.parse(path.read_text())
     top, nested = set(), []
     for node in ast.walk(tree):
@@ -115,9 +115,9 @@ def _world_imports(path: pathlib.Path):
             continue
         if node not in tree.body:
             nested.append(node.module)
-        elif node.module == "unio.world":
+        elif node.module == "unio.data.world":
             top |= {alias.name for alias in node.names if (WORLD_DIR / f"{alias.name}.py").exists()}
-        elif node.module.startswith("unio.world."):
+        elif node.module.startswith("unio.data.world."):
             top.add(node.module.split(".")[2])
     return top, nested
 
@@ -137,5 +137,5 @@ def test_world_modules_import_without_cycles():
 
 
 def test_render_imports_first():
-    code = "import unio.world.render; from unio.world import COLORS, MAX_DEPTH, SHAPES, SIZES, SPLITS, World"
+    code = "import unio.data.world.render; from unio.data.world import COLORS, MAX_DEPTH, SHAPES, SIZES, SPLITS, World"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=WORLD_DIR.parents[1])

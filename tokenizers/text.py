@@ -54,7 +54,7 @@ class TextTokenizer:
 
     @classmethod
     def build(cls, corpus, directory: str | Path, vocab_size: int = 1000) -> "TextTokenizer":
-        """The tokenizer plugin protocol: learn from the corpus's texts (unio/bootstrap.py)."""
+        """The tokenizer plugin protocol: learn from the corpus's texts (unio/train/tokenizer_setup.py)."""
         return cls.train(corpus.texts(), directory, vocab_size=vocab_size)
 
     @classmethod

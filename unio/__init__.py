@@ -1,9 +1,9 @@
 """unio: a unified sequence-to-sequence generalist model for vision and language, in plain PyTorch."""
 from unio.grammar import Grammar, Repeat, Segment
-from unio.hf import register_auto_classes
-from unio.inference import Result, Runner, load, run, task_helper
+from unio.infer.hf import register_auto_classes
+from unio.infer.processor import UnioProcessor
+from unio.infer.runner import Result, Runner, load, run, task_helper
 from unio.modalities import Modalities
-from unio.processor import UnioProcessor
 from unio.registries import SOURCES, TASKS, TOKENIZERS, register_source, register_task, register_tokenizer
 from unio.task import Example
 from unio.vocab import Vocabulary, VocabularyMismatch

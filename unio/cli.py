@@ -32,7 +32,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from unio import demo
+    from unio.infer import demo
     for path in args.plugin:
         from unio import plugins
         plugins.load(path)
@@ -43,10 +43,10 @@ def cmd_demo(args) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
-        from unio.train_cli import main as train_main
+        from unio.train.cli import main as train_main
         return train_main(argv[1:])
     if argv and argv[0] == "eval":
-        from unio.eval_cli import main as eval_main
+        from unio.train.eval_cli import main as eval_main
         return eval_main(argv[1:])
     parser = argparse.ArgumentParser(prog="unio", description="unio: train, evaluate and run generalist models. "
                                      "`unio train --help` and `unio eval --help` list their options.")

@@ -81,10 +81,10 @@ def load_builtin_tasks() -> None:
 
 
 def load_builtin_sources() -> None:
-    """The world, the generic readers and the official-format readers (unio/readers/) live in the core;
+    """The world, the generic readers and the official-format readers (unio/data/readers/) live in the core;
     further sources come as entry points (group `unio.sources`: a plugin file's path, or an importable
     object registered on import)."""
-    importlib.import_module("unio.world.source")
-    importlib.import_module("unio.sources")
-    importlib.import_module("unio.readers")
+    importlib.import_module("unio.data.world.source")
+    importlib.import_module("unio.data.sources")
+    importlib.import_module("unio.data.readers")
     load_entry_points("sources")

@@ -1,55 +1,22 @@
 """What a task plugin is: examples, and the protocol a task file implements.
 
-A task is any object with these attributes (no base class to inherit):
-
-    name: str                       registry name
-    prompts: list[str]              paraphrases; '{}' is filled with the example's text slot
-    output: str                     the Result field its prediction fills: 'text', 'boxes', 'depth', ...
-    requires: tuple[str]            the record keys it reads (checked against each source)
-    headline: str                   its headline metric; `lower_is_better` when it is an error
-    example(record, rng) -> Example one example from a record already in the model's frame (an
-                                    Example's `region`, a box, reaches the encoder as location tokens);
-                                    raises NothingToAsk for a record without what it asks about
-    targets(examples, mods) -> list[list[int]]   gold target ids (global, no EOS), batched
-    grammar(mods, image_size) -> Grammar         the shape of a well-formed answer
-    decode(ids, mods, example) -> prediction     generated ids (global, no EOS) -> answer, model frame
-                                    (with `uses_token_logprobs = True`: also logprobs=, one per id, or None)
-    to_original(prediction, frame) -> prediction the answer in the original image's pixels (optional)
-    to_result(prediction) -> dict                Result fields (optional; default {output: prediction})
-    draw(result) -> PIL image                    how a result is shown (optional; default: drawing.py)
-    evaluate(predictions, examples) -> dict      metrics over a split, predictions in original pixels
-    training_texts(example) -> list[str]         text for the sentencepiece model
-    training_images(example) -> list[tensor]     image-like targets for the VQ-VAE (may be empty)
-    baselines() -> {name: class}                 predictors fitted on train examples
-    answer_options(example) -> list[str] | None  candidate answers to rank by likelihood instead of
-                                                 generating (optional)
-    helper: str                                  another name for its `unio.<helper>` function (optional)
-    stop_by_mass: bool                           end only when EOS outweighs all continuations (lists)
-    answer_prefix(example, mods) -> list | None  global ids the answer must start with (e.g. a box the
-                                                 prompt already gives); decoding forces them (optional)
-    reads_image: bool                            False: the encoder reads the prompt alone (Example.image
-                                                 None; unio.run takes an image only for the output's size)
-    prepare(example) -> Example                  finishes an inference example (e.g. blanks a region)
-    for_training(example, rng) -> Example        changes a training example (e.g. guidance's null prompts)
-    unconditional(example) -> Example            its null-prompt twin: classifier-free guidance applies
-    helper_call(run, *args, **options)           its own `unio.<task>` function (e.g. unio.generate)
-    report_samples: int, report_options: dict    how many answers the run's report draws, with what options
-    warm_up: dict[str, float]                    tasks trained on its source in the training's first stage
-                                                 alone, at these weights, for what they teach the encoder
-                                                 (optional; unio.training.add_warm_ups)
+A task is any object with the attributes of `Task` below (no base class to inherit; unio/kit/answers.py
+has answer kinds to build on), plus any of the optional hooks of `OPTIONAL_HOOKS`, each with the default
+the core assumes when a task lacks it. These two are every hook the core reads (tests/test_protocol.py
+checks it); everything else in a task file is its own business.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
-import torch
 
 from unio.grammar import Grammar, Repeat, Segment  # noqa: F401  (part of a task's vocabulary)
-from unio.images import Frame
-from unio.records import frame_record
+
+if TYPE_CHECKING:
+    from unio.kit.images import Frame
 
 
 @dataclass
@@ -87,16 +54,6 @@ class Target(list):
         self.ignored = tuple(ignored)
 
 
-def make_example(task, record, image_size: int, rng: np.random.Generator, keep_record: bool = True) -> Example:
-    """The one way a record becomes an example: framed to the model's input, then the task's."""
-    framed, frame = frame_record(record, image_size)
-    example = task.example(framed, rng)
-    example.frame, example.source = frame, record.get("source")
-    example.record = record if keep_record else None
-    example.meta.setdefault("id", record.get("id"))
-    return example
-
-
 def to_original(task, prediction, frame: Frame | None):
     """A task's prediction in the original image's pixels (unchanged for tasks without geometry)."""
     convert = getattr(task, "to_original", None)
@@ -104,16 +61,72 @@ def to_original(task, prediction, frame: Frame | None):
 
 
 class Task(Protocol):
-    name: str
-    prompts: list
-    output: str
-    requires: tuple
+    """The required part: what every trainable task has."""
+    name: str                       # its registry name (`@register_task` reads it), used by --tasks
+    prompts: list                   # paraphrases; '{}' is filled with the example's text slot
+    output: str                     # the Result field its prediction fills: 'text', 'boxes', 'depth', ...
+    requires: tuple                 # the record keys it reads (checked against each source before training)
+    headline: str                   # its headline metric
 
-    def example(self, record, rng: np.random.Generator) -> Example: ...
-    def targets(self, examples: Sequence[Example], mods) -> list: ...
-    def grammar(self, mods, image_size: int) -> "Grammar": ...
-    def decode(self, ids: Sequence[int], mods, example: Example) -> Any: ...
-    def evaluate(self, predictions: Sequence[Any], examples: Sequence[Example]) -> dict: ...
+    def example(self, record, rng: np.random.Generator) -> Example:
+        """One example from a record already in the model's frame (an Example's `region`, a box, reaches the
+        encoder as location tokens); raises NothingToAsk for a record without what it asks about."""
+
+    def targets(self, examples: Sequence[Example], mods) -> list:
+        """Gold target ids (global, no EOS), batched; a `Target` leaves some positions out of the loss."""
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        """The shape of a well-formed answer: generation is constrained to it."""
+
+    def decode(self, ids: Sequence[int], mods, example: Example) -> Any:
+        """Generated ids (global, no EOS) -> the answer, in the model's frame (with `uses_token_logprobs`:
+        also `logprobs=`, one per id, or None)."""
+
+    def evaluate(self, predictions: Sequence[Any], examples: Sequence[Example]) -> dict:
+        """Metrics over a split, the predictions in original pixels."""
+
+    def training_texts(self, example: Example) -> list:
+        """Text for the sentencepiece model."""
+
+    def training_images(self, example: Example) -> list:
+        """Image-like targets (tensors) for the VQ-VAE; may be empty."""
+
+    def baselines(self) -> dict:
+        """{name: class}: predictors fitted on train examples (`cls(train_examples, mods)(example)`)."""
+
+
+# hook -> (the default the core assumes without it, what it is). Methods default to None: not called.
+OPTIONAL_HOOKS = {
+    # -- answers -------------------------------------------------------------------------------------
+    "to_original": (None, "(prediction, frame) -> the prediction in the original image's pixels"),
+    "to_result": (None, "(prediction) -> Result fields; without it {output: prediction}"),
+    "draw": (None, "(result) -> PIL image: how a result is shown (default: unio/kit/drawing.py)"),
+    "lower_is_better": (False, "the headline metric is an error (depth RMSE)"),
+    "also_report": ((), "metrics printed beside the headline"),
+    # -- generation ------------------------------------------------------------------------------------
+    "uses_token_logprobs": (False, "decode() is given each generated token's log-probability"),
+    "stop_by_mass": (False, "end a list only when EOS outweighs every continuation together"),
+    "answer_prefix": (None, "(example, mods) -> global ids the answer must start with (a box the prompt gives)"),
+    "answer_options": (None, "(example) -> candidate answers ranked by likelihood instead of generated (None: generate)"),
+    "unconditional": (None, "(example) -> its null-prompt twin: classifier-free guidance applies"),
+    "via": (None, "the name of a task whose answers this one is made from, by `from_answer` (None: its own)"),
+    "from_answer": (None, "(answer of `via`, example, ask) -> this task's prediction; ask(task, examples) "
+                          "answers other examples with the same model"),
+    # -- inference ---------------------------------------------------------------------------------
+    "aliases": ((), "phrasings people use for it that it was not trained on, asked with its first prompt"),
+    "reads_image": (True, "False: the encoder reads the prompt alone (unio.run takes an image only for its size)"),
+    "prepare": (None, "(example) -> the inference example finished (e.g. its query read from the prompt)"),
+    "helper": (None, "another name for its `unio.<helper>` function (unio.detect)"),
+    "helper_call": (None, "(run, *args, **options): its own `unio.<task>` function (unio.generate)"),
+    "hub_task": (None, "its task type on the Hugging Face hub, for the model card (default: its name)"),
+    # -- training ----------------------------------------------------------------------------------
+    "for_training": (None, "(example, rng) -> a training example changed (e.g. guidance's null prompts)"),
+    "photometric": (None, "the photometric kinds its answers tolerate (default: all of them)"),
+    "tokenizer_signature": (None, "what its options change in the tokenizers' corpus (a cache key; None: nothing)"),
+    "warm_up": ({}, "{task: weight}: tasks trained on its source in the first stage alone"),
+    "report_samples": (1, "how many answers the run's report draws"),
+    "report_options": ({}, "the generation options of those answers"),
+}
 
 
 def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) -> str:
@@ -129,44 +142,3 @@ def slot_of(prompt: str, templates) -> str | None:
             return found.group(1) if found.groups() else None
     return None
 
-
-def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-
-
-class ShortTextAnswer:
-    """What tasks answering in a few words share (optional: inherit it or write your own): text targets,
-    a grammar of 1 to `max_tokens` text tokens, the decoded text, the texts the tokenizer learns from and
-    the most-frequent-answer baseline (named `baseline_name`)."""
-    max_tokens = 8
-    baseline_name = "majority"
-
-    def targets(self, examples, mods):
-        return [mods.text_ids(ex.target) for ex in examples]
-
-    def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Segment(mods.prompt_name, 1, self.max_tokens),))   # the prompt tokenizer's text
-
-    def decode(self, ids, mods, example=None) -> str:
-        return mods.text_from_ids(ids).strip()
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, example.target]
-
-    def training_images(self, example) -> list:
-        return []
-
-    def baselines(self):
-        return {self.baseline_name: MostFrequentAnswer}
-
-
-class MostFrequentAnswer:
-    """A baseline for tasks answering in words: the most frequent training target, every time."""
-
-    def __init__(self, train_examples, mods=None):
-        from collections import Counter
-        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
-
-    def __call__(self, example):
-        return self.answer

@@ -94,10 +94,10 @@ class Vocabulary:
     def load(cls, path: str | Path) -> "Vocabulary":
         return cls.from_json(json.loads(Path(path).read_text()))
 
-    def check_same(self, other: "Vocabulary", what: str = "the model") -> None:
-        """Raise VocabularyMismatch naming the first range where `other` (saved) differs from self (installed)."""
-        for name in sorted(set(self.ranges) | set(other.ranges)):
-            mine, theirs = self.ranges.get(name), other.ranges.get(name)
+    def check_same(self, saved: "Vocabulary", what: str = "the model") -> None:
+        """Raise VocabularyMismatch naming the first range where `saved` differs from self (installed)."""
+        for name in sorted(set(self.ranges) | set(saved.ranges)):
+            mine, theirs = self.ranges.get(name), saved.ranges.get(name)
             if mine != theirs:
                 raise VocabularyMismatch(
                     f"vocabulary range {name!r} of {what} is {theirs} but the installed tokenizers give {mine}; "

@@ -28,7 +28,7 @@ class UnioConfig(PretrainedConfig):
         # False: the encoder's prompt tokens get their own embedding table; the decoder's input
         # embeddings stay tied to the output layer either way
         self.share_encoder_embeddings = share_encoder_embeddings
-        self.unio_format = unio_format   # the model folder's layout version (unio/model_folder.py)
+        self.unio_format = unio_format   # the model folder's layout version (unio/infer/model_folder.py)
         self.max_text_length, self.max_target_length = max_text_length, max_target_length
         self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
         self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k

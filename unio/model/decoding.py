@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from unio.grammar import GrammarLogitsProcessor  # noqa: F401  (re-exported)
 from unio.vocab import EOS, IGNORE, PAD
 
 

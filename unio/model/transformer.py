@@ -75,9 +75,8 @@ class Attention(nn.Module):
 
 
 def attend(q, k, v, mask, causal: bool):
-    """SDPA; when training on CPU, its math form, whose backward is ~10x faster than the CPU flash
-    kernel's at these lengths (measured: a whole training step 25-35% faster in bf16) and which
-    torch.compile fuses."""
+    """SDPA; when training on CPU, its math form, whose backward is faster than the CPU flash kernel's at
+    these lengths (docs/experiments.md) and which torch.compile fuses."""
     if q.device.type != "cpu" or not torch.is_grad_enabled():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     with sdpa_kernel(SDPBackend.MATH):
@@ -255,18 +254,18 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                     module.weight[start:stop] = sincos(stop - start, module.weight.shape[1]) * 2 ** 0.5
 
     def compile_blocks(self) -> None:
-        """Regional compilation of the dense blocks for training: one graph per block kind (~1 min cold
-        on 2 cores, against ~3 min for the whole model), steps ~1.4x faster than eager. Inference
-        stays eager unless compile_generation() is called; MoE blocks stay eager."""
+        """Regional compilation of the dense blocks for training: one graph per block kind (far less
+        compile time than the whole model's, for the same faster steps). Inference stays eager unless
+        compile_generation() is called; MoE blocks stay eager."""
         for block in (*self.encoder.layers, *self.decoder.layers):
             if isinstance(block.ff, GatedMLP):
                 block.compiled = torch.compile(block.uncompiled, dynamic=True)
 
     def compile_generation(self, enabled: bool = True) -> None:
-        """Faster generate(): the blocks compiled for passes without a KV cache (the encoder's, ~1.7x
-        faster at `tiny`), and a static KV cache whose one-token decoding step transformers compiles
-        whole (its auto-compile, which it otherwise keeps to GPUs). Each new batch size or output
-        length compiles once more (~10 s at `tiny` on 2 cores); outputs equal eager decoding's.
+        """Faster generate(): the blocks compiled for passes without a KV cache (the encoder's), and a
+        static KV cache whose one-token decoding step transformers compiles whole (its auto-compile, which
+        it otherwise keeps to GPUs). Each new batch size or output length compiles once more; outputs equal
+        eager decoding's.
         `enabled=False` goes back to eager decoding on a dynamic cache. Not saved with the model."""
         self.compiled_generation = decoding_compile_config(self.device) if enabled else None
         blocks = (*self.encoder.layers, *self.decoder.layers)

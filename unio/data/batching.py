@@ -1,0 +1,157 @@
+"""Batches of a mixture: examples collated to model tensors, length-bucketed megabatches, and the
+prefetchers that build them ahead of the trainer (a worker process by default, or a thread).
+
+Batch `step` is a pure function of (seed, rank, step): resuming at a step restores the data
+position exactly, and nothing beyond the batches in flight is held in memory.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from unio.data.encoding import encode_inputs
+from unio.data.mixture import Mixture, pair_name
+from unio.model.transformer import shift_right
+from unio.vocab import BOS, EOS, IGNORE, PAD
+
+BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
+
+
+class Collator:
+    """Examples -> model tensors: pixels, padded prompt ids, target ids + EOS (padding = -100)."""
+
+    def __init__(self, tasks: Mapping, modalities, max_text_length: int, max_target_length: int):
+        self.tasks, self.mods = tasks, modalities
+        self.max_text, self.max_target = max_text_length, max_target_length
+
+    def target_ids(self, examples) -> list:
+        out = [None] * len(examples)
+        by_task: dict = {}
+        for i, ex in enumerate(examples):
+            by_task.setdefault(ex.task, []).append(i)
+        for name, idx in by_task.items():
+            for i, ids in zip(idx, self.tasks[name].targets([examples[i] for i in idx], self.mods)):
+                out[i] = ids
+        return out
+
+    def __call__(self, examples, targets=None) -> dict:
+        targets = targets if targets is not None else self.target_ids(examples)
+        inputs = encode_inputs(examples, self.mods, self.max_text)
+        length = max(len(t) for t in targets) + 1
+        if length > self.max_target + 1:
+            raise ValueError(f"a target of {length - 1} tokens exceeds the model's max_target_length {self.max_target}")
+        labels = torch.full((len(targets), length), IGNORE, dtype=torch.long)
+        for i, t in enumerate(targets):
+            labels[i, : len(t) + 1] = torch.tensor(list(t) + [EOS], dtype=torch.long)
+        ignored = [(i, j) for i, t in enumerate(targets) for j in getattr(t, "ignored", ())]
+        if ignored:   # the decoder still reads those tokens; only the loss leaves them out
+            inputs["decoder_input_ids"] = shift_right(labels, BOS, PAD)
+            rows, cols = zip(*ignored)
+            labels[list(rows), list(cols)] = IGNORE
+        inputs["labels"] = labels
+        return {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask", "labels", "decoder_input_ids",
+                                       "image_mask")
+                if k in inputs}
+
+
+class BatchStream:
+    """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length.
+    Each batch also says which task each example is from (`task_index`, into `mixture.names`)."""
+
+    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int):
+        self.mixture, self.collate, self.batch_size = mixture, collator, batch_size
+        self._cached = (None, None, [])
+
+    def batch(self, step: int) -> dict:
+        """Batch `step`; with `skipped_records` [(source, message)] where its megabatch skipped bad records."""
+        index, part = divmod(step, BUCKETS)
+        if self._cached[0] != index:
+            skipped = []
+            examples = self.mixture.megabatch(index, self.batch_size * BUCKETS, skipped)
+            targets = self.collate.target_ids(examples)
+            order = sorted(range(len(examples)), key=lambda i: len(targets[i]))
+            chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(BUCKETS)]
+            perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
+            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm],
+                            skipped)
+        examples, targets = self._cached[1][part]
+        batch = self.collate(examples, targets)
+        batch["task_index"] = torch.tensor([self.mixture.names.index(pair_name(ex.task, ex.source))
+                                            for ex in examples])
+        if self._cached[2]:        # on every batch of the megabatch: the trainer counts each record once
+            batch["skipped_records"] = list(self._cached[2])
+        return batch
+
+
+class _StreamFrom(torch.utils.data.IterableDataset):
+    def __init__(self, stream: BatchStream, start: int):
+        self.stream, self.start = stream, start
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        step = self.start
+        while True:
+            yield self.stream.batch(step)
+            step += 1
+
+
+class WorkerPrefetcher:
+    """Builds batches start, start+1, ... in a worker process: no GIL shared with the training step."""
+
+    def __init__(self, stream: BatchStream, start: int, depth: int = 4):
+        loader = torch.utils.data.DataLoader(_StreamFrom(stream, start), batch_size=None, num_workers=1,
+                                             prefetch_factor=depth, persistent_workers=False)
+        self.iterator = iter(loader)
+
+    def next(self) -> dict:
+        return next(self.iterator)
+
+    def close(self):
+        del self.iterator
+
+
+def prefetcher(stream: BatchStream, start: int, workers: int):
+    return WorkerPrefetcher(stream, start) if workers > 0 else Prefetcher(stream, start)
+
+
+class Prefetcher:
+    """Builds batches start, start+1, ... in a background thread, `depth` ahead of the trainer."""
+
+    def __init__(self, stream: BatchStream, start: int, depth: int = 6):
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stream, self.step, self._stop = stream, start, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        step = self.step
+        while not self._stop.is_set():
+            try:
+                item = (step, self.stream.batch(step))
+            except Exception as error:  # surfaced in the trainer, never swallowed
+                item = (step, error)
+            while not self._stop.is_set():
+                try:
+                    self.queue.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def next(self) -> dict:
+        step, item = self.queue.get()
+        if isinstance(item, Exception):
+            raise RuntimeError(f"building batch {step} failed: {item}") from item
+        return item
+
+    def close(self):
+        self._stop.set()
+
+
+def model_inputs(batch: dict) -> dict:
+    """A stream batch without its bookkeeping: what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k not in ("task_index", "skipped_records")}

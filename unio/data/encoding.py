@@ -1,0 +1,65 @@
+"""What the encoder reads: pixels and prompt ids (a prompt's region as location tokens). Training,
+evaluation and `unio.run` all encode their inputs here."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unio.kit.images import image_tensor
+from unio.vocab import PAD
+
+
+def prompt_ids(example, mods, max_length: int) -> list:
+    """A prompt's ids: its text, then its region's location tokens (never cut) where it has one."""
+    ids = mods.text_ids(example.prompt)
+    if getattr(example, "region", None) is None:
+        return ids[:max_length]
+    height, width = example.image.shape[:2]
+    location = box_ids(example.region, mods, width, height)
+    return ids[:max_length - len(location)] + location
+
+
+def box_ids(box, mods, width: float, height: float) -> list:
+    """A box (x1, y1, x2, y2) in pixels as global ids of the first tokenizer that encodes boxes."""
+    for name, tokenizer in mods.tokenizers.items():
+        if hasattr(tokenizer, "encode_box"):
+            return mods.vocab.to_global(name, tokenizer.encode_box(box, width, height))
+    raise ValueError(f"a region needs a tokenizer that encodes boxes; this model has {', '.join(mods.tokenizers)}")
+
+
+def encode_prompts(examples, mods, max_length: int) -> tuple:
+    """Prompts (with their regions) -> (input_ids, attention_mask), padded to the longest."""
+    ids = [prompt_ids(ex, mods, max_length) for ex in examples]
+    length = max(1, max(len(x) for x in ids))
+    input_ids = torch.full((len(ids), length), PAD, dtype=torch.long)
+    mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
+def encode_inputs(examples, mods, max_text_length: int) -> dict:
+    """What the encoder reads: pixels and prompt ids. Training, evaluation and unio.run all use it."""
+    input_ids, mask = encode_prompts(examples, mods, max_text_length)
+    seen = [ex.image is not None for ex in examples]
+    if not all(seen):   # prompts without an image (Example.image None): see inputs_without_images
+        return inputs_without_images(examples, seen, input_ids, mask)
+    pixels = torch.stack([image_tensor(ex.image) for ex in examples])
+    return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask}
+
+
+def inputs_without_images(examples, seen: list, input_ids, mask) -> dict:
+    """A batch where some prompts come without an image: none has one -> no pixels at all (the encoder
+    reads the text alone); some have one -> the others get blank pixels and `image_mask` (B,) False,
+    which hides their patches from every query, so they too read as the text alone."""
+    empty = [i for i, ex in enumerate(examples) if not seen[i] and not mask[i].any()]
+    if empty:
+        raise ValueError(f"example {empty[0]} has neither an image nor a prompt; the encoder needs one of them")
+    inputs = {"input_ids": input_ids, "attention_mask": mask}
+    if any(seen):
+        shape = next(ex.image for ex in examples if ex.image is not None).shape
+        blank = np.zeros(shape, np.uint8)
+        inputs["pixel_values"] = torch.stack([image_tensor(blank if ex.image is None else ex.image) for ex in examples])
+        inputs["image_mask"] = torch.tensor(seen)
+    return inputs

@@ -1,0 +1,234 @@
+"""Answer kinds task plugins build on: short text, boxes (location tokens) and image codes.
+
+Each kind finds its tokenizer by what it does, never by its name: text through the prompt tokenizer
+(`mods.prompt_name`), boxes through the first tokenizer that encodes boxes (`encode_box`, as a prompt's
+region is encoded), image codes through the first that turns images into a grid of codes (`downsample`,
+`encode`, `decode`). Mixins give a task the hooks an answer kind fixes (`ShortTextAnswer`: all of them;
+`LocationAnswer`, `BoxListAnswer`, `ImageAnswer`: some); functions encode and decode boxes; `ImageCodes`
+is an object a task holds (it keeps the gold codes' cache); `baseline` makes the baselines that learn nothing.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import torch
+
+from unio.grammar import Grammar, Segment
+from unio.kit.boxes import split_groups
+from unio.kit.image_codes import CodeCache, decode_grid, image_grammar
+from unio.kit.images import image_tensor
+
+
+def baseline(answer):
+    """A baseline that learns nothing from the training examples: answer(example, mods) for each example
+    (e.g. the gold answer through the tokenizers and back: the ceiling the tokens allow)."""
+    return lambda train_examples, mods=None: (lambda example: answer(example, mods))
+
+
+def through_tokens(task):
+    """answer(example, mods) for `baseline`: the gold answer through the task's own targets and decode."""
+    return lambda example, mods: task.decode(task.targets([example], mods)[0], mods, example)
+
+
+# -- text ------------------------------------------------------------------------------------------
+class ShortTextAnswer:
+    """What tasks answering in a few words share (optional: inherit it or write your own): text targets,
+    a grammar of 1 to `max_tokens` text tokens, the decoded text, accuracy (exact match) as the metric
+    unless the task has its own, the texts the tokenizer learns from and the most-frequent-answer baseline
+    (named `baseline_name`)."""
+    headline = "accuracy"
+    max_tokens = 8
+    baseline_name = "majority"
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return Grammar((Segment(mods.prompt_name, 1, self.max_tokens),))   # the prompt tokenizer's text
+
+    def decode(self, ids, mods, example=None) -> str:
+        return mods.text_from_ids(ids).strip()
+
+    def evaluate(self, predictions, examples) -> dict:
+        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)]))}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, example.target]
+
+    def training_images(self, example) -> list:
+        return []
+
+    def baselines(self):
+        return {self.baseline_name: MostFrequentAnswer}
+
+
+class MostFrequentAnswer:
+    """A baseline for tasks answering in words: the most frequent training target, every time; with `per`
+    (a meta key, e.g. the question type), the most frequent for the example's value of it where training
+    saw that value."""
+
+    def __init__(self, train_examples, mods=None, per: str | None = None):
+        self.answer = Counter(ex.target for ex in train_examples).most_common(1)[0][0]
+        counts = defaultdict(Counter)
+        for ex in train_examples if per else ():
+            counts[ex.meta[per]][ex.target] += 1
+        self.per, self.answers = per, {value: c.most_common(1)[0][0] for value, c in counts.items()}
+
+    def __call__(self, example):
+        return self.answers.get(example.meta[self.per], self.answer) if self.per else self.answer
+
+
+def text_scores(predictions, references, rouge: bool = False, meteor: bool = False) -> dict:
+    """pycocoevalcap's BLEU-4 and CIDEr-D (and ROUGE-L with `rouge`, METEOR with `meteor` where Java runs
+    it), after its PTB tokenisation, as the COCO caption evaluation computes them; `references` a list of
+    lists of strings, all the references of each prediction."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [dict(caption=r) for r in refs] for i, refs in enumerate(references)})  # its field
+    res = tokenizer.tokenize({i: [dict(caption=p)] for i, p in enumerate(predictions)})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    out = {"bleu4": float(bleu[3]), "cider": float(cider)}
+    if rouge:
+        out["rougeL"] = float(Rouge().compute_score(gts, res)[0])
+    score = _meteor(gts, res) if meteor else None
+    return out if score is None else {**out, "meteor": score}
+
+
+def _meteor(gts, res):
+    """METEOR 1.5 through its jar, or None where Java cannot run it."""
+    from pycocoevalcap.meteor.meteor import Meteor
+    try:
+        return float(Meteor().compute_score(gts, res)[0])
+    except (OSError, ValueError):                    # no Java, or the jar died
+        return None
+
+
+# -- boxes (location tokens) -------------------------------------------------------------------------
+def location_tokenizer(mods) -> str:
+    """The name of the tokenizer of locations: the first one that encodes boxes."""
+    for name, tokenizer in mods.tokenizers.items():
+        if hasattr(tokenizer, "encode_box"):
+            return name
+    raise ValueError(f"a box answer needs a tokenizer that encodes boxes; this model has {', '.join(mods.tokenizers)}")
+
+
+def box_segment(mods) -> Segment:
+    """The grammar's segment of one box: exactly 4 location bins."""
+    name = location_tokenizer(mods)
+    return Segment(name, 4, 4, local=(0, mods[name].num_bins), box=True)
+
+
+def box_to_ids(box, mods, example) -> list:
+    """A box (x1, y1, x2, y2) in the example's model frame -> its 4 global location ids."""
+    name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
+    return mods.vocab.to_global(name, mods[name].encode_box(box, w, h))
+
+
+def box_from_ids(ids, mods, example) -> list:
+    """Generated global ids of one box -> the box in the example's model frame; the whole image when they
+    are not 4 location tokens (never under a box grammar: the whole image rather than no box)."""
+    name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
+    local = mods.vocab.to_local(name, list(ids))
+    return mods[name].decode_box(local, w, h) if len(local) == 4 else [0.0, 0.0, float(w), float(h)]
+
+
+def box_groups(ids, logprobs, mods, example, labelled: bool = True) -> tuple:
+    """Generated ids of a list of boxes (each followed by its label's text where `labelled`) -> (the boxes
+    in the model frame, the groups: their label ids and scores, see unio.kit.boxes.split_groups)."""
+    name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
+    groups = split_groups(ids, logprobs, mods.vocab, name, labelled=labelled)
+    return [mods[name].decode_box(g.location, w, h) for g in groups], groups
+
+
+class LocationAnswer:
+    """Mixin for answers in location tokens (boxes, keypoints): the prompt is the only text the tokenizer
+    learns from, and there is no image to learn from."""
+
+    def training_texts(self, example) -> list:
+        return [example.prompt]
+
+    def training_images(self, example) -> list:
+        return []
+
+
+class BoxListAnswer(LocationAnswer):
+    """Mixin for answers that are a list of boxes ({"boxes": [...], "scores": [...], ...}): the boxes mapped
+    to the original image, the prediction's fields the Result's (`boxes` its output)."""
+    output = "boxes"
+
+    def to_original(self, prediction, frame) -> dict:
+        return {**prediction, "boxes": [frame.box_to_original(b) for b in prediction["boxes"]]}
+
+    def to_result(self, prediction) -> dict:
+        return dict(prediction)
+
+
+# -- image codes ------------------------------------------------------------------------------------
+def image_tokenizer(mods) -> str:
+    """The name of the image tokenizer: the first one that turns images into a grid of codes."""
+    for name, tokenizer in mods.tokenizers.items():
+        if all(hasattr(tokenizer, a) for a in ("downsample", "encode", "decode")):
+            return name
+    raise ValueError(f"an image answer needs an image tokenizer (downsample, encode, decode); this model has "
+                     f"{', '.join(mods.tokenizers)}")
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """A decoded (3, H, W) image in [0, 1] -> (H, W, 3) uint8."""
+    return (image.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+
+
+class ImageCodes:
+    """A task's answer as a full grid of image codes, `channels` deep: RGB (3; decoded as (H, W, 3) uint8)
+    or one channel (1; decoded as an (H, W) float map in [0, 1]: depth, masks). `to_tensor` turns a gold
+    image into the tokenizer's input; gold codes are computed in batches and cached per key (a record id
+    and size, unio.kit.image_codes.CodeCache). A task holds one: `self.codes = ImageCodes(...)`."""
+
+    def __init__(self, to_tensor=image_tensor, channels: int = 3, cache_size: int = 200_000):
+        self.to_tensor, self.channels, self.cache_size, self._caches = to_tensor, channels, cache_size, {}
+
+    def targets(self, images: list, keys: list, mods) -> list:
+        """Gold images -> the global ids of their codes (raster order), one list per image."""
+        name = image_tokenizer(mods)
+        if name not in self._caches:
+            self._caches[name] = CodeCache(name, self.cache_size, to_tensor=self.to_tensor)
+        return self._caches[name](images, keys, mods)
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        """Always a full grid: exactly side * side codes, then EOS."""
+        return image_grammar(mods, image_tokenizer(mods), image_size)
+
+    def decode(self, ids, mods, height: int, width: int) -> np.ndarray:
+        """Generated global ids (a full grid, or fewer: padded with code 0) -> the decoded image."""
+        return self._array(decode_grid(ids, mods, image_tokenizer(mods), height, width, self.channels))
+
+    def round_trip(self, image, mods) -> np.ndarray:
+        """A gold image through encode -> decode: the ceiling the codes allow (the `vq_ceiling` baselines)."""
+        tokenizer = mods[image_tokenizer(mods)]
+        return self._array(tokenizer.decode(tokenizer.encode(self.to_tensor(image)), channels=self.channels)[0])
+
+    def _array(self, image: torch.Tensor) -> np.ndarray:     # (C, H, W) -> (H, W, 3) uint8 or (H, W)
+        return to_uint8(image) if self.channels == 3 else image[0].numpy()
+
+
+class ImageAnswer:
+    """Mixin for tasks whose answer is their gold image (`example.target`) as a full grid of codes of
+    `self.codes` (an ImageCodes), cached by `meta["key"]`: targets, grammar, the prompt as the text to
+    learn from and the gold image as the image to learn from."""
+
+    def targets(self, examples, mods):
+        return self.codes.targets([ex.target for ex in examples], [ex.meta.get("key") for ex in examples], mods)
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        return self.codes.grammar(mods, image_size)
+
+    def training_texts(self, example) -> list:
+        return [example.prompt]
+
+    def training_images(self, example) -> list:
+        return [self.codes.to_tensor(example.target)]

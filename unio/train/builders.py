@@ -1,0 +1,128 @@
+"""Builders that turn a run's options into plain objects: the (task, source) mixture, its sources,
+tokenizers, model, batch stream, optimizer and schedule. The trainer calls them in order; nothing here
+knows whether the run is one process or many."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from unio.data.batching import BatchStream, Collator
+from unio.data.mixture import Mixture, parse_mixture
+from unio.data.sources import build_source, check_pairs
+from unio.modalities import Modalities
+from unio.model import presets
+from unio.plugins import builtin_dir
+from unio.registries import TASKS
+from unio.task_set import TaskSet
+from unio.train.options import TrainOptions, lr_factor, seed_everything
+from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
+
+if TYPE_CHECKING:
+    from unio.train.curriculum import Stages
+
+
+# -- builders ---------------------------------------------------------------------------------
+def default_mixture() -> str:
+    """The mixture of configs/data/default.yaml: what `train_mixture.py` trains without --tasks."""
+    import yaml
+    return yaml.safe_load((builtin_dir("configs") / "data" / "default.yaml").read_text())["mixture"]
+
+
+def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:
+    """({(task, source): weight}, {name: task of `task_set`}) from --tasks; a task given without a weight
+    has weight 1. Pairs that only --first-tasks names join for the first stage alone (a
+    warm-up: `first_only`). Raises on unknown tasks and bad weights, before any work."""
+    weights = parse_tasks(opts.tasks or default_mixture())
+    if opts.first_tasks:
+        weights = {**weights, **{p: w for p, w in parse_tasks(opts.first_tasks).items() if p not in weights}}
+    return weights, {name: task_set.get(name) for name, _ in weights}
+
+
+def parse_tasks(spec) -> dict:
+    return parse_mixture(spec, TASKS.names())
+
+
+def image_size(opts: TrainOptions) -> int:
+    return opts.model_overrides.get("image_size", presets.load_preset(opts.preset)["image_size"])
+
+
+def build_sources(opts: TrainOptions, weights: dict, tasks: dict) -> dict:
+    """{name: source} for the mixture's pairs, configured by --source (or configs/data/NAME.yaml);
+    refuses, before any work, a task paired with a source that lacks a record key it needs."""
+    names = dict.fromkeys(source for _, source in weights)
+    sources = {name: build_source(name, opts.sources.get(name), image_size(opts)) for name in names}
+    check_pairs(list(weights), tasks, sources)
+    return sources
+
+
+def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mods: Modalities, config,
+               rank: int, stages: Stages, bad=None) -> BatchStream:
+    """This rank's batches: the weighted mixture in its `stages` (spatial_stage's), bucketed by target
+    length and collated to the model's lengths (`config`: the model's config); `bad`
+    (unio.data.bad_records.BadRecords): whether bad records are skipped."""
+    collate = Collator(tasks, mods, config.max_text_length, config.max_target_length)
+    mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
+                      stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only)
+    return BatchStream(mixture, collate, opts.batch_size)
+
+
+def build_modalities(opts: TrainOptions, weights: dict, sources: dict, existing: Path | None,
+                     progress: bool, bad=None, task_set: TaskSet | None = None) -> Modalities:
+    """The tokenizers: the checkpoint's, else --tokenizers, else built now (cached for next time)."""
+    if existing is not None:
+        return Modalities.load(existing / "tokenizers")
+    config = load_tokenizer_config(opts.tokenizer_config, steps=opts.vq_steps, num_bins=opts.num_bins)
+    return ensure_modalities(list(weights), sources, image_size(opts), config,
+                             Path(opts.tokenizers) if opts.tokenizers else None, progress=progress,
+                             source_specs=opts.sources, bad=bad, tasks=task_set)
+
+
+def build_model(opts: TrainOptions, mods: Modalities, existing: Path | None):
+    """The checkpoint's model, else the preset's with the run's overrides, initialised from the seed
+    (the same weights whether the tokenizers were trained just now or cached)."""
+    if existing is not None:
+        from unio.model import UnioModel
+        return UnioModel.from_pretrained(existing / "model")
+    seed_everything(opts.seed)
+    return presets.model_from_preset(opts.preset, mods.vocab.size, **model_overrides(opts, mods))
+
+
+def model_overrides(opts: TrainOptions, mods: Modalities) -> dict:
+    """--model's fields, plus what the options imply: location smoothing, per-range loss, MoE."""
+    overrides = dict(opts.model_overrides)
+    if opts.task_options:
+        overrides.setdefault("task_options", opts.task_options)
+    ordinal = [(name, tok.ordinal_ids()) for name, tok in mods.tokenizers.items() if hasattr(tok, "ordinal_ids")]
+    if ordinal and opts.location_sigma > 0:   # the first tokenizer with ordered bins (location bins)
+        name, (lo, hi) = ordinal[0]
+        start = mods.vocab.range(name).start
+        overrides.setdefault("ordinal_range", (start + lo, start + hi))
+        overrides.setdefault("ordinal_sigma", opts.location_sigma)
+    if opts.range_loss:
+        overrides.setdefault("loss_range_starts", sorted({0, *(r.start for r in mods.vocab.ranges.values())}))
+    if opts.moe:
+        overrides.setdefault("moe_every", 2)
+    return overrides
+
+
+def build_optimizer(opts: TrainOptions, model, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.9, 0.98),
+                             weight_decay=opts.weight_decay, fused=fused)
+
+
+def build_scheduler(opts: TrainOptions, optimizer):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, opts.warmup, opts.steps))
+
+
+def deepspeed_config(opts: TrainOptions) -> dict:
+    """--deepspeed's JSON with the run's batch size, accumulation and clipping (bf16 only on GPUs)."""
+    config = json.loads(Path(opts.deepspeed).read_text())
+    config["train_micro_batch_size_per_gpu"] = opts.batch_size
+    config.setdefault("gradient_accumulation_steps", opts.grad_accum)
+    config.setdefault("gradient_clipping", opts.clip)
+    if not torch.cuda.is_available():
+        config.pop("bf16", None)
+    return config

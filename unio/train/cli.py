@@ -1,0 +1,167 @@
+"""`train_mixture.py` / `unio train`: arguments -> Trainer -> evaluation, eval.json, report and table."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from unio.infer.report import draw_report, table
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a unio generalist on a weighted task mixture.")
+    p.add_argument("--tasks", default=None, help="(task, source) pairs with optional weights: vqa:2,caption@coco:1 "
+                   "(default: configs/data/default.yaml's mixture; a pair without @source uses the world)")
+    p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC",
+                   help="configure a source: NAME=hf:PATH,image=col,..., NAME=folder:PATH, NAME=config.yaml")
+    p.add_argument("--preset", default="tiny", help="model size preset or a YAML file")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps")
+    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--out", default=None, help="run folder (default runs/<tasks>-<preset>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deepspeed", default=None, help="a DeepSpeed JSON config, e.g. configs/deepspeed/zero2.json")
+    p.add_argument("--plugin", action="append", default=[], help="a task or tokenizer plugin file to load")
+    p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
+                   help="an option of a task's constructor, e.g. detection.order=x (objects left to right in training)")
+    p.add_argument("--moe", action="store_true", help="mixture-of-experts feed-forward every 2nd layer")
+    p.add_argument("--eval-n", type=int, default=None, help="test examples per task for the final evaluation")
+    p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
+    p.add_argument("--tokenizer-config", default=None,
+                   help="configs/tokenizers/<name>.yaml or a YAML path (default: default; generation: a VQ-VAE of RGB scenes)")
+    p.add_argument("--vq-steps", type=int, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between validation evaluations (0: none)")
+    p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
+    p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
+    p.add_argument("--spatial-first", type=float, default=None,
+                   help="fraction of the steps that train only the tasks whose answers are not text (0: none)")
+    p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
+                   "detection (default: those whose answers are not text); a pair --tasks lacks is trained in the "
+                   "first stage only, at the weight given here; the others keep their --tasks weight")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="leave out the warm-ups the tasks declare (caption's: detection in the first stage alone)")
+    p.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile of the blocks)")
+    p.add_argument("--photometric", type=float, default=None,
+                   help="strength of the photometric augmentation (default 1: the documented ranges; 0: off)")
+    p.add_argument("--skip-bad-records", action="store_true",
+                   help="skip records a reader finds bad (a missing or truncated image, a box without area ...): "
+                        "each reported once and counted per source in metrics.jsonl (default: stop, naming the record)")
+    p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def model_overrides(items: list) -> dict:
+    """['stem=conv', 'd_model=256'] -> {'stem': 'conv', 'd_model': 256} (values read as YAML)."""
+    import inspect
+
+    import yaml
+
+    from unio.model import UnioConfig
+    known = set(inspect.signature(UnioConfig.__init__).parameters) - {"self", "kwargs", "vocab_size"}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--model takes KEY=VALUE with KEY a model config field, got {item!r}; "
+                             f"fields: {', '.join(sorted(known))}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def source_options(items: list) -> dict:
+    """['mine=hf:PATH,image=img'] -> {'mine': 'hf:PATH,image=img'}."""
+    out = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--source takes NAME=SPEC, e.g. mine=hf:/data/mine,image=img; got {item!r}")
+        out[name] = spec
+    return out
+
+
+def options_from(args):
+    from unio.task_set import parse_task_options
+    from unio.train.trainer import TrainOptions
+    opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
+                        deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
+                        plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
+                        compile=not args.no_compile, range_loss=args.range_loss,
+                        skip_bad_records=args.skip_bad_records, warm_up=not args.no_warm_up)
+    opts.model_overrides = model_overrides(args.model)
+    opts.task_options = parse_task_options(args.task_option)
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
+                 "spatial_first", "photometric", "first_tasks", "tokenizer_config"):
+        if getattr(args, name) is not None:
+            setattr(opts, name, getattr(args, name))
+    return opts
+
+
+def finish(trainer, eval_n: int) -> dict:
+    """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
+    from unio.infer import model_card
+    from unio.infer.evaluation import evaluate_baselines, evaluate_model
+    pairs, sources = trainer.trained_pairs, trainer.sources
+    res = trainer.model.config.image_size
+    results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress,
+                             bad=trainer.bad, tasks=trainer.task_set)
+    baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res, bad=trainer.bad,
+                                   tasks=trainer.task_set)
+    evaluation = {"model": results, "baselines": baselines, "split": "test", "n": eval_n}
+    if trainer.bad.skip:
+        evaluation["skipped_records"] = trainer.bad.counts()
+    (trainer.out / "eval.json").write_text(json.dumps(evaluation, indent=2))
+    model_card.write_for(trainer, evaluation=evaluation)   # the card, now with its evaluation table
+    draw_samples(trainer, pairs, sources)
+    print(table(results, baselines))
+    return results
+
+
+def draw_samples(trainer, pairs, sources) -> None:
+    """report.png: the loss curves and one test answer per pair, each drawn as its task draws it."""
+    from unio.infer.evaluation import evaluation_split, split_examples
+    from unio.infer.runner import Runner
+    runner, results = Runner(trainer.model, trainer.mods), []
+    for task, source in pairs:
+        example = split_examples(trainer.task_set.get(task), sources[source], evaluation_split(sources[source], "test"), 1,
+                                 trainer.model.config.image_size, bad=trainer.bad, name=source)[0]
+        region = None if example.region is None else example.frame.box_to_original(example.region)
+        n = getattr(trainer.task_set.get(task), "report_samples", 1)   # a task may ask for a row of samples (generation)
+        options = getattr(trainer.task_set.get(task), "report_options", {})
+        results += runner([example.prompt] * n, [example.record["image"]] * n, task=task, regions=[region] * n, **options)
+    draw_report(trainer.out, results)
+
+
+def main(argv=None) -> int:
+    from unio.data.bad_records import BadRecord
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except BadRecord as error:
+        raise SystemExit(f"bad data: {error}\n(--skip-bad-records skips such records, reporting and counting them)")
+
+
+def run(args) -> int:
+    from unio.train.trainer import Trainer
+    started = time.time()
+    trainer = Trainer(options_from(args))
+    last = trainer.train()
+    if trainer.rank != 0:
+        return 0
+    trainer.export()
+    print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {time.time() - started:.0f} s; "
+          f"run folder {trainer.out}")
+    if not args.no_eval:
+        finish(trainer, trainer.opts.eval_n)
+    if trainer.bad.skip:
+        print(f"bad records: {trainer.bad.summary()}")
+    print(f"total wall time {time.time() - started:.0f} s")
+    return 0

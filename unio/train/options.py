@@ -1,0 +1,90 @@
+"""A training run's options (`TrainOptions`, what `train_mixture.py`'s flags fill), its learning-rate
+schedule, seeding, and where its folder and checkpoint are."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unio.data.mixture import pair_name
+from unio.train import checkpoint as ckpt
+
+
+@dataclass
+class TrainOptions:
+    tasks: str | dict | None = None    # (task, source) pairs with weights; None: configs/data/default.yaml
+    sources: dict = field(default_factory=dict)   # name -> spec string, config dict, source or Dataset
+    preset: str = "tiny"
+    steps: int = 2100
+    minutes: float | None = None       # stop early when this much training time has passed
+    batch_size: int = 48
+    lr: float = 1e-3                   # peak; 2e-3 before v0.2 (README, "The default run")
+    warmup: int = 100
+    weight_decay: float = 0.05
+    grad_accum: int = 1
+    clip: float = 1.0
+    out: str | None = None
+    resume: bool = False
+    seed: int = 0
+    deepspeed: str | None = None
+    moe: bool = False
+    bf16: bool = True
+    range_loss: bool = False           # each target's softmax over its own vocabulary range only
+    spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
+    first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones
+    warm_up: bool = True               # the warm-ups the tasks declare join the first stage (`add_warm_ups`)
+    photometric: float = 1.0           # photometric augmentation strength (unio/data/photometric.py); 0: off
+    compile: bool = True               # regional torch.compile of the blocks (single process only)
+    num_bins: int | None = None        # location bins (None: the tokenizer config's)
+    location_sigma: float = 1.0        # Gaussian smoothing of location-bin targets, in bins
+    vq_steps: int | None = None        # training steps of tokenizers that train by steps (None: the config's)
+    tokenizer_config: str = "default"  # configs/tokenizers/<name>.yaml or a YAML path
+    tokenizers: str | None = None
+    eval_n: int = 200
+    eval_every: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 10
+    pool: int = 50_000
+    data_workers: int = 1              # 0: build batches in a thread of the training process
+    skip_bad_records: bool = False     # skip (report once, count per source) records a reader finds bad
+    progress: bool = True
+    plugins: list = field(default_factory=list)
+    model_overrides: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)   # {task: {constructor option: value}}, e.g. detection order
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup, then cosine decay to 10%."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_dir(opts: TrainOptions, weights: dict) -> Path:
+    if opts.out:
+        return Path(opts.out)
+    name = "-".join(pair_name(*pair) for pair in weights) + f"-{opts.preset}-s{opts.seed}"
+    return Path("runs") / name
+
+
+def resume_from(opts: TrainOptions, out: Path) -> Path | None:
+    """The checkpoint to continue from: the run folder's under --resume, else None."""
+    if not opts.resume:
+        return None
+    existing = ckpt.find_checkpoint(out)
+    if existing is None:
+        raise FileNotFoundError(f"--resume given but {out} holds no checkpoint")
+    return existing
+
+

@@ -1,0 +1,280 @@
+"""Training a generalist on a weighted mixture of (task, source) pairs: setup() -> train() -> export().
+
+The builders in unio.train.options turn the options into the pieces; the loop below is the same for one
+process and for data parallelism. What differs (the step, checkpoints, where the weights live) is a
+backend's: SingleDevice (unio.train.single_device), or DeepSpeedBackend (unio.train.deepspeed_backend) under
+--deepspeed, the only case that imports deepspeed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from unio.data.bad_records import BadRecords
+from unio.data.batching import prefetcher
+from unio.data.mixture import pair_name
+from unio.task_set import TaskSet
+from unio.train import checkpoint as ckpt
+from unio.train.builders import (
+    build_data,
+    build_mixture,
+    build_modalities,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_sources,
+    deepspeed_config,
+)
+from unio.train.curriculum import add_warm_ups, spatial_stage
+from unio.train.logs import MetricsLog, TaskLosses
+from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything
+from unio.train.single_device import SingleDevice
+from unio.vocab import IGNORE
+
+
+class Backend(Protocol):
+    """What the loop asks of a way to run: SingleDevice and DeepSpeedBackend."""
+    rank: int
+    fused: bool             # whether AdamW may use its fused kernel
+    accum: int              # batches per loop step
+
+    def place(self, model) -> None: ...                            # before the optimizer is built
+    def wrap(self, model, optimizer, scheduler) -> None: ...       # after it is
+    def forward(self, model, batch: dict): ...
+    def backward(self, loss) -> None: ...
+    def update(self, model, optimizer, scheduler) -> None: ...
+    def save_checkpoint(self, directory: Path, model, mods, optimizer, scheduler, step: int, extra: dict) -> None: ...
+    def restore(self, existing: Path, state: dict, optimizer, scheduler) -> None: ...
+    def plain_model(self, model): ...                              # to evaluate (None: not on this rank)
+    def finish(self, model, log: MetricsLog, step: int): ...       # the model to export
+
+
+def build_backend(opts: TrainOptions) -> Backend:
+    if opts.deepspeed is None:
+        return SingleDevice(opts.grad_accum, opts.clip, opts.bf16, opts.compile)
+    from unio.train.deepspeed_backend import DeepSpeedBackend
+    return DeepSpeedBackend(deepspeed_config(opts))
+
+
+def several_ranks() -> bool:
+    """Whether this process is one of several (a process group is up): then collectives keep the
+    ranks in step."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def load_plugins(paths: list) -> None:
+    from unio import plugins
+    for path in paths:
+        plugins.load(path)
+
+
+class Trainer:
+    """One training run: `train()` builds the pieces and runs the loop, `export()` saves the model."""
+
+    def __init__(self, opts: TrainOptions):
+        load_plugins(opts.plugins)
+        self.opts = opts
+        self.task_set = TaskSet(opts.task_options)       # the tasks with this run's options
+        self.weights, self.tasks = build_mixture(opts, self.task_set)     # clear errors before any work
+        self.sources = build_sources(opts, self.weights, self.tasks)
+        self.asked = self.weights                       # the run folder and the tokenizers go by these
+        self.out = run_dir(opts, self.asked)
+        self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources,
+                                                          self.task_set)
+        self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
+        self.backend = build_backend(opts)
+        self.rank = self.backend.rank
+
+    # -- set-up ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        opts, backend = self.opts, self.backend
+        seed_everything(opts.seed)
+        existing = resume_from(opts, self.out)
+        self.mods = self._on_rank0_first(
+            lambda: build_modalities(opts, self.asked, self.sources, existing, opts.progress and self.rank == 0,
+                                     self.bad, self.task_set))
+        self.model = build_model(opts, self.mods, existing)
+        backend.place(self.model)
+        self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
+        self._say_warm_ups()
+        self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
+                                 self.stages, self.bad)
+        self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
+        self.scheduler = build_scheduler(opts, self.optimizer)
+        self.task_losses = TaskLosses(self.stream.mixture.names)
+        backend.wrap(self.model, self.optimizer, self.scheduler)
+        self.step, self.elapsed = 0, 0.0
+        if existing is not None:
+            state = ckpt.load_state(existing)
+            backend.restore(existing, state, self.optimizer, self.scheduler)
+            self.step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
+            self.bad.restore(state["extra"].get("skipped_records"))
+
+    def _say_warm_ups(self) -> None:
+        if self.warm and self.rank == 0:
+            names = ", ".join(f"{t} on {s} (weight {w:g})" for (t, s), w in self.warm.items())
+            print(f"warm-up: {names} in the first stage alone, the tasks' own warm_up (--no-warm-up: none)")
+
+    @property
+    def trained_pairs(self) -> list:
+        """The pairs trained to the end of the run (evaluated): not those of the first stage alone."""
+        return [p for p in self.weights if pair_name(*p) not in self.stages.first_only]
+
+    def _on_rank0_first(self, build):
+        """build() on rank 0 (which may train and cache the tokenizers), then, once it is done, on
+        the other ranks (which load them)."""
+        if not several_ranks():
+            return build()
+        made = build() if self.rank == 0 else None
+        dist.barrier()
+        return made if self.rank == 0 else build()
+
+    # -- one step -------------------------------------------------------------------------
+    def train_step(self, batches: list) -> float | None:
+        """One optimizer step over `batches`, their gradients accumulated; None, and no step, when
+        the loss was not finite (on any rank)."""
+        device = next(self.model.parameters()).device
+        total = 0.0
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            task_index = batch.pop("task_index", None)
+            out = self.backend.forward(self.model, batch)
+            if not self._finite_everywhere(out.loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                return None
+            if task_index is not None:
+                self.task_losses.add(out.logits, batch["labels"], task_index)
+            self.backend.backward(out.loss / len(batches))
+            total += out.loss.item() / len(batches)
+        self.backend.update(self.model, self.optimizer, self.scheduler)
+        return total
+
+    @staticmethod
+    def _finite_everywhere(loss) -> bool:
+        """Whether the loss is finite on every rank: all ranks skip a step together, or none does (a
+        rank skipping alone would leave the others waiting in its collectives)."""
+        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        if several_ranks():
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
+    # -- the loop -------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Trains from the start or the checkpoint to --steps (or --minutes); the last log row."""
+        self.setup()
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            (self.out / "options.json").write_text(json.dumps(asdict(self.opts), indent=2, default=str))
+        log = MetricsLog(self.out / "metrics.jsonl", self.rank)
+        try:
+            last = self._loop(log)
+            self.model = self.backend.finish(self.model, log, self.step)   # under DeepSpeed: rank 0's gathered copy
+        finally:
+            log.close()
+        return last
+
+    def _loop(self, log: MetricsLog) -> dict:
+        opts, accum, start = self.opts, self.backend.accum, self.step
+        prefetch = prefetcher(self.stream, start * accum, opts.data_workers)
+        bar = tqdm(range(start, opts.steps), initial=start, total=opts.steps, desc="train",
+                   disable=not opts.progress or self.rank != 0)
+        self.model.train()
+        bad, useful, t0, last = 0, 0, time.time() - self.elapsed, {}
+        try:
+            for step in bar:
+                batches = [prefetch.next() for _ in range(accum)]
+                for batch in batches:      # bad records its data worker skipped: each noted once
+                    for source, message in batch.pop("skipped_records", ()):
+                        self.bad.note(source, message)
+                loss = self.train_step(batches)
+                self.step = step + 1
+                if loss is None:
+                    bad = self._skipped(step, bad)
+                    continue
+                useful += sum(int((b["labels"] != IGNORE).sum() + b["attention_mask"].sum()) for b in batches)
+                self.elapsed = time.time() - t0
+                if step % opts.log_every == 0 or step == opts.steps - 1:
+                    last = self._log_row(log, bar, step, loss, useful)
+                done = step + 1 == opts.steps or self._out_of_time()
+                if (step + 1) % opts.checkpoint_every == 0 or done:
+                    self.save_checkpoint(step + 1)
+                if opts.eval_every and (step + 1) % opts.eval_every == 0:
+                    self.log_eval(log, step + 1, split="validation")
+                if done:
+                    break
+        finally:
+            prefetch.close()
+        return last
+
+    def _skipped(self, step: int, bad: int) -> int:
+        bad += 1
+        tqdm.write(f"step {step}: loss is NaN or infinite; the step was skipped ({bad} so far)")
+        if bad >= 10:
+            raise FloatingPointError("10 non-finite losses: training diverged; lower --lr")
+        return bad
+
+    def _log_row(self, log: MetricsLog, bar, step: int, loss: float, useful: int) -> dict:
+        tokens_per_s = useful / max(self.elapsed, 1e-9)
+        row = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
+               "time": round(self.elapsed, 2), "tokens_per_s": round(tokens_per_s, 1),
+               "task_loss": self.task_losses.pop()}
+        if self.bad.skip:
+            row["skipped_records"] = self.bad.counts()
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        log.write(row)
+        return row
+
+    def _out_of_time(self) -> bool:
+        """Whether --minutes have passed; with several ranks rank 0's clock decides for all, which
+        must stop at the same step."""
+        if not self.opts.minutes:
+            return False
+        over = self.elapsed > self.opts.minutes * 60
+        if not several_ranks():
+            return over
+        flag = torch.tensor([float(over)], device=next(self.model.parameters()).device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
+
+    # -- saving and evaluating ------------------------------------------------------------
+    def save_checkpoint(self, step: int) -> None:
+        extra = {"elapsed": self.elapsed, **({"skipped_records": self.bad.state()} if self.bad.skip else {})}
+        self.backend.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
+                                     step, extra)
+
+    def log_eval(self, log: MetricsLog, step: int, split: str = "validation") -> dict:
+        """Evaluates on rank 0; every rank must call it (under ZeRO-3 the weights are gathered first)."""
+        from unio.infer.evaluation import evaluate_model
+        model = self.backend.plain_model(self.model)
+        if model is None:
+            return {}
+        results = evaluate_model(model, self.mods, self.trained_pairs, self.sources, split, self.opts.eval_n,
+                                 bad=self.bad, tasks=self.task_set)
+        self.model.train()
+        log.write({"step": step, "eval": results, "split": split,
+                   **({"skipped_records": self.bad.counts()} if self.bad.skip else {})})
+        return results
+
+    def export(self) -> Path:
+        """The final model in save_pretrained form, with its processor (tokenizers/, vocab.json,
+        processor_config.json) and model card (README.md) beside it."""
+        from unio.infer import model_card
+        from unio.infer.processor import UnioProcessor
+        model = self.model   # under DeepSpeed, after train(): the gathered copy
+        final = self.out / "model"
+        tmp = self.out / "model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        UnioProcessor.for_model(model.config, self.mods).save_pretrained(tmp)
+        model_card.write_for(self, tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.replace(final)
+        return final

@@ -71,8 +71,12 @@ class Keypoints(LocationAnswer):
                        region=list(obj["box"]))
 
     def _labelled(self, obj, record) -> bool:
+        """Whether `obj` is a `thing` (any object, or a person: an object whose category is another is
+        not asked about) with a box and at least one labelled keypoint."""
         points = obj.get("keypoints")
         if points is None or obj.get("box") is None or not any(int(p[2]) > 0 for p in points):
+            return False
+        if self.thing != "object" and obj.get("category", self.thing) != self.thing:
             return False
         if len(points) > self.num_keypoints:
             raise ValueError(f"an object of record {record.get('id', '?')!r} has {len(points)} keypoints; task "

@@ -48,3 +48,9 @@ def test_every_builtin_task_implements_the_protocol():
         missing = sorted(hook for hook in REQUIRED if not hasattr(task, hook))
         assert not missing or getattr(task, "via", None), f"task {name!r} lacks {missing} of the Task protocol"
         assert task.name == name
+
+
+def test_every_optional_hook_is_used_by_a_builtin_task():
+    tasks = [TASKS.get(name) for name in TASKS.names()]
+    unused = sorted(hook for hook in OPTIONAL_HOOKS if not any(hasattr(task, hook) for task in tasks))
+    assert not unused, f"optional hooks no built-in task has (use them or delete them): {unused}"

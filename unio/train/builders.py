@@ -4,24 +4,32 @@ knows whether the run is one process or many."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from unio.data.bad_records import BadRecord
 from unio.data.batching import BatchStream, Collator
-from unio.data.mixture import Mixture, parse_mixture
-from unio.data.sources import build_source, check_pairs
+from unio.data.mixture import DEFAULT_SOURCE, Mixture, parse_mixture
+from unio.data.records import make_example
+from unio.data.sources import build_source, check_pairs, missing_keys
 from unio.modalities import Modalities
 from unio.model import presets
 from unio.plugins import builtin_dir
 from unio.registries import TASKS
+from unio.task import NothingToAsk
 from unio.task_set import TaskSet
 from unio.train.options import TrainOptions, lr_factor, seed_everything
 from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
 
 if TYPE_CHECKING:
     from unio.train.curriculum import Stages
+
+
+ALL = "all"   # in --tasks: every task the source can feed (expand_all)
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -43,6 +51,48 @@ def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:
 
 def parse_tasks(spec) -> dict:
     return parse_mixture(spec, TASKS.names())
+
+
+def expand_all(opts: TrainOptions, task_set: TaskSet) -> TrainOptions:
+    """The options with `all` in --tasks and --first-tasks (`all`, `all@coco`, `all:2`) written out as the
+    pairs it stands for: every registered task its source can feed (`feedable`), at that weight; a pair
+    named after it keeps its own weight (`all,vqa:2`)."""
+    def expand(spec):
+        if not isinstance(spec, str):
+            return spec
+        parts = []
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            pair, colon, weight = part.partition(":")
+            name, _, source = (x.strip() for x in pair.partition("@"))
+            if name != ALL:
+                parts.append(part)
+                continue
+            source = source or DEFAULT_SOURCE
+            built = build_source(source, opts.sources.get(source), image_size(opts))
+            parts += [f"{t}@{source}" + (f":{weight}" if colon else "") for t in feedable(task_set, built, image_size(opts))]
+        return ",".join(parts)
+    return replace(opts, tasks=expand(opts.tasks or default_mixture()), first_tasks=expand(opts.first_tasks))
+
+
+def feedable(task_set: TaskSet, source, size: int, probes: int = 8) -> list:
+    """The tasks that can be trained on `source`: tasks with targets (not those answered through others
+    alone), whose record keys the source has, with something to ask in one of its first `probes` records."""
+    records = source.split("train")
+    found = []
+    for name in task_set.names():
+        task = task_set.get(name)
+        if hasattr(task, "targets") and not missing_keys(getattr(task, "requires", ("image",)), source.keys):
+            if any(asks(task, records[i], size) for i in range(min(probes, len(records)))):
+                found.append(name)
+    return found
+
+
+def asks(task, record, size: int) -> bool:
+    try:
+        make_example(task, record, size, np.random.default_rng(0), keep_record=False)
+    except (NothingToAsk, BadRecord):
+        return False
+    return True
 
 
 def image_size(opts: TrainOptions) -> int:

@@ -74,7 +74,8 @@ def seed_everything(seed: int) -> None:
 def run_dir(opts: TrainOptions, weights: dict) -> Path:
     if opts.out:
         return Path(opts.out)
-    name = "-".join(pair_name(*pair) for pair in weights) + f"-{opts.preset}-s{opts.seed}"
+    pairs = "all" if opts.tasks == "all" else "-".join(pair_name(*pair) for pair in weights)
+    name = pairs + f"-{opts.preset}-s{opts.seed}"
     return Path("runs") / name
 
 

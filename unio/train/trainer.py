@@ -32,6 +32,7 @@ from unio.train.builders import (
     build_scheduler,
     build_sources,
     deepspeed_config,
+    expand_all,
 )
 from unio.train.curriculum import add_warm_ups, spatial_stage
 from unio.train.logs import MetricsLog, TaskLosses
@@ -81,12 +82,13 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions):
         load_plugins(opts.plugins)
-        self.opts = opts
         self.task_set = TaskSet(opts.task_options)       # the tasks with this run's options
+        named = opts
+        self.opts = opts = expand_all(opts, self.task_set)   # `all` written out as the pairs it stands for
         self.weights, self.tasks = build_mixture(opts, self.task_set)     # clear errors before any work
         self.sources = build_sources(opts, self.weights, self.tasks)
         self.asked = self.weights                       # the run folder and the tokenizers go by these
-        self.out = run_dir(opts, self.asked)
+        self.out = run_dir(named, self.asked)
         self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources,
                                                           self.task_set)
         self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run

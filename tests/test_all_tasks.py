@@ -1,0 +1,38 @@
+"""`--tasks all`: every registered task the source can feed, in one model."""
+import json
+
+from conftest import run_script
+
+from unio.data.sources import build_source
+from unio.registries import TASKS
+from unio.task_set import TaskSet
+from unio.train.builders import expand_all, feedable, parse_tasks
+from unio.train.options import TrainOptions
+
+
+def trainable_on_the_world() -> set:
+    """Tasks with targets, less person keypoints (the world holds no person)."""
+    return {t for t in TASKS.names() if hasattr(TASKS.get(t), "targets")} - {"person_keypoints"}
+
+
+def test_all_stands_for_every_task_the_source_can_feed():
+    world = build_source("world", None, 32)
+    assert set(feedable(TaskSet(), world, 32)) == trainable_on_the_world()
+    assert {"vqa", "depth", "detection", "generate"} <= trainable_on_the_world()
+    no_depth = build_source("world", None, 32)
+    no_depth.keys = tuple(k for k in world.keys if k != "depth")
+    assert "depth" not in feedable(TaskSet(), no_depth, 32)
+    weights = parse_tasks(expand_all(TrainOptions(tasks="all:0.5,vqa:2", preset="toy"), TaskSet()).tasks)
+    assert weights[("vqa", "world")] == 2.0 and weights[("depth", "world")] == 0.5
+    assert {t for t, _ in weights} == trainable_on_the_world()
+
+
+def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path):
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "all", "--preset", "toy", "--batch-size", "8",
+                      "--vq-steps", "5", "--steps", "4", "--no-compile", "--no-progress", "--eval-n", "4",
+                      "--out", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert set(evaluation["model"]) == trainable_on_the_world()
+    assert all(TASKS.get(t).headline in metrics for t, metrics in evaluation["model"].items())

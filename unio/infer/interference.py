@@ -1,0 +1,92 @@
+"""Interference in a generalist: each task's headline metric beside specialists of the same preset, one trained
+for the steps the task gets in the generalist ("equal steps") and one for the generalist's whole budget. The
+signed relative change Δ = ±(M_generalist − M_specialist) / |M_specialist|, + when the generalist is better
+(Maninis et al. 2019); Δm, its mean over the tasks that have a specialist of that kind (Vandenhende et al. 2021)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from unio.task_set import TaskSet
+
+KINDS = {"equal_steps": "equal steps", "whole_budget": "whole budget"}   # JSON key: the table's words
+SETTING = ("split", "n", "preset")                                        # what two runs compared should share
+
+
+def read_eval(path) -> dict:
+    """An eval.json (or the run folder holding one) as train_mixture.py writes it, with the run's `preset`
+    from the options.json beside it when there is one."""
+    file = Path(path) / "eval.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no eval.json at {path}")
+    evaluation = json.loads(file.read_text())
+    if (file.parent / "options.json").is_file():
+        evaluation["preset"] = json.loads((file.parent / "options.json").read_text()).get("preset")
+    return evaluation
+
+
+def relative_change(generalist: float, specialist: float, lower_is_better: bool) -> float:
+    if specialist == 0:
+        raise ZeroDivisionError("the specialist's value is 0")
+    return (-1 if lower_is_better else 1) * (generalist - specialist) / abs(specialist)
+
+
+def headline(task, metrics: dict) -> str:
+    """The task's `headline` attribute, else (a task without one) its first metric."""
+    key = getattr(task, "headline", None)
+    return key if key in metrics else next(iter(metrics))
+
+
+def against(pair: str, kind: str, key: str, lower: bool, value: float, specialist: dict) -> dict:
+    """{specialist, delta} of one pair against one specialist's eval.json contents."""
+    metrics = specialist["model"].get(pair)
+    if metrics is None or key not in metrics:
+        raise ValueError(f"the {KINDS[kind]} specialist given for {pair} has no {pair} {key}")
+    try:
+        return {"specialist": metrics[key], "delta": relative_change(value, metrics[key], lower)}
+    except ZeroDivisionError:
+        raise ValueError(f"{pair}: the {KINDS[kind]} specialist's {key} is 0, so the relative change is undefined") from None
+
+
+def compare(generalist: dict, specialists: dict, tasks: TaskSet | None = None) -> dict:
+    """generalist: its eval.json's contents; specialists: {kind: {pair: that specialist's eval.json contents}}.
+    -> {"pairs": {pair: {metric, lower_is_better, generalist, equal_steps, whole_budget}}, "delta_m": {kind},
+    "tasks_in_delta_m": {kind}, "skipped": [...], "notes": [...]}; None where a pair or kind has no specialist."""
+    tasks = tasks or TaskSet()
+    out = {"pairs": {}, "delta_m": {}, "tasks_in_delta_m": {}, "skipped": [], "notes": []}
+    for kind, theirs in specialists.items():
+        for pair in set(theirs) - set(generalist["model"]):
+            raise ValueError(f"a specialist ({KINDS[kind]}) is given for {pair}, but the generalist has no {pair} "
+                             f"(it has {', '.join(generalist['model'])})")
+    for pair, metrics in generalist["model"].items():
+        name = pair.partition("@")[0]
+        if name not in tasks:
+            out["skipped"].append(f"{pair}: task {name!r} is not installed")
+            continue
+        task = tasks.get(name)
+        key, lower = headline(task, metrics), bool(getattr(task, "lower_is_better", False))
+        row = out["pairs"][pair] = {"metric": key, "lower_is_better": lower, "generalist": metrics[key]}
+        for kind, words in KINDS.items():
+            theirs = specialists.get(kind, {}).get(pair)
+            row[kind] = None if theirs is None else against(pair, kind, key, lower, metrics[key], theirs)
+            out["notes"] += [f"{pair}: the {words} specialist's {s} is {theirs.get(s)!r}, the generalist's "
+                             f"{generalist.get(s)!r}" for s in SETTING if theirs and theirs.get(s) != generalist.get(s)]
+    for kind in KINDS:
+        deltas = [row[kind]["delta"] for row in out["pairs"].values() if row[kind]]
+        out["delta_m"][kind] = sum(deltas) / len(deltas) if deltas else None
+        out["tasks_in_delta_m"][kind] = len(deltas)
+    return out
+
+
+def markdown(comparison: dict) -> str:
+    """The table: one row per pair (↑ / ↓: the metric's good direction), then Δm per kind of specialist."""
+    rows = ["| task | metric | generalist | " + " | ".join(f"specialist, {w} | Δ" for w in KINDS.values()) + " |",
+            "|---|---|---:|" + "---:|" * 2 * len(KINDS)]
+    for pair, row in comparison["pairs"].items():
+        cells = [pair, row["metric"] + (" ↓" if row["lower_is_better"] else " ↑"), f"{row['generalist']:.3f}"]
+        for kind in KINDS:
+            cells += [f"{row[kind]['specialist']:.3f}", f"{row[kind]['delta']:+.1%}"] if row[kind] else ["–", "–"]
+        rows.append("| " + " | ".join(cells) + " |")
+    means = [f"**{m:+.1%}** ({n} task{'s' * (n != 1)})" if (m := comparison["delta_m"][k]) is not None else "–"
+             for k, n in comparison["tasks_in_delta_m"].items()]
+    return "\n".join(rows + ["| " + " | ".join(["Δm", "", ""] + [c for m in means for c in ("", m)]) + " |"])

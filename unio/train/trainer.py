@@ -1,6 +1,6 @@
 """Training a generalist on a weighted mixture of (task, source) pairs: setup() -> train() -> export().
 
-The builders in unio.train.options turn the options into the pieces; the loop below is the same for one
+The builders in unio.train.builders turn the options into the pieces; the loop below is the same for one
 process and for data parallelism. What differs (the step, checkpoints, where the weights live) is a
 backend's: SingleDevice (unio.train.single_device), or DeepSpeedBackend (unio.train.deepspeed_backend) under
 --deepspeed, the only case that imports deepspeed.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unio.kit.answers import ImageAnswer, ImageCodes, baseline, image_tokenizer
+from unio.kit.answers import ImageAnswer, ImageCodes, baseline
 from unio.kit.image_codes import ignored_codes
 from unio.kit.metrics import depth_errors
 from unio.registries import register_task
@@ -37,7 +37,7 @@ class Depth(ImageAnswer):
     headline, lower_is_better = "rmse", True
 
     def __init__(self):
-        self.codes = ImageCodes(to_tensor=lambda image: image, channels=1)   # gold: depth_image tensors
+        self.codes = ImageCodes(to_tensor=lambda image: image, channels=1, kind="depth")   # gold: depth_image tensors
 
     def example(self, record, rng) -> Example:
         depth = np.asarray(record["depth"], np.float32)
@@ -50,7 +50,7 @@ class Depth(ImageAnswer):
     def targets(self, examples, mods):
         """Codes of the valid depth (the rest 0), cached; codes over no valid pixel are left out of the loss."""
         codes = self.codes.targets([self._image(ex) for ex in examples], [ex.meta["key"] for ex in examples], mods)
-        cell = mods[image_tokenizer(mods)].downsample
+        cell = mods[self.codes.tokenizer(mods)].downsample
         return [Target(c, self._ignored(ex, cell)) for c, ex in zip(codes, examples)]
 
     def _ignored(self, example, cell: int) -> tuple:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from unio.data.world.palette import palette_metrics
-from unio.kit.answers import ImageAnswer, ImageCodes, baseline, image_tokenizer
+from unio.kit.answers import ImageAnswer, ImageCodes, baseline
 from unio.kit.image_codes import image_to_original
 from unio.registries import register_task
 from unio.task import Example, choose_prompt, pick
@@ -64,7 +64,7 @@ class Generate(ImageAnswer):
 
     def decode(self, ids, mods, example) -> np.ndarray:
         side = int(len(ids) ** 0.5)
-        size = example.frame.size if example.frame is not None else mods[image_tokenizer(mods)].downsample * side
+        size = example.frame.size if example.frame is not None else mods[self.codes.tokenizer(mods)].downsample * side
         return self.codes.decode(ids, mods, size, size)
 
     def to_original(self, image, frame) -> np.ndarray:

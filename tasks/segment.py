@@ -56,7 +56,7 @@ class Segmentation(ImageAnswer):
             raise ValueError(f"mask_in must be 'image' (the mask over the frame) or 'box' (the box, then the "
                              f"mask within it), got {mask_in!r}")
         self.referring, self.threshold, self.mask_in = referring, threshold, mask_in
-        self.codes = ImageCodes(to_tensor=mask_image, channels=1)
+        self.codes = ImageCodes(to_tensor=mask_image, channels=1, kind="mask")
 
     def example(self, record, rng) -> Example:
         candidates = _objects_with_masks(record)

@@ -128,7 +128,7 @@ def test_tokenizer_cache_is_keyed_by_the_config_and_the_corpus():
     assert name([("vqa", "world")], 256) != name([("vqa", "world")])
     assert name([("vqa", "world")], cfg=load_tokenizer_config(num_bins=100)) != name([("vqa", "world")])
     assert name([("caption", "mine")], specs={"mine": "hf:/a"}) != name([("caption", "mine")], specs={"mine": "hf:/b"})
-    assert load_tokenizer_config(steps=20)["tokenizers"]["vq"]["steps"] == 20
+    assert {t["steps"] for t in load_tokenizer_config(steps=20)["tokenizers"].values() if "steps" in t} == {20}
     from unio.registries import TASKS
     from unio.task_set import TaskSet
     frame_masks = name([("segment", "world")])

@@ -1,7 +1,10 @@
 """VQ-VAE image tokenizer plugin, built on vector-quantize-pytorch.
 
-One shared codebook for every image-like target, as in Unified-IO: RGB images, single-channel
-depth maps (normalised to [0, 1]) and binary masks. Images are float tensors in [0, 1] shaped
+One codebook for every image-like target, as in Unified-IO (RGB images, single-channel depth maps
+normalised to [0, 1], binary masks), or, with `modality` set (rgb, depth or mask), a codebook for one
+kind of image, learned from the targets of that kind alone: a tokenizer config may list one per kind
+under names of their own (`depth_codes: {plugin: vq, modality: depth}`), as 4M has a tokenizer per
+modality, and each task's answers use the codebook of their kind (unio.kit.answers.image_tokenizer). Images are float tensors in [0, 1] shaped
 (C, H, W) or (B, C, H, W) with C = 1 or 3; one channel is repeated to three before encoding,
 and `decode(codes, channels=1)` averages back to one. H and W must be multiples of the
 downsampling factor; `encode` returns a (B, H/f, W/f) grid of local code ids.
@@ -61,7 +64,8 @@ class VQTokenizer(nn.Module):
     order = 2
 
     def __init__(self, hidden: int = 32, downsample: int = 8, quantizer: str = "fsq",
-                 levels: tuple[int, ...] = (8, 5, 5, 5), codebook_size: int = 1024, codebook_dim: int = 8):
+                 levels: tuple[int, ...] = (8, 5, 5, 5), codebook_size: int = 1024, codebook_dim: int = 8,
+                 modality: str | None = None):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
             raise ValueError(f"downsample must be a power of two, got {downsample}")
@@ -69,7 +73,9 @@ class VQTokenizer(nn.Module):
             raise ValueError(f"quantizer must be 'fsq' or 'vq', got {quantizer!r}")
         self.config = dict(hidden=hidden, downsample=downsample, quantizer=quantizer, levels=list(levels),
                            codebook_size=codebook_size, codebook_dim=codebook_dim)
-        self.downsample = downsample
+        if modality is not None:   # only when set: a shared codebook's signature stays as it was
+            self.config["modality"] = modality
+        self.downsample, self.modality = downsample, modality
         stages = int(math.log2(downsample))
         if quantizer == "fsq":
             from vector_quantize_pytorch import FSQ
@@ -84,11 +90,12 @@ class VQTokenizer(nn.Module):
 
     @classmethod
     def build(cls, corpus, directory, steps: int = 600, batch_size: int = 32, downsample: int | None = None,
-              progress: bool = True, **options) -> "VQTokenizer":
-        """The tokenizer plugin protocol: train on the corpus's image-like targets. The default grid is
-        8x8 codes at 64 px and 16x16 at 256 px (Unified-IO's), so image answers stay short."""
-        model = cls(downsample=downsample or max(8, corpus.resolution // 16), **options)
-        return train_vq(model, corpus.images(), steps=steps, batch_size=batch_size, progress=progress)
+              progress: bool = True, modality: str | None = None, **options) -> "VQTokenizer":
+        """The tokenizer plugin protocol: train on the corpus's image-like targets (of `modality` alone when
+        given). The default grid is 8x8 codes at 64 px and 16x16 at 256 px (Unified-IO's), so image
+        answers stay short."""
+        model = cls(downsample=downsample or max(8, corpus.resolution // 16), modality=modality, **options)
+        return train_vq(model, corpus.images(kind=modality), steps=steps, batch_size=batch_size, progress=progress)
 
     # -- persistence -----------------------------------------------------------------------
     def signature(self) -> str:

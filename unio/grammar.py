@@ -62,6 +62,12 @@ class Grammar:
     """Elements (Segments and Repeats) in order, then EOS."""
     segments: tuple
 
+    @property
+    def first_range(self) -> str:
+        """The vocabulary range an answer's first token is from."""
+        first = self.segments[0]
+        return (first.group[0] if isinstance(first, Repeat) else first).range
+
     def __post_init__(self):
         for seg in self.segments:
             if not isinstance(seg, (Segment, Repeat)):
@@ -280,3 +286,13 @@ class AutomatonLogitsProcessor(LogitsProcessor):
             rows.append(self._mask(self.automaton.allowed(self._state(tuple(row)), budget, previous)))
         allowed = torch.stack(rows)[:, : scores.shape[-1]].to(scores.device)
         return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+
+
+def answer_start_id(grammar: Grammar, vocab: Vocabulary) -> int:
+    """The decoder's first input token under a model's `decoder_start="answer"`: a start token per vocabulary
+    range an answer begins in (the i-th range: <extra_id_i>), as Unified-IO 2's decoder starts from a token
+    naming the target's modality; "bos" models start every answer from <s>."""
+    index = list(vocab.ranges).index(grammar.first_range)
+    if index >= 16:
+        raise ValueError(f"answer start tokens cover the first 16 vocabulary ranges; {grammar.first_range!r} is the {index + 1}th")
+    return vocab.special(f"<extra_id_{index}>")

@@ -17,8 +17,12 @@ MANIFEST = "tokenizer.json"
 
 
 class Modalities:
-    def __init__(self, tokenizers: Mapping[str, object]):
+    """`tokenizers`: name -> tokenizer; `plugins`: name -> the plugin that made it, where they differ (a
+    config may build several tokenizers of one plugin, e.g. a `vq` codebook per image modality)."""
+
+    def __init__(self, tokenizers: Mapping[str, object], plugins: Mapping[str, str] | None = None):
         self.tokenizers = dict(tokenizers)
+        self.plugins = {name: (plugins or {}).get(name, name) for name in self.tokenizers}
         self.vocab = Vocabulary.build(self.tokenizers)
         prompt = [name for name, tok in self.tokenizers.items() if getattr(tok, "prompt", False)]
         if len(prompt) > 1:
@@ -37,7 +41,7 @@ class Modalities:
         directory = Path(directory)
         for name, tok in self.tokenizers.items():
             tok.save(directory / name)
-            (directory / name / MANIFEST).write_text(json.dumps({"plugin": name}))
+            (directory / name / MANIFEST).write_text(json.dumps({"plugin": self.plugins[name]}))
         self.vocab.save(directory / "vocab.json")
 
     @classmethod
@@ -46,12 +50,12 @@ class Modalities:
         if not (directory / "vocab.json").is_file():
             raise FileNotFoundError(f"no tokenizers at {directory} (vocab.json missing)")
         saved = Vocabulary.load(directory / "vocab.json")
-        tokenizers = {}
+        tokenizers, plugins = {}, {}
         for name in saved.ranges:
             manifest = directory / name / MANIFEST
-            plugin = json.loads(manifest.read_text())["plugin"] if manifest.is_file() else name
-            tokenizers[name] = TOKENIZERS.get(plugin).load(directory / name)
-        modalities = cls(tokenizers)
+            plugins[name] = json.loads(manifest.read_text())["plugin"] if manifest.is_file() else name
+            tokenizers[name] = TOKENIZERS.get(plugins[name]).load(directory / name)
+        modalities = cls(tokenizers, plugins)
         modalities.vocab.check_same(saved, what=str(directory))
         return modalities
 

@@ -15,6 +15,7 @@ import torch
 
 from unio.data.encoding import encode_inputs
 from unio.data.mixture import Mixture, pair_name
+from unio.grammar import answer_start_id
 from unio.model.transformer import shift_right
 from unio.vocab import BOS, EOS, IGNORE, PAD
 
@@ -22,11 +23,21 @@ BUCKETS = 4  # batches per megabatch: examples are sorted by target length acros
 
 
 class Collator:
-    """Examples -> model tensors: pixels, padded prompt ids, target ids + EOS (padding = -100)."""
+    """Examples -> model tensors: pixels, padded prompt ids, target ids + EOS (padding = -100). With
+    `answer_starts` (the image size of a model whose config says decoder_start="answer"), the decoder's
+    inputs start from each task's answer start token (unio.grammar.answer_start_id) instead of <s>."""
 
-    def __init__(self, tasks: Mapping, modalities, max_text_length: int, max_target_length: int):
+    def __init__(self, tasks: Mapping, modalities, max_text_length: int, max_target_length: int,
+                 answer_starts: int | None = None):
         self.tasks, self.mods = tasks, modalities
         self.max_text, self.max_target = max_text_length, max_target_length
+        self.answer_starts, self._starts = answer_starts, {}
+
+    def start_id(self, task: str) -> int:
+        if task not in self._starts:
+            grammar = self.tasks[task].grammar(self.mods, self.answer_starts)
+            self._starts[task] = answer_start_id(grammar, self.mods.vocab)
+        return self._starts[task]
 
     def target_ids(self, examples) -> list:
         out = [None] * len(examples)
@@ -48,8 +59,11 @@ class Collator:
         for i, t in enumerate(targets):
             labels[i, : len(t) + 1] = torch.tensor(list(t) + [EOS], dtype=torch.long)
         ignored = [(i, j) for i, t in enumerate(targets) for j in getattr(t, "ignored", ())]
-        if ignored:   # the decoder still reads those tokens; only the loss leaves them out
+        if ignored or self.answer_starts:   # the decoder still reads ignored tokens; only the loss leaves them out
             inputs["decoder_input_ids"] = shift_right(labels, BOS, PAD)
+            if self.answer_starts:
+                inputs["decoder_input_ids"][:, 0] = torch.tensor([self.start_id(ex.task) for ex in examples])
+        if ignored:
             rows, cols = zip(*ignored)
             labels[list(rows), list(cols)] = IGNORE
         inputs["labels"] = labels

@@ -12,6 +12,7 @@ import torch
 from transformers import LogitsProcessor
 
 from unio.data.encoding import encode_inputs
+from unio.grammar import answer_start_id
 from unio.model.decoding import generate_constrained, score_candidates, strip_answer
 from unio.task import to_original
 from unio.task_set import TaskSet
@@ -248,9 +249,12 @@ def answer_options(task, examples) -> list | None:
 def rank_answers(model, mods, task, examples, inputs, candidates) -> list:
     """The likeliest candidate of each example (summed token log-probabilities, as Unified-IO ranks answer options)."""
     answers = []
+    start = None
+    if getattr(model.config, "decoder_start", "bos") == "answer":
+        start = answer_start_id(task.grammar(mods, model.config.image_size), mods.vocab)
     for i, (example, texts) in enumerate(zip(examples, candidates)):
         ids = [mods.text_ids(t) for t in texts]
-        scores = score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, ids)
+        scores = score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, ids, start)
         best = int(scores.argmax())
         answers.append(Answer(ids[best], float(scores[best]), task.decode(ids[best], mods, example)))
     return answers

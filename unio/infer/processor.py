@@ -31,7 +31,7 @@ from unio.task_set import TaskSet
 from unio.vocab import BOS
 
 TOKENIZERS = "tokenizers"                                        # the Modalities' folder in a model folder
-SETTINGS = ("image_size", "max_text_length", "max_target_length")   # read from the model's config
+SETTINGS = ("image_size", "max_text_length", "max_target_length", "decoder_start")   # read from the model's config
 
 
 class FreeText:
@@ -85,10 +85,11 @@ class UnioProcessor(ProcessorMixin):
     model_input_names = ["pixel_values", "input_ids", "attention_mask"]   # what encode() gives
 
     def __init__(self, modalities, image_size: int = 64, max_text_length: int = 64, max_target_length: int = 128,
-                 task_options: dict | None = None):
+                 task_options: dict | None = None, decoder_start: str = "bos"):
         super().__init__()
         self.modalities = modalities
         self.image_size, self.max_text_length, self.max_target_length = image_size, max_text_length, max_target_length
+        self.decoder_start = decoder_start   # the model's: "answer" starts each answer from its range's token
         self.tasks = TaskSet(task_options, known_only=True)   # the model's tasks, with the options it was trained with
 
     @classmethod
@@ -97,7 +98,7 @@ class UnioProcessor(ProcessorMixin):
         (`task_options` given here override them, task by task and option by option)."""
         options = {t: {**config.task_options.get(t, {}), **(task_options or {}).get(t, {})}
                    for t in {*config.task_options, *(task_options or {})}}
-        return cls(modalities, **{key: getattr(config, key) for key in SETTINGS}, task_options=options)
+        return cls(modalities, **{key: getattr(config, key, "bos") for key in SETTINGS}, task_options=options)
 
     # -- prompts and images -> the model's inputs ------------------------------------------
     def task_of(self, prompt: str, task: str | None = None) -> str | None:
@@ -179,7 +180,8 @@ class UnioProcessor(ProcessorMixin):
             raise ValueError(f"task {task!r} answers through {via!r} (its via option), which unio.run does; with "
                              f"model.generate() ask {via!r} and keep what you need, or use unio.run")
         grammar = self.task(task).grammar(self.modalities, self.image_size)
-        return constrained_options(grammar, self.modalities.vocab, self.max_target_length, **options)
+        return constrained_options(grammar, self.modalities.vocab, self.max_target_length,
+                                   answer_start=self.decoder_start == "answer", **options)
 
     # -- generated ids -> answers ------------------------------------------------------
     def post_process(self, task, prediction, frame: Frame) -> dict:

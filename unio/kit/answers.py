@@ -169,11 +169,24 @@ class BoxListAnswer(LocationAnswer):
 
 
 # -- image codes ------------------------------------------------------------------------------------
-def image_tokenizer(mods) -> str:
-    """The name of the image tokenizer: the first one that turns images into a grid of codes."""
-    for name, tokenizer in mods.tokenizers.items():
-        if all(hasattr(tokenizer, a) for a in ("downsample", "encode", "decode")):
+IMAGE_KINDS = ("rgb", "depth", "mask")   # what an image answer holds: each may have a codebook of its own
+
+
+def image_tokenizer(mods, kind: str | None = None) -> str:
+    """The name of the image tokenizer for images of `kind`: the one whose `modality` is `kind` (a codebook
+    per modality, as 4M has), else the first one of no declared modality (one codebook for every image)."""
+    images = {name: tok for name, tok in mods.tokenizers.items()
+              if all(hasattr(tok, a) for a in ("downsample", "encode", "decode"))}
+    for name, tokenizer in images.items():
+        if kind is not None and getattr(tokenizer, "modality", None) == kind:
             return name
+    for name, tokenizer in images.items():
+        if getattr(tokenizer, "modality", None) is None:
+            return name
+    if images:
+        held = ", ".join(f"{name} ({tok.modality})" for name, tok in images.items())
+        raise ValueError(f"an answer of {kind} images needs a codebook for {kind}; this model's image codebooks: "
+                         f"{held}. Train it with a task that answers with {kind} images, so its tokenizers build one")
     raise ValueError(f"an image answer needs an image tokenizer (downsample, encode, decode); this model has "
                      f"{', '.join(mods.tokenizers)}")
 
@@ -185,31 +198,39 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 class ImageCodes:
     """A task's answer as a full grid of image codes, `channels` deep: RGB (3; decoded as (H, W, 3) uint8)
-    or one channel (1; decoded as an (H, W) float map in [0, 1]: depth, masks). `to_tensor` turns a gold
-    image into the tokenizer's input; gold codes are computed in batches and cached per key (a record id
-    and size, unio.kit.image_codes.CodeCache). A task holds one: `self.codes = ImageCodes(...)`."""
+    or one channel (1; decoded as an (H, W) float map in [0, 1]: depth, masks). `kind` (IMAGE_KINDS) picks
+    the codebook where the model has one per modality. `to_tensor` turns a gold image into the tokenizer's
+    input; gold codes are computed in batches and cached per key (a record id and size,
+    unio.kit.image_codes.CodeCache). A task holds one: `self.codes = ImageCodes(...)`."""
 
-    def __init__(self, to_tensor=image_tensor, channels: int = 3, cache_size: int = 200_000):
-        self.to_tensor, self.channels, self.cache_size, self._caches = to_tensor, channels, cache_size, {}
+    def __init__(self, to_tensor=image_tensor, channels: int = 3, kind: str = "rgb", cache_size: int = 200_000):
+        if kind not in IMAGE_KINDS:
+            raise ValueError(f"image kind must be one of {', '.join(IMAGE_KINDS)}, got {kind!r}")
+        self.to_tensor, self.channels, self.kind = to_tensor, channels, kind
+        self.cache_size, self._caches = cache_size, {}
+
+    def tokenizer(self, mods) -> str:
+        """The name of the tokenizer these images are coded by in `mods`."""
+        return image_tokenizer(mods, self.kind)
 
     def targets(self, images: list, keys: list, mods) -> list:
         """Gold images -> the global ids of their codes (raster order), one list per image."""
-        name = image_tokenizer(mods)
+        name = self.tokenizer(mods)
         if name not in self._caches:
             self._caches[name] = CodeCache(name, self.cache_size, to_tensor=self.to_tensor)
         return self._caches[name](images, keys, mods)
 
     def grammar(self, mods, image_size: int) -> Grammar:
         """Always a full grid: exactly side * side codes, then EOS."""
-        return image_grammar(mods, image_tokenizer(mods), image_size)
+        return image_grammar(mods, self.tokenizer(mods), image_size)
 
     def decode(self, ids, mods, height: int, width: int) -> np.ndarray:
         """Generated global ids (a full grid, or fewer: padded with code 0) -> the decoded image."""
-        return self._array(decode_grid(ids, mods, image_tokenizer(mods), height, width, self.channels))
+        return self._array(decode_grid(ids, mods, self.tokenizer(mods), height, width, self.channels))
 
     def round_trip(self, image, mods) -> np.ndarray:
         """A gold image through encode -> decode: the ceiling the codes allow (the `vq_ceiling` baselines)."""
-        tokenizer = mods[image_tokenizer(mods)]
+        tokenizer = mods[self.tokenizer(mods)]
         return self._array(tokenizer.decode(tokenizer.encode(self.to_tensor(image)), channels=self.channels)[0])
 
     def _array(self, image: torch.Tensor) -> np.ndarray:     # (C, H, W) -> (H, W, 3) uint8 or (H, W)

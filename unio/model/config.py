@@ -17,7 +17,7 @@ class UnioConfig(PretrainedConfig):
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
                  loss_range_starts: list | None = None, stem: str = "linear",
                  share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
-                 **kwargs):
+                 decoder_start: str = "bos", **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -43,6 +43,11 @@ class UnioConfig(PretrainedConfig):
         # the options the run gave task plugins ({task: {option: value}}, e.g. segment's mask_in): a
         # loaded model configures its tasks with them, so its answers are read as they were trained
         self.task_options = dict(task_options or {})
+        # the decoder's first input: "bos", <s> for every answer, or "answer", a start token per vocabulary
+        # range the answer begins in (unio.grammar.answer_start_id; Unified-IO 2's target-modality prefix)
+        if decoder_start not in ("bos", "answer"):
+            raise ValueError(f"decoder_start must be 'bos' or 'answer', got {decoder_start!r}")
+        self.decoder_start = decoder_start
         # names transformers' generate() and cache code look for
         self.num_hidden_layers = decoder_layers
         self.hidden_size = d_model

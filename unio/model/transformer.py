@@ -295,12 +295,18 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         return self.encoder
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
-                labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, **kwargs):
+                labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, label_weights=None,
+                detach_encoder=None, **kwargs):
+        """`label_weights` (B, L), optional: each target token's weight in the loss (summing to 1 over the
+        tokens that count), instead of one mean over all of them. `detach_encoder` (B,) bool, optional: the
+        examples whose gradients stop at the encoder's output (they train the decoder alone)."""
         aux: list = []
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                            pixel_values=pixel_values, aux=aux, image_mask=image_mask)
         memory = encoder_outputs[0] if not hasattr(encoder_outputs, "last_hidden_state") else encoder_outputs.last_hidden_state
+        if detach_encoder is not None:
+            memory = torch.where(detach_encoder[:, None, None], memory.detach(), memory)
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("pass decoder_input_ids or labels")
@@ -310,17 +316,20 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         hidden = self.decoder(decoder_input_ids, memory, full_encoder_mask(attention_mask, memory.shape[1], image_mask),
                               cache=cache if use_cache or cache is not None else None, aux=aux)
         logits = self.lm_head(hidden * self.config.d_model ** -0.5)                     # (B, L, V)
-        loss = self.loss(logits, labels, aux) if labels is not None else None
+        loss = self.loss(logits, labels, aux, label_weights) if labels is not None else None
         return Seq2SeqLMOutput(loss=loss, logits=logits, cache=cache,
                                encoder_last_hidden_state=memory)
 
-    def loss(self, logits, labels, aux):
+    def loss(self, logits, labels, aux, label_weights=None):
         cfg = self.config
         logits = logits.float()
         if cfg.loss_range_starts:
             logits = range_masked(logits, labels, cfg.loss_range_starts)
         if cfg.ordinal_range and cfg.ordinal_sigma > 0:
-            loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma)
+            loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma, label_weights)
+        elif label_weights is not None:
+            per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="none")
+            loss = (per_token * label_weights.flatten()).sum()
         else:
             loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
         if cfg.z_loss:
@@ -357,9 +366,10 @@ def range_masked(logits, labels, starts):
     return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
 
 
-def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):
+def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float, weights=None):
     """Cross-entropy where targets inside the ordinal range (location bins) are Gaussian-smoothed
     over neighbouring bins, so a near miss costs less than a far one; other targets are one-hot.
+    `weights` (B, L): each token's weight (default: the mean over the tokens that count).
     Written without data-dependent shapes, so torch.compile traces it whole."""
     start, stop = ordinal_range
     logp = logits.flatten(0, 1).log_softmax(-1)                        # (N, V)
@@ -372,6 +382,8 @@ def ordinal_smoothed_loss(logits, labels, ordinal_range, sigma: float):
     smoothed = -(soft * logp[:, start:stop]).sum(-1)
     ordinal = (flat >= start) & (flat < stop)
     per_token = torch.where(ordinal, smoothed, hard)
+    if weights is not None:
+        return (per_token * valid * weights.flatten()).sum()
     return (per_token * valid).sum() / valid.sum().clamp(min=1)
 
 

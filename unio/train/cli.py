@@ -37,8 +37,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=None, help="steps between validation evaluations (0: none)")
     p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
+    p.add_argument("--probe-gradients", type=int, default=None, metavar="N",
+                   help="every N steps, log each pair's gradient norms and their cosines to metrics.jsonl (0: never)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--loss-mean", choices=("token", "task"), default=None,
+                   help="token: one mean over a batch's target tokens (default); task: the mean over each task's "
+                        "tokens, then over the tasks in the batch (4M's per-modality normalisation)")
+    p.add_argument("--task-weighting", choices=("none", "loss"), default=None,
+                   help="loss: each task's tokens weigh in proportion to its recent loss (mean 1 over the mixture), "
+                        "so tasks that have learned stop taking the shared step from those still learning")
+    p.add_argument("--decoder-only", default=None, metavar="PAIRS",
+                   help="pairs (e.g. vqa,caption) whose gradients stop at the encoder's output: they train the "
+                        "decoder alone, and the encoder learns from the other tasks (an ablation of where tasks interfere)")
     p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
@@ -98,8 +109,10 @@ def options_from(args):
                         skip_bad_records=args.skip_bad_records, warm_up=not args.no_warm_up)
     opts.model_overrides = model_overrides(args.model)
     opts.task_options = parse_task_options(args.task_option)
-    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "warmup", "eval_every",
-                 "spatial_first", "photometric", "first_tasks", "tokenizer_config"):
+    if args.decoder_only:
+        opts.decoder_only = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
+    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
+                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import torch
 
-from unio.vocab import IGNORE
-
 
 class TaskLosses:
     """Each task's mean token cross-entropy over the steps since the last `pop()`: the mixture's
@@ -17,12 +15,8 @@ class TaskLosses:
         self.names = names
         self.sums, self.counts = torch.zeros(len(names), dtype=torch.float64), torch.zeros(len(names))
 
-    @torch.no_grad()
-    def add(self, logits, labels, task_index) -> None:
-        picked = logits.gather(-1, labels.clamp(min=0)[..., None])[..., 0].float()
-        token_loss = torch.logsumexp(logits.float(), -1) - picked      # cross-entropy, without a (B, L, V) output
-        valid = (labels != IGNORE).float()
-        per_example = (token_loss * valid).sum(1) / valid.sum(1).clamp(min=1)
+    def add(self, per_example, task_index) -> None:
+        """`per_example` (B,): each example's mean token cross-entropy (unio.train.balance.example_losses)."""
         self.sums.index_add_(0, task_index.cpu(), per_example.double().cpu())
         self.counts.index_add_(0, task_index.cpu(), torch.ones(len(task_index)))
 

@@ -33,6 +33,9 @@ class TrainOptions:
     deepspeed: str | None = None
     moe: bool = False
     bf16: bool = True
+    loss_mean: str = "token"           # token: one mean over a batch's target tokens; task: per task, then over tasks
+    task_weighting: str = "none"       # loss: each task's tokens weigh as its recent loss (unio/train/balance.py)
+    decoder_only: tuple = ()           # pairs (by name) whose gradients stop at the encoder's output
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones
@@ -48,6 +51,7 @@ class TrainOptions:
     eval_every: int = 0
     checkpoint_every: int = 250
     log_every: int = 10
+    probe_gradients: int = 0           # every N steps: each pair's gradient norms and cosines (unio/train/gradients.py)
     pool: int = 50_000
     data_workers: int = 1              # 0: build batches in a thread of the training process
     skip_bad_records: bool = False     # skip (report once, count per source) records a reader finds bad

@@ -70,12 +70,20 @@ class Corpus:
                 if example is not None:
                     yield from task.training_texts(example)
 
-    def images(self, start: int = 0):
-        """An endless stream of image-like targets (RGB images when no task has any)."""
+    def image_kinds(self) -> set:
+        """The kinds of image (rgb, depth, mask) the corpus's tasks answer with."""
+        return {kind for task, _ in self.pairs if (kind := image_kind(self.tasks.get(task))) is not None}
+
+    def images(self, start: int = 0, kind: str | None = None):
+        """An endless stream of image-like targets (of `kind` alone when given; RGB input images when no
+        task answers with any, or with none of an rgb `kind`)."""
         index, misses = start, 0
+        pairs = [p for p in self.pairs if kind is None or image_kind(self.tasks.get(p[0])) == kind]
+        if kind not in (None, "rgb") and not pairs:
+            raise ValueError(f"no task of the tokenizer corpus answers with {kind} images; its pairs: {self.pairs}")
         while True:
             found = False
-            for pair in self.pairs:
+            for pair in pairs:
                 example = self._example(pair, index)
                 for image in self.tasks.get(pair[0]).training_images(example) if example is not None else ():
                     found = True
@@ -88,6 +96,11 @@ class Corpus:
                 raise ValueError(f"1000 records in a row were bad in the train splits of {self.pairs}; nothing to "
                                  "train the tokenizers on")
             index += 1
+
+
+def image_kind(task) -> str | None:
+    """The kind of image a task answers with (its ImageCodes' `kind`), None for tasks answering no image."""
+    return getattr(getattr(task, "codes", None), "kind", None)
 
 
 def world_corpus(task_names, resolution: int, texts_per_pair: int = 1000) -> Corpus:
@@ -115,16 +128,21 @@ def corpus_for(corpus: Corpus, tasks) -> Corpus:
 
 def train_modalities(config: dict, corpus: Corpus, directory: Path, progress: bool = True) -> Modalities:
     """Each configured tokenizer built from the corpus (or, with `learn_from: [task, ...]`, from those
-    tasks' pairs alone: e.g. a VQ-VAE for image generation that learns from RGB scenes, not depth maps)."""
-    tokenizers = {}
+    tasks' pairs alone). An entry names its plugin under `plugin` (default: the entry's own name), so one
+    plugin may give several tokenizers: a codebook per `modality` of image, each built only when a task
+    of the corpus answers with that kind of image."""
+    tokenizers, plugins = {}, {}
     for name, options in config["tokenizers"].items():
-        plugin = TOKENIZERS.get(name)
         options = dict(options)
+        plugins[name] = options.pop("plugin", name)
+        plugin = TOKENIZERS.get(plugins[name])
         source = corpus_for(corpus, options.pop("learn_from", None))
+        if options.get("modality") is not None and options["modality"] not in source.image_kinds():
+            continue
         if "progress" in inspect.signature(plugin.build).parameters:
             options = {**options, "progress": progress}
         tokenizers[name] = plugin.build(source, directory / name, **options)
-    return Modalities(tokenizers)
+    return Modalities(tokenizers, plugins)
 
 
 def cache_name(pairs, config: dict, resolution: int, source_specs: dict, tasks: TaskSet | None = None) -> str:

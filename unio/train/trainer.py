@@ -23,6 +23,7 @@ from unio.data.batching import prefetcher
 from unio.data.mixture import pair_name
 from unio.task_set import TaskSet
 from unio.train import checkpoint as ckpt
+from unio.train.balance import LossWeighting, example_losses, token_weights
 from unio.train.builders import (
     build_data,
     build_mixture,
@@ -35,6 +36,7 @@ from unio.train.builders import (
     expand_all,
 )
 from unio.train.curriculum import add_warm_ups, spatial_stage
+from unio.train.gradients import GradientProbe
 from unio.train.logs import MetricsLog, TaskLosses
 from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything
 from unio.train.single_device import SingleDevice
@@ -92,6 +94,8 @@ class Trainer:
         self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources,
                                                           self.task_set)
         self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
+        if opts.probe_gradients and opts.deepspeed:
+            raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
         self.backend = build_backend(opts)
         self.rank = self.backend.rank
 
@@ -112,6 +116,9 @@ class Trainer:
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
         self.scheduler = build_scheduler(opts, self.optimizer)
         self.task_losses = TaskLosses(self.stream.mixture.names)
+        self.detached = self._pairs_named(opts.decoder_only, "--decoder-only")
+        self.weighting = LossWeighting(self.stream.mixture.probs) if opts.task_weighting == "loss" else None
+        self.probe = GradientProbe(self.stream.mixture, self.stream.collate, seed=opts.seed) if opts.probe_gradients else None
         backend.wrap(self.model, self.optimizer, self.scheduler)
         self.step, self.elapsed = 0, 0.0
         if existing is not None:
@@ -119,6 +126,16 @@ class Trainer:
             backend.restore(existing, state, self.optimizer, self.scheduler)
             self.step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
             self.bad.restore(state["extra"].get("skipped_records"))
+            if self.weighting is not None and "task_weighting" in state["extra"]:
+                self.weighting.load_state_dict(state["extra"]["task_weighting"])
+
+    def _pairs_named(self, names, flag: str) -> torch.Tensor:
+        """The indices (into the mixture's names) of the pairs `names`, with a clear error for any other."""
+        known = self.stream.mixture.names
+        for name in names:
+            if name not in known:
+                raise ValueError(f"{flag} names {name!r}, not a pair of this run; its pairs: {', '.join(known)}")
+        return torch.tensor([known.index(n) for n in names], dtype=torch.long)
 
     def _say_warm_ups(self) -> None:
         if self.warm and self.rank == 0:
@@ -148,16 +165,32 @@ class Trainer:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
             task_index = batch.pop("task_index", None)
+            if task_index is not None:
+                batch.update(self._by_task(batch["labels"], task_index))
             out = self.backend.forward(self.model, batch)
             if not self._finite_everywhere(out.loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             if task_index is not None:
-                self.task_losses.add(out.logits, batch["labels"], task_index)
+                losses = example_losses(out.logits, batch["labels"])
+                self.task_losses.add(losses, task_index)
+                if self.weighting is not None:
+                    self.weighting.observe(losses, task_index)
             self.backend.backward(out.loss / len(batches))
             total += out.loss.item() / len(batches)
         self.backend.update(self.model, self.optimizer, self.scheduler)
         return total
+
+    def _by_task(self, labels, task_index) -> dict:
+        """What the options make of each example's task: its tokens' weights in the loss (--loss-mean,
+        --task-weighting) and whether its gradients reach the encoder (--decoder-only); {} by default."""
+        extra = {}
+        if self.opts.loss_mean != "token" or self.weighting is not None:
+            weights = token_weights(labels, task_index, self.opts.loss_mean)
+            extra["label_weights"] = weights if self.weighting is None else self.weighting.scale(weights, task_index)
+        if len(self.detached):
+            extra["detach_encoder"] = torch.isin(task_index, self.detached).to(labels.device)
+        return extra
 
     @staticmethod
     def _finite_everywhere(loss) -> bool:
@@ -192,6 +225,8 @@ class Trainer:
         bad, useful, t0, last = 0, 0, time.time() - self.elapsed, {}
         try:
             for step in bar:
+                if self.probe is not None and step % opts.probe_gradients == 0:
+                    log.write({"step": step, "gradients": self.probe.measure(self.model, self.backend.forward)})
                 batches = [prefetch.next() for _ in range(accum)]
                 for batch in batches:      # bad records its data worker skipped: each noted once
                     for source, message in batch.pop("skipped_records", ()):
@@ -228,6 +263,8 @@ class Trainer:
         row = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
                "time": round(self.elapsed, 2), "tokens_per_s": round(tokens_per_s, 1),
                "task_loss": self.task_losses.pop()}
+        if self.weighting is not None:
+            row["task_weight"] = {n: round(float(w), 4) for n, w in zip(self.stream.mixture.names, self.weighting.weights())}
         if self.bad.skip:
             row["skipped_records"] = self.bad.counts()
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
@@ -248,7 +285,8 @@ class Trainer:
 
     # -- saving and evaluating ------------------------------------------------------------
     def save_checkpoint(self, step: int) -> None:
-        extra = {"elapsed": self.elapsed, **({"skipped_records": self.bad.state()} if self.bad.skip else {})}
+        extra = {"elapsed": self.elapsed, **({"skipped_records": self.bad.state()} if self.bad.skip else {}),
+                 **({"task_weighting": self.weighting.state_dict()} if self.weighting is not None else {})}
         self.backend.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
                                      step, extra)
 

@@ -169,9 +169,6 @@ class BoxListAnswer(LocationAnswer):
 
 
 # -- image codes ------------------------------------------------------------------------------------
-IMAGE_KINDS = ("rgb", "depth", "mask")   # what an image answer holds: each may have a codebook of its own
-
-
 def image_tokenizer(mods, kind: str | None = None) -> str:
     """The name of the image tokenizer for images of `kind`: the one whose `modality` is `kind` (a codebook
     per modality, as 4M has), else the first one of no declared modality (one codebook for every image)."""
@@ -198,14 +195,15 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 class ImageCodes:
     """A task's answer as a full grid of image codes, `channels` deep: RGB (3; decoded as (H, W, 3) uint8)
-    or one channel (1; decoded as an (H, W) float map in [0, 1]: depth, masks). `kind` (IMAGE_KINDS) picks
-    the codebook where the model has one per modality. `to_tensor` turns a gold image into the tokenizer's
+    or one channel (1; decoded as an (H, W) float map in [0, 1]: depth, masks). `kind` names what the images
+    hold (the built-in tasks': rgb, depth, mask; a plugin may add its own) and picks the codebook of that
+    modality where the model has one per modality. `to_tensor` turns a gold image into the tokenizer's
     input; gold codes are computed in batches and cached per key (a record id and size,
     unio.kit.image_codes.CodeCache). A task holds one: `self.codes = ImageCodes(...)`."""
 
     def __init__(self, to_tensor=image_tensor, channels: int = 3, kind: str = "rgb", cache_size: int = 200_000):
-        if kind not in IMAGE_KINDS:
-            raise ValueError(f"image kind must be one of {', '.join(IMAGE_KINDS)}, got {kind!r}")
+        if not (isinstance(kind, str) and kind.isidentifier()):
+            raise ValueError(f"an image kind is a name such as 'rgb' or 'mask', got {kind!r}")
         self.to_tensor, self.channels, self.kind = to_tensor, channels, kind
         self.cache_size, self._caches = cache_size, {}
 

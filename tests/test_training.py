@@ -31,7 +31,7 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
                       env={"UNIO_CACHE": cache})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metrics.jsonl", "eval.json", "report.png", "model/config.json", "model/model.safetensors",
-                 "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/vq/model.safetensors"):
+                 "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/depth_codes/model.safetensors"):
         assert (out / name).is_file(), name
     curve = [loss for _, loss in losses(out)]
     first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
@@ -168,11 +168,12 @@ def test_a_task_without_a_weight_takes_its_default():
 
 
 def test_task_losses_are_each_tasks_mean_token_cross_entropy():
+    from unio.train.balance import example_losses
     from unio.train.logs import TaskLosses
     logits = torch.randn(3, 4, 10)
     labels = torch.tensor([[1, 2, -100, -100], [3, 4, 5, 6], [7, -100, -100, -100]])
     meter = TaskLosses(["a", "b"])
-    meter.add(logits, labels, torch.tensor([0, 1, 0]))
+    meter.add(example_losses(logits, labels), torch.tensor([0, 1, 0]))
     token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
     first, second, third = token[0, :2].mean(), token[1].mean(), token[2, :1]
     means = meter.pop()

@@ -123,6 +123,8 @@ OPTIONAL_HOOKS = {
     "for_training": (None, "(example, rng) -> a training example changed (e.g. guidance's null prompts)"),
     "photometric": (None, "the photometric kinds its answers tolerate (default: all of them)"),
     "tokenizer_signature": (None, "what its options change in the tokenizers' corpus (a cache key; None: nothing)"),
+    "codes": (None, "an ImageCodes (unio/kit/answers.py) when it answers with images: its `kind` (rgb, depth, "
+                    "mask ...) picks the codebook, which learns from its training_images"),
     "warm_up": ({}, "{task: weight}: tasks trained on its source in the first stage alone"),
     "report_samples": (1, "how many answers the run's report draws"),
     "report_options": ({}, "the generation options of those answers"),

@@ -100,7 +100,8 @@ class Corpus:
 
 def image_kind(task) -> str | None:
     """The kind of image a task answers with (its ImageCodes' `kind`), None for tasks answering no image."""
-    return getattr(getattr(task, "codes", None), "kind", None)
+    codes = getattr(task, "codes", None)
+    return getattr(codes, "kind", None)
 
 
 def world_corpus(task_names, resolution: int, texts_per_pair: int = 1000) -> Corpus:

@@ -6,6 +6,7 @@ import json
 import time
 
 from unio.infer.report import draw_report, table
+from unio.train.balance import LOSS_MEANS, TASK_WEIGHTINGS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,10 +42,10 @@ def parser() -> argparse.ArgumentParser:
                    help="every N steps, log each pair's gradient norms and their cosines to metrics.jsonl (0: never)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--loss-mean", choices=("token", "task"), default=None,
+    p.add_argument("--loss-mean", choices=LOSS_MEANS, default=None,
                    help="token: one mean over a batch's target tokens (default); task: the mean over each task's "
                         "tokens, then over the tasks in the batch (4M's per-modality normalisation)")
-    p.add_argument("--task-weighting", choices=("none", "loss"), default=None,
+    p.add_argument("--task-weighting", choices=TASK_WEIGHTINGS, default=None,
                    help="loss: each task's tokens weigh in proportion to its recent loss (mean 1 over the mixture), "
                         "so tasks that have learned stop taking the shared step from those still learning")
     p.add_argument("--decoder-only", default=None, metavar="PAIRS",

@@ -2,6 +2,7 @@
 
     python scripts/bench.py --json bench.json            # tiny preset, this machine
     python scripts/bench.py --preset toy --quick --json b.json
+    python scripts/bench.py --json new.json --compare old.json   # each figure's change; exit 1 if speed fell >15%
 
 Model training and generation are measured against Hugging Face T5 of the same dimensions on the
 same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
@@ -15,12 +16,14 @@ import argparse
 import json
 import sys
 
+import bench_compare
 import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
 import torch
 from bench_readers import reader_speeds
 
 from unio.data.sources import build_source
 from unio.model.presets import load_preset, model_from_preset
+from unio.train.precision import machine_key
 from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
 
 
@@ -37,8 +40,15 @@ def main(argv=None) -> int:
                    help="also measure the matmul fraction of this larger preset's training step (random inputs)")
     p.add_argument("--utilisation-batch", type=int, default=8)
     p.add_argument("--no-readers", action="store_true", help="skip the records/s of the dataset readers")
+    p.add_argument("--latency-model", default=None, metavar="DIR", help="a trained model (run or model folder): "
+                   "unio.run's cold and warm latency per task it knows (caption, vqa, refexp, depth, detection, "
+                   "segment, generate) and its batch throughput")
     p.add_argument("--json", default=None)
+    p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
+                   "earlier report and fail when training or generation speed fell by more than --tolerance")
+    p.add_argument("--tolerance", type=float, default=0.15)
     args = p.parse_args(argv)
+    old = bench_compare.read(args.compare) if args.compare else None    # a bad path fails before minutes of work
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]
     config = load_tokenizer_config(steps=20 if args.quick else 400)
@@ -47,7 +57,8 @@ def main(argv=None) -> int:
     model = model_from_preset(args.preset, mods.vocab.size)
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2
-    report = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads()}
+    report = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+              "machine": machine_key()}
     report["world"] = bench.world_speed(*((30, 3) if args.quick else (300, 30)))
     report["tasks"] = bench.task_speed(mods, n=16 if args.quick else 128, resolution=res)
     bucketed, padded, data_s = bench.mixture_batches(mods, cfg, args.batch_size, args.batches)
@@ -99,13 +110,17 @@ def main(argv=None) -> int:
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     if not args.no_readers:   # each official-format reader on world scenes written at 640 px (bench_readers.py)
         report["readers"] = reader_speeds(*((64, 2, 64, 0.2) if args.quick else (640, 20, 256, 3.0)), log=lambda line: None)
+    report["memory"] = bench.loaded_model_memory(("toy",) if args.quick else ("toy", "tiny", "small", "base"),
+                                                 mods.vocab.size)
+    if args.latency_model:
+        report["latency"] = bench.latency(args.latency_model, n=4 if args.quick else 20, batch=4 if args.quick else 16)
     report["peak_rss_mb"] = bench.peak_rss_mb()
     report["unclean_timings"] = bench.unclean_timings(report)   # empty: every timed figure measured cleanly
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
         open(args.json, "w").write(text)
-    return 0
+    return 0 if old is None else bench_compare.report_and_verdict(old, report, args.tolerance)
 
 
 if __name__ == "__main__":

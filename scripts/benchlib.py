@@ -415,3 +415,68 @@ def detection_vs_refexp(runner, images: list, objects: list, detection: str = "d
             "detection_objects_per_s": found / single_s, "detection_batched_objects_per_s": batched / batch_s,
             "refexp_objects_per_s": asked / refexp_s,
             "ratio_single": found / single_s / (asked / refexp_s), "ratio_batched": batched / batch_s / (asked / refexp_s)}
+
+
+LATENCY_TASKS = ["caption", "vqa", "refexp", "depth", "detection", "segment", "generate"]
+
+
+def latency_asks(world_scene, task: str) -> tuple:
+    """(prompt, image, region) asking `task` about one world scene, as a user would call unio.run."""
+    handler = TASKS.get(task)
+    name = world_scene.objects[0]["name"] if world_scene.objects else "object"
+    prompt = handler.prompts[0]
+    prompt = prompt.format(name) if "{}" in prompt else prompt
+    return prompt, world_scene.image, None
+
+
+def latency(model_dir: str, tasks=LATENCY_TASKS, n: int = 20, batch: int = 16) -> dict:
+    """unio.run's latency on one image per call, per task the model knows: `cold_ms`, the first call
+    of a freshly loaded model; `p50_ms` and `p95_ms` over `n` warm calls on other images; and
+    `batch_answers_per_s`, `batch` images in one call. Tasks the model did not train are listed apart."""
+    import unio
+    from unio.infer.runner import load
+    start = time.perf_counter()
+    runner = load(model_dir)
+    out = {"load_s": time.perf_counter() - start, "tasks": {}, "not_trained": []}
+    trained = runner.model.config.trained_tasks
+    scenes = World("test")
+    for task in tasks:
+        if trained is not None and task not in trained:
+            out["not_trained"].append(task)
+            continue
+        asks = [latency_asks(scenes[i], task) for i in range(n + 1)]
+        times = []
+        for prompt, image, region in asks:
+            began = time.perf_counter()
+            unio.run(prompt, image, model=runner, task=task, region=region)
+            times.append((time.perf_counter() - began) * 1000)
+        prompts, images = [a[0] for a in asks[:batch]], [a[1] for a in asks[:batch]]
+        batched = timed(lambda: unio.run(prompts, images, model=runner, task=task), repeat=2)
+        out["tasks"][task] = {"cold_ms": times[0], "p50_ms": float(np.percentile(times[1:], 50)),
+                              "p95_ms": float(np.percentile(times[1:], 95)), "batch_answers_per_s": len(prompts) / batched}
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def loaded_model_memory(presets=("toy", "tiny", "small", "base"), vocab_size: int = 1454) -> dict:
+    """Per preset: its parameters and the peak resident memory (MB) of a fresh process that builds the
+    model and runs one forward pass, against the same process importing unio alone."""
+    import subprocess
+    import sys
+    code = ("import resource, sys, torch; from unio.model.presets import model_from_preset; "
+            "p = sys.argv[1]; m = None if p == '-' else model_from_preset(p, int(sys.argv[2])).eval(); "
+            "c = None if m is None else m.config; "
+            "x = None if m is None else m(pixel_values=torch.zeros(1, 3, c.image_size, c.image_size), "
+            "input_ids=torch.ones(1, 8, dtype=torch.long), labels=torch.ones(1, 8, dtype=torch.long)); "
+            "print(0 if m is None else sum(q.numel() for q in m.parameters()), "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    def measure(preset):
+        out = subprocess.run([sys.executable, "-c", code, preset, str(vocab_size)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return int(out[0]), float(out[1])
+    _, base = measure("-")
+    found = {"import_only_mb": base}
+    for preset in presets:
+        params, rss = measure(preset)
+        found[preset] = {"parameters": params, "peak_rss_mb": rss, "over_import_mb": rss - base}
+    return found

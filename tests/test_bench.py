@@ -72,3 +72,73 @@ def test_timing_waits_out_compilation_and_says_when_it_could_not():
     bad = bench.stable_timing(lambda: recompiling(torch.randn(next(fresh))), repeat=3, max_warmup=2)
     assert not bad["clean"] and "compilations during the timed calls" in bad["note"]
     assert bench.unclean_timings({"train": {"unio": {"timing": bad}}}) == {"train.unio.timing": bad["note"]}
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _report(train=1000.0, generate=100.0, train_ratio=2.0, generate_ratio=1.5, machine="A"):
+    return {"machine": machine, "threads": 2, "train": {"unio": {"useful_tokens_per_s": train}, "ratio": train_ratio},
+            "generate": {"unio_tokens_per_s": generate, "ratio": generate_ratio, "unio": {"best": generate}},
+            "unio_compiled": True}
+
+
+def test_the_guard_fails_when_speed_falls_more_than_allowed():
+    compare = _load_script("bench_compare").compare
+    lines, failures = compare(_report(), _report(train=900.0))            # -10%: within 15%
+    assert not failures and "train.unio.useful_tokens_per_s: 1000 -> 900 (-10.0%)" in lines
+    assert "unio_compiled" not in "".join(lines)                            # booleans are not figures
+    _, failures = compare(_report(), _report(generate=80.0))               # -20%
+    assert failures == ["generate.unio_tokens_per_s fell 20.0% (100 -> 80), more than the 15% allowed"]
+    _, failures = compare(_report(), _report(train=2000.0, generate=200.0))
+    assert not failures
+
+
+def test_across_machines_the_guard_reads_the_ratios_to_the_peer():
+    compare = _load_script("bench_compare").compare
+    # a machine half as fast, the code as fast as before against T5: passes
+    assert not compare(_report(), _report(train=500.0, generate=50.0, machine="B"))[1]
+    _, failures = compare(_report(), _report(train_ratio=1.5, machine="B"))
+    assert failures == ["train.ratio fell 25.0% (2 -> 1.5), more than the 15% allowed"]
+    old = _report()
+    del old["train"]["ratio"]
+    assert compare(old, _report(machine="B"))[1] == ["train.ratio is missing from the old report"]
+
+
+def test_a_missing_old_report_is_named(tmp_path):
+    import pytest
+    with pytest.raises(SystemExit, match="no bench report at .*missing.json"):
+        _load_script("bench_compare").read(str(tmp_path / "missing.json"))
+
+
+def test_latency_per_task_cold_and_warm(tiny_model_path, tmp_path):
+    """unio.run's latency on a saved model: every task of the list answered, cold and warm figures; a
+    model that records its trained tasks is timed on those alone."""
+    import shutil
+
+    from unio.model import UnioConfig
+    bench = _load_benchlib()
+    found = bench.latency(str(tiny_model_path), n=2, batch=2)
+    assert list(found["tasks"]) == bench.LATENCY_TASKS and not found["not_trained"]
+    for figures in found["tasks"].values():
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] and figures["cold_ms"] > 0
+        assert figures["batch_answers_per_s"] > 0
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_path, copy)
+    config = UnioConfig.from_pretrained(copy)
+    config.trained_tasks = ["vqa", "depth"]
+    config.save_pretrained(copy)
+    found = bench.latency(str(copy), n=2, batch=2)
+    assert list(found["tasks"]) == ["vqa", "depth"]
+    assert found["not_trained"] == [t for t in bench.LATENCY_TASKS if t not in ("vqa", "depth")]
+
+
+def test_loaded_model_memory_grows_with_the_preset():
+    found = _load_benchlib().loaded_model_memory(("toy", "tiny"), vocab_size=512)
+    assert found["import_only_mb"] > 0
+    assert 0 < found["toy"]["parameters"] < found["tiny"]["parameters"]
+    assert found["tiny"]["peak_rss_mb"] >= found["toy"]["peak_rss_mb"] - 20

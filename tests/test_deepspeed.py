@@ -78,6 +78,7 @@ def test_ranks_see_whether_their_weights_agree():
     assert on_two_ranks(_agree_on_rank) == {0: (True, False), 1: (True, False)}
 
 
+@pytest.mark.slow      # 80 s on 2 cores; the single-process kill and resume stays in the default suite
 def test_killed_zero2_run_resumes_where_it_was(tmp_path):
     """SIGKILL to torchrun and its workers after the first checkpoint; --resume continues the same run:
     each rank's optimizer partition comes back from DeepSpeed's engine checkpoint."""

@@ -85,8 +85,17 @@ def test_bench_quick(tmp_path):
     assert timing["compiled_while_timed"] == 0 and timing["repeats"] >= 3 and "spread" in timing
     assert isinstance(report["unclean_timings"], dict)
     assert all(report["readers"][kind]["records_per_s"] > 0 for kind in ("coco", "vqav2", "refcoco", "nyu"))
+    # the guard, end to end: a report from a slower past passes; each figure's change is printed
+    slower = json.loads(out.read_text())
+    slower["train"]["unio"]["useful_tokens_per_s"] /= 2
+    (tmp_path / "old.json").write_text(json.dumps(slower))
+    proc = run_script("scripts/bench_compare.py", str(tmp_path / "old.json"), str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "train.unio.useful_tokens_per_s: " in proc.stdout and "(+100.0%)" in proc.stdout
+    assert "guard (same machine: tokens/s)" in proc.stdout
 
 
+@pytest.mark.slow      # 2.5 minutes on 2 cores: run with `pytest -m slow` before changing scripts/gpu_check.sh
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
 def test_gpu_check_on_the_cpu(tmp_path):
     """The prepared GPU check, shrunk to a CPU smoke test: every step runs and leaves its results."""

@@ -32,7 +32,7 @@ class TrainOptions:
     seed: int = 0
     deepspeed: str | None = None
     moe: bool = False
-    bf16: bool = True
+    precision: str = "auto"            # auto: bf16 autocast where this machine's bf16 matmuls win (train/precision.py)
     loss_mean: str = "token"           # token: one mean over a batch's target tokens; task: per task, then over tasks
     task_weighting: str = "none"       # loss: each task's tokens weigh as its recent loss (unio/train/balance.py)
     decoder_only: tuple = ()           # pairs (by name) whose gradients stop at the encoder's output

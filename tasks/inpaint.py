@@ -26,6 +26,7 @@ class Inpaint(ImageAnswer):
     name = "inpaint"
     output = "generated_image"
     prompts = ["Fill in the region.", "Complete the missing region.", "Inpaint the region."]
+    region_prompts = prompts           # the region to fill is given as region=
     requires = ("image",)
     photometric = ()      # the answer is the image: no augmentation
     headline, also_report = "psnr", ("ssim",)

@@ -52,6 +52,7 @@ class Keypoints(LocationAnswer):
 
     def __init__(self, name: str, prompts, names, skeleton=(), sigmas=None, thing: str = "object"):
         self.name, self.prompts, self.names = name, list(prompts), tuple(names)
+        self.region_prompts = self.prompts     # every prompt asks about the object's box given as region=
         self.num_keypoints, self.skeleton = len(self.names), tuple(skeleton)
         self.sigmas = None if sigmas is None else np.asarray(sigmas, np.float64)
         if self.sigmas is not None and len(self.sigmas) != self.num_keypoints:

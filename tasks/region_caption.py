@@ -32,6 +32,7 @@ class RegionCaption(ShortTextAnswer):
     name, hub_task = "region_caption", "image-to-text"   # registry name; task type on the hub
     output = "text"
     prompts = ["What does the region describe?", "Describe the region.", "What is in the region?"]
+    region_prompts = prompts           # every prompt asks about the box given as region= (unio/infer/calls.py)
     requires = ("image", "objects")
     headline = "exact_match"
     max_tokens = 12

@@ -14,6 +14,7 @@ class RegionClass(ShortTextAnswer):
     name = "region_class"
     output = "text"
     prompts = ["What is the category of the object in the region?", "What kind of object is in the region?"]
+    region_prompts = prompts           # every prompt asks about the box given as region=
     requires = ("image", "objects")
 
     def __init__(self, categories: list | None = None):

@@ -44,6 +44,7 @@ class Segmentation(ImageAnswer):
     name, hub_task = "segment", "image-segmentation"   # registry name; task type on the hub
     output = "mask"
     prompts = REFERRING + BOX          # the first: unio.segment(image, "the red cube"); with region= the box form
+    region_prompts = BOX               # the box form asks about region=; the referring form names its object
     requires = ("image", "objects")     # + refexps for the referring form (used where a record has them)
     photometric = ("brightness", "contrast")   # a referring phrase may name a colour
     headline = "miou"

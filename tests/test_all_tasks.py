@@ -36,3 +36,10 @@ def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path):
     evaluation = json.loads((out / "eval.json").read_text())
     assert set(evaluation["model"]) == trainable_on_the_world()
     assert all(TASKS.get(t).headline in metrics for t, metrics in evaluation["model"].items())
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert set(config["trained_tasks"]) == trainable_on_the_world()
+    # the evaluation script takes `all` too, and writes every task's metrics
+    proc = run_script("scripts/evaluate.py", "--model", str(out), "--tasks", "all", "--n", "2", "--json",
+                      str(tmp_path / "all.json"), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(json.loads((tmp_path / "all.json").read_text())["results"]) == trainable_on_the_world()

@@ -43,6 +43,9 @@ def test_toy_training_run_writes_everything(tmp_path, cache):
     card = (out / "model" / "README.md").read_text()   # the table: the pairs trained to the end, their shares
     assert "| caption | world | 1 | 25% |" in card and "| detection |" not in card
     assert "- first stage only (not in the table): detection on world (weight 2)" in card
+    config = json.loads((out / "model" / "config.json").read_text())   # what it knows travels with it
+    assert config["trained_tasks"] == ["caption", "depth", "refexp", "vqa"]
+    assert "precision: bf16 autocast" in proc.stdout or "precision: fp32" in proc.stdout
     periodic = [json.loads(line) for line in open(out / "metrics.jsonl") if '"eval"' in line]
     assert [row["step"] for row in periodic] == [24, 48] and set(periodic[0]["eval"]) == {"vqa", "caption", "refexp", "depth"}
     evaluation = json.loads((out / "eval.json").read_text())

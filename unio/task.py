@@ -114,6 +114,8 @@ OPTIONAL_HOOKS = {
                           "answers other examples with the same model"),
     # -- inference ---------------------------------------------------------------------------------
     "aliases": ((), "phrasings people use for it that it was not trained on, asked with its first prompt"),
+    "region_prompts": ((), "its prompts that ask about a box given as region= (required there, refused "
+                           "elsewhere: unio/infer/calls.py)"),
     "reads_image": (True, "False: the encoder reads the prompt alone (unio.run takes an image only for its size)"),
     "prepare": (None, "(example) -> the inference example finished (e.g. its query read from the prompt)"),
     "helper": (None, "another name for its `unio.<helper>` function (unio.detect)"),

@@ -11,8 +11,9 @@ import numpy as np
 SAMPLES = 4   # sample world images offered
 
 
-def example_prompts() -> list:
-    """One prompt per registered task, its slots filled from a world scene (the task's own example)."""
+def example_prompts(trained: list | None = None) -> list:
+    """One prompt per registered task the model answers (`trained`: the tasks it trained on, and those
+    answered through them; None: every task), its slots filled from a world scene (the task's own example)."""
     from unio.data.mixture import DEFAULT_SOURCE
     from unio.data.records import make_example
     from unio.data.sources import build_source
@@ -20,6 +21,8 @@ def example_prompts() -> list:
     record = build_source(DEFAULT_SOURCE, None, 64).split("test")[0]
     prompts = []
     for name in TASKS.names():
+        if trained is not None and name not in trained and getattr(TASKS.get(name), "via", None) not in trained:
+            continue
         try:
             prompts.append(make_example(TASKS.get(name), record, 64, np.random.default_rng(0)).prompt)
         except Exception:   # a task whose records the world lacks offers no example
@@ -114,5 +117,5 @@ def main(model=None, host: str = "127.0.0.1", port: int = 7860) -> None:
     except (FileNotFoundError, ValueError) as error:   # no model, or a broken folder: say which
         raise SystemExit(str(error)) from None
     folder = Path(tempfile.mkdtemp(prefix="unio_demo_"))
-    page = build(runner, sample_images(folder), example_prompts())
+    page = build(runner, sample_images(folder), example_prompts(runner.model.config.trained_tasks))
     page.launch(server_name=host, server_port=port, allowed_paths=[str(folder)], show_error=False)

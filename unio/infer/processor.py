@@ -24,6 +24,7 @@ from transformers import BatchFeature, ProcessorMixin
 
 from unio.data.encoding import encode_inputs
 from unio.grammar import Grammar, Segment
+from unio.infer.calls import check_asks, check_trained
 from unio.kit.images import Frame, to_rgb_array
 from unio.registries import TASKS
 from unio.task import Example
@@ -31,7 +32,9 @@ from unio.task_set import TaskSet
 from unio.vocab import BOS
 
 TOKENIZERS = "tokenizers"                                        # the Modalities' folder in a model folder
-SETTINGS = ("image_size", "max_text_length", "max_target_length", "decoder_start")   # read from the model's config
+# read from the model's config (the defaults: a model before the setting existed)
+SETTINGS = {"image_size": 64, "max_text_length": 64, "max_target_length": 128, "decoder_start": "bos",
+            "trained_tasks": None}
 
 
 class FreeText:
@@ -85,11 +88,12 @@ class UnioProcessor(ProcessorMixin):
     model_input_names = ["pixel_values", "input_ids", "attention_mask"]   # what encode() gives
 
     def __init__(self, modalities, image_size: int = 64, max_text_length: int = 64, max_target_length: int = 128,
-                 task_options: dict | None = None, decoder_start: str = "bos"):
+                 task_options: dict | None = None, decoder_start: str = "bos", trained_tasks: list | None = None):
         super().__init__()
         self.modalities = modalities
         self.image_size, self.max_text_length, self.max_target_length = image_size, max_text_length, max_target_length
         self.decoder_start = decoder_start   # the model's: "answer" starts each answer from its range's token
+        self.trained_tasks = trained_tasks   # the tasks the model trained on (None: not recorded): others are refused
         self.tasks = TaskSet(task_options, known_only=True)   # the model's tasks, with the options it was trained with
 
     @classmethod
@@ -98,7 +102,8 @@ class UnioProcessor(ProcessorMixin):
         (`task_options` given here override them, task by task and option by option)."""
         options = {t: {**config.task_options.get(t, {}), **(task_options or {}).get(t, {})}
                    for t in {*config.task_options, *(task_options or {})}}
-        return cls(modalities, **{key: getattr(config, key, "bos") for key in SETTINGS}, task_options=options)
+        return cls(modalities, **{key: getattr(config, key, default) for key, default in SETTINGS.items()},
+                   task_options=options)
 
     # -- prompts and images -> the model's inputs ------------------------------------------
     def task_of(self, prompt: str, task: str | None = None) -> str | None:
@@ -126,6 +131,8 @@ class UnioProcessor(ProcessorMixin):
         handler = self.tasks.get(name) if name else None
         alias = alias_of(prompt)
         asked = alias[1] if alias is not None and alias[0] == name else prompt
+        check_asks(name, handler, asked, region)
+        check_trained(name, handler, self.trained_tasks, explicit=task is not None)
         reads = getattr(handler, "reads_image", True)
         example = Example(name, frame.to_model(original) if reads else None, asked, None, frame=frame,
                           record={"image": original, "prompt": prompt},
@@ -246,8 +253,8 @@ class UnioProcessor(ProcessorMixin):
         config = read_config(folder) if (folder / "config.json").is_file() else {}
         settings = json.loads(saved.read_text()) if saved.is_file() else config
         mods = load_tokenizers(folder, config.get("vocab_size", None) or _vocab_size(folder))
-        return cls(mods, **{key: settings[key] for key in SETTINGS if key in settings},
-                   task_options=config.get("task_options"))
+        given = {key: settings.get(key, config.get(key)) for key in SETTINGS if key in settings or key in config}
+        return cls(mods, **given, task_options=config.get("task_options"))
 
 
 def _sizes(image_size, n: int) -> list:

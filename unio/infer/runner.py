@@ -124,6 +124,10 @@ def load(path: str | Path | None = None, compile: bool = False) -> Runner:
     worth its compile time (once per new batch size or task) for many batched calls."""
     global _default
     from unio.infer.model_folder import load_model_folder, model_folder
+    named = ("the path given", path) if path is not None else ("UNIO_MODEL", os.environ.get("UNIO_MODEL"))
+    if named[1] and not Path(named[1]).exists():
+        raise FileNotFoundError(f"no model at {named[1]} ({named[0]}): the path does not exist; pass a run folder or "
+                                f"its model/ folder, e.g. runs/NAME as train_mixture.py --out writes it")
     path = Path(path or os.environ.get("UNIO_MODEL") or newest_run() or "")
     if path == Path("") or not path.exists():
         raise FileNotFoundError(

@@ -17,7 +17,7 @@ class UnioConfig(PretrainedConfig):
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
                  loss_range_starts: list | None = None, stem: str = "linear",
                  share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
-                 decoder_start: str = "bos", **kwargs):
+                 decoder_start: str = "bos", trained_tasks: list | None = None, **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -48,6 +48,8 @@ class UnioConfig(PretrainedConfig):
         if decoder_start not in ("bos", "answer"):
             raise ValueError(f"decoder_start must be 'bos' or 'answer', got {decoder_start!r}")
         self.decoder_start = decoder_start
+        # the tasks the model was trained on to the end of its run (None: not recorded, a model before v0.3)
+        self.trained_tasks = sorted(trained_tasks) if trained_tasks is not None else None
         # names transformers' generate() and cache code look for
         self.num_hidden_layers = decoder_layers
         self.hidden_size = d_model

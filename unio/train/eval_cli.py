@@ -11,7 +11,8 @@ def parser() -> argparse.ArgumentParser:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="run folder or model folder")
     who.add_argument("--baseline", help="a baseline name of the tasks (see each task's baselines()) or 'all'")
-    p.add_argument("--tasks", default=None, help="pairs as in train_mixture.py: vqa,caption@coco (default: the default mixture)")
+    p.add_argument("--tasks", default=None, help="pairs as in train_mixture.py: vqa,caption@coco, or all "
+                   "(every task the source can feed; default: the default mixture)")
     p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC", help="configure a source, as in train_mixture.py")
     p.add_argument("--split", default="test", help="train, validation or test (each source maps them onto its files), "
                    "or any split every evaluated source has, e.g. RefCOCO's testA (default: test)")
@@ -67,14 +68,16 @@ def evaluate(args) -> int:
     from unio.data.sources import build_source
     from unio.registries import TASKS
     from unio.task_set import TaskSet, parse_task_options
-    from unio.train.builders import default_mixture
+    from unio.train.builders import default_mixture, expand_all
     from unio.train.cli import source_options
+    from unio.train.options import TrainOptions
     bad = BadRecords(args.skip_bad_records)
     for path in args.plugin:
         plugins.load(path)
     given = parse_task_options(args.task_option)
-    pairs = list(parse_mixture(args.tasks or default_mixture(), TASKS.names()))
     specs = source_options(args.source)
+    spec = expand_all(TrainOptions(tasks=args.tasks, sources=specs), TaskSet(given)).tasks   # `all`: every task
+    pairs = list(parse_mixture(spec or default_mixture(), TASKS.names()))
     if args.model:
         from unio.infer.evaluation import evaluate_model
         from unio.infer.runner import load

@@ -39,6 +39,7 @@ from unio.train.curriculum import add_warm_ups, spatial_stage
 from unio.train.gradients import GradientProbe
 from unio.train.logs import MetricsLog, TaskLosses
 from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything
+from unio.train.precision import resolve as resolve_precision
 from unio.train.single_device import SingleDevice
 from unio.vocab import IGNORE
 
@@ -62,7 +63,9 @@ class Backend(Protocol):
 
 def build_backend(opts: TrainOptions) -> Backend:
     if opts.deepspeed is None:
-        return SingleDevice(opts.grad_accum, opts.clip, opts.bf16, opts.compile)
+        bf16, why = resolve_precision(opts.precision, "cuda" if torch.cuda.is_available() else "cpu")
+        print(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({why})")
+        return SingleDevice(opts.grad_accum, opts.clip, bf16, opts.compile)
     from unio.train.deepspeed_backend import DeepSpeedBackend
     return DeepSpeedBackend(deepspeed_config(opts))
 
@@ -110,6 +113,7 @@ class Trainer:
         self.model = build_model(opts, self.mods, existing)
         backend.place(self.model)
         self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
+        self.model.config.trained_tasks = sorted({task for task, _ in self.trained_pairs})
         self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
                                  self.stages, self.bad)

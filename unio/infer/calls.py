@@ -1,0 +1,84 @@
+"""What a call of a task needs, checked before any work: a region where the prompt asks about one (and
+none where it does not), a region with area, text in a prompt's slot, and a task the model was trained on.
+
+Each task declares the prompts that ask about a region in `region_prompts` (region captions, keypoints,
+inpainting, segment's box form ...); the processor, unio.run, the CLI and the demo all check calls here."""
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+from unio.registries import TASKS
+
+
+def _pattern(template: str, slot: str = "(.+)") -> str:
+    return "^" + re.escape(template).replace(r"\{\}", slot) + "$"
+
+
+def _bare(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def matches(prompt: str, templates) -> bool:
+    return any(re.match(_pattern(t), prompt.strip(), flags=re.I | re.S) for t in templates)
+
+
+def region_tasks() -> list:
+    """The registered tasks with prompts that ask about a region."""
+    return [name for name in TASKS.names() if getattr(TASKS.get(name), "region_prompts", ())]
+
+
+def check_region(region) -> None:
+    """A region is four finite numbers x1, y1, x2, y2 (the image's pixels) with x1 < x2 and y1 < y2."""
+    try:
+        values = [float(v) for v in region]
+    except (TypeError, ValueError):
+        raise ValueError(f"a region is four numbers [x1, y1, x2, y2] in the image's pixels, got {region!r}") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"a region is four finite numbers [x1, y1, x2, y2] in the image's pixels, got {region!r}")
+    x1, y1, x2, y2 = values
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"the region {list(region)} has no area: it needs x1 < x2 and y1 < y2 (the image's pixels)")
+
+
+def check_asks(name: str | None, handler, prompt: str, region) -> None:
+    """The prompt's slot is filled, and a region is given exactly where the prompt asks about one."""
+    if region is not None:
+        check_region(region)
+    if handler is None:
+        if region is not None:
+            raise ValueError(f"no task recognised in the prompt {prompt!r} takes a region; the tasks that take "
+                             f"region=: {', '.join(region_tasks())}")
+        return
+    slotted = [t for t in handler.prompts if "{}" in t]
+    if any(_bare(t.replace("{}", "")) == _bare(prompt) for t in slotted):
+        raise ValueError(f"task {name!r}: the prompt {prompt!r} leaves its slot empty; fill it, e.g. "
+                         f"{slotted[0].format('a small red cube')!r}")
+    takes = tuple(getattr(handler, "region_prompts", ()))
+    if matches(prompt, handler.prompts):           # one of its own prompts: that prompt decides
+        needed = allowed = matches(prompt, takes)
+    else:                                          # a phrasing of its own (task= given): the task decides
+        needed, allowed = bool(takes) and set(takes) >= set(handler.prompts), bool(takes)
+    if needed and region is None:
+        raise ValueError(f"task {name!r} asks about a region: pass region=[x1, y1, x2, y2] in the image's pixels")
+    if region is not None and not allowed:
+        where = f"; its prompts that take one: {', '.join(repr(p) for p in takes)}" if takes else ""
+        raise ValueError(f"task {name!r} takes no region with the prompt {prompt!r} (region={list(region)}){where}")
+
+
+def check_trained(name: str | None, handler, trained, explicit: bool) -> None:
+    """A task the model never trained is refused, naming the tasks it knows; with `task=` given (the user
+    insists) it runs with a warning. Tasks answered through another (`via`) need that one trained."""
+    if name is None or trained is None:
+        return
+    via = getattr(handler, "via", None)
+    if name in trained or (via is not None and via in trained):
+        return
+    what = f"this model was not trained on {name!r}" + (f" (nor on {via!r}, which answers it)" if via else "")
+    known = f"it was trained on: {', '.join(trained)}"
+    if explicit:
+        warnings.warn(f"{what}; running it as task={name!r} asks, but expect noise ({known})", stacklevel=4)
+        return
+    raise ValueError(f"{what}; {known}. Pass task={name!r} to run it anyway, or train a model with it "
+                     f"(python scripts/train_mixture.py --tasks {','.join([*trained, name])})")

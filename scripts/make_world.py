@@ -2,7 +2,7 @@
 
     python scripts/make_world.py --out world/ --n 8                  PNGs plus a JSON of their ground truth
     python scripts/make_world.py --format coco|vqav2|refcoco|nyu OUT  the official dataset format, read back by
-                                                                      `--source NAME=FORMAT:OUT` (see README)
+                                                                      `--source NAME=FORMAT:OUT` (docs/data.md)
 """
 import argparse
 import json

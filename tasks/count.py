@@ -1,4 +1,4 @@
-"""Counting objects: the README's worked example of a task plugin (one file, loaded by path).
+"""Counting objects: the worked example of a task plugin (docs/plugins.md) (one file, loaded by path).
 
 "How many objects are in the image?" -> a number written in digits ("3").
 """

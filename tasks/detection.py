@@ -4,7 +4,7 @@
 The class is the object's `category` ("large red cube" on the world, the category name on COCO), or
 with `label_attribute="shape"` one of its attributes. Training lists the objects left to right
 (`order="random"`: shuffled, as Pix2Seq; `"area"`: largest first; left to right measured twice the
-AP of random at 600 steps, README "Detection"), at most `max_objects`, whole groups within
+AP of random at 600 steps, docs/experiments.md "Detection"), at most `max_objects`, whole groups within
 `max_tokens`. A predicted box's score is the geometric mean of its tokens' probabilities; duplicates
 go by non-maximum suppression per label. Metrics: COCO AP, AP50, AP75 and AR@100 (pycocotools).
 """

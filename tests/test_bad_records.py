@@ -17,7 +17,7 @@ from unio.registries import TASKS
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory):
-    """data/coco, data/nyu (each with its bad records) and data/refcoco (clean), as the README lays them out."""
+    """data/coco, data/nyu (each with its bad records) and data/refcoco (clean), as docs/data.md lays them out."""
     root = tmp_path_factory.mktemp("bad") / "data"
     write_coco(root / "coco")
     write_nyu(root / "nyu")
@@ -133,24 +133,24 @@ def bad_errors(bad) -> list:
 
 
 def readme_lines(script: str) -> list:
-    """The README's `python scripts/<script>` command lines of 'Train on your data' that use --skip-bad-records
+    """docs/data.md's `python scripts/<script>` command lines of 'Train on your data' that use --skip-bad-records
     or --split, as argument lists."""
     from conftest import ROOT
-    text = open(f"{ROOT}/README.md").read().split("## Train on your data")[1].split("\n## ")[0]
+    text = open(f"{ROOT}/docs/data.md").read().split("## Train on your data")[1].split("\n## ")[0]
     lines = [line.strip() for line in text.splitlines()]
     return [shlex.split(line) for line in lines
             if line.startswith(f"python scripts/{script}") and ("--skip-bad-records" in line or "--split" in line)]
 
 
 def readme_run(bad, command, tmp_path, *extra):
-    """A README command with data/ and runs/ moved to the fixture and tmp_path."""
+    """A docs/data.md command with data/ and runs/ moved to the fixture and tmp_path."""
     args = [a.replace("data/", f"{bad['root']}/").replace("runs/", f"{tmp_path}/runs/") for a in command[1:]]
     return run_script(*args, *extra, env={"UNIO_CACHE": str(tmp_path / "cache")})
 
 
 @pytest.fixture(scope="module")
 def trained(bad, tmp_path_factory):
-    """The README's toy run with --skip-bad-records, through the real script."""
+    """docs/data.md's toy run with --skip-bad-records, through the real script."""
     tmp = tmp_path_factory.mktemp("skip")
     command = next(c for c in readme_lines("train_mixture.py") if "--skip-bad-records" in c)
     proc = readme_run(bad, command, tmp)

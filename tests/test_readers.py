@@ -410,16 +410,16 @@ def test_make_world_writes_every_format_the_readers_read(tmp_path):
 
 
 def readme_commands(section: str = "## Train on your data") -> list:
-    """The train_mixture.py command lines of the README's section, as argument lists."""
+    """The train_mixture.py command lines of a section of docs/data.md, as argument lists."""
     import shlex
 
     from conftest import ROOT
-    text = open(f"{ROOT}/README.md").read().split(section)[1].split("\n## ")[0]
+    text = open(f"{ROOT}/docs/data.md").read().split(section)[1].split("\n## ")[0]
     return [shlex.split(line.split("#")[0]) for line in text.splitlines() if line.startswith("python scripts/train_mixture.py")]
 
 
 def test_toy_run_over_all_four_readers(data, tmp_path):
-    """The README's command for a mixture of all four sources, on the fixtures (data/ -> their folder)."""
+    """docs/data.md's command for a mixture of all four sources, on the fixtures (data/ -> their folder)."""
     command = next(c for c in readme_commands() if "caption@coco,refexp@refcoco,vqa@vqav2,depth@nyu" in c)
     args = [a.replace("data/", f"{data['root']}/") for a in command[1:]]
     proc = run_script(*args, "--out", str(tmp_path / "run"), env={"UNIO_CACHE": str(tmp_path / "cache")})

@@ -384,7 +384,7 @@ def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
 
 def test_the_default_warm_up_trains_what_the_explicit_first_tasks_command_trains(modalities):
     """The default command's warm-up is step for step `--first-tasks detection:2,refexp,depth` with the
-    four tasks' tokenizers (runs/warm2 in the README, whose figures the default run's section cites)."""
+    four tasks' tokenizers (runs/warm2 in docs/results.md, whose figures are the default model's)."""
     from unio.data.mixture import Mixture
     from unio.train.curriculum import spatial_stage
     from unio.train.trainer import Trainer, TrainOptions

@@ -423,7 +423,7 @@ LATENCY_TASKS = ["caption", "vqa", "refexp", "depth", "detection", "segment", "g
 def latency_asks(world_scene, task: str) -> tuple:
     """(prompt, image, region) asking `task` about one world scene, as a user would call unio.run."""
     handler = TASKS.get(task)
-    name = world_scene.objects[0]["name"] if world_scene.objects else "object"
+    name = world_scene.refexps[0][0] if world_scene.refexps else "the object"
     prompt = handler.prompts[0]
     prompt = prompt.format(name) if "{}" in prompt else prompt
     return prompt, world_scene.image, None

@@ -30,7 +30,7 @@ class Caption(ShortTextAnswer):
     requires = ("image", "captions")
     headline, also_report = "cider", ("content_f1",)
     # detection on the same source in the first stage: its labels name every object's attributes, which
-    # teaches the encoder the shapes captions name (README, "Why the default model names shapes poorly")
+    # teaches the encoder the shapes captions name (docs/experiments.md, "Why the default model names shapes poorly")
     warm_up = {"detection": 2.0}
     max_tokens, baseline_name = 48, "most_frequent"
 

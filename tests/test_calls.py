@@ -40,7 +40,7 @@ def test_each_task_needs_a_region_exactly_where_its_prompt_asks(runner, name):
 
 @pytest.mark.parametrize("name", [n for n in TASKS.names() if any("{}" in p for p in TASKS.get(n).prompts)])
 def test_an_empty_slot_is_refused_naming_the_task(runner, name):
-    template = next(p for p in TASKS.get(name).prompts if "{}" in p)
+    template = next(p for p in TASKS.get(name).prompts if "{}" in p and p.replace("{}", "").strip())
     for empty in ("", "  "):
         with pytest.raises(ValueError, match=rf"task '{name}': the prompt .* leaves its slot empty"):
             runner.processor.example(template.format(empty), IMAGE, task=name)

@@ -22,7 +22,7 @@ class TrainOptions:
     steps: int = 2100
     minutes: float | None = None       # stop early when this much training time has passed
     batch_size: int = 48
-    lr: float = 1e-3                   # peak; 2e-3 before v0.2 (README, "The default run")
+    lr: float = 1e-3                   # peak; 2e-3 before v0.2 (docs/experiments.md, v0.2 "The default run")
     warmup: int = 100
     weight_decay: float = 0.05
     grad_accum: int = 1

@@ -150,8 +150,8 @@ class ReaderSource:
     def _init_splits(self, official: Sequence[str], chosen: Mapping) -> None:
         self.official, self._built = list(official), {}
         if not self.official:
-            raise FileNotFoundError(f"source {self.name!r}: no annotation files found (see the README's "
-                                    f"'Train on your data' for the layout)")
+            raise FileNotFoundError(f"source {self.name!r}: no annotation files found (see docs/data.md, "
+                                    f"'Train on your data', for the layout)")
         self.roles = split_roles(self.official, self.role_defaults, chosen)
 
     def splits(self) -> list:

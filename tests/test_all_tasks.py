@@ -43,3 +43,10 @@ def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path):
                       str(tmp_path / "all.json"), env={"UNIO_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert set(json.loads((tmp_path / "all.json").read_text())["results"]) == trainable_on_the_world()
+    # unio.run answers every task the model trained on (and refuses, naming them, the others)
+    proc = run_script("scripts/ask_every_task.py", str(out), "--json", str(tmp_path / "asked.json"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    asked = json.loads((tmp_path / "asked.json").read_text())
+    assert {name for name, a in asked.items() if a["ok"]} >= trainable_on_the_world()
+    refused = [a for a in asked.values() if not a["ok"]]
+    assert all("this model was not trained on" in a["error"] and not a["trained"] for a in refused)

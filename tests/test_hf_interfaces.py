@@ -72,9 +72,12 @@ def test_processor_inputs_frame_the_image_and_rewrite_an_alias(trained, image):
     content = inputs["pixel_values"][0, :, :21]                            # 90x60 -> 32x21, padded below
     assert content.abs().sum() > 0 and inputs["pixel_values"][0, :, 22:].abs().sum() == 0
     assert inputs["input_ids"][1, :inputs["attention_mask"][1].sum()].tolist() == mods.text_ids(caption_prompt)[:48]
-    boxed = processor(text="What does the region describe?", images=image, regions=[0, 0, 45, 30])
-    plain = processor(text="What does the region describe?", images=image)
-    assert boxed["attention_mask"].sum() == plain["attention_mask"].sum() + 4      # a box's four location tokens
+    asked = "What does the region describe?"       # a task this model never trained: run as task= insists
+    with pytest.warns(UserWarning, match="not trained on 'region_caption'"):
+        boxed = processor(text=asked, images=image, regions=[0, 0, 45, 30], task="region_caption")
+    assert boxed["attention_mask"].sum() == len(mods.text_ids(asked)) + 4        # a box's four location tokens
+    with pytest.raises(ValueError, match="not trained on 'region_caption'; it was trained on: caption, depth"):
+        processor(text=asked, images=image, regions=[0, 0, 45, 30])
     with pytest.raises(ValueError, match="text= and images="):
         processor(text="What color is the cube?")
     with pytest.raises(TypeError, match="list of images"):

@@ -51,8 +51,11 @@ def test_run_with_a_region_and_the_helpers(runner):
     image = np.asarray(Image.fromarray(World("test")[0].image).resize((90, 60)))
     result = unio.run("What does the region describe?", image, model=runner, region=[10, 10, 50, 40])
     assert result.task == "region_caption" and isinstance(result.text, str)
-    two = unio.run(["What does the region describe?"] * 2, [image] * 2, model=runner, region=[[10, 10, 50, 40], None])
-    assert len(two) == 2
+    two = unio.run(["What does the region describe?", "What color is the cube?"], [image] * 2, model=runner,
+                   region=[[10, 10, 50, 40], None])
+    assert [r.task for r in two] == ["region_caption", "vqa"]
+    with pytest.raises(ValueError, match="task 'region_caption' asks about a region"):
+        unio.run(["What does the region describe?"] * 2, [image] * 2, model=runner, region=[[10, 10, 50, 40], None])
     with pytest.raises(ValueError, match="regions"):
         runner(["a?"], [image], regions=[None, None])
     detected = unio.detect(image, model=runner)

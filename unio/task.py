@@ -137,11 +137,15 @@ def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) 
     return prompts[int(rng.integers(len(prompts)))].format(*slot)
 
 
+def template_pattern(template: str) -> str:
+    """A prompt template as a regular expression: its text literally, each '{}' a slot of one or more characters."""
+    return "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
+
+
 def slot_of(prompt: str, templates) -> str | None:
     """The text a prompt fills into the first template it matches ('Segment every "cube".' -> 'cube')."""
     for template in templates:
-        pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
-        found = re.match(pattern, prompt.strip(), flags=re.I | re.S)
+        found = re.match(template_pattern(template), prompt.strip(), flags=re.I | re.S)
         if found:
             return found.group(1) if found.groups() else None
     return None

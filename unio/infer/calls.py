@@ -10,10 +10,7 @@ import re
 import warnings
 
 from unio.registries import TASKS
-
-
-def _pattern(template: str, slot: str = "(.+)") -> str:
-    return "^" + re.escape(template).replace(r"\{\}", slot) + "$"
+from unio.task import template_pattern
 
 
 def _bare(text: str) -> str:
@@ -21,7 +18,7 @@ def _bare(text: str) -> str:
 
 
 def matches(prompt: str, templates) -> bool:
-    return any(re.match(_pattern(t), prompt.strip(), flags=re.I | re.S) for t in templates)
+    return any(re.match(template_pattern(t), prompt.strip(), flags=re.I | re.S) for t in templates)
 
 
 def region_tasks() -> list:

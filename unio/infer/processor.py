@@ -27,7 +27,7 @@ from unio.grammar import Grammar, Segment
 from unio.infer.calls import check_asks, check_trained
 from unio.kit.images import Frame, to_rgb_array
 from unio.registries import TASKS
-from unio.task import Example
+from unio.task import Example, template_pattern
 from unio.task_set import TaskSet
 from unio.vocab import BOS
 
@@ -74,7 +74,7 @@ def recognise(prompt: str) -> str | None:
     for name in TASKS.names():
         for template in TASKS.get(name).prompts:
             literal = len(template.replace("{}", ""))
-            pattern = "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"
+            pattern = template_pattern(template)
             if literal == 0 and not prompt.rstrip().endswith("?"):
                 continue  # a bare '{}' template (a question-answering task) takes questions only
             if re.match(pattern, prompt.strip(), flags=re.I | re.S) and literal > best_literal:

@@ -72,6 +72,13 @@ def ask(driver, prompt: str, region: str = "") -> str:
     return answer()
 
 
+def drawn_width(driver) -> int:
+    """Pixel width of the drawn answer image once the browser has decoded it, else 0."""
+    from selenium.webdriver.common.by import By
+    drawn = driver.find_elements(By.CSS_SELECTOR, "#drawn img")
+    return int(drawn[0].get_attribute("naturalWidth") or 0) if drawn else 0
+
+
 @in_browser
 def test_the_demo_page_answers_each_task_and_draws_it(page, browser, tmp_path):
     from selenium.webdriver.common.by import By
@@ -87,8 +94,8 @@ def test_the_demo_page_answers_each_task_and_draws_it(page, browser, tmp_path):
     for task, prompt in PROMPTS.items():
         text = ask(browser, prompt)
         assert text.startswith(f"[{task}]") and "Error" not in text, text
-        drawn = browser.find_elements(By.CSS_SELECTOR, "#drawn img")
-        assert drawn and drawn[0].get_attribute("naturalWidth") not in (None, "0")
+        # the answer text lands before the browser has decoded the drawn image: wait for its pixels
+        WebDriverWait(browser, 30).until(lambda d: drawn_width(d) > 0)
         assert f'"{task}"' in browser.find_element(By.CSS_SELECTOR, "#json").text.replace("\n", "")
     assert "depth" in text and "[60, 90]" in text             # the depth map is the upload's size
     assert ask(browser, "What does the region describe?", "10, 5, 60, 40").startswith("[region_caption]")

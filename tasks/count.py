@@ -11,6 +11,7 @@ from unio.task import Example, choose_prompt
 class Count(ShortTextAnswer):           # text targets, grammar, decoding, accuracy and the majority baseline
     name = "count"                      # the registry name, used by --tasks
     output = "text"                     # decode() returns text; unio.run puts it in result.text
+    hub_task = "visual-question-answering"
     prompts = ["How many objects are in the image?", "Count the objects in the image."]
     requires = ("image", "objects")     # the record keys it reads: a source without them is refused
     max_tokens = 3                      # a well-formed answer: 1 to 3 text tokens, then EOS

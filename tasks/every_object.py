@@ -57,6 +57,7 @@ class PerDetectedObject:
 @register_task
 class SegmentEvery(PerDetectedObject):
     name = "segment_every"
+    hub_task = "image-segmentation"
     output = "mask"
     per_box = "segment"
     prompts = ['Segment every "{}".', "Segment every {}.", "Segment every object."]
@@ -69,6 +70,7 @@ class SegmentEvery(PerDetectedObject):
 @register_task
 class KeypointsEvery(PerDetectedObject):
     name = "keypoints_every"
+    hub_task = "keypoint-detection"
     output = "keypoints"
     per_box = "keypoints"
     prompts = ["Find the keypoints of every object.", 'Find the keypoints of every "{}".']

@@ -24,6 +24,7 @@ CELL = 8        # training regions are whole cells of this many pixels (the VQ-V
 @register_task
 class Inpaint(ImageAnswer):
     name = "inpaint"
+    hub_task = "image-to-image"
     output = "generated_image"
     prompts = ["Fill in the region.", "Complete the missing region.", "Inpaint the region."]
     region_prompts = prompts           # the region to fill is given as region=

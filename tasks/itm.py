@@ -72,6 +72,7 @@ def random_caption(rng) -> str:
 class ImageTextMatch(ShortTextAnswer):
     max_tokens = 4
     name = "itm"
+    hub_task = "zero-shot-image-classification"
     output = "text"
     prompts = ['Does the image match "{}"?', 'Is "{}" a description of the image?']
     requires = ("image", "captions")

@@ -12,6 +12,7 @@ from unio.task import Example, choose_prompt, pick
 @register_task
 class RegionClass(ShortTextAnswer):
     name = "region_class"
+    hub_task = "image-classification"
     output = "text"
     prompts = ["What is the category of the object in the region?", "What kind of object is in the region?"]
     region_prompts = prompts           # every prompt asks about the box given as region=

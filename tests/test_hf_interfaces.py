@@ -63,6 +63,24 @@ def test_auto_classes_load_the_folder_and_answer_as_unio_run(trained, image):
     assert answer["depth"].shape == (60, 90)
 
 
+def test_the_image_text_to_text_pipeline_answers_as_unio_run(trained, image):
+    """What the card's pipeline_tag promises, tried as a new user would: transformers.pipeline on the folder."""
+    from transformers import pipeline
+    folder = trained.out / "model"
+    pipe = pipeline("image-text-to-text", model=str(folder))
+    runner = unio.load(folder)
+    for task, prompt in PROMPTS.items():
+        result = unio.run(prompt, image, model=runner)
+        out = pipe(images=image, text=prompt, return_full_text=False)
+        assert out == [{"input_text": prompt, "generated_text": result.answer_text()}], task
+    boxes = json.loads(pipe(images=image, text=PROMPTS["refexp"], return_full_text=False)[0]["generated_text"])
+    assert boxes["boxes"] == unio.run(PROMPTS["refexp"], image, model=runner).boxes     # in the image's pixels
+    vqa = unio.run(PROMPTS["vqa"], image, model=runner).text
+    assert pipe(images=image, text=PROMPTS["vqa"])[0]["generated_text"] == PROMPTS["vqa"] + vqa   # the full text
+    with pytest.raises(ValueError, match="bad_words_ids"):
+        pipe(images=image, text=PROMPTS["vqa"], generate_kwargs={"bad_words_ids": [[5]]})
+
+
 def test_processor_inputs_frame_the_image_and_rewrite_an_alias(trained, image):
     processor, mods = unio.UnioProcessor.from_pretrained(trained.out), trained.mods
     caption_prompt = unio.TASKS.get("caption").prompts[0]
@@ -110,7 +128,7 @@ def test_processor_saves_and_loads_beside_any_folder(trained, image, tmp_path):
     again = unio.UnioProcessor.from_pretrained(tmp_path)   # no config.json there: its own settings
     assert (again.image_size, again.max_text_length, again.max_target_length) == (32, 48, 64)
     a, b = processor(text=PROMPTS["vqa"], images=image), again(text=PROMPTS["vqa"], images=image)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "unio_asked")
 
 
 def card_parts(path):
@@ -121,6 +139,7 @@ def card_parts(path):
 
 
 def test_the_exported_folder_has_a_model_card_of_its_run(trained):
+    from unio.infer.processor import recognise
     meta, body = card_parts(trained.out / "model" / "README.md")
     assert meta["library_name"] == "unio" and {"vqa", "caption", "refexp", "depth"} <= set(meta["tags"])
     assert "model-index" not in meta                          # not evaluated yet
@@ -128,6 +147,14 @@ def test_the_exported_folder_has_a_model_card_of_its_run(trained):
         assert all(f"`{p}`" in body for p in unio.TASKS.get(name).prompts)
         assert f"| {name} | world | 1 |" in body
     assert "- steps: 6" in body and "AutoProcessor.from_pretrained" in body
+    assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "image-text-to-text"
+    assert {"visual-question-answering", "image-to-text", "zero-shot-object-detection", "depth-estimation"} <= set(meta["tags"])
+    assert "| vqa | visual-question-answering | text |" in body and "| depth | depth-estimation | depth |" in body
+    assert [w["example_title"] for w in meta["widget"]] == ["vqa", "caption", "refexp", "depth"]
+    assert all(recognise(w["text"]) == w["example_title"] for w in meta["widget"])
+    for section in ("## Intended use and limitations", "## License", "## Citation", "@article{lu2022unifiedio",
+                    'pipeline("image-text-to-text"'):
+        assert section in body, section
 
 
 def test_the_train_cli_adds_the_evaluation_to_the_card(trained):

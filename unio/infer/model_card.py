@@ -13,6 +13,55 @@ from unio.data.mixture import DEFAULT_SOURCE
 from unio.registries import TASKS
 
 CARD = "README.md"
+LICENSE = "apache-2.0"
+USE_AND_LIMITS = """## Intended use and limitations
+
+For research on unified vision-language models: answering the tasks above about images like those it was
+trained on, and as a starting point to train further. It is not a general-purpose assistant.
+
+- It answers only the tasks it trained on (the table above); a prompt of another task is refused.
+- It reads images at {size} x {size} pixels (letterboxed), so small details of larger images are lost.
+- Figures measured on unio's procedural world do not carry over to photographs; a model trained only on
+  that world knows nothing of real objects, and its depth is in that world's metres.
+- Small models trained for minutes make confident mistakes: check answers before acting on them.
+- Generated images come from a small image codebook: they show colours and layout, not detail.
+
+## License
+
+Apache-2.0, as unio's code. Data sources keep their own terms: unio's procedural world has none; a real
+dataset (COCO, VQAv2, RefCOCO, NYUv2 ...) comes with its licence, which a model trained on it inherits."""
+CITATION = """## Citation
+
+unio (its CITATION.cff), and the systems it follows:
+
+```bibtex
+@software{unio,
+  title  = {unio: a unified sequence-to-sequence generalist for vision and language, in plain PyTorch},
+  author = {{The unio authors}},
+  license = {Apache-2.0}
+}
+@article{lu2022unifiedio,
+  title   = {Unified-IO: A Unified Model for Vision, Language, and Multi-Modal Tasks},
+  author  = {Lu, Jiasen and Clark, Christopher and Zellers, Rowan and Mottaghi, Roozbeh and Kembhavi, Aniruddha},
+  journal = {arXiv preprint arXiv:2206.08916},
+  year    = {2022}
+}
+@article{lu2023unifiedio2,
+  title   = {Unified-IO 2: Scaling Autoregressive Multimodal Models with Vision, Language, Audio, and Action},
+  author  = {Lu, Jiasen and Clark, Christopher and Lee, Sangho and Zhang, Zichen and Khosla, Savya and Marten, Ryan
+             and Hoiem, Derek and Kembhavi, Aniruddha},
+  journal = {arXiv preprint arXiv:2312.17172},
+  year    = {2023}
+}
+@article{wang2022ofa,
+  title   = {OFA: Unifying Architectures, Tasks, and Modalities Through a Simple Sequence-to-Sequence Learning
+             Framework},
+  author  = {Wang, Peng and Yang, An and Men, Rui and Lin, Junyang and Bai, Shuai and Li, Zhikang and Ma, Jianxin
+             and Zhou, Chang and Zhou, Jingren and Yang, Hongxia},
+  journal = {arXiv preprint arXiv:2202.03052},
+  year    = {2022}
+}
+```"""
 
 
 def write_for(trainer, folder: Path | None = None, evaluation: dict | None = None) -> Path:
@@ -54,7 +103,7 @@ def write(folder: Path, mixture: dict, training: dict, data: dict, config, evalu
              f"# {name}", "", intro(config), "", tasks_section(tasks), "", training_section(mixture, training, data)]
     if evaluation:
         parts += ["", evaluation_section(evaluation)]
-    parts += ["", usage_section(tasks)]
+    parts += ["", usage_section(tasks), "", USE_AND_LIMITS.format(size=config.image_size), "", CITATION]
     path = Path(folder) / CARD
     path.write_text("\n".join(parts) + "\n")
     return path
@@ -68,11 +117,25 @@ def source_description(name: str, source, spec) -> str:
 
 
 def metadata(name: str, tasks: list, data: dict, evaluation: dict | None) -> dict:
-    meta = {"library_name": "unio", "pipeline_tag": "image-text-to-text",
-            "tags": ["unio", "vision-language", "encoder-decoder", "multi-task", *tasks]}
+    kinds = [hub_task(t) for t in tasks]
+    meta = {"library_name": "unio", "license": LICENSE, "pipeline_tag": "image-text-to-text",
+            "tags": list(dict.fromkeys(["unio", "vision-language", "encoder-decoder", "multi-task", *tasks, *kinds])),
+            "widget": widget(tasks)}
     if evaluation and evaluation.get("model"):
         meta["model-index"] = [{"name": name, "results": model_index(evaluation)}]
     return meta
+
+
+def hub_task(task: str) -> str:
+    """The task's type on the Hugging Face hub (its `hub_task`; its own name where it declares none)."""
+    return getattr(TASKS.get(task), "hub_task", None) or task if task in TASKS else task
+
+
+def widget(tasks: list) -> list:
+    """The hub widget's examples: one prompt per task (its slots filled from a scene of the default source),
+    but for tasks asked about a region (a widget has no region to give)."""
+    from unio.infer.prompts import example_prompts
+    return [dict(text=prompt, example_title=name) for name, prompt in example_prompts(tasks, regions=False).items()]
 
 
 def model_index(evaluation: dict) -> list:
@@ -80,7 +143,7 @@ def model_index(evaluation: dict) -> list:
     results = []
     for pair, metrics in evaluation["model"].items():
         task, _, source = pair.partition("@")
-        kind = getattr(TASKS.get(task), "hub_task", task) if task in TASKS else task
+        kind = hub_task(task)
         source = source or DEFAULT_SOURCE
         results.append({"task": {"type": kind, "name": task},
                         "dataset": {"name": source, "type": source,
@@ -99,11 +162,12 @@ def intro(config) -> str:
 
 
 def tasks_section(tasks: list) -> str:
-    rows = ["## Tasks and their prompts", "", "| task | answer | prompts (`{}`: your text) |", "|---|---|---|"]
+    rows = ["## Tasks and their prompts", "", "| task | hub task type | answer | prompts (`{}`: your text) |",
+            "|---|---|---|---|"]
     for name in tasks:
         task = TASKS.get(name) if name in TASKS else None
         prompts = "<br>".join(f"`{p}`" for p in getattr(task, "prompts", ())) or "(plugin not installed)"
-        rows.append(f"| {name} | {getattr(task, 'output', '?')} | {prompts} |")
+        rows.append(f"| {name} | {hub_task(name)} | {getattr(task, 'output', '?')} | {prompts} |")
     return "\n".join(rows)
 
 
@@ -161,4 +225,14 @@ inputs = processor(text=prompt, images=image, return_tensors="pt")
 task = processor.task_of(prompt)
 ids = model.generate(**inputs, **processor.generate_options(task))
 answer = processor.post_process_generation(ids[0], task=task, image_size=image.size)
+```
+
+or as transformers' image-text-to-text pipeline (answers that are not text come as JSON of the fields):
+
+```python
+import unio
+from transformers import pipeline
+
+pipe = pipeline("image-text-to-text", model="PATH/TO/THIS/FOLDER")
+pipe(images="image.png", text={json.dumps(prompt)}, return_full_text=False)[0]["generated_text"]
 ```"""

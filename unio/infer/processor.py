@@ -25,7 +25,9 @@ from transformers import BatchFeature, ProcessorMixin
 from unio.data.encoding import encode_inputs
 from unio.grammar import Grammar, Segment
 from unio.infer.calls import check_asks, check_trained
+from unio.infer.hf_pipeline import AnsweredAsks, Asked
 from unio.kit.images import Frame, to_rgb_array
+from unio.model.decoding import strip_answer
 from unio.registries import TASKS
 from unio.task import Example, template_pattern
 from unio.task_set import TaskSet
@@ -95,6 +97,7 @@ class UnioProcessor(ProcessorMixin):
         self.decoder_start = decoder_start   # the model's: "answer" starts each answer from its range's token
         self.trained_tasks = trained_tasks   # the tasks the model trained on (None: not recorded): others are refused
         self.tasks = TaskSet(task_options, known_only=True)   # the model's tasks, with the options it was trained with
+        self.answered = AnsweredAsks()   # what generate() answered on the pipeline's path (hf_pipeline.py)
 
     @classmethod
     def for_model(cls, config, modalities, task_options: dict | None = None) -> "UnioProcessor":
@@ -157,7 +160,9 @@ class UnioProcessor(ProcessorMixin):
         """A prompt and an image (or lists of both) -> a BatchFeature of the model's inputs (positional
         order as transformers' ProcessorMixin: images, then text). `task` forces the task (as unio.run's
         task=); `regions`: a box [x1, y1, x2, y2] in the image's pixels (a list of them, or of None, with lists).
-        Other transformers processor keywords (padding=, ...) are accepted and have no effect."""
+        Other transformers processor keywords (padding=, ...) are accepted and have no effect.
+        `unio_asked` in the result carries the examples to model.generate() for transformers' pipeline
+        (hf_pipeline.py); generate() with this processor's generate_options() ignores it."""
         if text is None or images is None:
             raise ValueError("a unio model reads a prompt and an image: pass text= and images=")
         single = isinstance(text, str)
@@ -165,8 +170,10 @@ class UnioProcessor(ProcessorMixin):
             raise TypeError("with a list of prompts (text=), pass a list of images of the same length")
         prompts, images = ([text], [images]) if single else (list(text), list(images))
         regions = [regions] if single and regions is not None else regions
-        inputs = self.encode(self.examples(prompts, images, task, regions))
-        return BatchFeature(inputs, tensor_type=return_tensors)
+        examples = self.examples(prompts, images, task, regions)
+        inputs = BatchFeature(self.encode(examples), tensor_type=return_tensors)
+        inputs["unio_asked"] = Asked(self, examples, torch.as_tensor(inputs["input_ids"]))
+        return inputs
 
     # -- generation under the task's grammar ---------------------------------------------
     def task(self, name: str | None):
@@ -201,7 +208,6 @@ class UnioProcessor(ProcessorMixin):
         answer as Result fields ({'boxes': ...}, {'depth': ...}), in the pixels of an image of
         `image_size` (width, height), as PIL's `.size` gives it; None: the model's square frame."""
         from unio.infer.pipeline import decode, token_scores
-        from unio.model.decoding import strip_answer
         sequences = getattr(ids, "sequences", None)
         rows = torch.as_tensor(ids if sequences is None else sequences)
         if rows.dim() == 1:
@@ -216,6 +222,16 @@ class UnioProcessor(ProcessorMixin):
             prediction = decode(handler, answer, self.modalities, example, logps and logps[:len(answer)])
             out.append(self.post_process(handler, prediction, example.frame))
         return out
+
+    def post_process_image_text_to_text(self, generated_outputs, skip_special_tokens: bool = True, **kwargs) -> list:
+        """transformers' pipeline("image-text-to-text") decoding: each row's answer as unio.run gives it
+        (Result.answer_text()) when this processor's inputs were answered by generate(); other ids as text."""
+        texts = self.answered.texts_of(generated_outputs)
+        if texts is not None:
+            return texts
+        rows = torch.as_tensor(generated_outputs)
+        return [self.modalities.text_from_ids(strip_answer(row[1:] if int(row[0]) == BOS else row)).strip()
+                for row in (rows[None] if rows.dim() == 1 else rows)]
 
     def _blank_example(self, name, image_size) -> Example:
         """What a task's decoder reads of an example (the model-frame image's shape, its frame)."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -66,16 +67,38 @@ class Result:
         self.draw().save(path)
         return Path(path)
 
+    def summary(self) -> dict:
+        """The filled fields as JSON: arrays by shape and range, the rest as they are."""
+        skip = {"image", "tokens", "extras"}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        out = {}
+        for key, value in {**fields, **self.extras}.items():
+            if isinstance(value, np.ndarray):
+                out[key] = {"shape": list(value.shape), "min": float(value.min()), "max": float(value.max())}
+            elif value is not None:
+                out[key] = value if isinstance(value, (str, int, float, list, dict)) else repr(value)
+        return out
+
+    def answer_text(self) -> str:
+        """The answer as one string: the text where the task answers in text, else the answer's fields as
+        JSON (boxes in the image's pixels, arrays by shape and range), as transformers' pipelines return it."""
+        if self.text is not None:
+            return self.text
+        fields = {k: v for k, v in self.summary().items() if k not in ("task", "prompt", "score")}
+        return json.dumps(fields, default=lambda v: v.tolist() if isinstance(v, (np.ndarray, np.generic)) else repr(v))
+
 
 class Runner:
     """A loaded model with its processor (UnioProcessor: prompts and images in, answers out);
     `runner(prompts, images)` runs a batch."""
 
-    def __init__(self, model, modalities, path: Path | None = None, task_options: dict | None = None):
+    def __init__(self, model, modalities, path: Path | None = None, task_options: dict | None = None,
+                 processor: UnioProcessor | None = None):
         """`task_options` ({task: {option: value}}) change how this runner's tasks answer (e.g. find_all
-        through detection), over the options the model was trained with; the model and other runners keep theirs."""
+        through detection), over the options the model was trained with; the model and other runners keep theirs.
+        `processor`: one already made for this model (default: made from its config)."""
         self.model, self.mods, self.path = model.eval(), modalities, path
-        self.processor = UnioProcessor.for_model(model.config, modalities, task_options)
+        self.processor = processor or UnioProcessor.for_model(model.config, modalities, task_options)
         self.tasks = self.processor.tasks
         self._lock = threading.Lock()   # one generate() at a time: a compiled static cache is shared state
 
@@ -84,7 +107,10 @@ class Runner:
         return recognise(prompt)
 
     def __call__(self, prompts, images, task: str | None = None, regions=None, **options) -> list:
-        jobs = self.processor.examples(prompts, images, task, regions)
+        return self.answer(self.processor.examples(prompts, images, task, regions), **options)
+
+    def answer(self, jobs: list, **options) -> list:
+        """Examples made by this runner's processor -> their Results, one generate() per task."""
         results: list = [None] * len(jobs)
         for name in dict.fromkeys(job.task for job in jobs):
             idx = [i for i, job in enumerate(jobs) if job.task == name]

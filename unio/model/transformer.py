@@ -275,6 +275,13 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             block.compiled_at_inference = enabled
 
     def generate(self, *args, **kwargs):
+        """transformers' generate(). Given the processor's `unio_asked` (its inputs, as transformers'
+        image-text-to-text pipeline passes them) and no logits_processor, the Asked decodes its examples
+        as unio.run does (each task's grammar) and returns their answer ids; otherwise it is ignored."""
+        asked = kwargs.pop("unio_asked", None)
+        if asked is not None and "logits_processor" not in kwargs:
+            return asked.generate(self, **{k: v for k, v in kwargs.items()
+                                           if k not in ("input_ids", "attention_mask", "pixel_values", "image_mask")})
         if self.compiled_generation is not None:
             kwargs.setdefault("cache_implementation", "static")
             kwargs.setdefault("compile_config", self.compiled_generation)

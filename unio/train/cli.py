@@ -8,6 +8,7 @@ import time
 from unio.infer.report import draw_report, table
 from unio.train.balance import LOSS_MEANS, TASK_WEIGHTINGS
 from unio.train.precision import PRECISIONS
+from unio.train.records import write_run_record
 
 
 def parser() -> argparse.ArgumentParser:
@@ -175,11 +176,14 @@ def run(args) -> int:
     if trainer.rank != 0:
         return 0
     trainer.export()
-    print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {time.time() - started:.0f} s; "
-          f"run folder {trainer.out}")
+    train_s = round(time.time() - started)
+    print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {train_s} s; run folder {trainer.out}")
     if not args.no_eval:
         finish(trainer, trainer.opts.eval_n)
     if trainer.bad.skip:
         print(f"bad records: {trainer.bad.summary()}")
     print(f"total wall time {time.time() - started:.0f} s")
+    evaluation = json.loads((trainer.out / "eval.json").read_text()) if not args.no_eval else None
+    write_run_record(trainer.out, evaluation, started, train_s=train_s, steps=trainer.step,
+                     last_loss=last.get("loss"), run_s=round(time.time() - started))
     return 0

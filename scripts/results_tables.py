@@ -1,0 +1,206 @@
+"""Write the docs' results tables from the run records: python scripts/results_tables.py [--check]
+
+A block in a Markdown file opens with a line `<!-- table: NAME -->` and runs to the next blank line; this
+script replaces it with TEMPLATES[NAME] filled from docs/records/*.json. In a template, `{{RECORD:PATH|FORMAT}}`
+is a figure: PATH is `task/metric` (the record's metrics), `baselines/task/baseline/metric`, or a record
+field (`wall_s`, `steps`, `date` ...); FORMAT is one of FORMATS (default `3`). --check writes nothing,
+prints the diff and exits 1 when a file differs from what the records give."""
+import argparse
+import difflib
+import re
+import sys
+from pathlib import Path
+
+from unio.train.records import load
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = ("README.md", "docs/results.md")
+MARKER = re.compile(r"^<!-- table: ([\w-]+) -->$")
+FIGURE = re.compile(r"\{\{([\w-]+):([^|}]+)(?:\|(\w+))?\}\}")
+
+
+def minutes(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s"
+
+
+FORMATS = {                      # how the docs round: every figure goes through one of these
+    "3": lambda v: f"{v:.3f}",   # shares, accuracies, mIoU, F1, AP, loss-free ratios
+    "2": lambda v: f"{v:.2f}",   # CIDEr-D
+    "1": lambda v: f"{v:.1f}",
+    "m": lambda v: f"{v:.3f} m",     # depth RMSE
+    "dB": lambda v: f"{v:.2f} dB",   # PSNR
+    "min": minutes,                  # wall time
+    "s": lambda v: f"{round(v):,}",  # seconds, steps: 1,053
+    "GB": lambda v: f"{v / 1000:.1f} GB",   # peak RSS, from MB (10^6 bytes)
+    "raw": str,                      # as the record holds it (a date, a logged loss)
+}
+
+
+def figure(records: dict, name: str, path: str, fmt: str | None) -> str:
+    record = records[name]
+    keys = path.split("/")
+    value = record if keys[0] in record and keys[0] != "metrics" else record["metrics"]
+    for key in keys:
+        value = value[key]
+    if value is None:
+        raise ValueError(f"{name}:{path} is not recorded (null)")
+    return FORMATS[fmt or "3"](value)
+
+
+def printed_table(records: dict, name: str) -> str:
+    """The table the run printed, as the trainer prints it, from the record."""
+    from unio.infer.report import table
+    r = records[name]
+    return "\n".join(["```", f"trained {r['steps']} steps (last logged loss {r['last_loss']}) in {r['train_s']} s; "
+                      f"run folder runs/{name}", table(r["metrics"], r["baselines"]), f"total wall time {r['run_s']} s",
+                      "```"])
+
+
+def render(name: str, records: dict) -> str:
+    template = TEMPLATES[name]
+    if callable(template):
+        return template(records)
+    return FIGURE.sub(lambda m: figure(records, *m.groups()), template.strip("\n"))
+
+
+def rewrite(text: str, records: dict) -> str:
+    """The file's text with every marked block written from the records."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        if m := MARKER.match(lines[i]):
+            if m.group(1) not in TEMPLATES:
+                raise KeyError(f"no template {m.group(1)!r} (templates: {', '.join(TEMPLATES)})")
+            out += render(m.group(1), records).split("\n")
+            i += 1
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            continue
+        i += 1
+    return "\n".join(out)
+
+
+def differences(root: Path = ROOT, records_dir: Path | None = None, files=FILES) -> dict:
+    """{file: unified diff} of each file whose blocks differ from what the records give."""
+    records = load(records_dir or root / "docs" / "records")
+    found = {}
+    for name in files:
+        text = (root / name).read_text()
+        new = rewrite(text, records)
+        if new != text:
+            found[name] = "".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True), name,
+                                                       f"{name} from docs/records"))
+    return found
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff when a file differs")
+    args = p.parse_args(argv)
+    records = load(ROOT / "docs" / "records")
+    found = differences()
+    for name, diff in found.items():
+        if args.check:
+            print(diff)
+        else:
+            (ROOT / name).write_text(rewrite((ROOT / name).read_text(), records))
+            print(f"rewrote {name}")
+    if args.check and found:
+        print(f"{', '.join(found)}: figures differ from docs/records (python scripts/results_tables.py writes them)")
+        return 1
+    return 0
+
+
+TEMPLATES = {
+    "readme-wall": """
+| machine | wall time |
+|---|---|
+| 2 cores with AMX (the reference machine), tokenizers cached | {{warm2:wall_s|min}} |
+| 2 cores, AMD EPYC with AVX512-BF16, no AMX ({{default-1202:date|raw}}), tokenizers cached | {{default-1202:wall_s|min}} |
+| 2 cores, every cache empty (v0.1's code) | {{v01-default-cold:wall_s|min}} |
+| 2 cores without AMX, tokenizer cache empty | {{default-warm:wall_s|min}} |
+""",
+    "readme-printed": lambda records: printed_table(records, "default-1202"),
+    "readme-tasks": """
+| task | prompt (first of several) | answer | metric | best measured | trained by |
+|---|---|---|---|---|---|
+| `vqa` | the bare question | text | accuracy | {{default-1202:vqa/accuracy}} | default |
+| `caption` | "What does the image describe?" | text | CIDEr-D (content F1) | {{default-1202:caption/cider|2}} ({{default-1202:caption/content_f1}}) | default |
+| `refexp` | 'Which region does the text "{}" describe?' | a box | Acc@0.5 | {{seg-conv:refexp/acc@0.5}} (default {{default-1202:refexp/acc@0.5}}) | `runs/seg-conv` |
+| `depth` | "What is the depth map of the image?" | depth map | RMSE | {{default-1202:depth/rmse|m}} (alone: {{single-depth:depth/rmse|m}}) | default; alone: `runs/single-depth` |
+| `detection` | "List all objects and their locations." | boxes + labels | AP (AP50) | {{det-x:detection/ap}} ({{det-x:detection/ap50}}) | `runs/det-x` |
+| `find_all` | 'Find every "{}".' | boxes | recall (FP on absent) | {{det-x-find-all:find_all/recall}} ({{det-x-find-all:find_all/fp_rate_absent}}), via detection | `runs/det-x` |
+| `region_caption` | "What does the region describe?" + region | text | exact match | {{det-first:region_caption/exact_match}} | `runs/det-first` |
+| `itm` | 'Does the image match "{}"?' | yes / no | accuracy | {{det-x-itm:itm/accuracy}}, via detection | `runs/det-x` |
+| `segment` | 'Segment "{}".' or a region | mask | mIoU (referring) | {{seg-conv:segment/miou}} ({{seg-conv:segment/miou_referring}}) | `runs/seg-conv` |
+| `keypoints` | "Find the keypoints of the object in the region." | points | PCK@0.1 | {{kp-det-first:keypoints/pck@0.1}} | `runs/kp-det-first` |
+| `generate` | "Generate an image of: {}" | image | colour F1 (count acc.) | {{gen-rgb-scan:generate/color_f1}} ({{gen-rgb-scan:generate/count_accuracy}}), guidance {{gen-rgb-scan:options/guidance_scale|1}} | `runs/gen-rgb` |
+| `inpaint` | "Fill in the region." + region | image | PSNR in the region | {{gen-rgb:inpaint/psnr|dB}} | `runs/gen-rgb` |
+| `region_class`, `classify`, `count`, `person_keypoints` | see docs/tasks.md | text / points | accuracy / PCK | not trained in a measured run | |
+| `segment_every`, `keypoints_every` | 'Segment every "{}".' | masks / points | | composed of detection and a box task | |
+""",
+    "readme-results": """
+| task | metric | default model | baseline | target |
+|---|---|---|---|---|
+| vqa | accuracy | **{{default-1202:vqa/accuracy}}** | majority per question type {{default-1202:baselines/vqa/majority/accuracy}} | >= 0.70 — met |
+| caption | CIDEr-D (content F1) | **{{default-1202:caption/cider|2}}** ({{default-1202:caption/content_f1}}) | most frequent caption {{default-1202:baselines/caption/most_frequent/cider}} | >= 2x baseline — met |
+| refexp | Acc@0.5 | **{{default-1202:refexp/acc@0.5}}** | centre box {{default-1202:baselines/refexp/centre_box/acc@0.5}} | >= 0.50 — met |
+| depth | RMSE | **{{default-1202:depth/rmse|m}}** | mean depth {{default-1202:baselines/depth/mean_depth/rmse|m}} | <= 0.528 m — missed |
+""",
+}
+TEMPLATES.update({
+    "results-default": """
+| task | metric | default model, 500 test | baseline (500 test) | target (issue 5) |
+|---|---|---|---|---|
+| vqa | accuracy | **{{default-1202:vqa/accuracy}}** | majority per question type {{default-1202:baselines/vqa/majority/accuracy}} | >= 0.70 — met |
+| caption | CIDEr-D (content F1) | **{{default-1202:caption/cider|2}}** ({{default-1202:caption/content_f1}}) | most frequent caption {{default-1202:baselines/caption/most_frequent/cider}} ({{default-1202:baselines/caption/most_frequent/content_f1}}) | >= 2x baseline — met |
+| refexp | Acc@0.5 | **{{default-1202:refexp/acc@0.5}}** | centre box {{default-1202:baselines/refexp/centre_box/acc@0.5}}; mean box {{default-1202:baselines/refexp/mean_box/acc@0.5}} | >= 0.50 — met |
+| depth | RMSE | **{{default-1202:depth/rmse|m}}** | mean depth {{default-1202:baselines/depth/mean_depth/rmse|m}}; VQ round trip (ceiling) {{default-1202:baselines/depth/vq_ceiling/rmse|m}} | <= 0.528 m — missed |
+""",
+    "results-wall": """
+| machine | caches | wall time (`/usr/bin/time`) | code |
+|---|---|---|---|
+| reference: 2 cores with AMX (bf16 matmul 2.23 TFLOP/s) | tokenizers cached | {{warm2:wall_s|min}} | today's (as `runs/warm2`) |
+| 2 cores (another machine) | tokenizer and `torch.compile` caches empty | {{v01-default-cold:wall_s|min}} | v0.1's |
+| 2 cores, a slower VM | tokenizer and `torch.compile` caches empty | {{v01-default-slow-vm:wall_s|min}} (peak RSS {{v01-default-slow-vm:peak_rss_mb|GB}}) | v0.1's |
+| 2 cores without AMX (bf16 matmul 0.16 TFLOP/s) | tokenizer cache empty | {{default-warm:wall_s|min}} ({{default-warm:train_s|s}} s training) | today's |
+| 2 cores, AMD EPYC with AVX512-BF16, no AMX (bf16 matmul 0.135 TFLOP/s, 3.0x its fp32), {{default-1202:date|raw}}, `--eval-n 500` | tokenizers cached | {{default-1202:wall_s|min}} ({{default-1202:train_s|s}} s training; peak RSS {{default-1202:peak_rss_mb|GB}}) | v0.3's (commit {{default-1202:commit|raw}}): vqa {{default-1202:vqa/accuracy}}, CIDEr-D {{default-1202:caption/cider}} ({{default-1202:caption/content_f1}}), refexp {{default-1202:refexp/acc@0.5}}, depth {{default-1202:depth/rmse|m}}, the README's figures to the last digit |
+""",
+    "results-best": """
+| task | headline | model | baseline | target |
+|---|---|---|---|---|
+| vqa | accuracy {{default-1202:vqa/accuracy}} | default | {{default-1202:baselines/vqa/majority/accuracy}} | >= 0.70 — met |
+| caption | CIDEr-D {{default-1202:caption/cider|2}}, content F1 {{default-1202:caption/content_f1}} | default | {{default-1202:baselines/caption/most_frequent/cider}} | >= 2x baseline — met |
+| refexp | Acc@0.5 {{seg-conv:refexp/acc@0.5}} (default model: {{default-1202:refexp/acc@0.5}}) | `runs/seg-conv` | {{default-1202:baselines/refexp/centre_box/acc@0.5}} | >= 0.50 — met |
+| depth | RMSE {{default-1202:depth/rmse|m}} (depth alone, v0.1, lr 2e-3: {{single-depth:depth/rmse|m}}) | default; depth alone: `runs/single-depth` | {{default-1202:baselines/depth/mean_depth/rmse|m}} | <= 0.528 m — missed by the generalist |
+| detection | AP {{det-x:detection/ap}}, AP50 {{det-x:detection/ap50}} | `runs/det-x` (lr 2e-3) | {{det-x:baselines/detection/prior/ap}} | AP50 >= 0.6, AP >= 0.35 — met |
+| find_all | recall {{det-x-find-all:find_all/recall}}, FP rate on absent {{det-x-find-all:find_all/fp_rate_absent}}, through detection (its own answers: {{det-first:find_all/recall}} / {{det-first:find_all/fp_rate_absent}}, `runs/det-first`) | `runs/det-x`, `find_all.via=detection` | {{det-x-find-all:baselines/find_all/mean_box/recall}} / {{det-x-find-all:baselines/find_all/mean_box/fp_rate_absent|1}} | recall >= 0.8, FP <= 0.1 — met through detection |
+| region_caption | exact match {{det-first:region_caption/exact_match}} | `runs/det-first` (lr 2e-3) | {{det-first:baselines/region_caption/most_frequent/exact_match}} | >= 0.8 — met |
+| itm | accuracy {{det-x-itm:itm/accuracy}} through detection (its own answers: {{itm-first:itm/accuracy}}, `runs/itm-first`) | `runs/det-x`, `itm.via=detection` | {{det-x-itm:baselines/itm/majority/accuracy}} | >= 0.85 — met through detection |
+| segment | mIoU {{seg-conv:segment/miou}}; referring {{seg-conv:segment/miou_referring}}, box form {{seg-conv:segment/miou_box}}; referring spheres {{seg-conv:segment/miou_referring_sphere}} | `runs/seg-conv` | gold box {{seg-conv:baselines/segment/gold_box/miou}}; spheres {{seg-conv:baselines/segment/gold_box/miou_referring_sphere}} | referring >= 0.6, above the gold box — met |
+| keypoints | PCK@0.1 {{kp-det-first:keypoints/pck@0.1}} | `runs/kp-det-first` (lr 2e-3) | {{kp-det-first:baselines/keypoints/mean_relative/pck@0.1}} | >= 0.7 — met |
+| generate | colour-set F1 {{gen-rgb-scan:generate/color_f1}}, count accuracy {{gen-rgb-scan:generate/count_accuracy}} (greedy, guidance {{gen-rgb-scan:options/guidance_scale|1}}); seed 1: {{gen-rgb-s1-scan:generate/color_f1}} / {{gen-rgb-s1-scan:generate/count_accuracy}} | `runs/gen-rgb` (lr 2e-3) | chance {{gen-rgb-scan:baselines/generate/chance/color_f1}} / {{gen-rgb-scan:baselines/generate/chance/count_accuracy}} | F1 >= 0.8, count >= 0.6 — met on one seed of two |
+| inpaint | PSNR in the region {{gen-rgb:inpaint/psnr|dB}} | `runs/gen-rgb` (lr 2e-3) | mean colour {{gen-rgb:baselines/inpaint/mean_colour/psnr|dB}} | +3 dB — met |
+| region_class, classify, count, person_keypoints | not trained in any measured run | | | |
+| segment_every, keypoints_every | composed of detection and the box tasks; not measured | | | |
+""",
+    "results-all-start": """
+All 16 tasks the world feeds, each at weight 1, from step 0, each answer starting from its vocabulary range's
+token; {{all-start:steps|s}} steps, {{all-start:wall_s|min}} on a 2-core AMD EPYC without AMX ({{all-start:date|raw}}), {{all-start:n|raw}} test examples per task:
+vqa {{all-start:vqa/accuracy}}, caption CIDEr-D {{all-start:caption/cider|2}} (content F1 {{all-start:caption/content_f1}}), refexp {{all-start:refexp/acc@0.5}}, depth {{all-start:depth/rmse|m}}, detection AP {{all-start:detection/ap}} (AP50
+{{all-start:detection/ap50}}), find_all recall {{all-start:find_all/recall}} (FP on absent {{all-start:find_all/fp_rate_absent}}), segment mIoU {{all-start:segment/miou}}, keypoints PCK@0.1 {{all-start:keypoints/pck@0.1}}, generate
+colour F1 {{all-start:generate/color_f1}}, inpaint {{all-start:inpaint/psnr|dB}}, ITM {{all-start:itm/accuracy}}, count {{all-start:count/accuracy}}, classify {{all-start:classify/accuracy}}, region caption {{all-start:region_caption/exact_match}}, region class
+{{all-start:region_class/accuracy}}. Every task learns something in one model and none is blocked, but each gets 250 batches and every
+target of issue 33 is missed; the full table and what holds each task: experiments.md (2026-12-02, session 19).
+""",
+    "results-ceilings": """
+`python scripts/evaluate.py --baseline vq_ceiling --tasks all --n 500`: the gold answer through the codebook
+of its kind and back, in the all-task tokenizer set: depth {{ceilings-all:baselines/depth/vq_ceiling/rmse|m}} RMSE (`depth_codes`, 600 steps), masks
+mIoU {{ceilings-all:baselines/segment/vq_ceiling/miou}} (`mask_codes`, 600 steps), RGB scenes colour F1 {{ceilings-all:baselines/generate/vq_ceiling/color_f1}} / count accuracy {{ceilings-all:baselines/generate/vq_ceiling/count_accuracy}} and inpainting {{ceilings-all:baselines/inpaint/vq_ceiling/psnr|2}}
+dB in the region (`rgb_codes`, 2,400 steps).
+""",
+})
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,22 +1,53 @@
-"""Checkpoints written atomically (a temporary folder, then a rename) and restored exactly."""
+"""Checkpoints written atomically (a temporary folder, then a rename), each file's checksum beside them,
+the one before kept as `checkpoint.previous`, and restored exactly. A write that fails (no space left ...)
+leaves the checkpoints there were; a damaged checkpoint is refused on resume, naming the file, and the
+previous one used."""
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
 import random
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 STATE = "trainer_state.pt"
+MANIFEST = "checksums.json"   # {file: {"bytes": n, "sha256": hex}} of everything else in the checkpoint
+KEPT = (".previous", ".old")  # the checkpoint before the newest; .old: the same, left by older versions
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written, or none that was written is whole."""
 
 
 def save_checkpoint(directory: Path, model, modalities, optimizer, scheduler, step: int, extra: dict) -> None:
     tmp = staging(directory)
     shutil.rmtree(tmp, ignore_errors=True)
-    write_contents(tmp, model, modalities, step, extra, optimizer, scheduler)
-    commit(tmp, directory)
+    with failed_writes_reported(tmp, directory, step):
+        write_contents(tmp, model, modalities, step, extra, optimizer, scheduler)
+        commit(tmp, directory)
+
+
+@contextmanager
+def failed_writes_reported(tmp: Path, directory: Path, step: int):
+    """An OSError while a checkpoint is written (ENOSPC, EIO ...): the half-written folder removed and a
+    CheckpointError saying so and what is left; the checkpoints already there are untouched."""
+    try:
+        yield
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = [str(p) for p in (Path(directory), *(Path(str(directory) + k) for k in KEPT)) if (p / STATE).is_file()]
+        hint = "free some space, then " if error.errno == errno.ENOSPC else ""
+        raise CheckpointError(
+            f"could not write the checkpoint of step {step} ({error.strerror or error}: {error.filename or tmp}); "
+            f"the checkpoints already written are untouched ({', '.join(kept) or 'none yet'}); {hint}rerun the "
+            f"same command with --resume to continue from the last one") from error
 
 
 def staging(directory: Path) -> Path:
@@ -37,16 +68,55 @@ def write_contents(tmp: Path, model, modalities, step: int, extra: dict, optimiz
 
 
 def commit(tmp: Path, directory: Path) -> None:
-    """Renames a finished checkpoint into place; the previous one stays whole until then. Its files
-    reach the disk before the rename and the rename after it, so a power loss leaves one whole."""
+    """Writes the checksums, then renames a finished checkpoint into place, the one it replaces becoming
+    `.previous` (the one before that is dropped). Its files reach the disk before the rename and the
+    rename after it, so a power loss leaves one whole."""
     directory = Path(directory)
-    old = directory.with_name(directory.name + ".old")
+    previous = directory.with_name(directory.name + ".previous")
+    write_manifest(tmp)
     sync_tree(tmp)
     if directory.exists():
-        directory.replace(old)
+        shutil.rmtree(previous, ignore_errors=True)
+        directory.replace(previous)
     tmp.replace(directory)
     sync_path(directory.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(directory.with_name(directory.name + ".old"), ignore_errors=True)   # left by older versions
+
+
+def write_manifest(folder: Path) -> None:
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files}
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damage(directory: Path) -> str | None:
+    """What is wrong with a checkpoint (a file missing, truncated or changed since it was written), or None.
+    A checkpoint from before checksums were written is checked by loading its state."""
+    directory = Path(directory)
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        try:
+            load_state(directory)
+        except Exception as error:   # a truncated zip, a refused pickle ...
+            return f"{directory / STATE} does not load ({error})"
+        return None
+    for name, want in json.loads(manifest.read_text()).items():
+        path = directory / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != want["bytes"]:
+            return f"{path} holds {path.stat().st_size} bytes, {want['bytes']} were written (truncated?)"
+        if sha256(path) != want["sha256"]:
+            return f"{path} differs from what was written (its checksum does not match {MANIFEST})"
+    return None
 
 
 def sync_path(path: Path) -> None:
@@ -65,12 +135,24 @@ def sync_tree(folder: Path) -> None:
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
-    """The run's checkpoint; a crash between the two renames leaves `.old`, which is still whole."""
-    for name in ("checkpoint", "checkpoint.old"):
-        path = Path(run_dir) / name
-        if (path / STATE).is_file():
+    """The run's newest whole checkpoint: `checkpoint`, else the one before it (a damaged one is skipped
+    with a warning naming what is wrong). None when there is none; a CheckpointError when every one is damaged."""
+    found, problems = [p for p in checkpoints(run_dir) if (p / STATE).is_file() or (p / MANIFEST).is_file()], []
+    for path in found:
+        problem = damage(path)
+        if problem is None:
+            if problems:
+                warnings.warn(f"checkpoint {problems[-1]}; resuming from {path} instead", stacklevel=2)
             return path
+        problems.append(problem)
+    if problems:
+        raise CheckpointError("no whole checkpoint to resume from: " + "; ".join(problems))
     return None
+
+
+def checkpoints(run_dir: Path) -> list:
+    """The run's checkpoint folders, newest first."""
+    return [Path(run_dir) / ("checkpoint" + suffix) for suffix in ("", *KEPT)]
 
 
 def rng_state() -> dict:

@@ -161,11 +161,14 @@ def draw_samples(trainer, pairs, sources) -> None:
 
 def main(argv=None) -> int:
     from unio.data.bad_records import BadRecord
+    from unio.train.checkpoint import CheckpointError
     args = parser().parse_args(argv)
     try:
         return run(args)
     except BadRecord as error:
         raise SystemExit(f"bad data: {error}\n(--skip-bad-records skips such records, reporting and counting them)")
+    except CheckpointError as error:
+        raise SystemExit(f"checkpoint: {error}")
 
 
 def run(args) -> int:

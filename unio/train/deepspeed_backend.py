@@ -51,14 +51,15 @@ class DeepSpeedBackend:
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
-        self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state")
-        torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
-        weights = self.plain_model(model)
-        if self.rank == 0:
-            ckpt.write_contents(tmp, weights, mods, step, extra)
-        dist.barrier()
-        if self.rank == 0:
-            ckpt.commit(tmp, directory)
+        with ckpt.failed_writes_reported(tmp, directory, step):
+            self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state")
+            torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
+            weights = self.plain_model(model)
+            if self.rank == 0:
+                ckpt.write_contents(tmp, weights, mods, step, extra)
+            dist.barrier()
+            if self.rank == 0:
+                ckpt.commit(tmp, directory)
         dist.barrier()
 
     def restore(self, existing: Path, state: dict, optimizer, scheduler) -> None:

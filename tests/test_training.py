@@ -88,6 +88,22 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
         [(s, got[s], want[s]) for s in after[:5]]
 
 
+def test_two_runs_started_together_share_one_tokenizer_cache(tmp_path):
+    """The default command started twice on an empty cache: one builds the tokenizers, the other waits for
+    them, both train; the cache ends with one whole folder."""
+    cache = tmp_path / "cache"
+    runs = [subprocess.Popen([sys.executable, "scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", "2",
+                              "--log-every", "1", "--out", str(tmp_path / f"run{i}"), "--no-eval", *EAGER], cwd=ROOT,
+                             env={**os.environ, "UNIO_CACHE": str(cache)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for i in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in runs]
+    assert [proc.returncode for proc in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sum("training the tokenizers into" in out for out, _ in outputs) == 1      # the other waited, or loaded
+    built = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(built) == 1 and (built[0] / "vocab.json").is_file(), sorted(cache.iterdir())
+    assert all(losses(tmp_path / f"run{i}") for i in range(2))
+
+
 @pytest.mark.parametrize("tasks, message", [("vqa,nope", "unknown task 'nope'"), ("vqa:x", "malformed weight"),
                                             ("vqa:-1", "weights must be positive")])
 def test_bad_mixture_fails_before_training(tasks, message, tmp_path):

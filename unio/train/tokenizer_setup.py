@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,36 @@ def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None 
     directory = Path(directory or cache_root() / cache_name(pairs, config, resolution, source_specs or {}, tasks))
     if (directory / "vocab.json").is_file():
         return Modalities.load(directory)
+    with building(directory):
+        if (directory / "vocab.json").is_file():   # another process built them while this one waited
+            return Modalities.load(directory)
+        build_modalities_into(directory, pairs, sources, resolution, config, progress, bad, tasks)
+    return Modalities.load(directory)
+
+
+@contextmanager
+def building(directory: Path):
+    """One process at a time builds a tokenizer folder (a lock file beside it): runs started together
+    (the default command twice) share one cache, the others waiting for it."""
+    from filelock import FileLock, Timeout
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory.with_name(directory.name + ".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process building the tokenizers in {directory} (lock {lock.lock_file})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def build_modalities_into(directory: Path, pairs, sources, resolution: int, config: dict, progress: bool,
+                          bad: BadRecords | None, tasks: TaskSet | None) -> None:
+    """Train the tokenizers in `directory`.tmp and rename it into place."""
+    print(f"training the tokenizers into {directory} (once; later runs with these tasks and sources load them)",
+          flush=True)
     missing = {s for _, s in pairs} - set(sources)
     if missing:
         from unio.data.sources import build_source
@@ -179,4 +210,3 @@ def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None 
     if directory.exists():
         shutil.rmtree(directory)
     tmp.replace(directory)
-    return Modalities.load(directory)

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 from conftest import ROOT, on_two_ranks
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
@@ -79,22 +78,30 @@ def test_ranks_see_whether_their_weights_agree():
 
 
 @pytest.mark.slow      # 80 s on 2 cores; the single-process kill and resume stays in the default suite
-def test_killed_zero2_run_resumes_where_it_was(tmp_path):
-    """SIGKILL to torchrun and its workers after the first checkpoint; --resume continues the same run:
-    each rank's optimizer partition comes back from DeepSpeed's engine checkpoint."""
+@pytest.mark.parametrize("whom", ["one rank", "every process"])
+def test_killed_zero2_run_resumes_where_it_was(tmp_path, whom):
+    """SIGKILL, once the first checkpoint exists, to one of the two ranks mid-step (torchrun then stops the
+    other) or to torchrun and both; --resume continues the same run: each rank's optimizer partition comes
+    back from DeepSpeed's engine checkpoint."""
+    from unio.train import checkpoint as ckpt
     steps = 40
     reference = tmp_path / "reference"
     proc = finished(launch(tmp_path, reference, "zero2.json", steps, "--checkpoint-every", "10", port=29518))
     assert proc.returncode == 0, proc.stderr[-4000:]
     killed = tmp_path / "killed"
     proc = launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", port=29519)
-    state = killed / "checkpoint" / "trainer_state.pt"
     deadline = time.time() + 300
-    while not state.is_file() and time.time() < deadline and proc.poll() is None:
+    while ckpt.find_checkpoint(killed) is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    kill_all(proc.pid)
-    proc.communicate()
-    saved = torch.load(state, weights_only=False)["step"]
+    assert proc.poll() is None, "the run ended before its first checkpoint could be seen"
+    if whom == "one rank":
+        import psutil
+        psutil.Process(proc.pid).children(recursive=True)[-1].send_signal(signal.SIGKILL)
+        assert finished(proc, timeout=300).returncode != 0
+    else:
+        kill_all(proc.pid)
+        proc.communicate()
+    saved = ckpt.load_state(ckpt.find_checkpoint(killed))["step"]
     assert saved < steps, "the run finished before it could be killed"
     proc = finished(launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", "--resume", port=29520))
     assert proc.returncode == 0, proc.stderr[-4000:]

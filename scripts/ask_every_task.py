@@ -67,12 +67,16 @@ def ask_all(model: str, scene_index: int = 3) -> dict:
     return asked
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="a run folder or its model/ folder")
     p.add_argument("--scene", type=int, default=3, help="the world test scene asked about")
     p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     asked = ask_all(args.model, args.scene)
     text = json.dumps(asked, indent=1, default=str)
     print(text)

@@ -27,7 +27,7 @@ from unio.train.precision import machine_key
 from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--batch-size", type=int, default=48)
@@ -47,7 +47,11 @@ def main(argv=None) -> int:
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
     p.add_argument("--tolerance", type=float, default=0.15)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     old = bench_compare.read(args.compare) if args.compare else None    # a bad path fails before minutes of work
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]

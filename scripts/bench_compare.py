@@ -70,12 +70,16 @@ def read(path: str) -> dict:
         raise SystemExit(f"{path} is not a bench JSON ({error})") from None
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old")
     p.add_argument("new")
     p.add_argument("--tolerance", type=float, default=0.15, help="the fall allowed, as a fraction (default 0.15)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     return report_and_verdict(read(args.old), read(args.new), args.tolerance)
 
 

@@ -13,12 +13,16 @@ from unio.data.world import World
 from unio.infer.runner import load
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a run folder whose model was trained on detection")
     p.add_argument("--n", type=int, default=100, help="test scenes")
     p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     torch.manual_seed(0)
     runner = load(args.model)
     world = World("test", resolution=runner.model.config.image_size)

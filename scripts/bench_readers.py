@@ -49,13 +49,17 @@ def reader_speeds(resolution: int, n: int, image_size: int, seconds: float = 3.0
     return report
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resolution", type=int, default=640, help="side of the written images")
     p.add_argument("--n", type=int, default=50, help="scenes per split")
     p.add_argument("--image-size", type=int, default=256, help="the model's input side")
     p.add_argument("--json")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     report = reader_speeds(args.resolution, args.n, args.image_size)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -84,11 +84,15 @@ def draw(out: str, vocab: str | None) -> None:
     fig.savefig(out, dpi=130, bbox_inches="tight")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="docs/architecture.png")
     p.add_argument("--vocab", default=None, help="a model's vocab.json (default: the default command's layout)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     draw(args.out, args.vocab)
     print(args.out)
     return 0

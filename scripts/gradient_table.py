@@ -40,11 +40,15 @@ def table(run: Path, windows: list) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--windows", default="0,100,300,600,1050", help="step boundaries of the windows")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")]
     print("\n\n".join(table(run, windows) for run in args.runs))
     return 0

@@ -27,19 +27,24 @@ def specialists(specs: list, kind: str) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generalist", required=True, help="the generalist's eval.json or run folder")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--generalist", required=True, help="the generalist's eval.json or run folder")
     for kind, words in KINDS.items():
-        parser.add_argument(f"--{kind.replace('_', '-')}", action="append", default=[], metavar="PAIR=PATH",
-                            help=f"a specialist trained for {words} (repeatable)")
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args(argv)
+        p.add_argument(f"--{kind.replace('_', '-')}", action="append", default=[], metavar="PAIR=PATH",
+                       help=f"a specialist trained for {words} (repeatable)")
+    p.add_argument("--json", help="also write the figures here")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
     try:
         given = {kind: specialists(getattr(args, kind), kind) for kind in KINDS}
         comparison = compare(read_eval(args.generalist), given)
     except (OSError, ValueError) as error:
-        parser.error(str(error))
+        p.error(str(error))
     print(markdown(comparison))
     for line in comparison["skipped"]:
         print(f"skipped {line}", file=sys.stderr)

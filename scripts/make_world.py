@@ -25,7 +25,7 @@ def write_scenes(out: Path, n: int, split: str, resolution: int) -> None:
     (out / "scenes.json").write_text(json.dumps(records, indent=1))
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", nargs="?", help="output folder (or --out)")
     p.add_argument("--out")
@@ -33,6 +33,11 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=8, help="scenes (per split with --format)")
     p.add_argument("--split", default="test")
     p.add_argument("--resolution", type=int, default=64)
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if not (args.out or args.path):
         p.error("give the output folder")

@@ -94,10 +94,14 @@ def differences(root: Path = ROOT, records_dir: Path | None = None, files=FILES)
     return found
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff when a file differs")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     records = load(ROOT / "docs" / "records")
     found = differences()
     for name, diff in found.items():

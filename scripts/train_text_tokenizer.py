@@ -7,7 +7,7 @@ from unio.registries import TOKENIZERS
 from unio.train.tokenizer_setup import world_corpus
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tasks", default="vqa,caption,refexp,depth")
     p.add_argument("--out", required=True)
@@ -15,7 +15,11 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=int, default=1000)
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--plugin", action="append", default=[])
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     for path in args.plugin:
         plugins.load(path)
     corpus = world_corpus(args.tasks.split(","), args.resolution, texts_per_pair=args.scenes)

@@ -11,7 +11,7 @@ from unio.registries import TOKENIZERS
 from unio.train.tokenizer_setup import world_corpus
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="depth")
     p.add_argument("--out", required=True)
@@ -22,7 +22,11 @@ def main(argv=None) -> int:
     p.add_argument("--downsample", type=int, default=None, help="pixels per code (default: 8 at 64 px, 16 at 256 px)")
     p.add_argument("--holdout", type=int, default=128, help="held-out images for PSNR")
     p.add_argument("--plugin", action="append", default=[])
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     for path in args.plugin:
         plugins.load(path)
     tasks = args.tasks.split(",")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
@@ -40,17 +41,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":
-        from unio.train.cli import main as train_main
-        return train_main(argv[1:])
-    if argv and argv[0] == "eval":
-        from unio.train.eval_cli import main as eval_main
-        return eval_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="unio", description="unio: train, evaluate and run generalist models. "
-                                     "`unio train --help` and `unio eval --help` list their options.")
-    sub = parser.add_subparsers(dest="command", required=True)
+# subcommands with their own parsers and mains, run before `unio`'s parser sees the line
+DELEGATED = {"train": "unio.train.cli", "eval": "unio.train.eval_cli"}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="unio", description="unio: train, evaluate and run generalist models. "
+                                   "`unio train --help` and `unio eval --help` list their options.")
+    sub = root.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list the registered tokenizers, tasks and sources")
     p.add_argument("--plugin", action="append", default=[])
     p.set_defaults(func=cmd_plugins)
@@ -74,7 +72,14 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_demo)
     sub.add_parser("train", help="train a generalist (same as scripts/train_mixture.py)")
     sub.add_parser("eval", help="evaluate a model or baselines (same as scripts/evaluate.py)")
-    args = parser.parse_args(argv)
+    return root
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
+    args = parser().parse_args(argv)
     return args.func(args)
 
 

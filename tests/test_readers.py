@@ -166,14 +166,33 @@ def test_coco_split_roles_and_choices(data):
 
 
 def test_a_big_annotation_file_is_parsed_once(data, monkeypatch):
-    from unio.data.readers import common
-    monkeypatch.setattr(common, "_JSON", {})
+    from unio.data.readers import coco, json_items
+    monkeypatch.setattr(coco, "_INDEXES", {})
     calls = []
-    real = common.json.load
-    monkeypatch.setattr(common.json, "load", lambda f: calls.append(f.name) or real(f))
+    real = json_items.scan
+    monkeypatch.setattr(json_items, "scan", lambda text, values, path: calls.append(path) or real(text, values, path))
     for _ in range(2):
         source("coco", data["root"] / "coco").split("train2017")[0]
     assert len(calls) == len(set(calls)) == 3          # captions, instances, person_keypoints: once each
+
+
+def test_json_items_index_a_file_by_spans_and_parse_each_item_as_json_does(tmp_path):
+    """Items read back from their spans equal json.load's, non-ASCII text included; bad JSON names the file."""
+    import json
+
+    from unio.data.readers.json_items import JsonItems
+    data = {"info": {"year": 2017, "note": "ça"}, "images": [{"id": 1, "file_name": "é.jpg"}, {"id": 2}],
+            "empty": [], "annotations": [{"id": 7, "caption": "a café — 2 cats", "bbox": [1.5, 2, 3e2, 4]}]}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    seen = []
+    items = JsonItems(path, lambda key, item: seen.append((key, item.get("id"))))
+    assert items.values == {"info": data["info"]} and seen == [("images", 1), ("images", 2), ("annotations", 7)]
+    assert {k: [items.item(s) for s in spans] for k, spans in items.lists.items()} == \
+        {k: v for k, v in data.items() if isinstance(v, list) and v}
+    path.write_text('{"images": [{"id": 1}, {"id": 2]}')
+    with pytest.raises(ValueError, match=r"a\.json: not valid JSON"):
+        JsonItems(path)
 
 
 # VQAv2

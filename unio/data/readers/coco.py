@@ -22,12 +22,13 @@ from unio.data.readers.common import (
     ReaderSource,
     first_dir,
     image_file,
-    load_json,
     xywh_box,
 )
+from unio.data.readers.json_items import JsonItems, read_item
 from unio.registries import register_source
 
 KINDS = ("captions", "instances", "person_keypoints")
+_INDEXES: dict = {}   # CocoIndex.of's, by their files
 _FILE = re.compile(r"^(captions|instances|person_keypoints)_(.+)\.json$")
 
 
@@ -43,32 +44,63 @@ def annotation_files(root: Path) -> dict:
 
 
 class CocoIndex:
-    """One split's files parsed once: images by id, captions and annotations grouped by image;
-    annotations of images the files do not list are left out, each a BadRecord in `problems`."""
+    """One split's files indexed once: images by id, captions and annotations grouped by image, each as
+    the byte span of its JSON (json_items.py), parsed when a record asks for it; annotations of images the
+    files do not list are left out, each a BadRecord in `problems`."""
 
     def __init__(self, files: dict):
-        self.files, self.images, self.captions = files, {}, defaultdict(list)
-        self.objects, self.keypoints, self.categories, self.problems = defaultdict(list), {}, {}, []
+        self.files, self.problems, self.categories = files, [], {}
+        self._images, self._captions, self._objects, self._keypoints = {}, defaultdict(list), defaultdict(list), {}
         for kind in KINDS:
             if kind in files:
-                self._read(kind, files[kind], load_json(files[kind]))
+                self._read(kind, files[kind])
 
-    def _read(self, kind: str, path: Path, data: dict) -> None:
-        for image in data.get("images", []):
-            self.images.setdefault(image["id"], image)
-        for category in data.get("categories", []):   # person_keypoints' adds the keypoint names and skeleton
+    def _read(self, kind: str, path: Path) -> None:
+        annotations = []   # (image id, annotation id): checked once the file's images are all known
+        items = JsonItems(path, lambda key, item: annotations.append((item.get("image_id"), item.get("id")))
+                          if key == "annotations" else None)
+        for span in items.lists.get("images", []):
+            self._images.setdefault(items.item(span)["id"], (path, span))
+        for span in items.lists.get("categories", []):   # person_keypoints' adds the keypoint names and skeleton
+            category = items.item(span)
             self.categories.setdefault(category["id"], {}).update(category)
-        for ann in data.get("annotations", []):
-            if ann.get("image_id") not in self.images:
-                self.problems.append(BadRecord(path, f"annotation {ann.get('id')}", f"image_id "
-                                               f"{ann.get('image_id')!r} is not among the file's images"))
-                continue
-            if kind == "captions":
-                self.captions[ann["image_id"]].append(ann["caption"].strip())
+        for (image_id, ann_id), span in zip(annotations, items.lists.get("annotations", [])):
+            if image_id not in self._images:
+                self.problems.append(BadRecord(path, f"annotation {ann_id}", f"image_id {image_id!r} is not "
+                                               f"among the file's images"))
+            elif kind == "captions":
+                self._captions[image_id].append((path, span))
             elif kind == "instances" or "instances" not in self.files:
-                self.objects[ann["image_id"]].append((path, ann))
-            if kind == "person_keypoints":
-                self.keypoints[ann["id"]] = ann["keypoints"]
+                self._objects[image_id].append((path, span))
+            if kind == "person_keypoints" and image_id in self._images:
+                self._keypoints[ann_id] = (path, span)
+
+    @classmethod
+    def of(cls, files: dict) -> "CocoIndex":
+        """The index of these files, built once per process (several sources may read one file)."""
+        key = tuple(sorted((kind, str(Path(path).resolve())) for kind, path in files.items()))
+        if key not in _INDEXES:
+            _INDEXES[key] = cls(files)
+        return _INDEXES[key]
+
+    @property
+    def image_ids(self) -> list:
+        return list(self._images)
+
+    def image(self, image_id) -> dict | None:
+        found = self._images.get(image_id)
+        return None if found is None else read_item(*found)
+
+    def captions(self, image_id) -> list:
+        return [read_item(*found)["caption"].strip() for found in self._captions.get(image_id, [])]
+
+    def objects(self, image_id) -> list:
+        """[(file, annotation)] of the image."""
+        return [(path, read_item(path, span)) for path, span in self._objects.get(image_id, [])]
+
+    def keypoints(self, ann_id) -> list | None:
+        found = self._keypoints.get(ann_id)
+        return None if found is None else read_item(*found)["keypoints"]
 
 
 @register_source("coco")
@@ -88,21 +120,20 @@ class CocoSource(ReaderSource):
         self._init_splits(sorted(self.files), {"train": train, "validation": validation, "test": test})
 
     def build_split(self, name: str) -> LazySplit:
-        index = CocoIndex(self.files[name])
+        index = CocoIndex.of(self.files[name])
         folder = first_dir(*(None if base is None else base / name for base in (self.images, self.root,
                                                                                  self.root / "images")), self.images)
-        return LazySplit(list(index.images), lambda image_id: self.record(index, folder, name, image_id),
+        return LazySplit(index.image_ids, lambda image_id: self.record(index, folder, name, image_id),
                          index.problems)
 
     def record(self, index: CocoIndex, folder: Path, split: str, image_id) -> dict:
-        image = index.images[image_id]
+        image = index.image(image_id)
         record = {"image": image_file(folder / image["file_name"], self.name, f"{split}/{image_id}"),
                   "id": f"{self.name}/{split}/{image_id}", "source": self.name, "image_id": image_id}
         if "captions" in self.keys:
-            record["captions"] = list(index.captions.get(image_id, []))
+            record["captions"] = index.captions(image_id)
         if "objects" in self.keys:
-            record["objects"] = [coco_object(index, image, path, ann, self.masks)
-                                 for path, ann in index.objects.get(image_id, [])]
+            record["objects"] = [coco_object(index, image, path, ann, self.masks) for path, ann in index.objects(image_id)]
         return record
 
 
@@ -115,7 +146,7 @@ def coco_object(index: CocoIndex, image: dict, path: Path, ann: dict, masks: boo
                           "area": ann.get("area"), "annotation_id": ann.get("id")}}
     if masks and ann.get("segmentation"):
         obj["mask"] = LazyMask(ann["segmentation"], image["height"], image["width"])
-    points = index.keypoints.get(ann.get("id"))
+    points = index.keypoints(ann.get("id"))
     if points is not None:
         obj["keypoints"] = [[float(x), float(y), int(v)] for x, y, v in zip(points[0::3], points[1::3], points[2::3])]
         obj.update(keypoint_skeleton(category, len(obj["keypoints"]), path))

@@ -85,17 +85,17 @@ class RefCocoSource(ReaderSource):
 
     def build_split(self, name: str) -> LazySplit:
         if self._index is None:
-            self._index = CocoIndex({"instances": self.root / "instances.json"})
+            self._index = CocoIndex.of({"instances": self.root / "instances.json"})
         index = self._index
         items = [(ref, sent) for ref in self.refs if ref["split"] == name for sent in ref["sentences"]]
         return LazySplit(items, lambda item: self.record(index, name, *item), index.problems)
 
     def record(self, index: CocoIndex, split: str, ref: dict, sentence: dict) -> dict:
         where = f"ref {ref['ref_id']} sentence {sentence.get('sent_id')}"
-        image = index.images.get(ref["image_id"])
+        image = index.image(ref["image_id"])
         if image is None:
             raise BadRecord(self.refs_file, where, f"image {ref['image_id']} is not in instances.json")
-        anns = index.objects.get(ref["image_id"], [])
+        anns = index.objects(ref["image_id"])
         target = next((i for i, (_, ann) in enumerate(anns) if ann["id"] == ref["ann_id"]), None)
         if target is None:
             raise BadRecord(self.refs_file, where, f"annotation {ref['ann_id']} is not in instances.json")

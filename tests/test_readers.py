@@ -472,3 +472,19 @@ def test_the_world_written_by_make_world_trains_and_evaluates_through_the_reader
                       "--split", "testB", "--n", "3", "--json", str(tmp_path / "testB.json"), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "testB.json").read_text())["split"] == "testB"
+
+
+def test_coco_at_scale_writes_a_coco_set_the_reader_reads_and_measures_it(tmp_path):
+    """scripts/coco_at_scale.py at toy size: the set it writes reads back (every object, shared images)."""
+    out = tmp_path / "coco"
+    proc = run_script("scripts/coco_at_scale.py", "write", str(out), "--images", "40", "--objects", "3", "--distinct", "4",
+                      "--resolution", "32")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = json.loads(proc.stdout)
+    proc = run_script("scripts/coco_at_scale.py", "measure", str(out), "--records", "10", "--json", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads((tmp_path / "m.json").read_text())
+    assert figures["records"] == 40 and figures["objects"] == written["objects"] and figures["startup_s"] >= 0
+    record = source("coco", out).split("train")[39]
+    assert record["image"].resolve() == (out / "shared" / "0.jpg").resolve() and len(record["captions"]) == 5
+    assert all(np.asarray(obj["mask"]).any() for obj in record["objects"])

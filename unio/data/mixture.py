@@ -2,7 +2,9 @@
 
 Megabatch `index` is a pure function of (seed, rank, index): examples are drawn record by record from
 each source's train split (no epoch in memory), in the curriculum's stages, photometrically augmented
-after the first stage.
+after the first stage. One process draws each record at random; with several ranks (`world` > 1) each rank
+reads its own part of every pair's records, in epochs: a permutation of the pair's records per epoch, rank r
+taking every world-th from the r-th, so that in one epoch no record is read twice and none is left out.
 """
 from __future__ import annotations
 
@@ -82,6 +84,7 @@ class Mixture:
     photometric: float = 0.0   # strength of the photometric augmentation (unio/data/photometric.py) after the first stage
     bad: BadRecords | None = None   # whether bad records are skipped (None: a bad record stops the run)
     first_only: tuple = ()     # pairs (by name) of the first stage that are not sampled after it
+    world: int = 1             # ranks drawing from this mixture (each its own part of every pair's records)
 
     def __post_init__(self):
         self.pairs = list(self.weights)
@@ -94,6 +97,12 @@ class Mixture:
         self.spans = np.array([min(self.pool, len(self.splits[s])) for _, s in self.pairs])
         if (self.spans == 0).any():
             raise ValueError(f"source {self.pairs[int(np.argmin(self.spans))][1]!r} has an empty train split")
+        if self.world > 1 and (self.spans < self.world).any():
+            small = int(np.argmin(self.spans))
+            raise ValueError(f"source {self.pairs[small][1]!r} has {self.spans[small]} train records, fewer than the "
+                             f"{self.world} ranks that each read a part of it")
+        self._drawn = (0, 0, np.zeros(len(self.pairs), dtype=np.int64))   # (megabatch, size, draws of each pair before it)
+        self._orders = {}   # pair -> (epoch, its permutation of the pair's records)
 
     def _probs(self, names) -> np.ndarray:
         p = np.array([w if n in names else 0.0 for n, w in zip(self.names, self.weights.values())], dtype=np.float64)
@@ -102,15 +111,54 @@ class Mixture:
     def megabatch(self, index: int, size: int, skipped: list | None = None) -> list:
         """Megabatch `index`; bad records skipped on the way are added to `skipped` as (source, message)."""
         rng = np.random.default_rng([self.seed, self.rank, index, 17])
-        probs = self.first_probs if index < self.first_until else self.probs
-        picked = rng.choice(len(self.pairs), size=size, p=probs)
+        picked = self.pick(rng, index, size)
         records = rng.integers(0, self.spans[picked])
+        if self.world > 1:
+            records = self.sharded_records(index, size, picked)
         examples = [self.draw(int(p), int(r), rng, (index, position), skipped)
                     for position, (p, r) in enumerate(zip(picked, records))]
         for position, example in enumerate(examples if index >= self.first_until else ()):
             # an rng of its own, so the examples stay as they were; not in the spatial-first stage
             self.augment(example, np.random.default_rng([self.seed, self.rank, index, 23, position]))
         return examples
+
+    def pick(self, rng, index: int, size: int) -> np.ndarray:
+        """The pair of each example of megabatch `index` (the stage's weights)."""
+        probs = self.first_probs if index < self.first_until else self.probs
+        return rng.choice(len(self.pairs), size=size, p=probs)
+
+    def sharded_records(self, index: int, size: int, picked: np.ndarray) -> np.ndarray:
+        """Each example's record when ranks share the records: the k-th draw of a pair on this rank reads
+        the k-th record of the rank's part of that pair's records, epoch after epoch."""
+        before = self.draws_before(index, size)
+        out = np.empty(len(picked), dtype=np.int64)
+        for position, pair in enumerate(picked):
+            out[position] = self.record_of(int(pair), int(before[pair]))
+            before[pair] += 1
+        return out
+
+    def draws_before(self, index: int, size: int) -> np.ndarray:
+        """How many times this rank drew each pair in megabatches 0..index-1 (their picks replayed once,
+        then carried on from the last megabatch asked)."""
+        at, at_size, counts = self._drawn
+        if index < at or size != at_size:
+            at, counts = 0, np.zeros(len(self.pairs), dtype=np.int64)
+        counts = counts.copy()
+        for earlier in range(at, index):
+            picks = self.pick(np.random.default_rng([self.seed, self.rank, earlier, 17]), earlier, size)
+            counts += np.bincount(picks, minlength=len(self.pairs))
+        self._drawn = (index, size, counts)
+        return counts.copy()
+
+    def record_of(self, pair: int, draw: int) -> int:
+        """This rank's `draw`-th record of `pair`: its epoch's permutation of the pair's records, every
+        world-th from this rank's place."""
+        span = int(self.spans[pair])
+        epoch, within = divmod(draw, len(range(self.rank, span, self.world)))
+        cached = self._orders.get(pair)
+        if cached is None or cached[0] != epoch:
+            cached = self._orders[pair] = (epoch, np.random.default_rng([self.seed, pair, epoch, 31]).permutation(span))
+        return int(cached[1][self.rank + within * self.world])
 
     def draw(self, pair: int, record: int, rng, where: tuple, skipped: list | None) -> Example:
         """The example of `record` of `pair`. When bad records are skipped, a bad one is replaced by another

@@ -109,14 +109,14 @@ def build_sources(opts: TrainOptions, weights: dict, tasks: dict) -> dict:
 
 
 def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mods: Modalities, config,
-               rank: int, stages: Stages, bad=None) -> BatchStream:
+               rank: int, stages: Stages, bad=None, world: int = 1) -> BatchStream:
     """This rank's batches: the weighted mixture in its `stages` (spatial_stage's), bucketed by target
     length and collated to the model's lengths (`config`: the model's config); `bad`
     (unio.data.bad_records.BadRecords): whether bad records are skipped."""
     collate = Collator(tasks, mods, config.max_text_length, config.max_target_length,
                        answer_starts=config.image_size if config.decoder_start == "answer" else None)
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
-                      stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only)
+                      stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only, world=world)
     return BatchStream(mixture, collate, opts.batch_size)
 
 

@@ -20,7 +20,7 @@ class DeepSpeedBackend:
 
     def __init__(self, config: dict):
         self.config, self.engine = config, None
-        self.rank = int(os.environ.get("RANK", 0))
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

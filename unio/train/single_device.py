@@ -11,6 +11,7 @@ from unio.train import checkpoint as ckpt
 
 class SingleDevice:
     rank = 0
+    world = 1   # processes training together
     fused = True            # fused AdamW
 
     def __init__(self, grad_accum: int, clip: float, bf16: bool, compile: bool):

@@ -116,7 +116,7 @@ class Trainer:
         self.model.config.trained_tasks = sorted({task for task, _ in self.trained_pairs})
         self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
-                                 self.stages, self.bad)
+                                 self.stages, self.bad, backend.world)
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
         self.scheduler = build_scheduler(opts, self.optimizer)
         self.task_losses = TaskLosses(self.stream.mixture.names)

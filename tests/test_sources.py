@@ -86,6 +86,41 @@ def test_a_dataset_is_a_source_as_it_is(tmp_path):
     assert len(mapped.split("train")) == 3
 
 
+def test_parquet_shards_stream_row_by_row_without_loading_the_dataset(tmp_path, monkeypatch):
+    """hf:PATH,stream=true on Hugging Face's shard layout: rows read back from their row groups in any
+    order, a few row groups held, nothing converted (no `datasets` cache written), and a toy mixture trains
+    from them."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unio.data.mixture import Mixture
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+
+    def png(value):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((20, 30, 3), value, np.uint8)).save(buffer, format="PNG")
+        return {"bytes": buffer.getvalue(), "path": None}
+    (tmp_path / "data").mkdir()
+    for shard in range(3):
+        rows = range(shard * 10, shard * 10 + 10)
+        table = pa.table({"img": [png(r) for r in rows], "text": [[f"picture {r}."] for r in rows]})
+        pq.write_table(table, tmp_path / "data" / f"train-{shard:05d}-of-00003.parquet", row_group_size=4)
+    source = build_source("shards", f"hf:{tmp_path},stream=true,image=img,captions=text", 32)
+    split = source.split("train")
+    assert source.splits() == ["train"] and len(split) == 30 and len(split.dataset.parts) == 9   # 3 row groups a shard
+    for index in (29, 0, 13, 14, 7):
+        record = split[index]
+        assert record["captions"] == [f"picture {index}."] and np.asarray(record["image"])[0, 0, 0] == index
+    assert len(split.dataset._groups) <= split.dataset.keep
+    mixture = Mixture({"caption": TASKS.get("caption")}, {"shards": source}, {("caption", "shards"): 1.0}, 32)
+    assert {ex.target for ex in mixture.megabatch(0, 16)} <= {f"picture {i}." for i in range(30)}
+    assert not (tmp_path / "hf_cache").exists()
+    with pytest.raises(FileNotFoundError, match="stream=true reads parquet shards"):
+        build_source("none", f"hf:{tmp_path / 'data' / 'nothing'},stream=true", 32)
+
+
 def test_folder_source_reads_images_and_json(tmp_path):
     Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "train.json").write_text(json.dumps([{"image": "a.png", "captions": ["dark."]}]))

@@ -31,8 +31,11 @@ class HFSplit:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
+        from unio.data.readers.common import as_image
         row = self.dataset[int(index)]
         record = {key: row[column] for key, column in self.columns.items() if column in row}
+        if isinstance(record.get("image"), dict):   # a streamed parquet row: Arrow's {bytes, path} image struct
+            record["image"] = as_image(record["image"])
         record.setdefault("id", f"{self.name}/{self.split}/{index}")
         return {**self.extra, **record, "source": self.name}
 
@@ -40,12 +43,14 @@ class HFSplit:
 @register_source("hf")
 class HFSource:
     """A `datasets` Dataset (one split, 'train'), a DatasetDict, or a path `datasets` can load.
-    `columns` maps record keys to column names; columns named like schema keys map themselves."""
+    `columns` maps record keys to column names; columns named like schema keys map themselves.
+    `stream=True` (PATH: parquet shards, `{split}-*.parquet`) reads rows from the shards as they are asked
+    for, a row group at a time, without loading or converting the dataset (ParquetRows)."""
 
     def __init__(self, path=None, dataset=None, name: str = "hf", columns: Mapping | None = None,
-                 max_depth: float = 10.0, **column_map):
+                 max_depth: float = 10.0, stream: bool = False, **column_map):
         import datasets
-        data = dataset if dataset is not None else load_hf(path)
+        data = dataset if dataset is not None else streamed(path, name) if stream else load_hf(path)
         self.data = data if isinstance(data, (dict, datasets.DatasetDict)) else {"train": data}
         self.name, self.max_depth = name, float(max_depth)
         names = set().union(*(d.column_names for d in self.data.values()))
@@ -64,6 +69,15 @@ class HFSource:
         if name not in self.data:
             raise KeyError(f"source {self.name!r} has no split {name!r}; splits: {', '.join(self.data)}")
         return HFSplit(self.data[name], self.columns, self.name, name, {"max_depth": self.max_depth})
+
+
+def streamed(path, name: str) -> dict:
+    """{split: ParquetRows} of the parquet shards under `path`."""
+    from unio.data.readers.common import ParquetRows, parquet_files
+    files = parquet_files(Path(str(path)))
+    if not files:
+        raise FileNotFoundError(f"source {name!r}: stream=true reads parquet shards, and {path} holds no .parquet file")
+    return {split: ParquetRows(shards) for split, shards in files.items()}
 
 
 def load_hf(path):

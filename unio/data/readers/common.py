@@ -3,6 +3,9 @@ JSON parsed once per file, COCO boxes and masks, and errors that name the file a
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -180,3 +183,63 @@ def as_image(value):
     if isinstance(value, dict) and value.get("path"):
         return Path(value["path"])
     return value
+
+
+def parquet_split(path: Path) -> str:
+    """The split a parquet shard belongs to, from its name: `train-00000-of-00004.parquet` -> 'train'."""
+    return re.split(r"[-_.]", path.stem)[0] if path.stem[0].isalpha() else path.stem
+
+
+def parquet_files(path: Path) -> dict:
+    """{split: [shard paths]} of a .parquet file or a folder of them (any depth), in name order."""
+    path = Path(path)
+    files = [path] if path.suffix == ".parquet" else sorted(path.rglob("*.parquet"))
+    found: dict = {}
+    for f in files:
+        found.setdefault(parquet_split(f), []).append(f)
+    return found
+
+
+class ParquetRows:
+    """The rows of parquet shards read by index without loading them: the files' metadata read at start, a
+    row group read when one of its rows is asked for (the last `keep` kept), so memory holds a few row groups
+    and nothing is converted or cached on disk. Rows are dicts of Python values (an image column stays
+    Arrow's {bytes, path} struct: `as_image` decodes it)."""
+
+    def __init__(self, files, keep: int = 4):
+        import pyarrow.parquet as pq
+        self.files, self.keep, self._open, self._groups = [str(f) for f in files], keep, {}, OrderedDict()
+        metadata = [pq.ParquetFile(f).metadata for f in self.files]
+        self.parts = [(k, g) for k, m in enumerate(metadata) for g in range(m.num_row_groups)]
+        rows = [metadata[k].row_group(g).num_rows for k, g in self.parts]
+        self.starts = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        self.column_names = list(pq.ParquetFile(self.files[0]).schema_arrow.names) if self.files else []
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= int(index) < len(self):
+            raise IndexError(f"row {index} is outside 0..{len(self) - 1}")
+        part = int(np.searchsorted(self.starts, int(index), side="right")) - 1
+        table = self._group(part)
+        return {name: table.column(name)[int(index) - int(self.starts[part])].as_py() for name in table.column_names}
+
+    def _group(self, part: int):
+        if part not in self._groups:
+            file, group = self.parts[part]
+            self._groups[part] = self._file(file).read_row_group(group)
+            while len(self._groups) > self.keep:
+                self._groups.popitem(last=False)
+        self._groups.move_to_end(part)
+        return self._groups[part]
+
+    def _file(self, k: int):
+        """The k-th file, opened once per process (data workers fork)."""
+        import pyarrow.parquet as pq
+        if self._open.get("pid") != os.getpid():
+            self._open = {"pid": os.getpid()}
+            self._groups.clear()
+        if k not in self._open:
+            self._open[k] = pq.ParquetFile(self.files[k])
+        return self._open[k]

@@ -17,12 +17,20 @@ corners) and sentences (strings, or {sent | raw} mappings); `image=`, `bbox=`, `
 from __future__ import annotations
 
 import pickle
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from unio.data.readers.coco import CocoIndex, coco_object
-from unio.data.readers.common import BadRecord, LazySplit, ReaderSource, as_image, first_dir, image_file, xywh_box
+from unio.data.readers.common import (
+    BadRecord,
+    LazySplit,
+    ReaderSource,
+    as_image,
+    first_dir,
+    image_file,
+    parquet_split,
+    xywh_box,
+)
 from unio.registries import register_source
 
 ROLE_DEFAULTS = {"train": ["train"], "validation": ["val"], "test": ["test", "testA+testB", "testA", "val"]}
@@ -104,10 +112,6 @@ class RefCocoSource(ReaderSource):
                 "image_id": ref["image_id"], "ref_id": ref["ref_id"],
                 "objects": [coco_object(index, image, p, ann, self.masks) for p, ann in anns],
                 "refexps": [[sentence.get("sent") or sentence.get("raw"), target]]}
-
-
-def parquet_split(path: Path) -> str:
-    return re.split(r"[-_.]", path.stem)[0] if path.stem[0].isalpha() else path.stem
 
 
 class RefParquetSource(ReaderSource):

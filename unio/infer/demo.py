@@ -1,33 +1,65 @@
 """`unio demo [MODEL]`: a local web page (Gradio, `pip install ".[demo]"`) where a person picks a sample
-world image or uploads one, types a prompt or picks one of each task's, and sees the answer drawn
-(boxes with labels, masks, depth as a colour map, keypoints, generated images) with its text and JSON."""
-from __future__ import annotations
-
+world image or uploads one, draws the region a prompt asks about with two clicks, types a prompt or picks
+one of the trained tasks', and sees the answer drawn (boxes with labels, masks, depth as a colour map,
+keypoints, generated images) with its text and JSON. The page names the loaded model and its trained tasks."""
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 SAMPLES = 4   # sample world images offered
+REGION = (255, 210, 0)   # the drawn region's colour
 
 
 def example_prompts(trained: list | None = None) -> list:
-    """One prompt per registered task the model answers (`trained`: the tasks it trained on, and those
-    answered through them; None: every task), its slots filled from a world scene (the task's own example)."""
+    """(label, prompt) for each registered task the model answers (`trained`: the tasks it trained on, and
+    those answered through them; None: every task), its slots filled from a world scene (the task's own example)."""
     from unio.data.mixture import DEFAULT_SOURCE
     from unio.data.records import make_example
     from unio.data.sources import build_source
     from unio.registries import TASKS
     record = build_source(DEFAULT_SOURCE, None, 64).split("test")[0]
-    prompts = []
+    prompts = {}
     for name in TASKS.names():
         if trained is not None and name not in trained and getattr(TASKS.get(name), "via", None) not in trained:
             continue
         try:
-            prompts.append(make_example(TASKS.get(name), record, 64, np.random.default_rng(0)).prompt)
+            prompt = make_example(TASKS.get(name), record, 64, np.random.default_rng(0)).prompt
         except Exception:   # a task whose records the world lacks offers no example
             continue
-    return list(dict.fromkeys(prompts))
+        prompts.setdefault(prompt, f"{name}: {prompt}")
+    return [(label, prompt) for prompt, label in prompts.items()]
+
+
+def preset_of(folder: Path | None) -> str | None:
+    """The model's size preset, as its model card (README.md) or its run's options.json records it."""
+    if folder is None:
+        return None
+    card, options = Path(folder) / "README.md", Path(folder).parent / "options.json"
+    if card.exists():
+        for line in card.read_text().splitlines():
+            if line.startswith("- preset: "):
+                return line.removeprefix("- preset: ").strip()
+    if options.exists():
+        return json.loads(options.read_text()).get("preset")
+    return None
+
+
+def model_summary(runner) -> str:
+    """Markdown naming the loaded model (its folder, preset and size) and the tasks it trained on."""
+    config, folder = runner.model.config, runner.path
+    name = folder.parent.name if folder is not None and folder.name == "model" else getattr(folder, "name", "?")
+    if folder is not None and folder.resolve().is_relative_to(Path.cwd()):
+        folder = folder.resolve().relative_to(Path.cwd())
+    params = sum(p.numel() for p in runner.model.parameters())
+    size = (f"{params / 1e6:.2f} M parameters (width {config.d_model}, {config.encoder_layers}+"
+            f"{config.decoder_layers} layers, {config.image_size}-pixel input)")
+    trained = config.trained_tasks
+    tasks = (", ".join(f"`{t}`" for t in trained) if trained is not None
+             else "not recorded (a model saved before v0.3): every registered task is offered")
+    return (f"**Model** `{name}` ({folder}) · preset {preset_of(runner.path) or 'not recorded'} · {size}  \n"
+            f"**Trained tasks** {tasks}")
 
 
 def sample_images(folder: Path, n: int = SAMPLES) -> list:
@@ -68,6 +100,53 @@ def parse_region(text: str | None):
     return values
 
 
+def with_region(image: np.ndarray, corners: list) -> np.ndarray:
+    """The image with the region drawn on a copy: a box over two corners, a cross at one."""
+    from PIL import Image, ImageDraw
+    shown = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
+    draw, width = ImageDraw.Draw(shown), max(1, min(shown.size) // 100)
+    if len(corners) == 1:
+        (x, y), r = corners[0], max(3, min(shown.size) // 40)
+        draw.line([(x - r, y), (x + r, y)], fill=REGION, width=width)
+        draw.line([(x, y - r), (x, y + r)], fill=REGION, width=width)
+    elif len(corners) == 2:
+        draw.rectangle(corner_box(corners), outline=REGION, width=width)
+    return np.asarray(shown)
+
+
+def corner_box(corners: list) -> list:
+    """Two clicked pixels -> [x1, y1, x2, y2] with x1 < x2 and y1 < y2 (at least a pixel wide and high)."""
+    (ax, ay), (bx, by) = corners
+    x1, y1 = min(ax, bx), min(ay, by)
+    return [x1, y1, max(ax, bx, x1 + 1), max(ay, by, y1 + 1)]
+
+
+def click(image, corners: list, point) -> tuple:
+    """A click at `point` (x, y in the image's pixels): the first sets one corner, the second the opposite
+    one and fills the region; a third starts a new box. -> (image shown, corners, region text)."""
+    corners = [list(point)] if len(corners) != 1 else [*corners, list(point)]
+    region = ", ".join(f"{v:g}" for v in corner_box(corners)) if len(corners) == 2 else ""
+    return with_region(image, corners), corners, region
+
+
+def typed(image, text: str, corners: list):
+    """A typed region drawn on the image shown -> (image shown, corners), or None where the drawing would not
+    change (the box already drawn, or none typed and none drawn); an unreadable region draws nothing."""
+    try:
+        box = parse_region(text)
+    except ValueError:
+        box = None
+    if box == (corner_box(corners) if len(corners) == 2 else None) or (box is None and not corners):
+        return None
+    corners = [box[:2], box[2:]] if box else []
+    return with_region(image, corners), corners
+
+
+def fresh(image) -> tuple:
+    """A newly loaded image: kept clean (what the model is asked about), no corners, no region."""
+    return image, [], ""
+
+
 def answer(runner, image, prompt, region: str | None = None):
     """(drawn answer, text, JSON) for the page; a bad input or a failure is a message, never a trace."""
     if image is None:
@@ -75,35 +154,71 @@ def answer(runner, image, prompt, region: str | None = None):
     if not prompt or not prompt.strip():
         return None, "Error: type a prompt or pick an example.", {}
     try:
-        result = runner([prompt], [image], regions=[parse_region(region)])[0]
+        box = parse_region(region)
+        result = runner([prompt], [image], regions=[box])[0]
     except Exception as error:   # shown to the person, who can fix the input
         return None, f"Error: {error}", {}
-    info = summary(result)
+    info = summary(result) | ({"region": box} if box else {})   # the region asked about, as the model got it
     text = result.text or "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("task", "prompt", "score"))
     return np.asarray(result.draw()), f"[{result.task or 'free text'}] {text}", info
 
 
-def build(runner, samples: list, prompts: list):
+def build(runner, samples: list, prompts: list, about: str = ""):
+    """The page. The image shown carries the drawn region; the State `clean` holds the image as loaded,
+    which is what the model is asked about."""
     import gradio as gr
     with gr.Blocks(title="unio demo") as page:
-        gr.Markdown("# unio\nPick or upload an image, type a prompt (or pick one), and press **Ask**.")
+        gr.Markdown("# unio\nPick or upload an image, type a prompt (or pick one), and press **Ask**. For a "
+                    "prompt about a region, click two opposite corners of it on the image.")
+        gr.Markdown(about, elem_id="model")
+        clean, corners = gr.State(None), gr.State([])
+        region = gr.Textbox(label="region (x1, y1, x2, y2 in the image's pixels; drawn or typed)", elem_id="region",
+                            lines=1, scale=4, render=False)
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="numpy", label="image", elem_id="image", sources=["upload"], height=300)
-                gr.Examples(samples, inputs=[image], label="sample world images")
-                pick = gr.Dropdown(prompts, label="example prompts", elem_id="pick")
+                image = gr.Image(type="numpy", label="image (click two corners to draw a region)", elem_id="image",
+                                 sources=["upload"], height=300, format="png")   # png: no lossy edges
+                gr.Examples(samples, inputs=[image], outputs=[clean, corners, region], fn=fresh, run_on_click=True,
+                            cache_examples=False, label="sample world images", elem_id="samples")
+                pick = gr.Dropdown(prompts, value=None, label="example prompts (the model's trained tasks)",
+                                   elem_id="pick")
                 prompt = gr.Textbox(label="prompt", elem_id="prompt", lines=1)
-                region = gr.Textbox(label="region the prompt asks about (x1, y1, x2, y2 in pixels; optional)",
-                                    elem_id="region", lines=1)
+                with gr.Row():
+                    region.render()
+                    unset = gr.Button("clear region", elem_id="clear-region", scale=1)
                 ask = gr.Button("Ask", variant="primary", elem_id="ask")
             with gr.Column():
-                drawn = gr.Image(label="answer", elem_id="drawn", interactive=False, height=300)
+                drawn = gr.Image(label="answer", elem_id="drawn", interactive=False, height=300, format="png")
                 text = gr.Textbox(label="answer text", elem_id="answer", interactive=False)
-                data = gr.JSON(label="result", elem_id="json")
-        pick.change(lambda p: p, pick, prompt)
-        for event in (ask.click, prompt.submit, region.submit):
-            event(lambda i, p, r: answer(runner, i, p, r), [image, prompt, region], [drawn, text, data])
+                data = gr.JSON(label="result", elem_id="json", max_height=240)
+        wire(runner, image, clean, corners, region, unset, pick, prompt, ask, (drawn, text, data))
     return page
+
+
+def wire(runner, image, clean, corners, region, unset, pick, prompt, ask, outputs) -> None:
+    """The page's events: a loaded image starts clean with no region; clicks and typing draw the region
+    on the image shown; Ask (or Enter) answers about the clean image."""
+    import gradio as gr
+
+    # (this module has no `from __future__ import annotations`: Gradio finds the click's data by this annotation)
+    def on_select(base, shown, points, evt: gr.SelectData):
+        base = shown if base is None else base
+        return base, *click(base, points, evt.index)
+
+    def on_type(base, shown, points, text):   # left alone when unchanged: no image reloads under a click
+        base = shown if base is None else base
+        update = typed(base, text, points) if base is not None else None
+        return update or (gr.skip(), gr.skip())
+
+    image.upload(fresh, image, [clean, corners, region])
+    image.clear(lambda: (None, [], ""), None, [clean, corners, region])
+    image.select(on_select, [clean, image, corners], [clean, image, corners, region])
+    region.blur(on_type, [clean, image, corners, region], [image, corners])
+    unset.click(lambda b, i: (i if b is None else b, [], ""), [clean, image], [image, corners, region])
+    pick.change(lambda p: p, pick, prompt)
+    for event in (ask.click, prompt.submit, region.submit):
+        event(lambda b, i, p, r: answer(runner, i if b is None else b, p, r), [clean, image, prompt, region],
+              list(outputs))
 
 
 def main(model=None, host: str = "127.0.0.1", port: int = 7860) -> None:
@@ -117,5 +232,5 @@ def main(model=None, host: str = "127.0.0.1", port: int = 7860) -> None:
     except (FileNotFoundError, ValueError) as error:   # no model, or a broken folder: say which
         raise SystemExit(str(error)) from None
     folder = Path(tempfile.mkdtemp(prefix="unio_demo_"))
-    page = build(runner, sample_images(folder), example_prompts(runner.model.config.trained_tasks))
+    page = build(runner, sample_images(folder), example_prompts(runner.model.config.trained_tasks), model_summary(runner))
     page.launch(server_name=host, server_port=port, allowed_paths=[str(folder)], show_error=False)

@@ -15,19 +15,12 @@ REGION = (255, 210, 0)   # the drawn region's colour
 def example_prompts(trained: list | None = None) -> list:
     """(label, prompt) for each registered task the model answers (`trained`: the tasks it trained on, and
     those answered through them; None: every task), its slots filled from a world scene (the task's own example)."""
-    from unio.data.mixture import DEFAULT_SOURCE
-    from unio.data.records import make_example
-    from unio.data.sources import build_source
+    from unio.infer.prompts import example_prompts as task_prompts
     from unio.registries import TASKS
-    record = build_source(DEFAULT_SOURCE, None, 64).split("test")[0]
+    names = [n for n in TASKS.names()
+             if trained is None or n in trained or getattr(TASKS.get(n), "via", None) in trained]
     prompts = {}
-    for name in TASKS.names():
-        if trained is not None and name not in trained and getattr(TASKS.get(name), "via", None) not in trained:
-            continue
-        try:
-            prompt = make_example(TASKS.get(name), record, 64, np.random.default_rng(0)).prompt
-        except Exception:   # a task whose records the world lacks offers no example
-            continue
+    for name, prompt in task_prompts(names).items():
         prompts.setdefault(prompt, f"{name}: {prompt}")
     return [(label, prompt) for prompt, label in prompts.items()]
 
@@ -74,20 +67,6 @@ def sample_images(folder: Path, n: int = SAMPLES) -> list:
         Image.fromarray(world[i].image).resize((256, 256), Image.NEAREST).save(path)
         paths.append(str(path))
     return paths
-
-
-def summary(result) -> dict:
-    """A result's filled fields as JSON: arrays by shape and range, the rest as they are."""
-    import dataclasses
-    skip = {"image", "tokens", "extras"}
-    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in skip}
-    out = {}
-    for key, value in {**fields, **result.extras}.items():
-        if isinstance(value, np.ndarray):
-            out[key] = {"shape": list(value.shape), "min": float(value.min()), "max": float(value.max())}
-        elif value is not None:
-            out[key] = value if isinstance(value, (str, int, float, list, dict)) else repr(value)
-    return out
 
 
 def parse_region(text: str | None):
@@ -158,7 +137,7 @@ def answer(runner, image, prompt, region: str | None = None):
         result = runner([prompt], [image], regions=[box])[0]
     except Exception as error:   # shown to the person, who can fix the input
         return None, f"Error: {error}", {}
-    info = summary(result) | ({"region": box} if box else {})   # the region asked about, as the model got it
+    info = result.summary() | ({"region": box} if box else {})   # the region asked about, as the model got it
     text = result.text or "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("task", "prompt", "score"))
     return np.asarray(result.draw()), f"[{result.task or 'free text'}] {text}", info
 

@@ -2,6 +2,7 @@
 and none is left out; a megabatch stays a function of (seed, rank, index); one process draws as before."""
 import numpy as np
 import pytest
+from conftest import on_two_ranks
 
 from unio.data.mixture import Mixture
 from unio.data.sources import build_source
@@ -32,6 +33,22 @@ def test_two_ranks_read_each_record_once_an_epoch():
             seen = [r for rank in (0, 1) for r in mine[rank][epoch * parts[rank]:(epoch + 1) * parts[rank]]]
             assert sorted(seen) == list(range(37)), (pair, epoch)   # none twice, none left out
         assert mine[0][:19] != mine[0][19:38]                    # each epoch its own order
+
+
+def _epoch_on_rank(rank: int, port: int, results) -> None:
+    """One gloo rank: its draws of one epoch of pair 0, all-gathered."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    mine = [record for pair, record in reads(rank, dist.get_world_size()) if pair == 0][:19 - rank]
+    gathered = [None, None]
+    dist.all_gather_object(gathered, mine)
+    results[rank] = sorted(r for part in gathered for r in part)
+    dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_read_disjoint_parts_that_cover_the_source():
+    """As a DeepSpeed run's ranks do: each its own process, its rank and the world size from the process group."""
+    assert on_two_ranks(_epoch_on_rank) == {0: list(range(37)), 1: list(range(37))}
 
 
 def test_a_sharded_megabatch_is_a_function_of_its_index():

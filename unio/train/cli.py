@@ -172,8 +172,9 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
+    from unio.train.records import commit
     from unio.train.trainer import Trainer
-    started = time.time()
+    started, at = time.time(), commit()   # the checkout the run starts from (it may change while it trains)
     trainer = Trainer(options_from(args))
     last = trainer.train()
     if trainer.rank != 0:
@@ -188,5 +189,5 @@ def run(args) -> int:
     print(f"total wall time {time.time() - started:.0f} s")
     evaluation = json.loads((trainer.out / "eval.json").read_text()) if not args.no_eval else None
     write_run_record(trainer.out, evaluation, started, train_s=train_s, steps=trainer.step,
-                     last_loss=last.get("loss"), run_s=round(time.time() - started))
+                     last_loss=last.get("loss"), run_s=round(time.time() - started), commit=at)
     return 0

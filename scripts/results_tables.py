@@ -57,6 +57,25 @@ def printed_table(records: dict, name: str) -> str:
                       "```"])
 
 
+SEED_RUNS = ("default-1202", "seed1", "seed2")   # the default command at --seed 0, 1, 2
+SEED_METRICS = (("vqa", "accuracy", "3"), ("caption", "cider", "2"), ("caption", "content_f1", "3"),
+                ("refexp", "acc@0.5", "3"), ("depth", "rmse", "m"))
+
+
+def seeds_table(records: dict) -> str:
+    """The default command's headline metrics at each seed, their mean and spread (sample standard deviation)."""
+    import statistics
+    runs = [n for n in SEED_RUNS if n in records]
+    rows = ["| task | metric | " + " | ".join(f"seed {i}" for i in range(len(runs))) + " | mean ± sd |",
+            "|---|---|" + "---|" * (len(runs) + 1)]
+    for task, metric, fmt in SEED_METRICS:
+        values = [records[n]["metrics"][task][metric] for n in runs]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(f"| {task} | {metric} | " + " | ".join(FORMATS[fmt](v) for v in values)
+                    + f" | {FORMATS[fmt](statistics.mean(values))} ± {FORMATS[fmt](spread).removesuffix(' m')} |")
+    return "\n".join(rows)
+
+
 def render(name: str, records: dict) -> str:
     template = TEMPLATES[name]
     if callable(template):
@@ -198,6 +217,7 @@ colour F1 {{all-start:generate/color_f1}}, inpaint {{all-start:inpaint/psnr|dB}}
 {{all-start:region_class/accuracy}}. Every task learns something in one model and none is blocked, but each gets 250 batches and every
 target of issue 33 is missed; the full table and what holds each task: experiments.md (2026-12-02, session 19).
 """,
+    "results-seeds": seeds_table,
     "results-ceilings": """
 `python scripts/evaluate.py --baseline vq_ceiling --tasks all --n 500`: the gold answer through the codebook
 of its kind and back, in the all-task tokenizer set: depth {{ceilings-all:baselines/depth/vq_ceiling/rmse|m}} RMSE (`depth_codes`, 600 steps), masks

@@ -18,6 +18,7 @@ from typing import Mapping
 
 import yaml
 
+from unio.data.readers.common import as_image
 from unio.data.records import missing_keys
 from unio.plugins import builtin_dir
 from unio.registries import SOURCES, register_source
@@ -31,7 +32,6 @@ class HFSplit:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        from unio.data.readers.common import as_image
         row = self.dataset[int(index)]
         record = {key: row[column] for key, column in self.columns.items() if column in row}
         if isinstance(record.get("image"), dict):   # a streamed parquet row: Arrow's {bytes, path} image struct

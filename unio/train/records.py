@@ -68,7 +68,8 @@ def headline_metrics(evaluation: dict) -> tuple[dict, dict]:
 def run_record(name: str, command: str, evaluation: dict | None, wall_s: float, **fields) -> dict:
     """A record of a run on this machine, at this checkout, today."""
     metrics, baselines = headline_metrics(evaluation or {})
-    record = {"name": name, "command": command, "commit": commit(), "date": time.strftime("%Y-%m-%d"),
+    at = fields.pop("commit") if "commit" in fields else commit()
+    record = {"name": name, "command": command, "commit": at, "date": time.strftime("%Y-%m-%d"),
               "machine": machine(), "wall_s": round(wall_s, 1), "n": (evaluation or {}).get("n"),
               "split": (evaluation or {}).get("split"), "metrics": metrics, "baselines": baselines,
               "source": "eval.json" if evaluation else "no evaluation"}

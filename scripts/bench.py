@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-model", default=None, metavar="DIR", help="a trained model (run or model folder): "
                    "unio.run's cold and warm latency per task it knows (caption, vqa, refexp, depth, detection, "
                    "segment, generate) and its batch throughput")
+    p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
+                   "with length bucketing, on the default mixture and on every task the world feeds")
+    p.add_argument("--packing-only", action="store_true", help="measure --packing's comparison alone")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -55,6 +58,11 @@ def main(argv=None) -> int:
     old = bench_compare.read(args.compare) if args.compare else None    # a bad path fails before minutes of work
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]
+    if args.packing_only and args.compare:
+        raise SystemExit("--packing-only measures no training or generation speed to --compare; leave one out")
+    if args.packing_only:
+        return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
+                             "packing": packing_report(args, res)}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     pairs = [(t, "world") for t in bench.TASKS4]
     mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
@@ -97,6 +105,8 @@ def main(argv=None) -> int:
     if args.utilisation_preset:
         report["flops"]["preset_utilisation"] = bench.preset_utilisation(args.utilisation_preset,
                                                                          args.utilisation_batch, peak)
+    if args.packing:
+        report["packing"] = packing_report(args, res)
     model.eval()
     t5.eval()
     t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens)
@@ -119,12 +129,33 @@ def main(argv=None) -> int:
     if args.latency_model:
         report["latency"] = bench.latency(args.latency_model, n=4 if args.quick else 20, batch=4 if args.quick else 16)
     report["peak_rss_mb"] = bench.peak_rss_mb()
+    return write_report(report, args, old)
+
+
+def write_report(report: dict, args, old) -> int:
     report["unclean_timings"] = bench.unclean_timings(report)   # empty: every timed figure measured cleanly
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
-        open(args.json, "w").write(text)
+        with open(args.json, "w") as file:
+            file.write(text)
     return 0 if old is None else bench_compare.report_and_verdict(old, report, args.tolerance)
+
+
+def packing_report(args, res: int) -> dict:
+    """bench.packing_comparison on the default mixture and on every task the world feeds, with tokenizers
+    for all of them (the codebooks trained as briefly as the bench's others)."""
+    from unio.task_set import TaskSet
+    from unio.train.builders import feedable
+    source = build_source("world", None, res)
+    every = feedable(TaskSet({}), source, res)
+    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    mods = ensure_modalities([(t, "world") for t in every], {"world": source}, res, config, progress=False)
+    trained = model_from_preset(args.preset, mods.vocab.size)
+    if not args.no_compile:
+        trained.compile_blocks()
+    return bench.packing_comparison(trained, {"default": bench.TASKS4, "all": every}, mods, args.batch_size,
+                                    args.batches)
 
 
 if __name__ == "__main__":

@@ -74,10 +74,12 @@ class Collator:
 
 class BatchStream:
     """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length.
-    Each batch also says which task each example is from (`task_index`, into `mixture.names`)."""
+    Each batch also says which task each example is from (`task_index`, into `mixture.names`).
+    With `packing` (a Packing), batches keep the megabatch's drawn order and each is packed into rows
+    instead (unio.data.packing): the same examples, by another layout."""
 
-    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int):
-        self.mixture, self.collate, self.batch_size = mixture, collator, batch_size
+    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int, packing=None):
+        self.mixture, self.collate, self.batch_size, self.packing = mixture, collator, batch_size, packing
         self._cached = (None, None, [])
 
     def batch(self, step: int) -> dict:
@@ -87,13 +89,17 @@ class BatchStream:
             skipped = []
             examples = self.mixture.megabatch(index, self.batch_size * BUCKETS, skipped)
             targets = self.collate.target_ids(examples)
-            order = sorted(range(len(examples)), key=lambda i: len(targets[i]))
+            order = list(range(len(examples)))
+            if self.packing is None:
+                order.sort(key=lambda i: len(targets[i]))
             chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(BUCKETS)]
             perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
             self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm],
                             skipped)
         examples, targets = self._cached[1][part]
         batch = self.collate(examples, targets)
+        if self.packing is not None:
+            batch = self.packing(batch)
         batch["task_index"] = torch.tensor([self.mixture.names.index(pair_name(ex.task, ex.source))
                                             for ex in examples])
         if self._cached[2]:        # on every batch of the megabatch: the trainer counts each record once
@@ -168,4 +174,4 @@ class Prefetcher:
 
 def model_inputs(batch: dict) -> dict:
     """A stream batch without its bookkeeping: what the model's forward takes."""
-    return {k: v for k, v in batch.items() if k not in ("task_index", "skipped_records")}
+    return {k: v for k, v in batch.items() if k not in ("task_index", "skipped_records", "decoder_example")}

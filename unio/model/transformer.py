@@ -51,6 +51,8 @@ class Attention(nn.Module):
             if mask is None and q.shape[2] > 1:   # one new token sees the whole cache: no mask at all
                 offset = k.shape[2] - q.shape[2]
                 mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=x.device).tril(offset)
+        elif causal and mask is not None and cache is None:   # packed rows: the mask holds causality
+            causal = False
         out = attend(q, k, v, mask, causal)
         return self.o(out.transpose(1, 2).flatten(2))
 
@@ -156,9 +158,16 @@ class Encoder(nn.Module):
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, image_mask=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, image_mask=None,
+                encoder_index=None, encoder_segment_ids=None, **kwargs):
+        """Per example (B, S), or packed (unio.data.packing) when `encoder_index` is given: each example's
+        tokens gathered into rows (R, S'), attention kept inside each example."""
         x = self.embed_inputs(pixel_values, input_ids)
-        mask = full_encoder_mask(attention_mask, x.shape[1], image_mask)
+        if encoder_index is None:
+            mask = full_encoder_mask(attention_mask, x.shape[1], image_mask)
+        else:
+            flat = torch.cat([x.flatten(0, 1), x.new_zeros(1, x.shape[-1])])        # index -1: a zero row
+            x, mask = flat[encoder_index], same_segment(encoder_segment_ids, encoder_segment_ids)
         for layer in self.layers:
             x = layer(x, mask=mask, aux=aux)
         return BaseModelOutput(last_hidden_state=self.norm(x))
@@ -171,6 +180,22 @@ def sincos(n: int, dim: int, phase: bool = False) -> torch.Tensor:
     angles = pos * freq[None] * (2 * torch.pi / max(n, 1)) * 4
     feats = [torch.cos(angles), torch.sin(angles)] if phase else [torch.sin(angles), torch.cos(angles)]
     return torch.stack(feats, -1).flatten(1)[:, :dim]
+
+
+def same_segment(query_segments, key_segments, causal: bool = False):
+    """(R, 1, Lq, Lk) bool: each query sees the keys of its own segment (padding, 0, sees padding), and with
+    `causal` only those at or before it."""
+    mask = query_segments[:, :, None] == key_segments[:, None, :]
+    if causal:
+        mask = mask & torch.ones(mask.shape[-2:], dtype=torch.bool, device=mask.device).tril()
+    return mask[:, None]
+
+
+def packed_memory_mask(decoder_segments, encoder_segments):
+    """(R, 1, L, S) bool: a decoder token sees its own example's encoder tokens; padding sees them all
+    (a row of nothing would give NaN, which the backward pass would spread)."""
+    mask = same_segment(decoder_segments, encoder_segments)
+    return mask | (decoder_segments == 0)[:, None, :, None]
 
 
 def full_encoder_mask(text_mask, length: int, image_mask=None):
@@ -194,10 +219,14 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(Block(cfg, i, decoder=True) for i in range(cfg.decoder_layers))
         self.norm = nn.RMSNorm(cfg.d_model)
 
-    def forward(self, input_ids, memory, memory_mask=None, cache=None, aux=None):
+    def forward(self, input_ids, memory, memory_mask=None, cache=None, aux=None, positions=None, mask=None):
+        """`positions` (R, L) and `mask` (R, 1, L, L), for packed rows (unio.data.packing): each token's
+        position within its own target, and self-attention kept causal inside each target."""
         start = cache.self_attention_cache.get_seq_length() if cache is not None else 0
-        length, mask = input_ids.shape[1], None
-        if cache is not None and cache.self_attention_cache.is_compileable:   # static: positions as a tensor,
+        length = input_ids.shape[1]
+        if positions is not None:
+            pos = self.pos[positions]
+        elif cache is not None and cache.self_attention_cache.is_compileable:   # static: positions as a tensor,
             positions = start + torch.arange(length, device=input_ids.device)
             pos, mask = self.pos[positions], self.static_cache_mask(cache, positions)  # so one compiled step serves all
         elif start + length > self.pos.shape[0]:
@@ -303,10 +332,16 @@ class UnioModel(PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, label_weights=None,
-                detach_encoder=None, **kwargs):
+                detach_encoder=None, encoder_index=None, encoder_segment_ids=None, decoder_segment_ids=None,
+                decoder_positions=None, **kwargs):
         """`label_weights` (B, L), optional: each target token's weight in the loss (summing to 1 over the
         tokens that count), instead of one mean over all of them. `detach_encoder` (B,) bool, optional: the
-        examples whose gradients stop at the encoder's output (they train the decoder alone)."""
+        examples whose gradients stop at the encoder's output (they train the decoder alone).
+        Packed rows (unio.data.packing): `encoder_index`, `encoder_segment_ids`, `decoder_segment_ids` and
+        `decoder_positions`, with labels and decoder inputs (R, L) of the rows; logits come out per row."""
+        if encoder_index is not None:
+            return self.packed_forward(pixel_values, input_ids, image_mask, encoder_index, encoder_segment_ids,
+                                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels, label_weights)
         aux: list = []
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
@@ -326,6 +361,19 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         loss = self.loss(logits, labels, aux, label_weights) if labels is not None else None
         return Seq2SeqLMOutput(loss=loss, logits=logits, cache=cache,
                                encoder_last_hidden_state=memory)
+
+    def packed_forward(self, pixel_values, input_ids, image_mask, encoder_index, encoder_segment_ids,
+                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels=None, label_weights=None):
+        """forward() over packed rows: each example attends only to itself (unio.data.packing)."""
+        aux: list = []
+        memory = self.encoder(input_ids=input_ids, pixel_values=pixel_values, aux=aux, image_mask=image_mask,
+                              encoder_index=encoder_index, encoder_segment_ids=encoder_segment_ids).last_hidden_state
+        hidden = self.decoder(decoder_input_ids, memory, packed_memory_mask(decoder_segment_ids, encoder_segment_ids),
+                              aux=aux, positions=decoder_positions,
+                              mask=same_segment(decoder_segment_ids, decoder_segment_ids, causal=True))
+        logits = self.lm_head(hidden * self.config.d_model ** -0.5)                     # (R, L, V)
+        loss = self.loss(logits, labels, aux, label_weights) if labels is not None else None
+        return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=memory)
 
     def loss(self, logits, labels, aux, label_weights=None):
         cfg = self.config

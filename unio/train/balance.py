@@ -37,12 +37,19 @@ def token_weights(labels: torch.Tensor, task_index: torch.Tensor, loss_mean: str
 
 
 @torch.no_grad()
-def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) each example's mean token cross-entropy, without a (B, L, V) output."""
+def example_losses(logits: torch.Tensor, labels: torch.Tensor, example_of: torch.Tensor | None = None,
+                   examples: int | None = None) -> torch.Tensor:
+    """(B,) each example's mean token cross-entropy, without a (B, L, V) output. Packed rows
+    (unio.data.packing) say each token's example in `example_of` (-1: padding); there are `examples`."""
     picked = logits.gather(-1, labels.clamp(min=0)[..., None])[..., 0].float()
     token_loss = torch.logsumexp(logits.float(), -1) - picked
     valid = (labels != IGNORE).float()
-    return (token_loss * valid).sum(1) / valid.sum(1).clamp(min=1)
+    if example_of is None:
+        return (token_loss * valid).sum(1) / valid.sum(1).clamp(min=1)
+    index = example_of.clamp(min=0).flatten()
+    sums = token_loss.new_zeros(examples).index_add_(0, index, (token_loss * valid).flatten())
+    counts = valid.new_zeros(examples).index_add_(0, index, valid.flatten())
+    return sums / counts.clamp(min=1)
 
 
 class LossWeighting:

@@ -14,6 +14,7 @@ import torch
 from unio.data.bad_records import BadRecord
 from unio.data.batching import BatchStream, Collator
 from unio.data.mixture import DEFAULT_SOURCE, Mixture, parse_mixture
+from unio.data.packing import Packing
 from unio.data.records import make_example
 from unio.data.sources import build_source, check_pairs, missing_keys
 from unio.modalities import Modalities
@@ -117,7 +118,8 @@ def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mo
                        answer_starts=config.image_size if config.decoder_start == "answer" else None)
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
                       stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only, world=world)
-    return BatchStream(mixture, collate, opts.batch_size)
+    packing = Packing.parse(opts.packing, config) if opts.packing else None
+    return BatchStream(mixture, collate, opts.batch_size, packing)
 
 
 def build_modalities(opts: TrainOptions, weights: dict, sources: dict, existing: Path | None,

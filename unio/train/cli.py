@@ -53,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder-only", default=None, metavar="PAIRS",
                    help="pairs (e.g. vqa,caption) whose gradients stop at the encoder's output: they train the "
                         "decoder alone, and the encoder learns from the other tasks (an ablation of where tasks interfere)")
+    p.add_argument("--packing", nargs="?", const="auto", default=None, metavar="ENC,DEC",
+                   help="pack several examples per row, attention kept inside each (seqio's layout), instead of "
+                        "bucketing batches by target length; rows of ENC encoder and DEC decoder tokens (auto: twice the "
+                        "batch's longest example's encoder tokens, its longest target)")
     p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
@@ -118,7 +122,7 @@ def options_from(args):
     if args.decoder_only:
         opts.decoder_only = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
-                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision"):
+                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision", "packing"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

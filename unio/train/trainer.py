@@ -21,6 +21,7 @@ from tqdm import tqdm
 from unio.data.bad_records import BadRecords
 from unio.data.batching import prefetcher
 from unio.data.mixture import pair_name
+from unio.data.packing import parse_rooms
 from unio.task_set import TaskSet
 from unio.train import checkpoint as ckpt
 from unio.train.balance import LossWeighting, example_losses, token_weights
@@ -97,6 +98,11 @@ class Trainer:
         self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources,
                                                           self.task_set)
         self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
+        if opts.packing:
+            parse_rooms(opts.packing)                    # a bad value fails before any work
+        if opts.packing and (opts.loss_mean != "token" or opts.task_weighting != "none" or opts.decoder_only):
+            raise ValueError("--packing weighs every target token alike; leave out --loss-mean task, "
+                             "--task-weighting and --decoder-only, which weigh or detach examples")
         if opts.probe_gradients and opts.deepspeed:
             raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
         self.backend = build_backend(opts)
@@ -169,6 +175,7 @@ class Trainer:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
             task_index = batch.pop("task_index", None)
+            example_of = batch.pop("decoder_example", None)     # packed rows: each token's example
             if task_index is not None:
                 batch.update(self._by_task(batch["labels"], task_index))
             out = self.backend.forward(self.model, batch)
@@ -176,7 +183,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             if task_index is not None:
-                losses = example_losses(out.logits, batch["labels"])
+                losses = example_losses(out.logits, batch["labels"], example_of, len(task_index))
                 self.task_losses.add(losses, task_index)
                 if self.weighting is not None:
                     self.weighting.observe(losses, task_index)

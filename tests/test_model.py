@@ -39,11 +39,12 @@ def test_padding_does_not_change_encoder_outputs(modalities, tiny_config):
     assert torch.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("moe_every", [0, 2])
-def test_kv_cache_generation_equals_full_recomputation(modalities, tiny_config, moe_every):
+@pytest.mark.parametrize("moe_every, routing", [(0, "token"), (2, "token"), (2, "attribute")])
+def test_kv_cache_generation_equals_full_recomputation(modalities, tiny_config, moe_every, routing):
     torch.manual_seed(0)
     tiny_config.moe_every = moe_every
     tiny_config.capacity_factor = 100.0  # no token dropping, so routing is per token and cache-independent
+    tiny_config.moe_routing, tiny_config.vocab_range_starts = routing, range_starts(modalities)
     model = UnioModel(tiny_config).eval()
     batch, _ = batch_for(["vqa", "caption"], modalities, tiny_config, n=2)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
@@ -187,6 +188,46 @@ def test_moe_aux_loss_finite_and_balanced(modalities, tiny_config):
     assert loads and all(float(load.max()) < 0.9 for load in loads)
 
 
+def range_starts(modalities) -> list:
+    return sorted({0, *(r.start for r in modalities.vocab.ranges.values())})
+
+
+def test_attribute_routing_sends_each_kind_of_token_to_its_own_experts(modalities, tiny_config):
+    """Uni-Perceiver-MoE's routing: patches, prompt tokens and target tokens of each vocabulary range are
+    kinds of their own; tokens of one kind meet the same top-k experts, whatever they say."""
+    from unio.model.moe import AttributeMoEFeedForward
+    from unio.model.transformer import token_attributes
+    tiny_config.moe_every, tiny_config.moe_routing = 1, "attribute"
+    tiny_config.vocab_range_starts = starts = range_starts(modalities)
+    ids = torch.tensor([[5, starts[1], starts[-1] + 3]])
+    assert token_attributes(tiny_config, ids, patches=2).tolist() == [[0, 0, 1, 2, len(starts)]]
+    assert token_attributes(tiny_config, ids, target=True).tolist() == [[1 + len(starts), 2 + len(starts), 2 * len(starts)]]
+    torch.manual_seed(0)
+    layer = AttributeMoEFeedForward(16, 8, num_experts=4, top_k=1, num_attributes=3)
+    kinds = torch.tensor([0, 0, 1, 1, 2, 2])
+    x = torch.randn(6, 16)
+    out, balance, _ = layer(x, kinds)
+    expert = layer.router.weight.argmax(-1)[kinds]           # top-1: each kind's best expert
+    for i in range(6):   # each token's output is its kind's expert applied to it alone
+        value, gate = (x[i] @ layer.w_in[expert[i]]).chunk(2)
+        torch.testing.assert_close(out[i], (torch.nn.functional.silu(gate) * value) @ layer.w_out[expert[i]])
+    assert torch.isfinite(balance)
+    with pytest.raises(ValueError, match="needs each token's attributes"):
+        layer(x)
+
+
+def test_an_attribute_routed_model_trains_with_the_same_active_width(modalities, tiny_config):
+    tiny_config.moe_every, tiny_config.moe_routing, tiny_config.moe_top_k = 2, "attribute", 2
+    tiny_config.vocab_range_starts, tiny_config.expert_d_ff = range_starts(modalities), tiny_config.d_ff // 2
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config)
+    batch, _ = batch_for(["vqa", "refexp"], modalities, tiny_config)
+    first = model(**batch).loss.item()
+    assert overfit(model, batch, steps=30) < 0.5 * first
+    with pytest.raises(ValueError, match="needs vocab_range_starts"):
+        UnioConfig(moe_routing="attribute")
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="divisible"):
         UnioConfig(d_model=65, num_heads=4)
@@ -257,3 +298,13 @@ def test_conv_stem_gives_the_same_patch_grid_and_rejects_other_patch_sizes():
         ConvStem(14, 32)
     with pytest.raises(ValueError, match="unknown stem"):
         UnioModel(UnioConfig(vocab_size=64, d_model=32, stem="resnet"))
+
+
+def test_moe_flags_set_the_routing(modalities):
+    from unio.train.builders import model_overrides
+    from unio.train.cli import options_from, parser
+    token = model_overrides(options_from(parser().parse_args(["--moe"])), modalities)
+    assert token["moe_every"] == 2 and "moe_routing" not in token
+    kinds = model_overrides(options_from(parser().parse_args(["--moe", "attribute"])), modalities)
+    assert kinds["moe_routing"] == "attribute" and kinds["vocab_range_starts"] == range_starts(modalities)
+    assert model_overrides(options_from(parser().parse_args([])), modalities).get("moe_every") is None

@@ -155,3 +155,18 @@ def test_rooms_too_small_for_the_longest_example_are_refused(tiny_config):
     with pytest.raises(ValueError, match="a row must hold the longest example"):
         Packing.parse("80,20", tiny_config)
     assert Packing.parse("auto", tiny_config).per_row == 2
+
+
+def test_packed_rows_route_attribute_experts_as_each_example_alone(mixed, tiny_config, modalities):
+    """Attribute-routed MoE layers (no capacity: nothing dropped) give packed examples their own logits."""
+    collate, examples = mixed
+    tiny_config.moe_every, tiny_config.moe_routing = 2, "attribute"
+    tiny_config.vocab_range_starts = sorted({0, *(r.start for r in modalities.vocab.ranges.values())})
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    packed = pack(collate(examples), patches(tiny_config), decoder_room=40)
+    example_of = packed.pop("decoder_example")
+    out = model(**packed).logits
+    for n in (0, 5, 11):
+        rows, cols = (example_of == n).nonzero(as_tuple=True)
+        torch.testing.assert_close(out[rows, cols], alone_logits(model, collate, examples[n]), atol=2e-5, rtol=1e-4)

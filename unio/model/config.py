@@ -17,7 +17,8 @@ class UnioConfig(PretrainedConfig):
                  moe_z_weight: float = 0.001, ordinal_range: tuple | None = None, ordinal_sigma: float = 0.0,
                  loss_range_starts: list | None = None, stem: str = "linear",
                  share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
-                 decoder_start: str = "bos", trained_tasks: list | None = None, **kwargs):
+                 decoder_start: str = "bos", trained_tasks: list | None = None, moe_routing: str = "token",
+                 expert_d_ff: int | None = None, vocab_range_starts: list | None = None, **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -33,6 +34,15 @@ class UnioConfig(PretrainedConfig):
         self.dropout, self.qk_norm, self.z_loss = dropout, qk_norm, z_loss
         self.moe_every, self.num_experts, self.moe_top_k = moe_every, num_experts, moe_top_k
         self.capacity_factor, self.moe_aux_weight, self.moe_z_weight = capacity_factor, moe_aux_weight, moe_z_weight
+        # how MoE layers route: "token" (each token's representation) or "attribute" (what kind of token it
+        # is: a patch, or a prompt or target token of one of the vocabulary ranges starting at
+        # `vocab_range_starts`); each expert's hidden width (None: d_ff)
+        if moe_routing not in ("token", "attribute"):
+            raise ValueError(f"moe_routing must be 'token' or 'attribute', got {moe_routing!r}")
+        if moe_routing == "attribute" and not vocab_range_starts:
+            raise ValueError("moe_routing='attribute' needs vocab_range_starts, the first id of each vocabulary range")
+        self.moe_routing, self.expert_d_ff = moe_routing, expert_d_ff
+        self.vocab_range_starts = list(vocab_range_starts) if vocab_range_starts else None
         # ids [start, stop) are ordered bins (location tokens): their targets are smoothed over
         # neighbouring bins with a Gaussian of `ordinal_sigma` bins (0 = plain cross-entropy)
         self.ordinal_range = list(ordinal_range) if ordinal_range else None

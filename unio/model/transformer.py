@@ -22,7 +22,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from unio.model.config import UnioConfig
-from unio.model.moe import MoEFeedForward
+from unio.model.moe import AttributeMoEFeedForward, MoEFeedForward
 from unio.model.stem import build_stem
 from unio.vocab import EOS, IGNORE
 
@@ -91,15 +91,30 @@ class GatedMLP(nn.Module):
         self.w_in = nn.Linear(d_model, 2 * d_ff, bias=False)
         self.w_out = nn.Linear(d_ff, d_model, bias=False)
 
-    def forward(self, x):
+    def forward(self, x, attributes=None):
         value, gate = self.w_in(x).chunk(2, dim=-1)
         return self.w_out(F.silu(gate) * value), None, None
 
 
 def feed_forward(cfg: UnioConfig, layer_idx: int) -> nn.Module:
     if cfg.moe_every and (layer_idx + 1) % cfg.moe_every == 0:
-        return MoEFeedForward(cfg.d_model, cfg.d_ff, cfg.num_experts, cfg.moe_top_k, cfg.capacity_factor)
+        width = cfg.expert_d_ff or cfg.d_ff
+        if cfg.moe_routing == "attribute":
+            kinds = 1 + 2 * len(cfg.vocab_range_starts)
+            return AttributeMoEFeedForward(cfg.d_model, width, cfg.num_experts, cfg.moe_top_k, kinds)
+        return MoEFeedForward(cfg.d_model, width, cfg.num_experts, cfg.moe_top_k, cfg.capacity_factor)
     return GatedMLP(cfg.d_model, cfg.d_ff)
+
+
+def token_attributes(cfg: UnioConfig, ids, patches: int = 0, target: bool = False):
+    """(B, patches + T) ids of what kind each token is, for attribute-routed MoE layers: 0 an image patch;
+    1 + r a prompt token of vocabulary range r; 1 + R + r a target token of range r (R ranges). None
+    when the model's MoE layers route by the tokens themselves."""
+    if cfg.moe_routing != "attribute" or not cfg.moe_every:
+        return None
+    starts = torch.tensor(cfg.vocab_range_starts[1:], device=ids.device)
+    kind = 1 + torch.bucketize(ids.contiguous(), starts, right=True) + (len(cfg.vocab_range_starts) if target else 0)
+    return torch.cat([kind.new_zeros(ids.shape[0], patches), kind], dim=1)
 
 
 class Block(nn.Module):
@@ -116,16 +131,16 @@ class Block(nn.Module):
         self.compiled = None    # set by UnioModel.compile_blocks
         self.compiled_at_inference = False   # set by UnioModel.compile_generation
 
-    def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None):
+    def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None, attributes=None):
         if self.compiled is not None and cache is None and (self.training or self.compiled_at_inference):
             return self.compiled(x, mask, memory, memory_mask)
-        return self.uncompiled(x, mask, memory, memory_mask, cache, aux)
+        return self.uncompiled(x, mask, memory, memory_mask, cache, aux, attributes)
 
-    def uncompiled(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None):
+    def uncompiled(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None, attributes=None):
         x = x + self.drop(self.self_attn(self.norm_self(x), mask=mask, causal=self.decoder, cache=cache))
         if self.decoder:
             x = x + self.drop(self.cross_attn(self.norm_cross(x), source=memory, mask=memory_mask, cache=cache))
-        out, balance, z_loss = self.ff(self.norm_ff(x))
+        out, balance, z_loss = self.ff(self.norm_ff(x), attributes)
         if balance is not None and aux is not None:
             aux.append((balance, z_loss))
         return x + self.drop(out)
@@ -163,13 +178,16 @@ class Encoder(nn.Module):
         """Per example (B, S), or packed (unio.data.packing) when `encoder_index` is given: each example's
         tokens gathered into rows (R, S'), attention kept inside each example."""
         x = self.embed_inputs(pixel_values, input_ids)
+        kinds = token_attributes(self.cfg, input_ids, x.shape[1] - input_ids.shape[1])
         if encoder_index is None:
             mask = full_encoder_mask(attention_mask, x.shape[1], image_mask)
         else:
             flat = torch.cat([x.flatten(0, 1), x.new_zeros(1, x.shape[-1])])        # index -1: a zero row
             x, mask = flat[encoder_index], same_segment(encoder_segment_ids, encoder_segment_ids)
+            if kinds is not None:
+                kinds = torch.cat([kinds.flatten(), kinds.new_zeros(1)])[encoder_index]
         for layer in self.layers:
-            x = layer(x, mask=mask, aux=aux)
+            x = layer(x, mask=mask, aux=aux, attributes=kinds)
         return BaseModelOutput(last_hidden_state=self.norm(x))
 
 
@@ -234,8 +252,9 @@ class Decoder(nn.Module):
         else:
             pos = self.pos[start:start + length]
         x = self.embed(input_ids) + pos
+        kinds = token_attributes(self.cfg, input_ids, target=True)
         for layer in self.layers:
-            x = layer(x, mask=mask, memory=memory, memory_mask=memory_mask, cache=cache, aux=aux)
+            x = layer(x, mask=mask, memory=memory, memory_mask=memory_mask, cache=cache, aux=aux, attributes=kinds)
         return self.norm(x)                                                          # (B, L, D)
 
     def static_cache_mask(self, cache, positions):

@@ -158,6 +158,9 @@ def model_overrides(opts: TrainOptions, mods: Modalities) -> dict:
         overrides.setdefault("loss_range_starts", sorted({0, *(r.start for r in mods.vocab.ranges.values())}))
     if opts.moe:
         overrides.setdefault("moe_every", 2)
+    if opts.moe == "attribute":
+        overrides.setdefault("moe_routing", "attribute")
+        overrides.setdefault("vocab_range_starts", sorted({0, *(r.start for r in mods.vocab.ranges.values())}))
     return overrides
 
 

@@ -31,7 +31,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], help="a task or tokenizer plugin file to load")
     p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
                    help="an option of a task's constructor, e.g. detection.order=x (objects left to right in training)")
-    p.add_argument("--moe", action="store_true", help="mixture-of-experts feed-forward every 2nd layer")
+    p.add_argument("--moe", nargs="?", const="token", choices=("token", "attribute"), default=None,
+                   help="mixture-of-experts feed-forward every 2nd layer, routed by each token (token, the default) "
+                        "or by its kind: image patch, or prompt or target token of each vocabulary range (attribute, "
+                        "Uni-Perceiver-MoE's routing); --model expert_d_ff=N sets each expert's width")
     p.add_argument("--eval-n", type=int, default=None, help="test examples per task for the final evaluation")
     p.add_argument("--tokenizers", default=None, help="folder of trained tokenizers (default: trained and cached)")
     p.add_argument("--tokenizer-config", default=None,
@@ -113,7 +116,7 @@ def options_from(args):
     from unio.task_set import parse_task_options
     from unio.train.trainer import TrainOptions
     opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
-                        deepspeed=args.deepspeed, moe=args.moe, tokenizers=args.tokenizers,
+                        deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss,
                         skip_bad_records=args.skip_bad_records, warm_up=not args.no_warm_up)

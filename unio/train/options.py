@@ -31,7 +31,7 @@ class TrainOptions:
     resume: bool = False
     seed: int = 0
     deepspeed: str | None = None
-    moe: bool = False
+    moe: bool | str = False            # True or "token": token-choice MoE every 2nd layer; "attribute": routed by kind
     precision: str = "auto"            # auto: bf16 autocast where this machine's bf16 matmuls win (train/precision.py)
     loss_mean: str = "token"           # token: one mean over a batch's target tokens; task: per task, then over tasks
     task_weighting: str = "none"       # loss: each task's tokens weigh as its recent loss (unio/train/balance.py)

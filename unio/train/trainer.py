@@ -130,11 +130,12 @@ class Trainer:
         self.weighting = LossWeighting(self.stream.mixture.probs) if opts.task_weighting == "loss" else None
         self.probe = GradientProbe(self.stream.mixture, self.stream.collate, seed=opts.seed) if opts.probe_gradients else None
         backend.wrap(self.model, self.optimizer, self.scheduler)
-        self.step, self.elapsed = 0, 0.0
+        self.step, self.elapsed, self.data_wait = 0, 0.0, 0.0
         if existing is not None:
             state = ckpt.load_state(existing)
             backend.restore(existing, state, self.optimizer, self.scheduler)
             self.step, self.elapsed = state["step"], state["extra"].get("elapsed", 0.0)
+            self.data_wait = state["extra"].get("data_wait", 0.0)
             self.bad.restore(state["extra"].get("skipped_records"))
             if self.weighting is not None and "task_weighting" in state["extra"]:
                 self.weighting.load_state_dict(state["extra"]["task_weighting"])
@@ -238,7 +239,9 @@ class Trainer:
             for step in bar:
                 if self.probe is not None and step % opts.probe_gradients == 0:
                     log.write({"step": step, "gradients": self.probe.measure(self.model, self.backend.forward)})
+                waited = time.time()
                 batches = [prefetch.next() for _ in range(accum)]
+                self.data_wait += time.time() - waited
                 for batch in batches:      # bad records its data worker skipped: each noted once
                     for source, message in batch.pop("skipped_records", ()):
                         self.bad.note(source, message)
@@ -273,6 +276,7 @@ class Trainer:
         tokens_per_s = useful / max(self.elapsed, 1e-9)
         row = {"step": step, "loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
                "time": round(self.elapsed, 2), "tokens_per_s": round(tokens_per_s, 1),
+               "data_wait": round(self.data_wait / max(self.elapsed, 1e-9), 4),   # share of the time spent waiting for batches
                "task_loss": self.task_losses.pop()}
         if self.weighting is not None:
             row["task_weight"] = {n: round(float(w), 4) for n, w in zip(self.stream.mixture.names, self.weighting.weights())}
@@ -296,7 +300,7 @@ class Trainer:
 
     # -- saving and evaluating ------------------------------------------------------------
     def save_checkpoint(self, step: int) -> None:
-        extra = {"elapsed": self.elapsed, **({"skipped_records": self.bad.state()} if self.bad.skip else {}),
+        extra = {"elapsed": self.elapsed, "data_wait": self.data_wait, **({"skipped_records": self.bad.state()} if self.bad.skip else {}),
                  **({"task_weighting": self.weighting.state_dict()} if self.weighting is not None else {})}
         self.backend.save_checkpoint(self.out / "checkpoint", self.model, self.mods, self.optimizer, self.scheduler,
                                      step, extra)

@@ -45,7 +45,10 @@ def parser() -> argparse.ArgumentParser:
                    "segment, generate) and its batch throughput")
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "with length bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--packing-only", action="store_true", help="measure --packing's comparison alone")
+    p.add_argument("--only", choices=("packing", "profile"), default=None,
+                   help="measure one section alone: packing (as --packing) or profile (where the training step's "
+                        "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
+                        "on random ones)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -58,11 +61,12 @@ def main(argv=None) -> int:
     old = bench_compare.read(args.compare) if args.compare else None    # a bad path fails before minutes of work
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]
-    if args.packing_only and args.compare:
-        raise SystemExit("--packing-only measures no training or generation speed to --compare; leave one out")
-    if args.packing_only:
+    if args.only and args.compare:
+        raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
+    if args.only:
+        section = packing_report(args, res) if args.only == "packing" else profile_report(args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
-                             "packing": packing_report(args, res)}, args, old)
+                             args.only: section}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     pairs = [(t, "world") for t in bench.TASKS4]
     mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
@@ -140,6 +144,25 @@ def write_report(report: dict, args, old) -> int:
         with open(args.json, "w") as file:
             file.write(text)
     return 0 if old is None else bench_compare.report_and_verdict(old, report, args.tolerance)
+
+
+def profile_report(args, res: int) -> dict:
+    """bench.profiled_step at --preset on the default mixture's bucketed batches and at the utilisation
+    preset (base unless named) on random ones of --utilisation-batch, both compiled as training runs."""
+    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    pairs = [(t, "world") for t in bench.TASKS4]
+    mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
+    out = {}
+    for preset in (args.preset, args.utilisation_preset or "base"):
+        model = model_from_preset(preset, mods.vocab.size)
+        if preset == args.preset:
+            batches = bench.mixture_batches(mods, model.config, args.batch_size, 4)[0]
+        else:
+            batches = [bench.random_batch(model.config, args.utilisation_batch, vocab=mods.vocab.size)]
+        if not args.no_compile:
+            model.compile_blocks()
+        out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches)}
+    return out
 
 
 def packing_report(args, res: int) -> dict:

@@ -329,11 +329,7 @@ def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3
     from unio.model.presets import model_from_preset
     model = model_from_preset(preset, 2048).to(device)
     cfg = model.config
-    batch = {"pixel_values": torch.rand(batch_size, 3, cfg.image_size, cfg.image_size),
-             "input_ids": torch.randint(3, 2048, (batch_size, prompt)),
-             "attention_mask": torch.ones(batch_size, prompt, dtype=torch.long),
-             "labels": torch.randint(3, 2048, (batch_size, target))}
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) for k, v in random_batch(cfg, batch_size, prompt, target).items()}
     flops = step_flops(model, batch)
     ceiling = matmul_ceiling(model, [batch], peak)
     model.compile_blocks()
@@ -521,3 +517,69 @@ def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: 
         row["packed_over_bucketed"] = row["packed"]["useful_tokens_per_s"] / row["bucketed"]["useful_tokens_per_s"]
         out[name] = row
     return out
+
+
+STEP_PARTS = (   # (part, pieces of the names of the profiler's ops that belong to it), first match wins
+    ("optimizer", ("adam", "optimizer")),
+    ("loss over the vocabulary", ("log_softmax", "nll_loss", "logsumexp", "cross_entropy")),
+    ("attention", ("bmm", "softmax", "scaled_dot_product", "baddbmm")),
+    ("matmuls", ("aten::mm", "aten::addmm", "aten::linear", "aten::matmul")),
+    # a compiled graph's own time is its fused elementwise kernels (the matmuls it calls are listed apart)
+    ("norms and activations", ("compiledfxgraph", "cpp_fused", "rms_norm", "silu", "aten::mul", "aten::add",
+                               "aten::div", "aten::rsqrt", "aten::pow", "aten::mean", "aten::sigmoid", "aten::neg",
+                               "aten::sum")),
+    ("copies and casts", ("copy", "aten::to", "clone", "contiguous", "aten::cat", "index", "embedding", "gather",
+                          "scatter", "fill", "zero", "aten::where", "masked")),
+    ("allocation, views and framework overhead", ("compiledfunction", "dynamo", "autograd", "backward", "compiled region",
+                                                  "pregraph", "aotdispatcher", "aten::empty", "aten::view",
+                                                  "aten::slice", "aten::reshape", "aten::transpose", "aten::t",
+                                                  "aten::expand", "aten::unsqueeze", "aten::split", "aten::chunk")),
+)
+
+
+def step_profile(step, batches) -> dict:
+    """Where a training step's time goes, by part (STEP_PARTS, and "other" for the rest, its largest ops
+    named): each part's share of the profiled CPU time and its ms per step.
+    Self times of every op, so the parts add up to the whole step; in a compiled step the fused
+    elementwise kernels (cpp_fused_*) count as norms and activations, the matmuls they call as matmuls."""
+    from torch.profiler import profile
+    with profile() as prof:
+        for batch in batches:
+            step(batch)
+    totals, others = Counter(), Counter()
+    for event in prof.key_averages():
+        name = event.key.lower()
+        part = next((p for p, keys in STEP_PARTS if any(k in name for k in keys)), "other")
+        totals[part] += event.self_cpu_time_total
+        if part == "other":
+            others[event.key] += event.self_cpu_time_total
+    whole = sum(totals.values())
+    out = {part: {"share": totals[part] / whole, "ms_per_step": totals[part] / 1e3 / len(batches)}
+           for part in [*(p for p, _ in STEP_PARTS), "other"]}
+    out["other"]["largest"] = {k: v / 1e3 / len(batches) for k, v in others.most_common(8)}   # ms per step
+    return out
+
+
+def profiled_step(model, batches, bf16: bool = True) -> dict:
+    """step_profile of `model`'s training step (bf16 autocast, fused AdamW) on `batches`, after a warm-up
+    pass over them (where a compiled model compiles)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    model.train()
+
+    def step(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    for batch in batches:
+        step(batch)
+    return step_profile(step, batches)
+
+
+def random_batch(config, batch_size: int, prompt: int = 16, target: int = 16, vocab: int = 2048) -> dict:
+    """Random pixels, prompt and target ids at a model's sizes: for presets without a mixture's tokenizers."""
+    return {"pixel_values": torch.rand(batch_size, 3, config.image_size, config.image_size),
+            "input_ids": torch.randint(3, vocab, (batch_size, prompt)),
+            "attention_mask": torch.ones(batch_size, prompt, dtype=torch.long),
+            "labels": torch.randint(3, vocab, (batch_size, target))}

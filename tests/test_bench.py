@@ -142,3 +142,25 @@ def test_loaded_model_memory_grows_with_the_preset():
     assert found["import_only_mb"] > 0
     assert 0 < found["toy"]["parameters"] < found["tiny"]["parameters"]
     assert found["tiny"]["peak_rss_mb"] >= found["toy"]["peak_rss_mb"] - 20
+
+
+def test_the_step_profile_parts_add_up_to_the_step(modalities, tiny_config):
+    from unio.model import UnioModel
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config)
+    batches = [bench.random_batch(tiny_config, 4, vocab=tiny_config.vocab_size)]
+    parts = bench.profiled_step(model, batches, bf16=False)
+    assert abs(sum(p["share"] for p in parts.values()) - 1) < 1e-6
+    assert parts["matmuls"]["share"] > 0.05 and parts["optimizer"]["ms_per_step"] > 0
+    assert parts["attention"]["share"] > 0 and parts["loss over the vocabulary"]["share"] > 0
+
+
+def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities, tiny_config):
+    from unio.data.packing import Packing
+    patches = (tiny_config.image_size // tiny_config.patch_size) ** 2
+    bucketed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, 4, None)
+    packed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, 4, Packing.parse("auto", tiny_config))
+    tokens = lambda batches: sum(bench.useful_tokens(b) for b in batches)   # noqa: E731
+    assert tokens(bucketed) == tokens(packed)
+    use = bench.slot_use(packed, patches)
+    assert use["rows_per_batch"] < 8 and 0 < use["encoder_slots_used"] <= 1 and 0 < use["decoder_slots_used"] <= 1

@@ -166,13 +166,13 @@ def profile_report(args, res: int) -> dict:
 
 
 def packing_report(args, res: int) -> dict:
-    """bench.packing_comparison on the default mixture and on every task the world feeds, with tokenizers
-    for all of them (the codebooks trained as briefly as the bench's others)."""
+    """bench.packing_comparison on the default mixture and on every task the world feeds, with the
+    tokenizers `train_mixture.py --tasks all` trains (and caches)."""
     from unio.task_set import TaskSet
     from unio.train.builders import feedable
     source = build_source("world", None, res)
     every = feedable(TaskSet({}), source, res)
-    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    config = load_tokenizer_config(steps=20 if args.quick else None)   # the training runs' cache for `all`
     mods = ensure_modalities([(t, "world") for t in every], {"world": source}, res, config, progress=False)
     trained = model_from_preset(args.preset, mods.vocab.size)
     if not args.no_compile:

@@ -49,11 +49,28 @@ def tiny_model_path(modalities, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory) -> str:
+    """A UNIO_CACHE shared by the session's script runs: runs whose tokenizers match (the default config with
+    --vq-steps 20, the world's four corpus tasks, toy size) build them once, the rest load them; the precision
+    probe runs once. A test about building the cache, or one that must find it empty, takes its own."""
+    return str(tmp_path_factory.mktemp("unio_cache"))
+
+
 @pytest.fixture(scope="module")
 def runner(tiny_model_path):
     """unio.load of the tiny model; one per test module, so no module sees another's runner."""
     import unio
     return unio.load(tiny_model_path)
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module, by path (putting scripts/ on sys.path would shadow packages: `evaluate`)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"script_{name}", os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(*args, env=None, timeout=600):

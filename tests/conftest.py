@@ -57,6 +57,26 @@ def toy_cache(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("unio_cache"))
 
 
+# One toy run of every task, shared by the tests that read a trained run folder of their tasks (test_all_tasks,
+# test_regions, test_masks_keypoints, test_generation): the detection option and the pair on world_single are
+# what test_regions reads back; 6 steps and 6 test examples per pair.
+ALL_TASKS_RUN = ["--tasks", "all,classify@world_single", "--preset", "toy", "--batch-size", "8", "--vq-steps", "5",
+                 "--steps", "6", "--warmup", "1", "--no-compile", "--no-progress", "--eval-n", "6",
+                 "--task-option", "detection.order=x"]
+
+
+@pytest.fixture(scope="session")
+def all_tasks_run(tmp_path_factory):
+    """train_mixture.py's run folder (`.out`) and stdout (`.stdout`) for ALL_TASKS_RUN. Read it; write
+    elsewhere."""
+    from types import SimpleNamespace
+    root = tmp_path_factory.mktemp("all_tasks")
+    proc = run_script("scripts/train_mixture.py", *ALL_TASKS_RUN, "--out", str(root / "run"),
+                      env={"UNIO_CACHE": str(root / "cache")}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return SimpleNamespace(out=root / "run", stdout=proc.stdout)
+
+
 @pytest.fixture(scope="module")
 def runner(tiny_model_path):
     """unio.load of the tiny model; one per test module, so no module sees another's runner."""

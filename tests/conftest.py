@@ -49,11 +49,48 @@ def tiny_model_path(modalities, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory) -> str:
+    """A UNIO_CACHE shared by the session's script runs: runs whose tokenizers match (the default config with
+    --vq-steps 20, the world's four corpus tasks, toy size) build them once, the rest load them; the precision
+    probe runs once. A test about building the cache, or one that must find it empty, takes its own."""
+    return str(tmp_path_factory.mktemp("unio_cache"))
+
+
+# One toy run of every task, shared by the tests that read a trained run folder of their tasks (test_all_tasks,
+# test_regions, test_masks_keypoints, test_generation): the detection option and the pair on world_single are
+# what test_regions reads back; 6 steps and 6 test examples per pair.
+ALL_TASKS_RUN = ["--tasks", "all,classify@world_single", "--preset", "toy", "--batch-size", "8", "--vq-steps", "5",
+                 "--steps", "6", "--warmup", "1", "--no-compile", "--no-progress", "--eval-n", "6",
+                 "--task-option", "detection.order=x"]
+
+
+@pytest.fixture(scope="session")
+def all_tasks_run(tmp_path_factory):
+    """train_mixture.py's run folder (`.out`) and stdout (`.stdout`) for ALL_TASKS_RUN. Read it; write
+    elsewhere."""
+    from types import SimpleNamespace
+    root = tmp_path_factory.mktemp("all_tasks")
+    proc = run_script("scripts/train_mixture.py", *ALL_TASKS_RUN, "--out", str(root / "run"),
+                      env={"UNIO_CACHE": str(root / "cache")}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return SimpleNamespace(out=root / "run", stdout=proc.stdout)
+
+
 @pytest.fixture(scope="module")
 def runner(tiny_model_path):
     """unio.load of the tiny model; one per test module, so no module sees another's runner."""
     import unio
     return unio.load(tiny_model_path)
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module, by path (putting scripts/ on sys.path would shadow packages: `evaluate`)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"script_{name}", os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(*args, env=None, timeout=600):

@@ -79,12 +79,12 @@ def test_the_gradient_probe_measures_without_changing_training(tiny_config, moda
     assert probe.measure(model, lambda m, b: m(**b)) == found                       # the same fixed batches
 
 
-def test_train_with_task_weighting_logs_weights_and_resumes(tmp_path):
+def test_train_with_task_weighting_logs_weights_and_resumes(tmp_path, toy_cache):
     from tests.conftest import run_script
-    out, env = tmp_path / "run", {"UNIO_CACHE": str(tmp_path / "cache")}
+    out, env = tmp_path / "run", {"UNIO_CACHE": toy_cache}
     args = ["--tasks", "vqa,refexp", "--steps", "4", "--batch-size", "4", "--task-weighting", "loss", "--spatial-first", "0",
             "--log-every", "1", "--probe-gradients", "2", "--no-eval", "--no-progress", "--no-compile", "--out", str(out),
-            "--vq-steps", "2", "--preset", "toy", "--checkpoint-every", "2"]
+            "--vq-steps", "20", "--preset", "toy", "--checkpoint-every", "2"]
     run_script("scripts/train_mixture.py", *args[:3], "2", *args[4:], env=env)
     run_script("scripts/train_mixture.py", *args, "--resume", env=env)
     import json

@@ -14,14 +14,21 @@ from conftest import ROOT, on_two_ranks
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed")
 
 
-def launch(tmp_path, out, config="zero2.json", steps=40, *extra, port=29517, eval_n=None):
-    """train_mixture.py in 2 DeepSpeed processes (torchrun)."""
-    env = {**os.environ, "UNIO_CACHE": str(tmp_path / "cache"), "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
-           "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext")),
-           "PYTHONUNBUFFERED": "1"}
+@pytest.fixture(scope="module")
+def shared(toy_cache, tmp_path_factory) -> dict:
+    """What the module's DeepSpeed runs share: the session's tokenizer cache, and the folder where DeepSpeed
+    JIT-builds its CPU shared-memory op (most of a minute on 2 cores): once, unless TORCH_EXTENSIONS_DIR
+    names a cache already."""
+    return {"UNIO_CACHE": toy_cache,
+            "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR") or str(tmp_path_factory.mktemp("ext"))}
+
+
+def launch(shared, out, config="zero2.json", steps=40, *extra, port=29517, eval_n=None):
+    """train_mixture.py in 2 DeepSpeed processes (torchrun); `shared`: the fixture's folders."""
+    env = {**os.environ, **shared, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
             "scripts/train_mixture.py", "--tasks", "refexp", "--preset", "toy", "--steps", str(steps), "--batch-size", "8",
-            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "10", "--log-every", "1", "--no-progress",
+            "--lr", "3e-3", "--warmup", "5", "--vq-steps", "20", "--log-every", "1", "--no-progress",
             *(["--no-eval"] if eval_n is None else ["--eval-n", str(eval_n)]),
             "--out", str(out), "--deepspeed", f"configs/deepspeed/{config}", *extra]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -49,9 +56,9 @@ def losses(out):
 
 
 @pytest.mark.parametrize("config", ["zero2.json"])
-def test_two_process_zero_training(tmp_path, config):
+def test_two_process_zero_training(tmp_path, config, shared):
     out = tmp_path / "ds"
-    proc = finished(launch(tmp_path, out, config))
+    proc = finished(launch(shared, out, config))
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = [json.loads(line) for line in open(out / "metrics.jsonl") if '"loss"' in line]
     curve = [r["loss"] for r in rows]
@@ -79,17 +86,17 @@ def test_ranks_see_whether_their_weights_agree():
 
 @pytest.mark.slow      # 80 s on 2 cores; the single-process kill and resume stays in the default suite
 @pytest.mark.parametrize("whom", ["one rank", "every process"])
-def test_killed_zero2_run_resumes_where_it_was(tmp_path, whom):
+def test_killed_zero2_run_resumes_where_it_was(tmp_path, whom, shared):
     """SIGKILL, once the first checkpoint exists, to one of the two ranks mid-step (torchrun then stops the
     other) or to torchrun and both; --resume continues the same run: each rank's optimizer partition comes
     back from DeepSpeed's engine checkpoint."""
     from unio.train import checkpoint as ckpt
     steps = 40
     reference = tmp_path / "reference"
-    proc = finished(launch(tmp_path, reference, "zero2.json", steps, "--checkpoint-every", "10", port=29518))
+    proc = finished(launch(shared, reference, "zero2.json", steps, "--checkpoint-every", "10", port=29518))
     assert proc.returncode == 0, proc.stderr[-4000:]
     killed = tmp_path / "killed"
-    proc = launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", port=29519)
+    proc = launch(shared, killed, "zero2.json", steps, "--checkpoint-every", "10", port=29519)
     deadline = time.time() + 300
     while ckpt.find_checkpoint(killed) is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -103,7 +110,7 @@ def test_killed_zero2_run_resumes_where_it_was(tmp_path, whom):
         proc.communicate()
     saved = ckpt.load_state(ckpt.find_checkpoint(killed))["step"]
     assert saved < steps, "the run finished before it could be killed"
-    proc = finished(launch(tmp_path, killed, "zero2.json", steps, "--checkpoint-every", "10", "--resume", port=29520))
+    proc = finished(launch(shared, killed, "zero2.json", steps, "--checkpoint-every", "10", "--resume", port=29520))
     assert proc.returncode == 0, proc.stderr[-4000:]
     want, got = losses(reference), losses(killed)
     after = [s for s in want if s >= saved]
@@ -112,11 +119,11 @@ def test_killed_zero2_run_resumes_where_it_was(tmp_path, whom):
 
 
 
-def test_zero3_run_evaluates_during_and_after_training(tmp_path):
+def test_zero3_run_evaluates_during_and_after_training(tmp_path, shared):
     """ZeRO-3 hooks the module into collectives, so rank 0 cannot run it alone: it evaluates and
     exports a gathered copy (before, the final evaluation crashed once rank 1 had exited)."""
     out = tmp_path / "z3"
-    proc = finished(launch(tmp_path, out, "zero3.json", 6, "--eval-every", "3", port=29521, eval_n=4), timeout=300)
+    proc = finished(launch(shared, out, "zero3.json", 6, "--eval-every", "3", port=29521, eval_n=4), timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     evals = [r for r in map(json.loads, open(out / "metrics.jsonl")) if "eval" in r]
     assert [r["step"] for r in evals] == [3, 6]

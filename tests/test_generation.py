@@ -191,14 +191,10 @@ def test_tiny_model_overfits_a_batch(tiny_config, modalities):
     assert codes_of(generate_answers(model, modalities, task, examples)) == [list(g) for g in gold]
 
 
-def test_toy_training_run_through_the_script(tmp_path):
-    out = tmp_path / "run"
-    result = run_script("scripts/train_mixture.py", "--preset", "toy", "--tasks", "generate,inpaint,caption",
-                        "--steps", "6", "--batch-size", "8", "--vq-steps", "5", "--eval-n", "4", "--out", str(out),
-                        "--no-compile", "--no-progress", "--warmup", "1",
-                        env={"UNIO_CACHE": str(tmp_path / "cache")}, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "generate" in result.stdout and "color_f1" in result.stdout and "inpaint" in result.stdout
+def test_toy_training_run_through_the_script(tmp_path, all_tasks_run):
+    """The session's toy run of every task (generate, inpaint and caption among them) through the script."""
+    out, stdout = all_tasks_run.out, all_tasks_run.stdout
+    assert "generate" in stdout and "color_f1" in stdout and "inpaint" in stdout
     assert (out / "report.png").is_file() and (out / "eval.json").is_file()
     sample = unio.generate("a large red cube.", n=2, seed=0, model=str(out))
     assert len(sample) == 2 and sample[0].generated_image.shape == (32, 32, 3)

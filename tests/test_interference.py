@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import run_script
+from conftest import load_script, run_script
 
 from unio.infer.interference import compare, markdown, read_eval
 from unio.task_set import TaskSet
@@ -91,9 +91,11 @@ def test_the_script_end_to_end(runs):
     ("vqa={runs}/zero", "vqa: the equal steps specialist's accuracy is 0, so the relative change is undefined"),
     ("region_class={runs}/other", "a specialist (equal steps) is given for region_class, but the generalist has no region_class"),
 ])
-def test_the_script_names_what_is_wrong(runs, spec, message):
+def test_the_script_names_what_is_wrong(runs, spec, message, capsys):
+    """The script's main() in this process (the end-to-end test above runs it as a command)."""
     write_eval(runs / "zero", {"vqa": {ACC: 0.0}})
     write_eval(runs / "other", {"region_class": {"accuracy": 0.3}})
-    proc = run_script("scripts/interference.py", "--generalist", str(runs / "all"),
-                      "--equal-steps", spec.format(runs=runs), timeout=120)
-    assert proc.returncode == 2 and message.format(runs=runs).replace("accuracy", ACC) in proc.stderr, proc.stderr
+    with pytest.raises(SystemExit) as exit:
+        load_script("interference").main(["--generalist", str(runs / "all"), "--equal-steps", spec.format(runs=runs)])
+    stderr = capsys.readouterr().err
+    assert exit.value.code == 2 and message.format(runs=runs).replace("accuracy", ACC) in stderr, stderr

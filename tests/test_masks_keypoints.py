@@ -412,12 +412,9 @@ def test_drawn_mask_and_keypoints():
     assert (drawn[2, 2] == 100).all()
 
 
-def test_toy_run_of_the_scripts_with_masks_and_keypoints(tmp_path, modalities):
-    out = tmp_path / "run"
-    proc = run_script("scripts/train_mixture.py", "--tasks", "segment,keypoints", "--preset", "toy", "--batch-size", "8",
-                      "--vq-steps", "5", "--steps", "6", "--no-compile", "--no-progress", "--eval-n", "6",
-                      "--out", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_toy_run_of_the_scripts_with_masks_and_keypoints(tmp_path, modalities, all_tasks_run):
+    """The session's toy run of every task (segment and keypoints among them), then evaluate.py's baseline."""
+    out = all_tasks_run.out
     results = json.loads((out / "eval.json").read_text())
     assert {"miou", "ciou", "p@0.5", "p@0.7"} <= set(results["model"]["segment"])
     assert {"pck@0.1", "visibility_acc"} <= set(results["model"]["keypoints"])

@@ -105,15 +105,13 @@ def test_region_and_classification_metrics_by_hand():
     assert TASKS.get("itm").evaluate([ex.target for ex in exs], exs)["accuracy"] == 1.0
 
 
-def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities):
-    out = tmp_path / "run"
-    proc = run_script("scripts/train_mixture.py", "--tasks", NEW_TASKS, "--preset", "toy", "--batch-size", "8",
-                      "--vq-steps", "5", "--steps", "6", "--no-compile", "--no-progress", "--eval-n", "6",
-                      "--task-option", "detection.order=x", "--out", str(out),
-                      env={"UNIO_CACHE": str(tmp_path / "cache")})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities, all_tasks_run):
+    """The session's toy run of every task (conftest's ALL_TASKS_RUN: with --task-option detection.order=x
+    and classify@world_single), then the baselines through evaluate.py."""
+    out = all_tasks_run.out
     assert json.loads((out / "options.json").read_text())["task_options"] == {"detection": {"order": "x"}}
     results = json.loads((out / "eval.json").read_text())
+    assert set(NEW_TASKS.split(",")) <= set(results["model"])
     assert {"ap", "ap50", "ap75", "ar100"} <= set(results["model"]["detection"])
     assert {"precision", "recall", "fp_rate_absent"} <= set(results["model"]["find_all"])
     assert "exact_match" in results["model"]["region_caption"] and "accuracy" in results["model"]["itm"]

@@ -21,29 +21,24 @@ def test_evaluate_baselines(tmp_path, modalities):
 
 
 def test_evaluate_rejects_unknown_baseline(tmp_path, modalities):
+    """evaluate.py's main() in this process (the tests around it run the script as a command)."""
+    from unio.train.eval_cli import main
     modalities.save(tmp_path / "tok")
-    proc = run_script("scripts/evaluate.py", "--baseline", "oracle", "--tasks", "vqa", "--resolution", "32",
-                      "--tokenizers", str(tmp_path / "tok"))
-    assert proc.returncode != 0 and "unknown baseline 'oracle'" in proc.stderr
+    with pytest.raises(SystemExit, match="unknown baseline 'oracle'"):
+        main(["--baseline", "oracle", "--tasks", "vqa", "--resolution", "32", "--tokenizers", str(tmp_path / "tok")])
 
 
-def test_evaluate_on_perturbed_images(tmp_path, modalities):
+def test_evaluate_on_perturbed_images(tmp_path, tiny_model_path):
     """--perturb: each task's metrics on clean and perturbed copies of the same test images."""
-    import torch
-    from conftest import TINY_MODEL
-
-    from unio.model import UnioConfig, UnioModel
-    torch.manual_seed(0)
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
-    modalities.save(tmp_path / "m" / "tokenizers")
+    from unio.train.eval_cli import main
     out = tmp_path / "p.json"
-    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "m"), "--tasks", "vqa,refexp", "--n", "4",
+    proc = run_script("scripts/evaluate.py", "--model", str(tiny_model_path), "--tasks", "vqa,refexp", "--n", "4",
                       "--perturb", "clean,darker,jpeg", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
     assert set(results) == {"clean", "darker", "jpeg"} and set(results["darker"]) == {"vqa", "refexp"}
-    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "m"), "--tasks", "vqa", "--perturb", "blurry")
-    assert proc.returncode != 0 and "unknown perturbation 'blurry'" in proc.stderr
+    with pytest.raises(SystemExit, match="unknown perturbation 'blurry'"):
+        main(["--model", str(tiny_model_path), "--tasks", "vqa", "--perturb", "blurry"])
 
 
 def test_train_text_tokenizer(tmp_path):
@@ -68,10 +63,10 @@ def test_make_world(tmp_path):
     assert len(json.loads((tmp_path / "scenes.json").read_text())) == 3
 
 
-def test_bench_quick(tmp_path):
+def test_bench_quick(tmp_path, toy_cache):
     out = tmp_path / "bench.json"
     proc = run_script("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "8", "--batches", "4",
-                      "--new-tokens", "4", "--json", str(out), env={"UNIO_CACHE": str(tmp_path / "cache")})
+                      "--new-tokens", "4", "--json", str(out), env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     for key in ("world", "tasks", "train", "flops", "generate", "run", "data_pipeline_examples_per_s"):
@@ -112,24 +107,17 @@ def test_gpu_check_on_the_cpu(tmp_path):
     assert runs["single"]["steps"] == 1 and runs["zero2"]["steps"] == 1
 
 
-def test_probe_encoder_reports_each_attribute(tmp_path, modalities):
+def test_probe_encoder_reports_each_attribute(tmp_path, tiny_model_path):
     """scripts/probe_encoder.py on a toy model: one result per attribute, accuracies in [0, 1]; an
     attribute the objects do not carry is a clear error."""
-    import torch
-    from conftest import TINY_MODEL
-
-    from unio.model import UnioConfig, UnioModel
-    torch.manual_seed(0)
-    UnioModel(UnioConfig(vocab_size=modalities.vocab.size, **TINY_MODEL)).save_pretrained(tmp_path / "m")
-    modalities.save(tmp_path / "m" / "tokenizers")
     out = tmp_path / "probe.json"
-    proc = run_script("scripts/probe_encoder.py", "--model", str(tmp_path / "m"), "--attribute", "shape",
+    proc = run_script("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "shape",
                       "--attribute", "color", "--train-n", "40", "--test-n", "20", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
     assert [r["attribute"] for r in results] == ["shape", "color"]
     assert all(0 <= r[k] <= 1 for r in results for k in ("train_accuracy", "test_accuracy", "majority_baseline"))
     assert all(r["objects_test"] >= 20 for r in results)
-    proc = run_script("scripts/probe_encoder.py", "--model", str(tmp_path / "m"), "--attribute", "weight",
+    proc = run_script("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "weight",
                       "--train-n", "4", "--test-n", "4")
     assert proc.returncode != 0 and "no object of 'train' has the attribute 'weight'" in proc.stderr

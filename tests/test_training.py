@@ -1,6 +1,7 @@
 """train_mixture.py end to end at toy size: outputs, falling loss, resume after SIGKILL, clear errors."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,13 +11,10 @@ import pytest
 import torch
 from conftest import ROOT, on_two_ranks, run_script
 
+from unio.train.cli import main as train_main
+
 TOY = ["--preset", "toy", "--batch-size", "8", "--vq-steps", "20", "--no-progress", "--lr", "3e-3", "--warmup", "10"]
 EAGER = [*TOY, "--no-compile"]   # the compiled default is run once, by test_toy_training_run_writes_everything
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("unio_cache"))
 
 
 def losses(run_dir):
@@ -24,11 +22,11 @@ def losses(run_dir):
     return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
 
-def test_toy_training_run_writes_everything(tmp_path, cache):
+def test_toy_training_run_writes_everything(tmp_path, toy_cache):
     out = tmp_path / "run"
     proc = run_script("scripts/train_mixture.py", "--tasks", "vqa,caption,refexp,depth", "--steps", "48",
                       "--eval-n", "8", "--eval-every", "24", "--log-every", "1", "--out", str(out), *TOY,
-                      env={"UNIO_CACHE": cache})
+                      env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metrics.jsonl", "eval.json", "report.png", "model/config.json", "model/model.safetensors",
                  "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/depth_codes/model.safetensors"):
@@ -61,14 +59,14 @@ def _start(out, cache, steps):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
+def test_resume_after_sigkill_continues_the_same_run(tmp_path, toy_cache):
     steps = 60
     reference = tmp_path / "reference"
     proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
-                      "10", "--log-every", "1", "--out", str(reference), "--no-eval", *EAGER, env={"UNIO_CACHE": cache})
+                      "10", "--log-every", "1", "--out", str(reference), "--no-eval", *EAGER, env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     killed = tmp_path / "killed"
-    proc = _start(killed, cache, steps)
+    proc = _start(killed, toy_cache, steps)
     state = killed / "checkpoint" / "trainer_state.pt"
     deadline = time.time() + 300
     while not state.is_file() and time.time() < deadline and proc.poll() is None:
@@ -79,7 +77,7 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path, cache):
     assert saved_step < steps, "the run finished before it could be killed"
     proc = run_script("scripts/train_mixture.py", "--tasks", "refexp,vqa", "--steps", str(steps), "--checkpoint-every",
                       "10", "--log-every", "1", "--out", str(killed), "--no-eval", "--resume", *EAGER,
-                      env={"UNIO_CACHE": cache})
+                      env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     want = dict(losses(reference))
     got = dict(losses(killed))   # later lines (the resumed run) overwrite the killed run's
@@ -106,10 +104,12 @@ def test_two_runs_started_together_share_one_tokenizer_cache(tmp_path):
 
 @pytest.mark.parametrize("tasks, message", [("vqa,nope", "unknown task 'nope'"), ("vqa:x", "malformed weight"),
                                             ("vqa:-1", "weights must be positive")])
-def test_bad_mixture_fails_before_training(tasks, message, tmp_path):
-    proc = run_script("scripts/train_mixture.py", "--tasks", tasks, "--out", str(tmp_path / "r"), *EAGER)
-    assert proc.returncode != 0 and message in proc.stderr
-    assert not (tmp_path / "r").exists()
+def test_bad_mixture_fails_before_training(tasks, message, tmp_path, monkeypatch):
+    """The script's main() in this process (a subprocess would only add its start-up)."""
+    monkeypatch.setenv("UNIO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_main(["--tasks", tasks, "--out", str(tmp_path / "r"), *EAGER])
+    assert not (tmp_path / "r").exists() and not (tmp_path / "cache").exists()
 
 
 def test_mismatched_tokenizers_fail_before_training(tmp_path, modalities):
@@ -117,9 +117,9 @@ def test_mismatched_tokenizers_fail_before_training(tmp_path, modalities):
     data = json.loads((tmp_path / "tok" / "vocab.json").read_text())
     data["ranges"][0]["signature"] = "spm:something-else"
     (tmp_path / "tok" / "vocab.json").write_text(json.dumps(data))
-    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa", "--tokenizers", str(tmp_path / "tok"),
-                      "--out", str(tmp_path / "r"), *EAGER)
-    assert proc.returncode != 0 and "vocabulary range 'text'" in proc.stderr
+    with pytest.raises(ValueError, match="vocabulary range 'text'"):
+        train_main(["--tasks", "vqa", "--tokenizers", str(tmp_path / "tok"), "--out", str(tmp_path / "r"), *EAGER])
+    assert not (tmp_path / "r").exists()
 
 
 def test_non_finite_loss_is_skipped_not_trained_on(modalities):
@@ -319,7 +319,7 @@ def write_shapes_folder(folder, n_train=24, n_test=8):
         (folder / f"{split}.json").write_text(json.dumps(records))
 
 
-def test_a_mixture_of_world_tasks_and_a_second_source_trains_and_evaluates(tmp_path, cache):
+def test_a_mixture_of_world_tasks_and_a_second_source_trains_and_evaluates(tmp_path, toy_cache):
     """World pairs beside pairs on a folder source with images of several sizes, through the real script."""
     shapes = tmp_path / "shapes"
     shapes.mkdir()
@@ -327,7 +327,7 @@ def test_a_mixture_of_world_tasks_and_a_second_source_trains_and_evaluates(tmp_p
     out = tmp_path / "run"
     proc = run_script("scripts/train_mixture.py", "--tasks", "vqa,refexp,caption@shapes,refexp@shapes:2",
                       "--source", f"shapes=folder:{shapes}", "--steps", "24", "--eval-n", "8", "--log-every", "1",
-                      "--out", str(out), *EAGER, env={"UNIO_CACHE": cache})
+                      "--out", str(out), *EAGER, env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluation = json.loads((out / "eval.json").read_text())
     assert set(evaluation["model"]) == {"vqa", "refexp", "caption@shapes", "refexp@shapes"}
@@ -337,14 +337,13 @@ def test_a_mixture_of_world_tasks_and_a_second_source_trains_and_evaluates(tmp_p
     assert (out / "report.png").is_file() and "refexp@shapes" in proc.stdout
 
 
-def test_a_task_on_a_source_without_its_keys_fails_before_training(tmp_path):
+def test_a_task_on_a_source_without_its_keys_fails_before_training(tmp_path, monkeypatch):
     shapes = tmp_path / "shapes"
     shapes.mkdir()
     write_shapes_folder(shapes, 2, 1)
-    proc = run_script("scripts/train_mixture.py", "--tasks", "vqa@shapes", "--source", f"shapes=folder:{shapes}",
-                      "--out", str(tmp_path / "r"), *EAGER, env={"UNIO_CACHE": str(tmp_path / "c")})
-    assert proc.returncode != 0
-    assert "task 'vqa' needs the record key 'questions', which source 'shapes' does not have" in proc.stderr
+    monkeypatch.setenv("UNIO_CACHE", str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="task 'vqa' needs the record key 'questions', which source 'shapes' does not have"):
+        train_main(["--tasks", "vqa@shapes", "--source", f"shapes=folder:{shapes}", "--out", str(tmp_path / "r"), *EAGER])
     assert not (tmp_path / "c").exists(), "it failed before building tokenizers"
 
 

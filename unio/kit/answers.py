@@ -9,6 +9,7 @@ is an object a task holds (it keeps the gold codes' cache); `baseline` makes the
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -99,12 +100,21 @@ def text_scores(predictions, references, rouge: bool = False, meteor: bool = Fal
     return out if score is None else {**out, "meteor": score}
 
 
+@functools.lru_cache(maxsize=1)
+def _meteor_process():
+    """One METEOR process for this Python process, started on first use and kept: starting one (Java loading
+    its paraphrase tables) takes seconds, a score from a running one milliseconds; each score is computed
+    from its own segments alone. It exits with this process (its stdin closes)."""
+    from pycocoevalcap.meteor.meteor import Meteor
+    return Meteor()
+
+
 def _meteor(gts, res):
     """METEOR 1.5 through its jar, or None where Java cannot run it."""
-    from pycocoevalcap.meteor.meteor import Meteor
     try:
-        return float(Meteor().compute_score(gts, res)[0])
-    except (OSError, ValueError):                    # no Java, or the jar died
+        return float(_meteor_process().compute_score(gts, res)[0])
+    except (OSError, ValueError):                    # no Java, or the jar died (the next call starts another)
+        _meteor_process.cache_clear()
         return None
 
 

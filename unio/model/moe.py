@@ -69,8 +69,9 @@ class AttributeMoEFeedForward(nn.Module):
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"moe_top_k must be in 1..num_experts ({num_experts}), got {top_k}")
         self.num_experts, self.top_k = num_experts, top_k
-        self.router = nn.Embedding(num_attributes, num_experts)   # logits per kind of token
-        nn.init.normal_(self.router.weight, std=1.0)                # kinds start spread over the experts
+        # logits per kind of token, starting spread over the experts (a Parameter, not an Embedding: the
+        # model's initialisation treats every Embedding as a vocabulary's)
+        self.router = nn.Parameter(torch.randn(num_attributes, num_experts))
         self.w_in = nn.Parameter(torch.randn(num_experts, d_model, 2 * d_ff) * d_model ** -0.5)
         self.w_out = nn.Parameter(torch.randn(num_experts, d_ff, d_model) * d_ff ** -0.5)
         self.last_load = None
@@ -80,7 +81,7 @@ class AttributeMoEFeedForward(nn.Module):
             raise ValueError("an attribute-routed MoE layer needs each token's attributes (moe_routing='attribute')")
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])                                    # (N, D)
-        logits = self.router(attributes.reshape(-1)).float()                 # (N, E)
+        logits = self.router[attributes.reshape(-1)].float()                 # (N, E)
         probs = logits.softmax(-1)
         gates, experts = probs.topk(self.top_k, dim=-1)                      # (N, K)
         gates = (gates / gates.sum(-1, keepdim=True)).to(tokens.dtype)

@@ -23,12 +23,12 @@ from unio.task import Example, choose_prompt
 class Normals(ImageAnswer):
     name = "normals"
     output = "normals"
+    headline, lower_is_better = "mean_angle", True
+    also_report = ("median_angle", "within_11.25")
     prompts = ["What are the surface normals of the image?", "Estimate the surface normals of this image.",
                "Generate a surface normal map of the image."]
     requires = ("image", "normals")
     photometric = ("brightness", "contrast", "saturation", "hue")   # no answer names a colour
-    headline, lower_is_better = "mean_angle", True
-    also_report = ("median_angle", "within_11.25")
 
     def __init__(self):
         self.codes = ImageCodes(to_tensor=normals_image, channels=3, kind="normal")

@@ -276,3 +276,57 @@ def add_bad_records(coco: Path, nyu: Path) -> dict:
             "truncated": (coco / "train2017" / "000000000902.jpg", "coco/train2017/902"),
             "box": (train, "annotation 9031"), "unknown image": (train, "annotation 9999"),
             "nan depth": (nyu / "nyu_depth_v2_labeled.mat", f"train/{frame}")}
+
+
+PANOPTIC_CATEGORIES = [{"supercategory": "animal", "isthing": 1, "id": 17, "name": "cat", "color": [255, 0, 0]},
+                       {"supercategory": "animal", "isthing": 1, "id": 19, "name": "horse", "color": [0, 255, 0]},
+                       {"supercategory": "sky", "isthing": 0, "id": 187, "name": "sky-other-merged", "color": [0, 0, 255]},
+                       {"supercategory": "plant", "isthing": 0, "id": 193, "name": "grass-merged", "color": [9, 9, 9]}]
+
+
+def write_coco_panoptic(root: Path) -> dict:
+    """COCO panoptic 2017 layout: annotations/panoptic_{train2017,val2017}.json, the PNGs in
+    annotations/panoptic_{split}/ (segment id = R + 256 G + 256^2 B, 0 unlabelled) and the images in {split}/.
+    The horse (train): the horse, sky above row 100, grass below it, a crowd of cats in one corner and an
+    unlabelled strip; the cat (val): the cat's box and grass. Returns each image's class map (indices into
+    the categories' order, -1 unlabelled)."""
+    p = photos()
+    truth = {}
+    for split, image_id, key in (("train2017", 285, "horse"), ("val2017", 139, "cat")):
+        image = p[key]
+        h, w = image.shape[:2]
+        ids, segments, classes = np.zeros((h, w), np.int64), [], np.full((h, w), -1, np.int64)
+        regions = _panoptic_regions(key, h, w, p)
+        for k, (category, iscrowd, mask) in enumerate(regions):
+            segment = 3_000_000 + 70_001 * k + 7         # ids that use all three channels
+            ids[mask] = segment
+            classes[mask] = [c["id"] for c in PANOPTIC_CATEGORIES].index(category)
+            ys, xs = np.nonzero(mask)
+            segments.append({"id": segment, "category_id": category, "iscrowd": iscrowd, "area": int(mask.sum()),
+                             "bbox": [int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)]})
+        png = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
+        name = f"{image_id:012d}"
+        save(image, root / split / f"{name}.jpg")
+        (root / "annotations" / f"panoptic_{split}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(png).save(root / "annotations" / f"panoptic_{split}" / f"{name}.png")
+        _dump(root / "annotations" / f"panoptic_{split}.json", {
+            "info": {"description": "fixture", "version": "1.0", "year": 2017}, "licenses": [],
+            "images": [image_entry(image_id, f"{name}.jpg", image)],
+            "annotations": [{"segments_info": segments, "file_name": f"{name}.png", "image_id": image_id}],
+            "categories": PANOPTIC_CATEGORIES})
+        truth[image_id] = classes
+    return truth
+
+
+def _panoptic_regions(key: str, h: int, w: int, p: dict) -> list:
+    """[(category id, iscrowd, mask)] painted in order, each over what is not painted yet."""
+    rows, cols = np.mgrid[0:h, 0:w]
+    if key == "horse":
+        horse = p["horse_mask"]
+        crowd = (rows < 40) & (cols < 60) & ~horse
+        unlabelled = cols >= w - 10
+        sky = (rows < 100) & ~horse & ~crowd & ~unlabelled
+        grass = (rows >= 100) & ~horse & ~unlabelled
+        return [(19, 0, horse & ~unlabelled), (17, 1, crowd), (187, 0, sky), (193, 0, grass)]
+    cat = (rows >= 20) & (rows < 200) & (cols >= 100) & (cols < 350)
+    return [(17, 0, cat), (193, 0, ~cat)]

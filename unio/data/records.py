@@ -15,6 +15,10 @@ A record is a plain mapping. Only `image` is required; a source fills what it ha
                  file writes them 1-based)
     refexps      [[text, object index]]
     depth        (H, W) metres;  depth_valid (H, W) bool;  max_depth: the source's normalising range
+    normals      (H, W, 3) unit surface normals in camera coordinates (x right, y up, z toward the viewer);
+                 the zero vector where there is no surface (the sky) or none is known
+    classes      (H, W) int: each pixel's class, an index into class_names; -1 where unlabelled
+    class_names  [str, ...]: the source's classes, the same list (and order) in every record
 
 Columnar sources (Arrow / `datasets`) cannot hold mixed lists, so a question may also be a mapping
 {question, answers, type} and a referring expression {text, object}: `question_of` / `refexp_of`
@@ -25,11 +29,15 @@ read either form.
 mapped (and a COCO mask decoded) only when a task reads it: a framed object with a mask is a
 read-only mapping (`FramedObject`) whose `mask` is the (size, size) bool array once asked for.
 
+Per-pixel maps (normals, classes) may be array-like values computed when first read (`LazyArray`), and
+stay so when framed.
+
 An image that cannot be decoded (a truncated file) is a `BadRecord` naming its file and record.
 """
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -42,6 +50,7 @@ from unio.task import Example
 
 SCHEMA = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid",
           "max_depth")
+SCHEMA += ("normals", "classes", "class_names")
 
 
 def frame_record(record: Mapping, size: int) -> tuple:
@@ -59,6 +68,7 @@ def frame_record(record: Mapping, size: int) -> tuple:
         framed["objects"] = [frame_object(o, frame) for o in record["objects"]]
     if record.get("depth") is not None:
         framed["depth"], framed["depth_valid"] = frame_depth(record, frame)
+    framed.update(frame_pixel_maps(record, frame))
     return framed, frame
 
 
@@ -124,6 +134,27 @@ def frame_depth(record: Mapping, frame: Frame) -> tuple:
     return framed, frame.mask_to_model(valid)
 
 
+def frame_pixel_maps(record: Mapping, frame: Frame) -> dict:
+    """Normals (zero in the padding) and classes (-1 in the padding) in the model's frame, resized nearest,
+    each computed when first read."""
+    out = {}
+    if record.get("normals") is not None:
+        out["normals"] = LazyArray(partial(_frame_normals, record["normals"], frame))
+    if record.get("classes") is not None:
+        out["classes"] = LazyArray(partial(_frame_classes, record["classes"], frame))
+    return out
+
+
+def _frame_normals(normals, frame: Frame) -> np.ndarray:
+    normals = np.asarray(normals, np.float32)
+    return np.stack([frame.map_to_model(normals[..., c], Image.NEAREST) for c in range(3)], -1)
+
+
+def _frame_classes(classes, frame: Frame) -> np.ndarray:
+    shifted = frame.map_to_model(np.asarray(classes, np.float32) + 1, Image.NEAREST)     # padding 0 -> -1
+    return np.rint(shifted).astype(np.int64) - 1
+
+
 def question_of(item) -> tuple:
     """(question, [answers], type) from [q, answers, type] or {question, answers, type}."""
     if isinstance(item, Mapping):
@@ -160,3 +191,16 @@ def make_example(task, record, image_size: int, rng: np.random.Generator, keep_r
     example.record = record if keep_record else None
     example.meta.setdefault("id", record.get("id"))
     return example
+
+
+class LazyArray:
+    """An array-like record value computed by `make()` the first time it is read (np.asarray), then kept:
+    per-pixel ground truth that most tasks never read (the world's normals, a panoptic PNG's classes)."""
+
+    def __init__(self, make):
+        self._make, self._value = make, None
+
+    def __array__(self, dtype=None, copy=None):
+        if self._value is None:
+            self._value = np.asarray(self._make())
+        return self._value if dtype is None else self._value.astype(dtype)

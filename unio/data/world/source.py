@@ -8,7 +8,8 @@ from unio.data.world.scene import World
 from unio.registries import register_source
 
 SPLIT_LENGTH = 1_000_000     # the world has a scene at every index; this many are addressed
-KEYS = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid", "max_depth")
+KEYS = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid", "max_depth",
+        "relations", "entailment")
 
 
 def scene_record(scene, name: str = "world") -> dict:
@@ -18,7 +19,8 @@ def scene_record(scene, name: str = "world") -> dict:
     return {"image": scene.image, "id": f"{name}/{scene.split}/{scene.index}", "source": name,
             "captions": [scene.caption], "questions": [[q, [a], t] for q, a, t in scene.questions],
             "objects": objects, "refexps": [list(r) for r in scene.refexps], "depth": scene.depth,
-            "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH}
+            "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH,
+            "relations": [list(r) for r in scene.relations], "entailment": [list(e) for e in scene.entailment]}
 
 
 class WorldSplit:

@@ -276,3 +276,27 @@ def add_bad_records(coco: Path, nyu: Path) -> dict:
             "truncated": (coco / "train2017" / "000000000902.jpg", "coco/train2017/902"),
             "box": (train, "annotation 9031"), "unknown image": (train, "annotation 9999"),
             "nan depth": (nyu / "nyu_depth_v2_labeled.mat", f"train/{frame}")}
+
+
+def write_visual_genome(root: Path) -> dict:
+    """Visual Genome's layout: relationships.json and image_data.json (top-level lists), images in VG_100K/
+    and VG_100K_2/ as the urls name them; subjects named by `name` or by a `names` list (both occur), objects
+    shared between relationships by object_id, upper-case predicates, one box without area."""
+    p = photos()
+    layout = [(1, "VG_100K_2", "cat"), (2, "VG_100K", "horse"), (3, "VG_100K", "coffee"), (4, "VG_100K_2", "rocket")]
+    images, entries = [], []
+    for image_id, folder, key in layout:
+        save(p[key], root / folder / f"{image_id}.jpg")
+        h, w = p[key].shape[:2]
+        images.append({"width": w, "url": f"https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg",
+                       "height": h, "image_id": image_id, "coco_id": None, "flickr_id": None})
+        a = {"object_id": image_id * 10 + 1, "x": 10, "y": 20, "w": 30, "h": 40, "name": key, "synsets": []}
+        b = {"object_id": image_id * 10 + 2, "x": 50, "y": 25, "w": 35, "h": 30, "names": ["Table "], "synsets": []}
+        c = {"object_id": image_id * 10 + 3, "x": 5, "y": 5, "w": 0, "h": 8, "name": "speck", "synsets": []}
+        entries.append({"image_id": image_id, "relationships": [
+            {"relationship_id": image_id * 100 + 1, "predicate": "ON", "synsets": ["along.r.01"], "subject": a, "object": b},
+            {"relationship_id": image_id * 100 + 2, "predicate": "next to", "synsets": [], "subject": b, "object": dict(a)},
+            {"relationship_id": image_id * 100 + 3, "predicate": "near", "synsets": [], "subject": c, "object": a}]})
+    _dump(root / "image_data.json", images)
+    _dump(root / "relationships.json", entries)
+    return {"images": images, "relationships": entries, "photos": p, "layout": layout}

@@ -45,7 +45,7 @@ class Relations(BoxListAnswer):
     stop_by_mass = True
 
     def __init__(self, max_relations: int = 6, max_name_tokens: int = 8, max_predicate_tokens: int = 6,
-                 max_tokens: int = 128):
+                 max_tokens: int = 64):
         self.max_relations, self.max_name_tokens, self.max_tokens = max_relations, max_name_tokens, max_tokens
         self.max_subject_tokens = max_name_tokens + max_predicate_tokens   # the name, the separator and the predicate
 

@@ -29,7 +29,7 @@ from unio.infer.hf_pipeline import AnsweredAsks, Asked
 from unio.kit.images import Frame, to_rgb_array
 from unio.model.decoding import strip_answer
 from unio.registries import TASKS
-from unio.task import Example, several_boxes, template_pattern
+from unio.task import Example, template_pattern
 from unio.task_set import TaskSet
 from unio.vocab import BOS
 
@@ -54,11 +54,6 @@ class FreeText:
 
     def to_result(self, prediction: str) -> dict:
         return dict(text=prediction)
-
-
-def _to_model(frame: Frame, region) -> list:
-    """A region (a box, or a list of boxes) in the model's frame."""
-    return [frame.box_to_model(b) for b in region] if several_boxes(region) else frame.box_to_model(region)
 
 
 def alias_of(prompt: str) -> tuple | None:
@@ -147,7 +142,7 @@ class UnioProcessor(ProcessorMixin):
         reads = getattr(handler, "reads_image", True)
         example = Example(name, frame.to_model(original) if reads else None, asked, None, frame=frame,
                           record={"image": original, "prompt": prompt},
-                          region=None if region is None else _to_model(frame, region))
+                          region=None if region is None else frame.region_to_model(region))
         prepare = getattr(handler, "prepare", None)
         return example if prepare is None else prepare(example)
 

@@ -59,7 +59,8 @@ def ask_all(model: str, scene_index: int = 3) -> dict:
     for name in TASKS.names():
         prompt = prompt_for(name, scene)
         count = getattr(TASKS.get(name), "region_count", 1)   # one box, or the first two objects' (a pair)
-        region = (boxes[0] if count == 1 else boxes[:count]) if prompt in getattr(TASKS.get(name), "region_prompts", ()) else None
+        asks_region = prompt in getattr(TASKS.get(name), "region_prompts", ())
+        region = (boxes[0] if count == 1 else boxes[:count]) if asks_region else None
         start = time.perf_counter()
         try:
             result = unio.run(prompt, scene.image, model=runner, region=region)

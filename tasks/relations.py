@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from unio.kit.answers import BoxListAnswer, box_groups, box_segment, box_to_ids, baseline, through_tokens
+from unio.kit.answers import BoxListAnswer, baseline, box_groups, box_segment, box_to_ids, through_tokens, whole_groups
 from unio.kit.relations import scene_triplets, triplet_recall
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
@@ -58,20 +58,13 @@ class Relations(BoxListAnswer):
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng), triplets[:self.max_relations])
 
     def targets(self, examples, mods):
-        out = []
-        for ex in examples:
-            ids = []
-            for sbox, sname, predicate, obox, oname in ex.target:
-                group = (box_to_ids(sbox, mods, ex) + mods.text_ids(triplet_text(sname, predicate))[:self.max_subject_tokens]
-                         + box_to_ids(obox, mods, ex) + mods.text_ids(oname)[:self.max_name_tokens])
-                if len(ids) + len(group) > self.max_tokens:
-                    break
-                ids += group
-            out.append(ids)
-        return out
+        return [whole_groups([box_to_ids(sbox, mods, ex) + mods.text_ids(triplet_text(sname, p))[:self.max_subject_tokens]
+                              + box_to_ids(obox, mods, ex) + mods.text_ids(oname)[:self.max_name_tokens]
+                              for sbox, sname, p, obox, oname in ex.target], self.max_tokens) for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        subject, name = Segment(mods.prompt_name, 1, self.max_subject_tokens), Segment(mods.prompt_name, 1, self.max_name_tokens)
+        subject = Segment(mods.prompt_name, 1, self.max_subject_tokens)     # "large red cube; left of"
+        name = Segment(mods.prompt_name, 1, self.max_name_tokens)
         return Grammar((Repeat((box_segment(mods), subject, box_segment(mods), name), 0, self.max_relations),))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:

@@ -117,13 +117,16 @@ def relations_prediction(found: list) -> dict:
 
 
 class _Prior:
-    """The most frequent training triplet, between the mean subject box and the mean object box."""
+    """The most frequent training triplet, between the mean subject box and the mean object box (none where
+    training held none)."""
 
     def __init__(self, train_examples, mods=None):
         triplets = [t for ex in train_examples for t in ex.target]
-        self.names = Counter((t[1], t[2], t[4]) for t in triplets).most_common(1)[0][0]
-        self.boxes = np.mean([t[0] for t in triplets], axis=0).tolist(), np.mean([t[3] for t in triplets], axis=0).tolist()
+        self.names = Counter((t[1], t[2], t[4]) for t in triplets).most_common(1)[0][0] if triplets else None
+        self.boxes = [np.mean([t[k] for t in triplets], axis=0).tolist() for k in (0, 3)] if triplets else None
 
     def __call__(self, example):
+        if self.names is None:            # training held no relationship: predict none
+            return relations_prediction([])
         (sname, predicate, oname), (sbox, obox) = self.names, self.boxes
         return relations_prediction([[list(sbox), sname, predicate, list(obox), oname, 1.0]])

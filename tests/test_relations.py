@@ -119,3 +119,12 @@ def test_visual_genome_reader_reads_the_official_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="relationships.json"):
         build_source("vg", f"visual_genome:{tmp_path}", 32)
     assert truth["layout"][0][1] == "VG_100K_2"
+
+
+def test_unio_plugins_lists_the_new_tasks_and_reader():
+    from conftest import run_script
+    proc = run_script("-m", "unio.cli", "plugins")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tasks = next(line for line in proc.stdout.splitlines() if line.startswith("tasks:"))
+    assert {"relation", "relations", "entailment", "text_class"} <= set(tasks.removeprefix("tasks:").replace(",", " ").split())
+    assert "visual_genome" in next(line for line in proc.stdout.splitlines() if line.startswith("sources:"))

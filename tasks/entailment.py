@@ -6,7 +6,8 @@
 On the world, a scene's caption and a statement it entails, contradicts or leaves open (its `entailment`
 pairs, unio/data/world/relations.py); on any GLUE-style sentence-pair data through the hf source, with the
 columns mapped onto `premise`, `hypothesis` and `label` (MNLI, RTE, QNLI, MRPC, QQP, WNLI: docs/data.md,
-"Text-only data"), ranked among the source's label names. Metric: accuracy (also per label).
+"Text-only data"), ranked among the source's label names. A prompt longer than the model's text length loses its
+end (the hypothesis): `max_premise_words` cuts long premises (MNLI's) first. Metric: accuracy (also per label).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ class Entailment(RankedLabel):
     output = "text"
     prompts = ["Premise: {} Hypothesis: {}", 'Does "{}" imply "{}"?']
 
-    def __init__(self, labels: list = LABELS):
-        self.labels = list(labels)
+    def __init__(self, labels: list = LABELS, max_premise_words: int | None = None):
+        self.labels, self.max_premise_words = list(labels), max_premise_words
 
     def example(self, record, rng) -> Example:
         if record.get("entailment"):
@@ -32,5 +33,7 @@ class Entailment(RankedLabel):
             premise, hypothesis, label = record["premise"], record["hypothesis"], label_name(record, self.labels)
         else:
             raise NothingToAsk(f"record {record.get('id', '?')!r} has no entailment pairs, nor premise and hypothesis")
-        prompt = choose_prompt(self.prompts, rng, str(premise).strip(), str(hypothesis).strip())
+        words = str(premise).split()   # a prompt longer than the model's text length loses its end: cut the premise
+        premise = " ".join(words[:self.max_premise_words]) if self.max_premise_words else " ".join(words)
+        prompt = choose_prompt(self.prompts, rng, premise, str(hypothesis).strip())
         return Example(self.name, None, prompt, str(label), {"labels": record.get("label_names")})

@@ -82,6 +82,9 @@ def test_glue_parquet_through_the_hf_source(glue):
     assert [ex.target for ex in examples] == ["entailment", "contradiction"] and examples[0].frame is None
     assert examples[0].prompt in ("Premise: A woman sings. Hypothesis: Someone sings.", 'Does "A woman sings." imply "Someone sings."?')
     assert task.evaluate(["entailment", "neutral"], examples)["accuracy"] == 0.5
+    short = type(task)(max_premise_words=2)          # a long premise is cut, the hypothesis kept whole
+    assert make_example(short, mnli.split("train")[0], 32, np.random.default_rng(1)).prompt in (
+        "Premise: A man Hypothesis: A person makes music.", 'Does "A man" imply "A person makes music."?')
     with pytest.raises(NothingToAsk, match="no label"):                    # GLUE's hidden test labels
         make_example(task, build_source("mnli", f"hf:{glue['mnli']}", 32).split("test")[0], 32, rng)
     # a single-sentence config, and a pair config whose columns are mapped onto premise / hypothesis

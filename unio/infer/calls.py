@@ -67,7 +67,7 @@ def check_asks(name: str | None, handler, prompt: str, region) -> None:
     slotted = [t for t in handler.prompts if "{}" in t]
     if any(_bare(t.replace("{}", "")) == _bare(prompt) for t in slotted):
         raise ValueError(f"task {name!r}: the prompt {prompt!r} leaves its slot empty; fill it, e.g. "
-                         f"{slotted[0].format('a small red cube')!r}")
+                         f"{slotted[0].format(*['a small red cube'] * slotted[0].count('{}'))!r}")
     takes = tuple(getattr(handler, "region_prompts", ()))
     if matches(prompt, handler.prompts):           # one of its own prompts: that prompt decides
         needed = allowed = matches(prompt, takes)

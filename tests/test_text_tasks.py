@@ -65,6 +65,8 @@ def test_unio_run_answers_a_prompt_without_an_image(runner):
     assert result.task == "entailment" and result.text in LABELS and result.image is None
     both = unio.run(["Premise: a red cube. Hypothesis: There is a cube.", "Sentence: a triumph Label:"], model=runner)
     assert [r.task for r in both] == ["entailment", "text_class"] and both[1].text in ("negative", "positive")
+    helped = unio.entailment("a large red cube.", "There is a cube.", model=runner)   # the helper: slots alone
+    assert helped.prompt == "Premise: a large red cube. Hypothesis: There is a cube." and helped.text in LABELS
     with pytest.raises(ValueError, match="no image given, and the prompt 'Tell me more.' is no text-only task's"):
         unio.run("Tell me more.", model=runner)
     with pytest.raises(ValueError, match="task 'caption' reads an image; pass one"):

@@ -198,6 +198,8 @@ def task_helper(name: str):
         return custom
 
     def helper(image, *slots, **options) -> Result:
+        if not getattr(task, "reads_image", True) and isinstance(image, str):   # text only: every argument a slot
+            image, slots = None, (image, *slots)
         fitting = [p for p in task.prompts if p.count("{}") == len(slots)]   # the first prompt with these slots
         return run((fitting or task.prompts)[0].format(*slots), image, task=name, **options)
     helper.__name__, helper.__doc__ = name, f"Run the {name!r} task: {task.prompts[0]!r}."

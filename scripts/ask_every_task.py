@@ -25,6 +25,8 @@ def prompt_for(name: str, scene) -> str:
         return template
     if name == "vqa":
         return scene.questions[0][0]
+    if name == "entailment":
+        return template.format(*scene.entailment[0][:2])
     if name in ("generate", "itm"):
         return template.format(scene.caption)
     if name in ("refexp", "segment"):
@@ -51,11 +53,14 @@ def ask_all(model: str, scene_index: int = 3) -> dict:
     runner = unio.load(model)
     trained = runner.model.config.trained_tasks
     scene = World("test")[scene_index]
-    box = [float(v) for v in scene.objects[0].box]
+    boxes = [[float(v) for v in o.box] for o in scene.objects[:2]]
+    boxes += [[0.0, 0.0, float(scene.image.shape[1]), float(scene.image.shape[0])]] * (2 - len(boxes))
     asked = {}
     for name in TASKS.names():
         prompt = prompt_for(name, scene)
-        region = box if prompt in getattr(TASKS.get(name), "region_prompts", ()) else None
+        count = getattr(TASKS.get(name), "region_count", 1)   # one box, or the first two objects' (a pair)
+        asks_region = prompt in getattr(TASKS.get(name), "region_prompts", ())
+        region = (boxes[0] if count == 1 else boxes[:count]) if asks_region else None
         start = time.perf_counter()
         try:
             result = unio.run(prompt, scene.image, model=runner, region=region)

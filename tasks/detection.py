@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from unio.kit.answers import BoxListAnswer, box_groups, box_segment, box_to_ids
+from unio.kit.answers import BoxListAnswer, box_groups, box_segment, box_to_ids, whole_groups
 from unio.kit.boxes import coco_ap, nms
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
@@ -57,16 +57,8 @@ class Detection(BoxListAnswer):
         return [objects[i] for i in rng.permutation(len(objects))]
 
     def targets(self, examples, mods):
-        out = []
-        for ex in examples:
-            ids = []
-            for box, label in ex.target:
-                group = box_to_ids(box, mods, ex) + mods.text_ids(label)[:self.max_label_tokens]
-                if len(ids) + len(group) > self.max_tokens:
-                    break
-                ids += group
-            out.append(ids)
-        return out
+        return [whole_groups([box_to_ids(box, mods, ex) + mods.text_ids(label)[:self.max_label_tokens]
+                              for box, label in ex.target], self.max_tokens) for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
         label = Segment(mods.prompt_name, 1, self.max_label_tokens)

@@ -330,3 +330,27 @@ def _panoptic_regions(key: str, h: int, w: int, p: dict) -> list:
         return [(19, 0, horse & ~unlabelled), (17, 1, crowd), (187, 0, sky), (193, 0, grass)]
     cat = (rows >= 20) & (rows < 200) & (cols >= 100) & (cols < 350)
     return [(17, 0, cat), (193, 0, ~cat)]
+
+
+def write_visual_genome(root: Path) -> dict:
+    """Visual Genome's layout: relationships.json and image_data.json (top-level lists), images in VG_100K/
+    and VG_100K_2/ as the urls name them; subjects named by `name` or by a `names` list (both occur), objects
+    shared between relationships by object_id, upper-case predicates, one box without area."""
+    p = photos()
+    layout = [(1, "VG_100K_2", "cat"), (2, "VG_100K", "horse"), (3, "VG_100K", "coffee"), (4, "VG_100K_2", "rocket")]
+    images, entries = [], []
+    for image_id, folder, key in layout:
+        save(p[key], root / folder / f"{image_id}.jpg")
+        h, w = p[key].shape[:2]
+        images.append({"width": w, "url": f"https://cs.stanford.edu/people/rak248/{folder}/{image_id}.jpg",
+                       "height": h, "image_id": image_id, "coco_id": None, "flickr_id": None})
+        a = {"object_id": image_id * 10 + 1, "x": 10, "y": 20, "w": 30, "h": 40, "name": key, "synsets": []}
+        b = {"object_id": image_id * 10 + 2, "x": 50, "y": 25, "w": 35, "h": 30, "names": ["Table "], "synsets": []}
+        c = {"object_id": image_id * 10 + 3, "x": 5, "y": 5, "w": 0, "h": 8, "name": "speck", "synsets": []}
+        entries.append({"image_id": image_id, "relationships": [
+            {"relationship_id": image_id * 100 + 1, "predicate": "ON", "synsets": ["along.r.01"], "subject": a, "object": b},
+            {"relationship_id": image_id * 100 + 2, "predicate": "next to", "synsets": [], "subject": b, "object": dict(a)},
+            {"relationship_id": image_id * 100 + 3, "predicate": "near", "synsets": [], "subject": c, "object": a}]})
+    _dump(root / "image_data.json", images)
+    _dump(root / "relationships.json", entries)
+    return {"images": images, "relationships": entries, "photos": p, "layout": layout}

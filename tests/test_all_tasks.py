@@ -11,14 +11,15 @@ from unio.train.options import TrainOptions
 
 
 def trainable_on_the_world() -> set:
-    """Tasks with targets, less person keypoints (the world holds no person)."""
-    return {t for t in TASKS.names() if hasattr(TASKS.get(t), "targets")} - {"person_keypoints"}
+    """Tasks with targets, less person keypoints (the world holds no person) and sentence classification (nor
+    GLUE-style sentences)."""
+    return {t for t in TASKS.names() if hasattr(TASKS.get(t), "targets")} - {"person_keypoints", "text_class"}
 
 
 def test_all_stands_for_every_task_the_source_can_feed():
     world = build_source("world", None, 32)
     assert set(feedable(TaskSet(), world, 32)) == trainable_on_the_world()
-    assert {"vqa", "depth", "detection", "generate"} <= trainable_on_the_world()
+    assert {"vqa", "depth", "detection", "generate", "relation", "relations", "entailment"} <= trainable_on_the_world()
     no_depth = build_source("world", None, 32)
     no_depth.keys = tuple(k for k in world.keys if k != "depth")
     assert "depth" not in feedable(TaskSet(), no_depth, 32)

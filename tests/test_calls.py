@@ -12,8 +12,14 @@ IMAGE = World("test")[0].image
 BOX = [4, 6, 40, 50]
 
 
-def _filled(template: str) -> str:
-    return template.format("a small red cube") if "{}" in template else template
+def _filled(template: str, text: str = "a small red cube") -> str:
+    return template.format(*[text] * template.count("{}"))
+
+
+def _region(task):
+    """A region of as many boxes as the task reads (a pair: two)."""
+    count = getattr(task, "region_count", 1)
+    return BOX if count == 1 else [BOX] * count
 
 
 def _plain_prompt(task):
@@ -28,7 +34,7 @@ def test_each_task_needs_a_region_exactly_where_its_prompt_asks(runner, name):
     for template in getattr(task, "region_prompts", ()):
         with pytest.raises(ValueError, match=rf"task '{name}' asks about a region: pass region="):
             processor.example(_filled(template), IMAGE, task=name)
-        assert processor.example(_filled(template), IMAGE, task=name, region=BOX).region is not None
+        assert processor.example(_filled(template), IMAGE, task=name, region=_region(task)).region is not None
         with pytest.raises(ValueError, match=r"the region \[10, 10, 10, 10\] has no area"):
             processor.example(_filled(template), IMAGE, task=name, region=[10, 10, 10, 10])
     plain = _plain_prompt(task)
@@ -43,7 +49,7 @@ def test_an_empty_slot_is_refused_naming_the_task(runner, name):
     template = next(p for p in TASKS.get(name).prompts if "{}" in p and p.replace("{}", "").strip())
     for empty in ("", "  "):
         with pytest.raises(ValueError, match=rf"task '{name}': the prompt .* leaves its slot empty"):
-            runner.processor.example(template.format(empty), IMAGE, task=name)
+            runner.processor.example(_filled(template, empty), IMAGE, task=name)
 
 
 def test_helpers_and_unio_run_refuse_what_the_issue_found(runner):

@@ -1,5 +1,6 @@
 """unio: a unified sequence-to-sequence generalist model for vision and language, in plain PyTorch."""
 from unio.grammar import Grammar, Repeat, Segment
+from unio.infer.chain import Step, chain
 from unio.infer.hf import register_auto_classes
 from unio.infer.processor import UnioProcessor
 from unio.infer.runner import Result, Runner, load, run, task_helper
@@ -10,9 +11,9 @@ from unio.vocab import Vocabulary, VocabularyMismatch
 
 __version__ = "0.2.0.dev0"
 register_auto_classes()   # AutoConfig / AutoModelForSeq2SeqLM / AutoProcessor load unio folders
-__all__ = ["Example", "Grammar", "Modalities", "Repeat", "Result", "Runner", "SOURCES", "Segment", "TASKS",
+__all__ = ["Example", "Grammar", "Modalities", "Repeat", "Result", "Runner", "SOURCES", "Segment", "Step", "TASKS",
            "TOKENIZERS", "UnioProcessor", "Vocabulary", "VocabularyMismatch", "load", "register_source", "register_task",
-           "register_tokenizer", "run"]
+           "register_tokenizer", "run", "chain"]
 
 
 def __getattr__(name: str):

@@ -30,6 +30,7 @@ class Example:
     record: Any = None             # the original record (evaluation reads gold in original pixels)
     source: str | None = None
     region: list | None = None     # a box (x1, y1, x2, y2), model frame: location tokens after the prompt
+                                   # (or a list of boxes, for a task whose `region_count` is more than 1)
 
 
 class NothingToAsk(ValueError):
@@ -116,6 +117,7 @@ OPTIONAL_HOOKS = {
     "aliases": ((), "phrasings people use for it that it was not trained on, asked with its first prompt"),
     "region_prompts": ((), "its prompts that ask about a box given as region= (required there, refused "
                            "elsewhere: unio/infer/calls.py)"),
+    "region_count": (1, "how many boxes its region= holds (2: a subject's box, then an object's)"),
     "reads_image": (True, "False: the encoder reads the prompt alone (unio.run takes an image only for its size)"),
     "prepare": (None, "(example) -> the inference example finished (e.g. its query read from the prompt)"),
     "helper": (None, "another name for its `unio.<helper>` function (unio.detect)"),
@@ -131,6 +133,16 @@ OPTIONAL_HOOKS = {
     "report_samples": (1, "how many answers the run's report draws"),
     "report_options": ({}, "the generation options of those answers"),
 }
+
+
+def several_boxes(region) -> bool:
+    """Whether a region is a list of boxes rather than one box [x1, y1, x2, y2]."""
+    return region is not None and len(region) > 0 and isinstance(region[0], (list, tuple, np.ndarray))
+
+
+def region_boxes(region) -> list:
+    """A region as a list of boxes: one box [x1, y1, x2, y2] -> [box]; a list of boxes as it is."""
+    return [list(box) for box in region] if several_boxes(region) else [region]
 
 
 def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) -> str:

@@ -6,16 +6,18 @@ import numpy as np
 import torch
 
 from unio.kit.images import image_tensor
+from unio.task import region_boxes
 from unio.vocab import PAD
 
 
 def prompt_ids(example, mods, max_length: int) -> list:
-    """A prompt's ids: its text, then its region's location tokens (never cut) where it has one."""
+    """A prompt's ids: its text, then its region's location tokens (never cut) where it has one (each box's
+    in turn where it holds several)."""
     ids = mods.text_ids(example.prompt)
     if getattr(example, "region", None) is None:
         return ids[:max_length]
     height, width = example.image.shape[:2]
-    location = box_ids(example.region, mods, width, height)
+    location = [i for box in region_boxes(example.region) for i in box_ids(box, mods, width, height)]
     return ids[:max_length - len(location)] + location
 
 

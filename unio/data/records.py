@@ -1,6 +1,7 @@
 """Records: what every source yields, and how a record is fitted to the model's input (the Frame).
 
-A record is a plain mapping. Only `image` is required; a source fills what it has:
+A record is a plain mapping. Only `image` is required (and not even that for a task whose encoder reads
+no image, `reads_image = False`: text pairs); a source fills what it has:
 
     image        the picture: PIL image, (H, W[, C]) array, (C, H, W) tensor or a path; any size
     id           a stable identifier, unique within the source ("world/train/17", a COCO image id ...)
@@ -19,6 +20,10 @@ A record is a plain mapping. Only `image` is required; a source fills what it ha
                  the zero vector where there is no surface (the sky) or none is known
     classes      (H, W) int: each pixel's class, an index into class_names; -1 where unlabelled
     class_names  [str, ...]: the source's classes, the same list (and order) in every record
+    relations    [[subject index, predicate, object index]]   relations between `objects` (Visual Genome's
+                 relationships; the world's left of, in front of, larger than, same color as ...)
+    entailment   [[premise, hypothesis, label]]   text pairs (label: entailment, neutral or contradiction)
+    premise, hypothesis, sentence, label, label_names   one text example (GLUE-style rows; no image needed)
 
 Columnar sources (Arrow / `datasets`) cannot hold mixed lists, so a question may also be a mapping
 {question, answers, type} and a referring expression {text, object}: `question_of` / `refexp_of`
@@ -49,7 +54,7 @@ from unio.kit.images import Frame, UnreadableImage, to_rgb_array
 from unio.task import Example
 
 SCHEMA = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid",
-          "max_depth")
+          "max_depth", "relations", "entailment", "premise", "hypothesis", "sentence", "label")
 SCHEMA += ("normals", "classes", "class_names")
 
 
@@ -184,8 +189,12 @@ def missing_keys(required, keys) -> list:
 
 
 def make_example(task, record, image_size: int, rng: np.random.Generator, keep_record: bool = True) -> Example:
-    """The one way a record becomes an example: framed to the model's input, then the task's."""
-    framed, frame = frame_record(record, image_size)
+    """The one way a record becomes an example: framed to the model's input, then the task's. A record
+    without an image (a GLUE row) makes an example of a task that reads none, with no frame."""
+    if "image" not in record and not getattr(task, "reads_image", True):
+        framed, frame = dict(record), None
+    else:
+        framed, frame = frame_record(record, image_size)
     example = task.example(framed, rng)
     example.frame, example.source = frame, record.get("source")
     example.record = record if keep_record else None

@@ -45,10 +45,13 @@ class HFSource:
     """A `datasets` Dataset (one split, 'train'), a DatasetDict, or a path `datasets` can load.
     `columns` maps record keys to column names; columns named like schema keys map themselves.
     `stream=True` (PATH: parquet shards, `{split}-*.parquet`) reads rows from the shards as they are asked
-    for, a row group at a time, without loading or converting the dataset (ParquetRows)."""
+    for, a row group at a time, without loading or converting the dataset (ParquetRows). `label_names`
+    name an integer `label` column's classes (default: its ClassLabel names); `train=`, `validation=`,
+    `test=` name the splits those roles read (GLUE: `test=validation_matched`, its test labels are hidden)."""
 
     def __init__(self, path=None, dataset=None, name: str = "hf", columns: Mapping | None = None,
-                 max_depth: float = 10.0, stream: bool = False, **column_map):
+                 max_depth: float = 10.0, stream: bool = False, label_names: list | None = None, train=None,
+                 validation=None, test=None, **column_map):
         import datasets
         data = dataset if dataset is not None else streamed(path, name) if stream else load_hf(path)
         self.data = data if isinstance(data, (dict, datasets.DatasetDict)) else {"train": data}
@@ -61,14 +64,30 @@ class HFSource:
         from unio.data.records import SCHEMA
         self.columns = {**{k: k for k in SCHEMA if k in names}, **mapping}
         self.keys = tuple(self.columns) + ("source", "id", "max_depth")
+        self.label_names = list(label_names) if label_names is not None else class_names(self.data, self.columns)
+        self.roles = {role: split for role, split in (("train", train), ("validation", validation), ("test", test)) if split}
+        for role, split in self.roles.items():
+            if split not in self.data:
+                raise KeyError(f"source {name!r}: {role}={split!r}: no such split; splits: {', '.join(self.data)}")
 
     def splits(self) -> list:
-        return list(self.data)
+        return list(self.data) + [role for role in self.roles if role not in self.data]
 
     def split(self, name: str) -> HFSplit:
+        name = self.roles.get(name, name)
         if name not in self.data:
-            raise KeyError(f"source {self.name!r} has no split {name!r}; splits: {', '.join(self.data)}")
-        return HFSplit(self.data[name], self.columns, self.name, name, {"max_depth": self.max_depth})
+            raise KeyError(f"source {self.name!r} has no split {name!r}; splits: {', '.join(self.splits())}")
+        extra = {"max_depth": self.max_depth, **({"label_names": self.label_names} if self.label_names else {})}
+        return HFSplit(self.data[name], self.columns, self.name, name, extra)
+
+
+def class_names(data: Mapping, columns: Mapping) -> list | None:
+    """The names of the `label` column where the dataset's features say it is a ClassLabel (GLUE's are)."""
+    for part in data.values():
+        feature = (getattr(part, "features", None) or {}).get(columns.get("label"))
+        if getattr(feature, "names", None):
+            return list(feature.names)
+    return None
 
 
 def streamed(path, name: str) -> dict:

@@ -10,7 +10,7 @@ import re
 import warnings
 
 from unio.registries import TASKS
-from unio.task import template_pattern
+from unio.task import region_boxes, template_pattern
 
 
 def _bare(text: str) -> str:
@@ -39,10 +39,26 @@ def check_region(region) -> None:
         raise ValueError(f"the region {list(region)} has no area: it needs x1 < x2 and y1 < y2 (the image's pixels)")
 
 
+def region_form(handler) -> str:
+    """How a task's region= is written: one box, or a list of as many as it reads (`region_count`)."""
+    wanted = getattr(handler, "region_count", 1)
+    if wanted == 1:
+        return "[x1, y1, x2, y2]"
+    return "[" + ", ".join(["[x1, y1, x2, y2]"] * wanted) + "]" + (" (the subject's box, then the object's)" if wanted == 2 else "")
+
+
+def check_region_count(name: str | None, handler, region) -> None:
+    """A region holds as many boxes as the task reads (`region_count`: 1, or 2 for a pair)."""
+    boxes, wanted = region_boxes(region), getattr(handler, "region_count", 1)
+    if len(boxes) != wanted:
+        raise ValueError(f"task {name!r} asks about {wanted} region{'s' if wanted > 1 else ''}, got {len(boxes)}: "
+                         f"pass region={region_form(handler)} in the image's pixels")
+
+
 def check_asks(name: str | None, handler, prompt: str, region) -> None:
     """The prompt's slot is filled, and a region is given exactly where the prompt asks about one."""
-    if region is not None:
-        check_region(region)
+    for box in region_boxes(region) if region is not None else ():
+        check_region(box)
     if handler is None:
         if region is not None:
             raise ValueError(f"no task recognised in the prompt {prompt!r} takes a region; the tasks that take "
@@ -51,17 +67,19 @@ def check_asks(name: str | None, handler, prompt: str, region) -> None:
     slotted = [t for t in handler.prompts if "{}" in t]
     if any(_bare(t.replace("{}", "")) == _bare(prompt) for t in slotted):
         raise ValueError(f"task {name!r}: the prompt {prompt!r} leaves its slot empty; fill it, e.g. "
-                         f"{slotted[0].format('a small red cube')!r}")
+                         f"{slotted[0].format(*['a small red cube'] * slotted[0].count('{}'))!r}")
     takes = tuple(getattr(handler, "region_prompts", ()))
     if matches(prompt, handler.prompts):           # one of its own prompts: that prompt decides
         needed = allowed = matches(prompt, takes)
     else:                                          # a phrasing of its own (task= given): the task decides
         needed, allowed = bool(takes) and set(takes) >= set(handler.prompts), bool(takes)
     if needed and region is None:
-        raise ValueError(f"task {name!r} asks about a region: pass region=[x1, y1, x2, y2] in the image's pixels")
+        raise ValueError(f"task {name!r} asks about a region: pass region={region_form(handler)} in the image's pixels")
     if region is not None and not allowed:
         where = f"; its prompts that take one: {', '.join(repr(p) for p in takes)}" if takes else ""
         raise ValueError(f"task {name!r} takes no region with the prompt {prompt!r} (region={list(region)}){where}")
+    if region is not None:
+        check_region_count(name, handler, region)
 
 
 def check_trained(name: str | None, handler, trained, explicit: bool) -> None:

@@ -125,6 +125,9 @@ class UnioProcessor(ProcessorMixin):
             raise ValueError("the prompt is empty; ask something, e.g. 'What does the image describe?'")
         name = self.task_of(prompt, task) if image is None else None
         handler = self.tasks.get(name) if name else None
+        if image is None and handler is None:
+            raise ValueError(f"no image given, and the prompt {prompt!r} is no text-only task's (e.g. 'Premise: ... "
+                             "Hypothesis: ...'); pass an image (a path, a PIL image, an array or a tensor)")
         if image is None and getattr(handler, "reads_image", True):
             raise ValueError(f"task {name!r} reads an image; pass one (a path, a PIL image, an array or a tensor)")
         original = None if image is None else to_rgb_array(image)
@@ -139,7 +142,7 @@ class UnioProcessor(ProcessorMixin):
         reads = getattr(handler, "reads_image", True)
         example = Example(name, frame.to_model(original) if reads else None, asked, None, frame=frame,
                           record={"image": original, "prompt": prompt},
-                          region=None if region is None else frame.box_to_model(region))
+                          region=None if region is None else frame.region_to_model(region))
         prepare = getattr(handler, "prepare", None)
         return example if prepare is None else prepare(example)
 

@@ -172,14 +172,16 @@ def default_runner() -> Runner:
         return _default or load()
 
 
-def run(prompt, image, *, model: Runner | str | Path | None = None, task: str | None = None, region=None,
+def run(prompt, image=None, *, model: Runner | str | Path | None = None, task: str | None = None, region=None,
         **options):
     """Answer `prompt` about `image` (or lists of both, run as one batch) with a typed Result.
     `region`: a box [x1, y1, x2, y2] in the image's pixels that the prompt asks about (a list of
-    them, or of None, with lists of prompts); the model reads it as location tokens after the prompt.
-    Safe to call from several threads: each call's generation runs alone on the model."""
+    them, or of None, with lists of prompts; two boxes [[...], [...]] for a task asking about a pair); the
+    model reads it as location tokens after the prompt. No image: a text-only task ("Premise: ... Hypothesis:
+    ...") or one that makes an image. Safe to call from several threads: each call's generation runs alone."""
     runner = model if isinstance(model, Runner) else (load(model) if model else default_runner())
     if isinstance(prompt, (list, tuple)):
+        image = [None] * len(prompt) if image is None else image
         if not isinstance(image, (list, tuple)):
             raise TypeError("with a list of prompts, pass a list of images of the same length")
         return runner(list(prompt), list(image), task=task, regions=region, **options)
@@ -196,6 +198,8 @@ def task_helper(name: str):
         return custom
 
     def helper(image, *slots, **options) -> Result:
+        if not getattr(task, "reads_image", True) and isinstance(image, str):   # text only: every argument a slot
+            image, slots = None, (image, *slots)
         fitting = [p for p in task.prompts if p.count("{}") == len(slots)]   # the first prompt with these slots
         return run((fitting or task.prompts)[0].format(*slots), image, task=name, **options)
     helper.__name__, helper.__doc__ = name, f"Run the {name!r} task: {task.prompts[0]!r}."

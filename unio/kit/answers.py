@@ -155,6 +155,17 @@ def box_groups(ids, logprobs, mods, example, labelled: bool = True) -> tuple:
     return [mods[name].decode_box(g.location, w, h) for g in groups], groups
 
 
+def whole_groups(groups, max_tokens: int) -> list:
+    """The ids of a list of answer groups (each a list of ids: a box and its label ...), the groups kept whole
+    and in order while they fit in `max_tokens`."""
+    ids: list = []
+    for group in groups:
+        if len(ids) + len(group) > max_tokens:
+            break
+        ids += group
+    return ids
+
+
 class LocationAnswer:
     """Mixin for answers in location tokens (boxes, keypoints): the prompt is the only text the tokenizer
     learns from, and there is no image to learn from."""

@@ -14,7 +14,11 @@ def colourise(values: np.ndarray) -> np.ndarray:
 
 
 def draw_result(result) -> Image.Image:
-    base = Image.fromarray(result.image).convert("RGB")
+    if result.image is None:          # a text-only task: the prompt, and the answer below it
+        base = Image.new("RGB", (320, 28), "white")
+        ImageDraw.Draw(base).text((2, 1), result.prompt[:60], fill=(90, 90, 90))
+    else:
+        base = Image.fromarray(result.image).convert("RGB")
     if result.depth is not None:
         return _side_by_side(base, Image.fromarray(colourise(result.depth)))
     if result.generated_image is not None:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from unio.task import several_boxes
+
 
 class UnreadableImage(ValueError):
     """An image file (or encoded image) that cannot be decoded: missing, truncated, not an image."""
@@ -116,6 +118,14 @@ class Frame:
         x1, x2 = _span(x1, x2, self.width)
         y1, y2 = _span(y1, y2, self.height)
         return [x1, y1, x2, y2]
+
+    def region_to_model(self, region):
+        """A region (a box, or a list of boxes: unio.task.several_boxes) in the model's frame."""
+        return [self.box_to_model(b) for b in region] if several_boxes(region) else self.box_to_model(region)
+
+    def region_to_original(self, region):
+        """A region (a box, or a list of boxes) in the original image's pixels."""
+        return [self.box_to_original(b) for b in region] if several_boxes(region) else self.box_to_original(region)
 
     def box_to_model(self, box) -> list:
         """An original-pixel box (x1, y1, x2, y2) -> the model's frame (the inverse of box_to_original)."""

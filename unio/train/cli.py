@@ -159,10 +159,11 @@ def draw_samples(trainer, pairs, sources) -> None:
     for task, source in pairs:
         example = split_examples(trainer.task_set.get(task), sources[source], evaluation_split(sources[source], "test"), 1,
                                  trainer.model.config.image_size, bad=trainer.bad, name=source)[0]
-        region = None if example.region is None else example.frame.box_to_original(example.region)
+        region = None if example.region is None else example.frame.region_to_original(example.region)
         n = getattr(trainer.task_set.get(task), "report_samples", 1)   # a task may ask for a row of samples (generation)
         options = getattr(trainer.task_set.get(task), "report_options", {})
-        results += runner([example.prompt] * n, [example.record["image"]] * n, task=task, regions=[region] * n, **options)
+        results += runner([example.prompt] * n, [example.record.get("image")] * n, task=task, regions=[region] * n,
+                          **options)
     draw_report(trainer.out, results)
 
 

@@ -89,7 +89,8 @@ class Corpus:
                 for image in self.tasks.get(pair[0]).training_images(example) if example is not None else ():
                     found = True
                     yield image
-            first = None if found else self._example(self.pairs[0], index)
+            examples = (self._example(pair, index) for pair in self.pairs)   # the first with an image (text pairs have none)
+            first = None if found else next((ex for ex in examples if ex is not None and ex.image is not None), None)
             if first is not None:
                 yield image_tensor(first.image)
             misses = 0 if found or first is not None else misses + 1

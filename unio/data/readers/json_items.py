@@ -35,6 +35,19 @@ class JsonItems:
         return read_item(self.path, span)
 
 
+def list_spans(path: Path, keep: Callable[[object], None] | None = None) -> list:
+    """The (start, end) byte spans of the items of a file whose top level is a list (Visual Genome's files);
+    `keep(item)` sees each item once, as JsonItems' `keep` does."""
+    path = Path(path)
+    text = path.read_bytes().decode("latin-1")
+    spans = []
+    for _, item, start, end in list_items(text, None, expect(text, skip(text, 0), "[", path) - 1, path):
+        spans.append((start, end))
+        if keep is not None:
+            keep(item)
+    return spans
+
+
 def read_item(path: Path, span: tuple):
     """The item at `span` (start, end) of the file, parsed."""
     start, end = span

@@ -13,6 +13,7 @@ import numpy as np
 from unio.data.world import render
 from unio.data.world.constants import COLORS, FAR, NEAR, SHAPES, SIZES, SPLITS
 from unio.data.world.language import describe_scene
+from unio.data.world.relations import describe_relations
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Scene:
     caption: str = ""
     questions: list = field(default_factory=list)   # [(question, answer, type)]
     refexps: list = field(default_factory=list)     # [(expression, object index)]
+    relations: list = field(default_factory=list)   # [(subject index, predicate, object index)] that hold
+    entailment: list = field(default_factory=list)  # [(premise, hypothesis, label)]
 
 
 class World:
@@ -68,6 +71,7 @@ class World:
                 break
         scene = Scene(self.split, int(index), image, depth, objects)
         describe_scene(scene, rng)
+        describe_relations(scene)      # from the layout and an rng of its own: the stream above is unchanged
         return scene
 
     def stream(self, start: int = 0, stop: int | None = None):

@@ -9,7 +9,8 @@ from unio.data.world.surfaces import pixel_maps
 from unio.registries import register_source
 
 SPLIT_LENGTH = 1_000_000     # the world has a scene at every index; this many are addressed
-KEYS = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid", "max_depth")
+KEYS = ("image", "id", "source", "captions", "questions", "objects", "refexps", "depth", "depth_valid", "max_depth",
+        "relations", "entailment")
 KEYS += ("normals", "classes", "class_names")     # per-pixel ground truth (surfaces.py)
 
 
@@ -20,7 +21,9 @@ def scene_record(scene, name: str = "world") -> dict:
     return {"image": scene.image, "id": f"{name}/{scene.split}/{scene.index}", "source": name,
             "captions": [scene.caption], "questions": [[q, [a], t] for q, a, t in scene.questions],
             "objects": objects, "refexps": [list(r) for r in scene.refexps], "depth": scene.depth,
-            "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH, **pixel_maps(scene)}
+            "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH,
+            "relations": [list(r) for r in scene.relations], "entailment": [list(e) for e in scene.entailment],
+            **pixel_maps(scene)}
 
 
 class WorldSplit:

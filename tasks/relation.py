@@ -1,0 +1,56 @@
+"""The relation between two regions: "What is the relation between the two regions?" with region= two
+boxes (the subject's, then the object's; location tokens after the prompt) -> the predicate ("left of",
+"in front of", "larger than", "same color as" ...), ranked among `predicates` by likelihood (default: the
+world's 8; `None` generates freely, as for Visual Genome's open predicates).
+
+    unio.run("What is the relation between the two regions?", image, region=[subject_box, object_box])
+
+A pair may hold several predicates; it is asked with the first in the world's priority order (what sets
+the pair apart most: same shape, same colour, size, depth, then left or right; unio/kit/relations.py), so
+the answer is a function of the pair. Metrics: predicate accuracy, and the share of answers that hold for
+the pair at all (`holds`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from unio.data.world.relations import PREDICATES
+from unio.kit.answers import ShortTextAnswer
+from unio.kit.relations import pair_predicate
+from unio.registries import register_task
+from unio.task import Example, choose_prompt, pick
+
+# the order a pair's predicates are asked in: the rarest, most telling first
+PRIORITY = ("same shape as", "same color as", "larger than", "smaller than", "in front of", "behind", "left of",
+            "right of")
+
+
+@register_task
+class Relation(ShortTextAnswer):
+    name = "relation"
+    output = "text"
+    prompts = ["What is the relation between the two regions?", "How is the first region related to the second?"]
+    region_prompts = prompts           # every prompt asks about the two boxes given as region=
+    region_count = 2                   # the subject's box, then the object's
+    requires = ("image", "objects", "relations")
+    headline, also_report = "accuracy", ("holds",)
+
+    def __init__(self, predicates: list | None = PREDICATES):
+        self.predicates = list(predicates) if predicates is not None else None
+
+    def example(self, record, rng) -> Example:
+        objects, relations = record["objects"], record["relations"]
+        pairs = sorted({(int(s), int(o)) for s, _, o in relations if int(s) != int(o)
+                        and objects[int(s)].get("box") is not None and objects[int(o)].get("box") is not None})
+        subject, obj = pick(pairs, rng, record, "relation between two boxed objects")
+        predicate = pair_predicate(relations, subject, obj, PRIORITY)
+        holding = [p for s, p, o in relations if (int(s), int(o)) == (subject, obj)]
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng), predicate,
+                       {"holds": holding}, region=[list(objects[subject]["box"]), list(objects[obj]["box"])])
+
+    def answer_options(self, example):
+        return self.predicates
+
+    def evaluate(self, predictions, examples) -> dict:
+        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)])),
+                "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)]))}

@@ -1,0 +1,130 @@
+"""Relations between objects: the predicate of two regions (`relation`), relationship detection
+(`relations`, triplet recall@K as the Visual Genome papers count it), and Visual Genome's official files."""
+import numpy as np
+import pytest
+from conftest import world_examples
+from official_formats import write_visual_genome
+
+import unio
+from unio.data.sources import build_source
+from unio.data.world.relations import PREDICATES
+from unio.kit.relations import pair_predicate, scene_triplets, triplet_recall
+from unio.registries import TASKS
+from unio.vocab import EOS
+
+
+def test_pair_predicate_and_scene_triplets_by_priority():
+    relations = [[0, "left of", 1], [0, "larger than", 1], [1, "right of", 0], [1, "smaller than", 0],
+                 [2, "on", 0], [2, "near", 0]]
+    priority = ("larger than", "smaller than", "left of", "right of")
+    assert pair_predicate(relations, 0, 1, priority) == "larger than"
+    assert pair_predicate(relations, 1, 0, priority) == "smaller than"
+    assert pair_predicate(relations, 2, 0, priority) == "on"          # unknown predicates: the record's order
+    assert pair_predicate(relations, 0, 2, priority) is None
+    objects = [{"box": [30, 0, 40, 10]}, {"box": [50, 0, 60, 10]}, {"box": [0, 0, 10, 10]}]
+    assert scene_triplets(relations, objects, priority) == [(2, "on", 0), (0, "larger than", 1)]
+
+
+def test_triplet_recall_by_hand():
+    a, b, far = [0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 60, 60]
+    gold = [[(a, "cube", "left of", b, "sphere"), (b, "sphere", "right of", a, "cube")], [], [(a, "cube", "on", b, "table")]]
+    predicted = [[(a, "cube", "left of", [21, 0, 30, 10], "sphere", 0.9),   # IoU 0.9: found
+                  (b, "sphere", "left of", a, "cube", 0.8),                # wrong predicate
+                  (b, "sphere", "right of", far, "cube", 0.7)],            # object box misses
+                 [(a, "cube", "on", b, "table", 0.5)],                     # an image without gold: not counted
+                 [(a, "cube", "on", b, "table", 0.1)] + [(far, "x", "on", far, "y", 0.5)] * 20]   # found at 50, not 20
+    recall = triplet_recall(gold, predicted)
+    assert recall["recall@20"] == pytest.approx((0.5 + 0.0) / 2) and recall["recall@50"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_relation_examples_ask_two_regions_and_round_trip(modalities):
+    task = TASKS.get("relation")
+    examples = world_examples(task, "train", 30, 32)
+    assert examples and all(len(ex.region) == 2 and ex.target in PREDICATES for ex in examples)
+    assert all(ex.target in ex.meta["holds"] for ex in examples)
+    assert len({ex.target for ex in examples}) >= 3
+    assert task.answer_options(examples[0]) == list(PREDICATES)
+    for ex, ids in zip(examples, task.targets(examples, modalities)):
+        assert task.decode(ids, modalities, ex) == ex.target
+    assert task.evaluate([ex.target for ex in examples], examples) == {"accuracy": 1.0, "holds": 1.0}
+    wrong = [next(p for p in PREDICATES if p not in ex.meta["holds"]) for ex in examples]
+    assert task.evaluate(wrong, examples) == {"accuracy": 0.0, "holds": 0.0}
+
+
+def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):
+    from unio.data.encoding import prompt_ids
+    ex = world_examples(TASKS.get("relation"), "train", 1, 32)[0]
+    ids = prompt_ids(ex, modalities, 48)
+    loc = modalities.vocab.range("coordinates")
+    assert sum(loc.start <= i < loc.stop for i in ids) == 8
+    one = prompt_ids(type(ex)(ex.task, ex.image, ex.prompt, None, region=ex.region[0]), modalities, 48)
+    assert one == ids[:-4]
+
+
+def test_unio_run_takes_two_regions_and_refuses_one(runner):
+    scene = unio.data.world.World("test", resolution=32)[5]
+    boxes = [list(o.box) for o in scene.objects[:2]]
+    prompt = "What is the relation between the two regions?"
+    if len(boxes) < 2:
+        boxes = [boxes[0], [0, 0, 8, 8]]
+    result = unio.run(prompt, scene.image, model=runner, region=boxes)
+    assert result.task == "relation" and result.text in PREDICATES
+    with pytest.raises(ValueError, match=r"asks about 2 regions, got 1: pass region=\[\[x1"):
+        unio.run(prompt, scene.image, model=runner, region=boxes[0])
+    with pytest.raises(ValueError, match="asks about a region"):
+        unio.run(prompt, scene.image, model=runner)
+    with pytest.raises(ValueError, match="asks about 1 region, got 2"):
+        unio.run("What does the region describe?", scene.image, model=runner, region=boxes)
+
+
+def test_relationship_lists_round_trip_through_their_tokens(modalities):
+    task = TASKS.get("relations")
+    examples = world_examples(task, "train", 12, 32)
+    assert any(len(ex.target) >= 3 for ex in examples)
+    grammar = task.grammar(modalities, 32)
+    half_bin = 32 / (2 * modalities["coordinates"].num_bins)
+    for ex, ids in zip(examples, task.targets(examples, modalities)):
+        assert grammar.accepts(ids + [EOS], modalities.vocab)
+        found = task.decode(ids, modalities, ex, logprobs=[0.0] * len(ids))["relations"]
+        assert len(ids) <= task.max_tokens and (found or not ex.target)   # whole relationships, within max_tokens
+        assert [(t[1], t[2], t[4]) for t in found] == [(t[1], t[2], t[4]) for t in ex.target[:len(found)]]
+        for t, g in zip(found, ex.target):
+            assert np.abs(np.array(t[0]) - g[0]).max() <= half_bin + 1e-9 and t[5] == pytest.approx(1.0)
+    ceiling = task.baselines()["token_ceiling"](examples, modalities)
+    scores = task.evaluate([task.to_original(ceiling(ex), ex.frame) for ex in examples], examples)
+    assert scores["recall@50"] == pytest.approx(np.mean([min(1.0, len(ceiling(ex)["relations"]) / len(ex.target))
+                                                         for ex in examples if ex.target]))
+    prior = task.baselines()["prior"](examples, modalities)
+    assert task.evaluate([task.to_original(prior(ex), ex.frame) for ex in examples], examples)["recall@50"] < 0.5
+
+
+def test_visual_genome_reader_reads_the_official_layout(tmp_path):
+    truth = write_visual_genome(tmp_path / "vg")
+    source = build_source("vg", f"visual_genome:{tmp_path / 'vg'}", 32)
+    assert source.splits() == ["train", "test", "validation"]
+    assert len(source.split("train")) == 3 and len(source.split("test")) == 1
+    record = source.split("train")[1]
+    assert record["id"] == "vg/train/2" and record["image"].parent.name == "VG_100K"
+    assert record["objects"] == [{"box": [10.0, 20.0, 40.0, 60.0], "category": "horse", "attributes": {"object_id": 21}},
+                                 {"box": [50.0, 25.0, 85.0, 55.0], "category": "table", "attributes": {"object_id": 22}}]
+    assert record["relations"] == [[0, "on", 1], [1, "next to", 0]]    # the box without area is left out
+    assert source.split("test")[0]["image"].parent.name == "VG_100K_2"
+    # the tasks read it: a pair and its predicate, and one relationship per pair
+    rng = np.random.default_rng(0)
+    from unio.data.records import make_example
+    ex = make_example(TASKS.get("relation"), record, 32, rng)
+    assert ex.target in ("on", "next to") and len(ex.region) == 2
+    ex = make_example(TASKS.get("relations"), record, 32, rng)
+    assert [(t[1], t[2], t[4]) for t in ex.target] == [("horse", "on", "table")]
+    with pytest.raises(FileNotFoundError, match="relationships.json"):
+        build_source("vg", f"visual_genome:{tmp_path}", 32)
+    assert truth["layout"][0][1] == "VG_100K_2"
+
+
+def test_unio_plugins_lists_the_new_tasks_and_reader():
+    from conftest import run_script
+    proc = run_script("-m", "unio.cli", "plugins")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tasks = next(line for line in proc.stdout.splitlines() if line.startswith("tasks:"))
+    assert {"relation", "relations", "entailment", "text_class"} <= set(tasks.removeprefix("tasks:").replace(",", " ").split())
+    assert "visual_genome" in next(line for line in proc.stdout.splitlines() if line.startswith("sources:"))

@@ -1,0 +1,85 @@
+"""The world's relations between object pairs and its entailment pairs: true to the layout, labelled by
+construction, and drawn without touching the scene's random stream (existing records unchanged)."""
+import re
+
+import numpy as np
+
+from unio.data.world import SIZES, World, WorldObject
+from unio.data.world import scene as world_scene
+from unio.data.world.relations import DEPTH_GAP, NUMBER_WORDS, entailment_pairs, relations
+from unio.data.world.scene import Scene
+from unio.data.world.source import scene_record
+
+
+def test_relations_by_hand():
+    cube = WorldObject("cube", "red", "large", depth=3.0, x=0.2)
+    sphere = WorldObject("sphere", "red", "small", depth=5.0, x=0.6)
+    cone = WorldObject("cone", "blue", "small", depth=5.5, x=0.4)
+    found = set(relations([cube, sphere, cone]))
+    assert {p for i, p, j in found if (i, j) == (0, 1)} == {"left of", "in front of", "larger than", "same color as"}
+    assert {p for i, p, j in found if (i, j) == (1, 0)} == {"right of", "behind", "smaller than", "same color as"}
+    # half a metre apart in depth: side by side, neither in front of nor behind the other
+    assert {p for i, p, j in found if (i, j) == (2, 1)} == {"left of"}
+    assert {p for i, p, j in found if (i, j) == (1, 2)} == {"right of"}
+
+
+def test_relations_agree_with_positions_and_sizes():
+    for scene in World("test", resolution=32).stream(0, 40):
+        objects, found = scene.objects, set(map(tuple, scene_record(scene)["relations"]))
+        for i, a in enumerate(objects):
+            for j, b in enumerate(objects):
+                if i == j:
+                    continue
+                assert ((i, "left of", j) in found) == (a.x < b.x) and ((i, "right of", j) in found) == (a.x > b.x)
+                assert ((i, "in front of", j) in found) == (b.depth - a.depth > DEPTH_GAP)
+                assert ((i, "behind", j) in found) == (a.depth - b.depth > DEPTH_GAP)
+                assert ((i, "larger than", j) in found) == (SIZES[a.size] > SIZES[b.size])
+                assert ((i, "smaller than", j) in found) == (SIZES[a.size] < SIZES[b.size])
+                assert ((i, "same color as", j) in found) == (a.color == b.color)
+                assert ((i, "same shape as", j) in found) == (a.shape == b.shape)
+                if (i, "left of", j) in found and (i, "in front of", j) not in found and (j, "in front of", i) not in found:
+                    assert a.box[0] + a.box[2] < b.box[0] + b.box[2] + 2   # visible boxes agree, up to occlusion
+
+
+def judge(objects, hypothesis: str) -> str:
+    """An independent reading of a hypothesis against the objects the caption lists (all of the scene's)."""
+    def fits(phrase):
+        return any(set(phrase.split()) <= {o.size, o.color, o.shape, "object"} for o in objects)
+    if m := re.fullmatch(r"There is no (.+)\.", hypothesis):
+        return "contradiction" if fits(m.group(1)) else "entailment"
+    if m := re.fullmatch(r"There (?:is|are) (\w+) objects?\.", hypothesis):
+        return "entailment" if NUMBER_WORDS.index(m.group(1)) == len(objects) else "contradiction"
+    if m := re.fullmatch(r"There is an? (.+)\.", hypothesis):
+        return "entailment" if fits(m.group(1)) else "contradiction"
+    assert re.search(r"in front of|behind|metres away", hypothesis), hypothesis   # depth: the caption says nothing
+    return "neutral"
+
+
+def test_entailment_labels_hold_by_construction():
+    objects = [WorldObject("cube", "red", "large", 3.0, 0.2), WorldObject("sphere", "blue", "small", 6.0, 0.7)]
+    scene = Scene("train", 5, None, None, objects, caption="a large red cube and a small blue sphere.")
+    pairs = entailment_pairs(scene)
+    assert [label for _, _, label in pairs] == ["entailment", "neutral", "contradiction"]
+    assert all(p == scene.caption for p, _, _ in pairs) and pairs == entailment_pairs(scene)   # deterministic
+    assert judge(objects, "There is a red cube.") == "entailment" and judge(objects, "There is no small object.") == "contradiction"
+    assert judge(objects, "There are three objects.") == "contradiction" and judge(objects, "There is a green cube.") == "contradiction"
+    seen = set()
+    for scene in World("train", resolution=32).stream(0, 150):
+        for premise, hypothesis, label in scene_record(scene)["entailment"]:
+            assert premise == scene.caption and judge(scene.objects, hypothesis) == label, (premise, hypothesis, label)
+            seen.add(hypothesis.split()[1])
+    assert {"is", "are", "large", "small"} & seen
+
+
+def test_existing_world_records_are_unchanged(monkeypatch):
+    """Relations and entailment pairs draw nothing from the scene's stream: with them switched off, every
+    other field of every record is the same."""
+    world = World("validation", resolution=32)
+    with_them = [scene_record(world[i]) for i in range(12)]
+    monkeypatch.setattr(world_scene, "describe_relations", lambda scene: None)
+    without = [scene_record(world[i]) for i in range(12)]
+    for a, b in zip(with_them, without):
+        assert a.keys() == b.keys() and b["relations"] == [] and any(r["relations"] for r in with_them)
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["depth"], b["depth"])
+        assert (a["captions"], a["questions"], a["refexps"]) == (b["captions"], b["questions"], b["refexps"])
+        assert [o["box"] for o in a["objects"]] == [o["box"] for o in b["objects"]]

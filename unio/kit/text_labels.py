@@ -1,0 +1,52 @@
+"""Text classification examples (GLUE-style rows, the world's entailment pairs): a record's label as the
+name the model answers with, and the task kind that ranks an answer among the label names.
+
+A label is a name ("entailment") or an integer into the record's `label_names` (what a Hugging Face
+dataset's ClassLabel column holds; the hf source passes its names on); GLUE's hidden test labels (-1)
+leave a record with nothing to ask.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from unio.kit.answers import ShortTextAnswer
+from unio.task import NothingToAsk
+
+
+def label_name(record, default_names) -> str:
+    """The record's `label` as a name; NothingToAsk for an unlabelled row (None or -1)."""
+    label = record.get("label")
+    if label is None or (isinstance(label, (int, np.integer)) and label < 0):
+        raise NothingToAsk(f"record {record.get('id', '?')!r} has no label (GLUE's test rows hide theirs)")
+    if isinstance(label, str):
+        return label
+    names = record.get("label_names") or default_names
+    if not 0 <= int(label) < len(names):
+        raise ValueError(f"record {record.get('id', '?')!r}: label {label} is outside the label names {list(names)}; "
+                         "give the source label_names=[...]")
+    return str(names[int(label)])
+
+
+class RankedLabel(ShortTextAnswer):
+    """A text task answered by one of its label names, ranked by likelihood: the record's `label_names`
+    where it has them (set on the example's meta["labels"]), else the task's `labels`. Metrics: accuracy
+    and the accuracy per gold label."""
+    reads_image = False              # the encoder reads the prompt alone
+    requires = ()
+    max_tokens = 6
+    photometric = ()
+
+    def answer_options(self, example):
+        return list(example.meta.get("labels") or self.labels)
+
+    def evaluate(self, predictions, examples) -> dict:
+        right = [p == ex.target for p, ex in zip(predictions, examples)]
+        out = {"accuracy": float(np.mean(right))}
+        for label, count in sorted(Counter(ex.target for ex in examples).items()):
+            out[f"accuracy_{label}"] = float(np.mean([r for r, ex in zip(right, examples) if ex.target == label]))
+        return out
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, *self.answer_options(example)]

@@ -155,13 +155,18 @@ def model_overrides(opts: TrainOptions, mods: Modalities) -> dict:
         overrides.setdefault("ordinal_range", (start + lo, start + hi))
         overrides.setdefault("ordinal_sigma", opts.location_sigma)
     if opts.range_loss:
-        overrides.setdefault("loss_range_starts", sorted({0, *(r.start for r in mods.vocab.ranges.values())}))
+        overrides.setdefault("loss_range_starts", range_starts(mods))
     if opts.moe:
         overrides.setdefault("moe_every", 2)
     if opts.moe == "attribute":
         overrides.setdefault("moe_routing", "attribute")
-        overrides.setdefault("vocab_range_starts", sorted({0, *(r.start for r in mods.vocab.ranges.values())}))
+        overrides.setdefault("vocab_range_starts", range_starts(mods))
     return overrides
+
+
+def range_starts(mods: Modalities) -> list:
+    """The first id of each vocabulary range, ascending (0: the text range's)."""
+    return sorted({0, *(r.start for r in mods.vocab.ranges.values())})
 
 
 def build_optimizer(opts: TrainOptions, model, fused: bool) -> torch.optim.Optimizer:

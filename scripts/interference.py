@@ -3,7 +3,8 @@
     python scripts/interference.py --generalist runs/all --equal-steps vqa=runs/vqa-600 \\
         --whole-budget vqa=runs/vqa-3000 --equal-steps depth=runs/depth-600/eval.json --json interference.json
 
-A path is an eval.json or the run folder holding one; PAIR is a pair name (a task, or TASK@SOURCE).
+A path is an eval.json, the run folder holding one, or a run's record in docs/records/ (--generalist
+docs/records/all-start.json); PAIR is a pair name (a task, or TASK@SOURCE).
 Prints a markdown table; Δ > 0 where the generalist is better. See unio/infer/interference.py.
 """
 import argparse

@@ -64,6 +64,20 @@ def test_delta_m_is_the_mean_over_the_tasks_with_that_specialist(runs):
     assert table[-1] == "| Δm |  |  |  | **+5.0%** (3 tasks) |  | **-25.0%** (1 task) |"
 
 
+def test_a_docs_record_stands_for_a_run(runs, tmp_path):
+    """docs/records/NAME.json (record_run.py) as the generalist: its metrics, n and the preset its command names."""
+    record = {"name": "all", "command": "python scripts/train_mixture.py --tasks all --preset base --steps 9",
+              "split": "test", "n": 100, "metrics": {"vqa": {ACC: 0.6}}, "baselines": {}}
+    (tmp_path / "all.json").write_text(json.dumps(record))
+    assert read_eval(tmp_path / "all.json") == {"model": {"vqa": {ACC: 0.6}}, "split": "test", "n": 100, "preset": "base"}
+    out = compare(read_eval(tmp_path / "all.json"), {"equal_steps": {"vqa": read_eval(runs / "vqa")}})
+    assert out["pairs"]["vqa"]["equal_steps"]["delta"] == pytest.approx(0.2)
+    assert out["notes"] == ["vqa: the equal steps specialist's preset is 'tiny', the generalist's 'base'"]
+    record["command"] = "python scripts/train_mixture.py --tasks all"
+    (tmp_path / "all.json").write_text(json.dumps(record))
+    assert read_eval(tmp_path / "all.json")["preset"] == "tiny"          # the trainer's default preset
+
+
 def test_no_specialists_at_all(runs):
     out = compare(read_eval(runs / "all"), {})
     assert out["delta_m"] == {"equal_steps": None, "whole_budget": None}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from unio.task_set import TaskSet
+from unio.train.options import TrainOptions
 
 KINDS = {"equal_steps": "equal steps", "whole_budget": "whole budget"}   # JSON key: the table's words
 SETTING = ("split", "n", "preset")                                        # what two runs compared should share
@@ -15,14 +16,24 @@ SETTING = ("split", "n", "preset")                                        # what
 
 def read_eval(path) -> dict:
     """An eval.json (or the run folder holding one) as train_mixture.py writes it, with the run's `preset`
-    from the options.json beside it when there is one."""
+    from the options.json beside it when there is one; or a run's record in docs/records/ (record_run.py)."""
     file = Path(path) / "eval.json" if Path(path).is_dir() else Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no eval.json at {path}")
     evaluation = json.loads(file.read_text())
+    if "model" not in evaluation and "metrics" in evaluation:
+        return from_record(evaluation)
     if (file.parent / "options.json").is_file():
         evaluation["preset"] = json.loads((file.parent / "options.json").read_text()).get("preset")
     return evaluation
+
+
+def from_record(record: dict) -> dict:
+    """A docs/records/NAME.json as an eval.json's contents: its metrics, split and n, and the preset its
+    command names (the trainer's default where it names none)."""
+    words = (record.get("command") or "").split()
+    preset = words[words.index("--preset") + 1] if "--preset" in words[:-1] else TrainOptions.preset
+    return {"model": record["metrics"], "split": record.get("split"), "n": record.get("n"), "preset": preset}
 
 
 def relative_change(generalist: float, specialist: float, lower_is_better: bool) -> float:

@@ -219,10 +219,14 @@ target of issue 33 is missed; the full table and what holds each task: experimen
 """,
     "results-seeds": seeds_table,
     "results-ceilings": """
-`python scripts/evaluate.py --baseline vq_ceiling --tasks all --n 500`: the gold answer through the codebook
-of its kind and back, in the all-task tokenizer set: depth {{ceilings-all:baselines/depth/vq_ceiling/rmse|m}} RMSE (`depth_codes`, 600 steps), masks
-mIoU {{ceilings-all:baselines/segment/vq_ceiling/miou}} (`mask_codes`, 600 steps), RGB scenes colour F1 {{ceilings-all:baselines/generate/vq_ceiling/color_f1}} / count accuracy {{ceilings-all:baselines/generate/vq_ceiling/count_accuracy}} and inpainting {{ceilings-all:baselines/inpaint/vq_ceiling/psnr|2}}
-dB in the region (`rgb_codes`, 2,400 steps).
+| codebook (steps) | task | the gold answer through the codes |
+|---|---|---|
+| `depth_codes` (600) | depth | RMSE {{ceilings-all:baselines/depth/vq_ceiling/rmse|m}}, AbsRel {{ceilings-all:baselines/depth/vq_ceiling/absrel}}, δ1 {{ceilings-all:baselines/depth/vq_ceiling/delta1}} |
+| `mask_codes` (600) | segment | mIoU {{ceilings-all:baselines/segment/vq_ceiling/miou}} (box form {{ceilings-all:baselines/segment/vq_ceiling/miou_box}}, referring {{ceilings-all:baselines/segment/vq_ceiling/miou_referring}}; cones {{ceilings-all:baselines/segment/vq_ceiling/miou_cone}}) |
+| `rgb_codes` (2,400) | generate | colour F1 {{ceilings-all:baselines/generate/vq_ceiling/color_f1}}, count accuracy {{ceilings-all:baselines/generate/vq_ceiling/count_accuracy}} |
+| `rgb_codes` (2,400) | inpaint | PSNR in the region {{ceilings-all:baselines/inpaint/vq_ceiling/psnr|dB}} (SSIM {{ceilings-all:baselines/inpaint/vq_ceiling/ssim}}) |
+| `normal_codes` (600) | normals | mean angular error {{ceilings-all:baselines/normals/vq_ceiling/mean_angle|2}}°, median {{ceilings-all:baselines/normals/vq_ceiling/median_angle|2}}°; within 11.25° {{ceilings-all:baselines/normals/vq_ceiling/within_11.25}}, 22.5° {{ceilings-all:baselines/normals/vq_ceiling/within_22.5}} |
+| `class_codes` (600) | semantic_segmentation | mIoU {{ceilings-all:baselines/semantic_segmentation/vq_ceiling/miou}}, pixel accuracy {{ceilings-all:baselines/semantic_segmentation/vq_ceiling/pixel_accuracy}} (sky {{ceilings-all:baselines/semantic_segmentation/vq_ceiling/iou_sky}}, cylinders {{ceilings-all:baselines/semantic_segmentation/vq_ceiling/iou_cylinder}}) |
 """,
 })
 

@@ -55,12 +55,15 @@ def test_delta_m_is_the_mean_over_the_tasks_with_that_specialist(runs):
     assert out["delta_m"]["equal_steps"] == pytest.approx((0.2 + 0.2 - 0.25) / 3)
     assert out["delta_m"]["whole_budget"] == pytest.approx(-0.25)
     assert out["tasks_in_delta_m"] == {"equal_steps": 3, "whole_budget": 1}
+    assert out["median_delta"]["equal_steps"] == pytest.approx(0.2)             # of +0.2, +0.2, -0.25
+    assert out["worst"]["equal_steps"] == ["caption@coco", pytest.approx(-0.25)]
     assert out["pairs"]["vqa"]["whole_budget"] is None and "no_such_task" not in out["pairs"]
     assert out["skipped"] == ["no_such_task: task 'no_such_task' is not installed"]
     assert out["notes"] == ["caption@coco: the equal steps specialist's n is 50, the generalist's 100",
                             "caption@coco: the equal steps specialist's preset is None, the generalist's 'tiny'"]
     table = markdown(out).splitlines()
     assert table[2] == "| vqa | accuracy ↑ | 0.600 | 0.500 | +20.0% | – | – |".replace("accuracy", ACC)
+    assert table[-2] == "| median Δ |  |  |  | +20.0% (worst: caption@coco -25.0%) |  | -25.0% (worst: depth -25.0%) |"
     assert table[-1] == "| Δm |  |  |  | **+5.0%** (3 tasks) |  | **-25.0%** (1 task) |"
 
 

@@ -5,6 +5,7 @@ signed relative change Δ = ±(M_generalist − M_specialist) / |M_specialist|, 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from unio.task_set import TaskSet
@@ -62,9 +63,12 @@ def against(pair: str, kind: str, key: str, lower: bool, value: float, specialis
 def compare(generalist: dict, specialists: dict, tasks: TaskSet | None = None) -> dict:
     """generalist: its eval.json's contents; specialists: {kind: {pair: that specialist's eval.json contents}}.
     -> {"pairs": {pair: {metric, lower_is_better, generalist, equal_steps, whole_budget}}, "delta_m": {kind},
-    "tasks_in_delta_m": {kind}, "skipped": [...], "notes": [...]}; None where a pair or kind has no specialist."""
+    "tasks_in_delta_m": {kind}, "median_delta": {kind}, "worst": {kind: [pair, delta]}, "skipped": [...],
+    "notes": [...]}; None where a pair or kind has no specialist. The median and the worst task say what a mean
+    hides: one specialist near 0 makes its task's relative change, and so Δm, as large as it likes."""
     tasks = tasks or TaskSet()
-    out = {"pairs": {}, "delta_m": {}, "tasks_in_delta_m": {}, "skipped": [], "notes": []}
+    out = {"pairs": {}, "delta_m": {}, "tasks_in_delta_m": {}, "median_delta": {}, "worst": {}, "skipped": [],
+           "notes": []}
     for kind, theirs in specialists.items():
         for pair in set(theirs) - set(generalist["model"]):
             raise ValueError(f"a specialist ({KINDS[kind]}) is given for {pair}, but the generalist has no {pair} "
@@ -83,9 +87,11 @@ def compare(generalist: dict, specialists: dict, tasks: TaskSet | None = None) -
             out["notes"] += [f"{pair}: the {words} specialist's {s} is {theirs.get(s)!r}, the generalist's "
                              f"{generalist.get(s)!r}" for s in SETTING if theirs and theirs.get(s) != generalist.get(s)]
     for kind in KINDS:
-        deltas = [row[kind]["delta"] for row in out["pairs"].values() if row[kind]]
-        out["delta_m"][kind] = sum(deltas) / len(deltas) if deltas else None
+        deltas = {pair: row[kind]["delta"] for pair, row in out["pairs"].items() if row[kind]}
+        out["delta_m"][kind] = sum(deltas.values()) / len(deltas) if deltas else None
         out["tasks_in_delta_m"][kind] = len(deltas)
+        out["median_delta"][kind] = statistics.median(deltas.values()) if deltas else None
+        out["worst"][kind] = list(min(deltas.items(), key=lambda item: item[1])) if deltas else None
     return out
 
 
@@ -98,6 +104,9 @@ def markdown(comparison: dict) -> str:
         for kind in KINDS:
             cells += [f"{row[kind]['specialist']:.3f}", f"{row[kind]['delta']:+.1%}"] if row[kind] else ["–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
+    middles = [f"{m:+.1%} (worst: {w[0]} {w[1]:+.1%})" if (m := comparison["median_delta"][k]) is not None
+               and (w := comparison["worst"][k]) else "–" for k in KINDS]
     means = [f"**{m:+.1%}** ({n} task{'s' * (n != 1)})" if (m := comparison["delta_m"][k]) is not None else "–"
              for k, n in comparison["tasks_in_delta_m"].items()]
-    return "\n".join(rows + ["| " + " | ".join(["Δm", "", ""] + [c for m in means for c in ("", m)]) + " |"])
+    return "\n".join(rows + ["| " + " | ".join(["median Δ", "", ""] + [c for m in middles for c in ("", m)]) + " |",
+                             "| " + " | ".join(["Δm", "", ""] + [c for m in means for c in ("", m)]) + " |"])

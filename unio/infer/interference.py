@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 from unio.task_set import TaskSet
-from unio.train.options import TrainOptions
+from unio.model.presets import DEFAULT_PRESET
 
 KINDS = {"equal_steps": "equal steps", "whole_budget": "whole budget"}   # JSON key: the table's words
 SETTING = ("split", "n", "preset")                                        # what two runs compared should share
@@ -33,7 +33,7 @@ def from_record(record: dict) -> dict:
     """A docs/records/NAME.json as an eval.json's contents: its metrics, split and n, and the preset its
     command names (the trainer's default where it names none)."""
     words = (record.get("command") or "").split()
-    preset = words[words.index("--preset") + 1] if "--preset" in words[:-1] else TrainOptions.preset
+    preset = words[words.index("--preset") + 1] if "--preset" in words[:-1] else DEFAULT_PRESET
     return {"model": record["metrics"], "split": record.get("split"), "n": record.get("n"), "preset": preset}
 
 

@@ -8,6 +8,7 @@ import yaml
 from unio.plugins import builtin_dir
 
 META_KEYS = ("parameters", "reference_vocab_size")
+DEFAULT_PRESET = "tiny"   # what train_mixture.py trains without --preset
 
 
 def preset_path(name: str | Path) -> Path:

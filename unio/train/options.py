@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from unio.data.mixture import pair_name
+from unio.model.presets import DEFAULT_PRESET
 from unio.train import checkpoint as ckpt
 
 
@@ -18,7 +19,7 @@ from unio.train import checkpoint as ckpt
 class TrainOptions:
     tasks: str | dict | None = None    # (task, source) pairs with weights; None: configs/data/default.yaml
     sources: dict = field(default_factory=dict)   # name -> spec string, config dict, source or Dataset
-    preset: str = "tiny"
+    preset: str = DEFAULT_PRESET
     steps: int = 2100
     minutes: float | None = None       # stop early when this much training time has passed
     batch_size: int = 48

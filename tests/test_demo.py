@@ -202,6 +202,12 @@ def test_the_demo_page_answers_each_task_and_draws_it(page, browser, tmp_path):
     assert ask(browser, "What kind of object is in the region?", "10, 5, 60, 40").startswith("[region_class]")
     WebDriverWait(browser, 30).until(lambda d: np.allclose(pixel(d, 10, 20), REGION, atol=8))   # drawn when typed
     browser.save_screenshot(str(os.environ.get("UNIO_DEMO_SCREENSHOT", tmp_path / "demo.png")))
+    # a pair typed with ';' between its boxes: both drawn; a prompt about one region names the form it takes
+    text = ask(browser, "What kind of object is in the region?", "10, 5, 60, 40; 100, 50, 200, 120")
+    assert text == ("Error: task 'region_class' asks about 1 region, got 2: type x1, y1, x2, y2 in the image's "
+                    "pixels (or click two corners)"), text
+    WebDriverWait(browser, 30).until(lambda d: np.allclose(pixel(d, 100, 80), REGION, atol=8))   # the second box
+    assert np.allclose(pixel(browser, 10, 20), REGION, atol=8) and not np.allclose(pixel(browser, 150, 80), REGION, atol=8)
     browser.find_element(By.CSS_SELECTOR, "#clear-region").click()
     WebDriverWait(browser, 30).until(lambda d: field(d, "region") == "" and not np.allclose(pixel(d, 10, 20), REGION, atol=8))
     # a sample image replaces the upload: the next answer is about it (256 x 256), not the upload

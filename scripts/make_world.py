@@ -1,8 +1,9 @@
 """Write world scenes to disk.
 
     python scripts/make_world.py --out world/ --n 8                  PNGs plus a JSON of their ground truth
-    python scripts/make_world.py --format coco|vqav2|refcoco|nyu OUT  the official dataset format, read back by
-                                                                      `--source NAME=FORMAT:OUT` (docs/data.md)
+    python scripts/make_world.py --format FORMAT OUT   an official dataset format (coco, vqav2, refcoco, nyu,
+                                                        coco_panoptic, visual_genome), read back by
+                                                        `--source NAME=FORMAT:OUT` (docs/data.md)
 """
 import argparse
 import json
@@ -29,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", nargs="?", help="output folder (or --out)")
     p.add_argument("--out")
-    p.add_argument("--format", choices=["coco", "vqav2", "refcoco", "nyu"], help="an official dataset format")
+    p.add_argument("--format", choices=["coco", "vqav2", "refcoco", "nyu", "coco_panoptic", "visual_genome"],
+                   help="an official dataset format")
     p.add_argument("--n", type=int, default=8, help="scenes (per split with --format)")
     p.add_argument("--split", default="test")
     p.add_argument("--resolution", type=int, default=64)

@@ -11,6 +11,8 @@ the classes gold or the predictions hold, pixel accuracy, and each class's IoU.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image
 
@@ -36,6 +38,19 @@ class SemanticSegmentation(ImageAnswer):
     def __init__(self, class_names: list | None = None):
         self.class_names = list(class_names or CLASS_NAMES)
         self.codes = ImageCodes(to_tensor=class_image, channels=3, kind="class_map")
+
+    def options_from_sources(self, splits) -> dict:
+        """The class names its training sources name, saved with the model so that an answer without a record
+        (unio.run) names what the model paints; none where they are this task's already (the world's) or the
+        sources name different classes (then --task-option semantic_segmentation.class_names=[...] names them)."""
+        named = {tuple(split[0]["class_names"]) for split in splits if len(split)}
+        if len(named) > 1:
+            warnings.warn(f"semantic_segmentation trains on sources that name different classes ({len(named)} "
+                          "lists): the model saves none; name them with --task-option "
+                          "semantic_segmentation.class_names=[...]", stacklevel=2)
+        if len(named) != 1 or list(next(iter(named))) == self.class_names:
+            return {}
+        return {"class_names": list(named.pop())}
 
     def example(self, record, rng) -> Example:
         classes = np.asarray(record["classes"], np.int64)

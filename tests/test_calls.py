@@ -105,3 +105,30 @@ def test_a_model_path_that_does_not_exist_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIO_MODEL", str(tmp_path / "gone"))
     with pytest.raises(FileNotFoundError, match=r"no model at .*gone \(UNIO_MODEL\): the path does not exist"):
         unio.load()
+
+
+def test_errors_name_the_region_as_each_caller_writes_it(runner):
+    """Python's region=, the CLI's --region (once per box) and the demo's typed boxes; Python's by default."""
+    from unio.infer.calls import worded
+    pair, one = "What is the relation between the two regions?", "Describe the region."
+    expected = {
+        "python": (r"pass region=\[\[x1, y1, x2, y2\], \[x1, y1, x2, y2\]\] \(the subject's box, then the object's\)",
+                   r"pass region=\[x1, y1, x2, y2\] in the image's pixels", r"the tasks that take region=: "),
+        "cli": (r"pass --region X1,Y1,X2,Y2 --region X1,Y1,X2,Y2 \(the subject's box, then the object's\)",
+                r"pass --region X1,Y1,X2,Y2 in the image's pixels", r"the tasks that take --region: "),
+        "demo": (r"type x1, y1, x2, y2; x1, y1, x2, y2 \(the subject's box, then the object's\)",
+                 r"type x1, y1, x2, y2 in the image's pixels \(or click two corners\)", r"the tasks that take a region: ")}
+    for how, (two, single, tasks) in expected.items():
+        with worded(how):
+            with pytest.raises(ValueError, match=rf"task 'relation' asks about 2 regions, got 1: {two}"):
+                runner.processor.example(pair, IMAGE, region=BOX)
+            with pytest.raises(ValueError, match=rf"task 'region_caption' asks about a region: {single}"):
+                runner.processor.example(one, IMAGE)
+            with pytest.raises(ValueError, match=tasks):
+                runner.processor.example("Tell me a story.", IMAGE, region=BOX)
+            assert len(runner.processor.example(pair, IMAGE, region=[BOX, BOX]).region) == 2
+    with pytest.raises(ValueError, match="pass region="):          # the wording ends with its block
+        runner.processor.example(one, IMAGE)
+    with pytest.raises(ValueError, match="a wording is one of python, cli, demo"):
+        with worded("html"):
+            pass

@@ -202,6 +202,12 @@ def test_the_demo_page_answers_each_task_and_draws_it(page, browser, tmp_path):
     assert ask(browser, "What kind of object is in the region?", "10, 5, 60, 40").startswith("[region_class]")
     WebDriverWait(browser, 30).until(lambda d: np.allclose(pixel(d, 10, 20), REGION, atol=8))   # drawn when typed
     browser.save_screenshot(str(os.environ.get("UNIO_DEMO_SCREENSHOT", tmp_path / "demo.png")))
+    # a pair typed with ';' between its boxes: both drawn; a prompt about one region names the form it takes
+    text = ask(browser, "What kind of object is in the region?", "10, 5, 60, 40; 100, 50, 200, 120")
+    assert text == ("Error: task 'region_class' asks about 1 region, got 2: type x1, y1, x2, y2 in the image's "
+                    "pixels (or click two corners)"), text
+    WebDriverWait(browser, 30).until(lambda d: np.allclose(pixel(d, 100, 80), REGION, atol=8))   # the second box
+    assert np.allclose(pixel(browser, 10, 20), REGION, atol=8) and not np.allclose(pixel(browser, 150, 80), REGION, atol=8)
     browser.find_element(By.CSS_SELECTOR, "#clear-region").click()
     WebDriverWait(browser, 30).until(lambda d: field(d, "region") == "" and not np.allclose(pixel(d, 10, 20), REGION, atol=8))
     # a sample image replaces the upload: the next answer is about it (256 x 256), not the upload
@@ -252,6 +258,52 @@ def test_two_clicks_draw_a_region_and_a_third_starts_anew():
     assert typed(image, "", []) is None and typed(image, "2, 3", []) is None
     shown, corners = typed(image, "2, 3", [[2, 3], [12, 13]])      # unreadable: the drawn box goes
     assert corners == [] and not shown.any()
+
+
+def test_a_pair_of_regions_is_typed_split_by_a_semicolon_and_both_are_drawn():
+    from unio.infer.demo import click, parse_region, typed
+    image = np.zeros((30, 40, 3), np.uint8)
+    assert parse_region("2, 3, 12, 13") == [2, 3, 12, 13]                       # one box as before
+    assert parse_region("2, 3, 12, 13; 20,5,30,25") == [[2, 3, 12, 13], [20, 5, 30, 25]]
+    assert parse_region("2, 3, 12, 13;") == [2, 3, 12, 13]                      # a trailing ';' is no second box
+    with pytest.raises(ValueError, match=r"four numbers x1, y1, x2, y2 in the image's pixels \(a pair: x1, y1, x2, "
+                                         r"y2; x1, y1, x2, y2\), got '2, 3, 12, 13; 20, 5'"):
+        parse_region("2, 3, 12, 13; 20, 5")
+    with pytest.raises(ValueError, match=r"four numbers x1, y1, x2, y2 in the image's pixels, got 'a, b, c, d'"):
+        parse_region("a, b, c, d")
+    shown, corners = typed(image, "2, 3, 12, 13; 20, 5, 30, 25", [])
+    assert corners == [[2, 3], [12, 13], [20, 5], [30, 25]]
+    assert tuple(shown[8, 2]) == REGION and tuple(shown[15, 30]) == REGION       # both boxes' left and right edges
+    assert not shown[15, 25].any() and not shown[8, 7].any()                    # their insides stay clean
+    assert typed(image, "2, 3, 12, 13; 20, 5, 30, 25", corners) is None          # drawn: the drawing stays
+    shown, corners = typed(image, "2, 3, 12, 13", corners)                      # back to one box
+    assert corners == [[2, 3], [12, 13]] and not shown[15, 30].any()
+    assert click(image, [[2, 3], [12, 13], [20, 5], [30, 25]], (1, 1))[1:] == ([[1, 1]], "")   # a click starts anew
+    assert typed(image, "", [[4, 4]]) is None                                    # a single click's cross stays
+
+
+def test_answer_asks_about_both_regions_and_names_the_form_typed():
+    from unio.infer.demo import answer
+    from unio.infer.runner import Result
+    asked = []
+
+    def runner(prompts, images, regions):
+        asked.extend(regions)
+        return [Result("relation", prompts[0], images[0], text="left of")]
+    drawn, text, info = answer(runner, np.zeros((30, 40, 3), np.uint8), "What is the relation between the two regions?",
+                               "5, 20, 30, 25; 1, 2, 3, 4")
+    assert asked == [[[5, 20, 30, 25], [1, 2, 3, 4]]] and info["region"] == asked[0] and text == "[relation] left of"
+
+
+def test_the_demo_names_a_missing_region_as_typed(runner):
+    from unio.infer.demo import answer
+    image = np.zeros((30, 40, 3), np.uint8)
+    text = answer(runner, image, "What is the relation between the two regions?", "5, 20, 30, 25")[1]
+    assert text == ("Error: task 'relation' asks about 2 regions, got 1: type x1, y1, x2, y2; x1, y1, x2, y2 "
+                    "(the subject's box, then the object's) in the image's pixels")
+    assert answer(runner, image, "Describe the region.")[1] == ("Error: task 'region_caption' asks about a region: "
+                                                                "type x1, y1, x2, y2 in the image's pixels (or click "
+                                                                "two corners)")
 
 
 def test_answer_asks_about_the_region_given():

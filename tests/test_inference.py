@@ -124,6 +124,34 @@ def test_cli_run_writes_png(runner, tmp_path):
     assert Image.open(tmp_path / "depth.png").size == (128, 64)
 
 
+def test_cli_run_takes_one_region_per_option(runner, tmp_path, capsys):
+    """`--region X1,Y1,X2,Y2`: once for one box, twice for a pair; malformed values and the wrong count
+    fail naming the CLI's form."""
+    from unio.cli import main
+    image, model = tmp_path / "scene.png", str(runner.path)
+    Image.fromarray(World("test")[0].image).save(image)
+    pair = ["--region", "4,6,40,50", "--region", "10,12,60,62"]
+    assert main(["run", "What is the relation between the two regions?", "--image", str(image), "--model", model,
+                 *pair]) == 0
+    assert main(["run", "Describe the region.", "--image", str(image), "--model", model, *pair[:2]]) == 0
+    shown = capsys.readouterr().out
+    assert "relation" in shown and "region_caption" in shown
+    for bad in ("1,2,3", "a,b,c,d", "1,2,3,nan", "1 2 3 4"):
+        with pytest.raises(SystemExit) as stop:
+            main(["run", "Describe the region.", "--image", str(image), "--model", model, "--region", bad])
+        assert stop.value.code == 2 and f"a region is X1,Y1,X2,Y2 (four finite numbers in the image's pixels, e.g. " \
+            f"--region 4,6,40,50; twice for a pair of regions), got {bad!r}" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"task 'relation' asks about 2 regions, got 1: pass --region X1,Y1,X2,Y2 "
+                                         r"--region X1,Y1,X2,Y2 \(the subject's box, then the object's\)"):
+        main(["run", "What is the relation between the two regions?", "--image", str(image), "--model", model,
+              *pair[:2]])
+    with pytest.raises(SystemExit, match=r"task 'region_caption' asks about a region: pass --region X1,Y1,X2,Y2 in"):
+        main(["run", "Describe the region.", "--image", str(image), "--model", model])
+    with pytest.raises(SystemExit, match=r"takes no region with the prompt .* \(--region 4,6,40,50\)"):
+        main(["run", "What does the image describe?", "--image", str(image), "--model", model, "--task", "caption",
+              *pair[:2]])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_boxes_are_always_boxes(modalities, seed):
     """Random models (their answers are noise) on images of extreme shapes: every refexp box has

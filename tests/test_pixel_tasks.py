@@ -193,3 +193,33 @@ def test_toy_run_of_both_tasks_on_the_world_and_the_panoptic_files(panoptic, tmp
     assert set(results["baselines"]["semantic_segmentation"]) == {"majority", "vq_ceiling"}
     ranges = {r["name"] for r in json.loads((out / "model" / "vocab.json").read_text())["ranges"]}
     assert {"normal_codes", "class_codes"} <= ranges
+
+
+def test_the_class_names_of_a_panoptic_source_join_the_options_a_model_saves(panoptic):
+    from unio.task_set import with_source_options
+    names, tasks = [c["name"] for c in PANOPTIC_CATEGORIES], {"semantic_segmentation": TASKS.get("semantic_segmentation")}
+    sources = {"pan": build_source("pan", f"coco_panoptic:{panoptic[0]}", 64), "world": build_source("world", None, 64)}
+    on = {source: [("semantic_segmentation", source)] for source in sources}
+    assert with_source_options({}, on["pan"], tasks, sources) == {"semantic_segmentation": {"class_names": names}}
+    assert with_source_options({}, on["world"], tasks, sources) == {}                 # the task's own already
+    with pytest.warns(UserWarning, match="name different classes"):
+        assert with_source_options({}, on["pan"] + on["world"], tasks, sources) == {}
+    given = {"semantic_segmentation": {"class_names": ["a", "b", "c", "d"]}, "detection": {"order": "x"}}
+    assert with_source_options(given, on["pan"], tasks, sources) == given            # the options given win
+
+
+def test_a_model_trained_on_panoptic_files_names_their_classes_after_loading(panoptic, tmp_path):
+    """The toy run's model folder, loaded anew: unio.run's answer names the file's classes, not the world's."""
+    out = tmp_path / "run"
+    proc = run_script("scripts/train_mixture.py", "--tasks", "semantic_segmentation@pan", "--source",
+                      f"pan=coco_panoptic:{panoptic[0]}", "--preset", "toy", "--batch-size", "4", "--vq-steps", "5",
+                      "--steps", "2", "--no-compile", "--no-progress", "--eval-n", "2", "--out", str(out),
+                      env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = [c["name"] for c in PANOPTIC_CATEGORIES]
+    assert json.loads((out / "model" / "config.json").read_text())["task_options"] == {
+        "semantic_segmentation": {"class_names": names}}
+    image = np.asarray(Image.open(next((panoptic[0] / "val2017").glob("*.jpg"))))
+    result = unio.run("Segment the image by class.", image, model=str(out / "model"))
+    assert result.class_names == names and result.classes.shape == image.shape[:2]
+    assert 0 <= result.classes.min() and result.classes.max() < len(names)

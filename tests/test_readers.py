@@ -428,6 +428,38 @@ def test_make_world_writes_every_format_the_readers_read(tmp_path):
     assert np.array_equal(valid, world["depth"] <= 10.0)
 
 
+def test_make_world_writes_panoptic_and_visual_genome_files_the_readers_read_back(tmp_path):
+    """`--format coco_panoptic` and `--format visual_genome`: every scene's class map, and every relation
+    with its subject's and object's boxes and names, read back through the project's readers as the world has them."""
+    from unio.data.world import World
+    from unio.data.world.source import scene_record
+    from unio.data.world.surfaces import CLASS_NAMES
+    n = 4
+    for kind in ("coco_panoptic", "visual_genome"):
+        proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", str(n))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    panoptic = source("coco_panoptic", tmp_path / "coco_panoptic")
+    vg = build_source("vg", f"visual_genome:{tmp_path / 'visual_genome'},train_share=0.5", 64)
+    assert len(vg.split("train")) == len(vg.split("test")) == len(panoptic.split("test")) == n
+    relations = 0
+    for world_split, split in (("train", "train"), ("test", "test")):
+        for i in range(n):
+            world = scene_record(World(world_split, resolution=64)[i])
+            read = panoptic.split(split)[i]
+            assert read["class_names"] == list(CLASS_NAMES)
+            assert np.array_equal(np.asarray(read["classes"]), np.asarray(world["classes"]))
+            assert triplets(vg.split(split)[i]) == triplets(world)
+            relations += len(world["relations"])
+    assert relations > 0
+
+
+def triplets(record) -> list:
+    """(subject box, subject, predicate, object box, object) of each relation, boxes as tuples."""
+    objects = record["objects"]
+    return [(tuple(objects[s]["box"]), objects[s]["category"], p, tuple(objects[o]["box"]), objects[o]["category"])
+            for s, p, o in record["relations"]]
+
+
 def readme_commands(section: str = "## Train on your data") -> list:
     """The train_mixture.py command lines of a section of docs/data.md, as argument lists."""
     import shlex

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 
@@ -17,15 +18,40 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def region_value(text: str) -> list:
+    """One --region: 'X1,Y1,X2,Y2' (the image's pixels) -> [x1, y1, x2, y2]."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(map(math.isfinite, values)):
+        raise argparse.ArgumentTypeError(f"a region is X1,Y1,X2,Y2 (four finite numbers in the image's pixels, e.g. "
+                                         f"--region 4,6,40,50; twice for a pair of regions), got {text!r}")
+    return values
+
+
+def regions_given(boxes: list | None):
+    """The --region options as unio.run's region=: none -> None, one -> its box, several -> the list of boxes."""
+    if not boxes:
+        return None
+    return boxes[0] if len(boxes) == 1 else boxes
+
+
 def cmd_run(args) -> int:
     import unio
     from unio import plugins
+    from unio.infer.calls import worded
     for path in args.plugin:
         plugins.load(path)
     options = {k: v for k, v in (("guidance_scale", args.guidance_scale), ("seed", args.seed)) if v is not None}
     if args.sample:
         options.update(do_sample=True, top_k=args.top_k)
-    result = unio.run(args.prompt, args.image, model=args.model, task=args.task, **options)
+    try:
+        with worded("cli"):
+            result = unio.run(args.prompt, args.image, model=args.model, task=args.task,
+                              region=regions_given(args.region), **options)
+    except ValueError as error:   # a call the task refuses (a region missing or one too many): say why, no trace
+        raise SystemExit(f"unio run: error: {error}") from None
     print(result)
     if args.out:
         print(f"wrote {result.save(args.out)}")
@@ -61,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="with --sample: keep the k likeliest tokens (0: all)")
     p.add_argument("--model", default=None, help="run folder or model folder (default: newest under runs/)")
     p.add_argument("--task", default=None)
+    p.add_argument("--region", action="append", type=region_value, metavar="X1,Y1,X2,Y2",
+                   help="the box the prompt asks about, in the image's pixels; give it twice for a pair "
+                        "(the subject's box, then the object's)")
     p.add_argument("--out", default=None, help="write the drawn result to this PNG")
     p.add_argument("--plugin", action="append", default=[])
     p.set_defaults(func=cmd_run)

@@ -126,6 +126,9 @@ OPTIONAL_HOOKS = {
     # -- training ----------------------------------------------------------------------------------
     "for_training": (None, "(example, rng) -> a training example changed (e.g. guidance's null prompts)"),
     "photometric": (None, "the photometric kinds its answers tolerate (default: all of them)"),
+    "options_from_sources": (None, "(splits) -> constructor options read from the training splits of the sources "
+                                   "it trains on (a panoptic source's class names), saved with the model's "
+                                   "task options; options given win"),
     "tokenizer_signature": (None, "what its options change in the tokenizers' corpus (a cache key; None: nothing)"),
     "codes": (None, "an ImageCodes (unio/kit/answers.py) when it answers with images: its `kind` (rgb, depth, "
                     "mask ...) picks the codebook, which learns from its training_images"),

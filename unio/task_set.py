@@ -46,6 +46,22 @@ class TaskSet:
         return f"TaskSet(options={self.options})"
 
 
+def with_source_options(given: dict, pairs, tasks, sources) -> dict:
+    """The task options a model saves: `given` ({task: {option: value}}), and for each task of `pairs` ((task,
+    source) pairs) with `options_from_sources` what the training splits of its sources tell it (a panoptic
+    source's class names), under the options given, which win."""
+    options = {name: dict(o) for name, o in given.items()}
+    for name in dict.fromkeys(task for task, _ in pairs):
+        read = getattr(tasks[name], "options_from_sources", None)
+        if read is None:
+            continue
+        splits = [sources[source].split("train") for task, source in pairs if task == name]
+        found = {**read(splits), **options.get(name, {})}
+        if found:
+            options[name] = found
+    return options
+
+
 def parse_task_options(items: list) -> dict:
     """['detection.order=x', 'itm.easy=0.2'] -> {'detection': {'order': 'x'}, 'itm': {'easy': 0.2}}
     (values read as YAML)."""

@@ -2,12 +2,16 @@
 none where it does not), a region with area, text in a prompt's slot, and a task the model was trained on.
 
 Each task declares the prompts that ask about a region in `region_prompts` (region captions, keypoints,
-inpainting, segment's box form ...); the processor, unio.run, the CLI and the demo all check calls here."""
+inpainting, segment's box form ...); the processor, unio.run, the CLI and the demo all check calls here.
+Each of those names a region the way its user writes one (`worded`): Python's region=, the CLI's --region,
+the demo's typed boxes."""
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 import warnings
+from contextlib import contextmanager
 
 from unio.registries import TASKS
 from unio.task import region_boxes, template_pattern
@@ -39,6 +43,24 @@ def check_region(region) -> None:
         raise ValueError(f"the region {list(region)} has no area: it needs x1 < x2 and y1 < y2 (the image's pixels)")
 
 
+WORDINGS = ("python", "cli", "demo")
+_wording = contextvars.ContextVar("unio_call_wording", default="python")
+ARGUMENT = {"python": "region=", "cli": "--region", "demo": "a region"}   # "the tasks that take ..."
+
+
+@contextmanager
+def worded(how: str):
+    """Inside the block, errors name a region as `how` writes one: "python" (region=[x1, y1, x2, y2]),
+    "cli" (--region X1,Y1,X2,Y2, repeated for a pair) or "demo" (typed x1, y1, x2, y2; x1, y1, x2, y2)."""
+    if how not in WORDINGS:
+        raise ValueError(f"a wording is one of {', '.join(WORDINGS)}, got {how!r}")
+    token = _wording.set(how)
+    try:
+        yield
+    finally:
+        _wording.reset(token)
+
+
 def region_form(handler) -> str:
     """How a task's region= is written: one box, or a list of as many as it reads (`region_count`)."""
     wanted = getattr(handler, "region_count", 1)
@@ -47,12 +69,33 @@ def region_form(handler) -> str:
     return "[" + ", ".join(["[x1, y1, x2, y2]"] * wanted) + "]" + (" (the subject's box, then the object's)" if wanted == 2 else "")
 
 
+def pass_region(handler) -> str:
+    """What to give for a task's region, in the current wording: 'pass region=[x1, y1, x2, y2] in the image's
+    pixels', 'pass --region X1,Y1,X2,Y2 ...' (once per box) or 'type x1, y1, x2, y2 ...' (boxes split by ';')."""
+    wanted, how = getattr(handler, "region_count", 1), _wording.get()
+    pair = " (the subject's box, then the object's)" if wanted == 2 else ""
+    if how == "cli":
+        return "pass " + " ".join(["--region X1,Y1,X2,Y2"] * wanted) + pair + " in the image's pixels"
+    if how == "demo":
+        typed = "; ".join(["x1, y1, x2, y2"] * wanted)
+        return f"type {typed}{pair} in the image's pixels" + (" (or click two corners)" if wanted == 1 else "")
+    return f"pass region={region_form(handler)} in the image's pixels"
+
+
+def given(region) -> str:
+    """The region a call gave, as its user wrote it."""
+    how = _wording.get()
+    if how == "cli":
+        return " ".join("--region " + ",".join(f"{float(v):g}" for v in box) for box in region_boxes(region))
+    return ("region=" if how == "python" else "region ") + str(list(region))
+
+
 def check_region_count(name: str | None, handler, region) -> None:
     """A region holds as many boxes as the task reads (`region_count`: 1, or 2 for a pair)."""
     boxes, wanted = region_boxes(region), getattr(handler, "region_count", 1)
     if len(boxes) != wanted:
         raise ValueError(f"task {name!r} asks about {wanted} region{'s' if wanted > 1 else ''}, got {len(boxes)}: "
-                         f"pass region={region_form(handler)} in the image's pixels")
+                         f"{pass_region(handler)}")
 
 
 def check_asks(name: str | None, handler, prompt: str, region) -> None:
@@ -62,7 +105,7 @@ def check_asks(name: str | None, handler, prompt: str, region) -> None:
     if handler is None:
         if region is not None:
             raise ValueError(f"no task recognised in the prompt {prompt!r} takes a region; the tasks that take "
-                             f"region=: {', '.join(region_tasks())}")
+                             f"{ARGUMENT[_wording.get()]}: {', '.join(region_tasks())}")
         return
     slotted = [t for t in handler.prompts if "{}" in t]
     if any(_bare(t.replace("{}", "")) == _bare(prompt) for t in slotted):
@@ -74,10 +117,10 @@ def check_asks(name: str | None, handler, prompt: str, region) -> None:
     else:                                          # a phrasing of its own (task= given): the task decides
         needed, allowed = bool(takes) and set(takes) >= set(handler.prompts), bool(takes)
     if needed and region is None:
-        raise ValueError(f"task {name!r} asks about a region: pass region={region_form(handler)} in the image's pixels")
+        raise ValueError(f"task {name!r} asks about a region: {pass_region(handler)}")
     if region is not None and not allowed:
         where = f"; its prompts that take one: {', '.join(repr(p) for p in takes)}" if takes else ""
-        raise ValueError(f"task {name!r} takes no region with the prompt {prompt!r} (region={list(region)}){where}")
+        raise ValueError(f"task {name!r} takes no region with the prompt {prompt!r} ({given(region)}){where}")
     if region is not None:
         check_region_count(name, handler, region)
 

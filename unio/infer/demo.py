@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unio.infer.calls import worded
+from unio.task import region_boxes
+
 SAMPLES = 4   # sample world images offered
 REGION = (255, 210, 0)   # the drawn region's colour
 
@@ -70,17 +73,34 @@ def sample_images(folder: Path, n: int = SAMPLES) -> list:
 
 
 def parse_region(text: str | None):
-    """'x1, y1, x2, y2' (pixels) -> a box, '' -> None."""
+    """'x1, y1, x2, y2' (pixels) -> a box; 'x1, y1, x2, y2; x1, y1, x2, y2' -> two boxes (a pair: the
+    subject's, then the object's); '' -> None."""
     if not text or not text.strip():
         return None
-    values = [float(v) for v in text.replace(",", " ").split()]
+    parts = [part for part in text.split(";") if part.strip()]
+    boxes = [_box(part, text, several=len(parts) > 1) for part in parts]
+    return boxes[0] if len(boxes) == 1 else boxes
+
+
+def _box(part: str, text: str, several: bool) -> list:
+    try:
+        values = [float(v) for v in part.replace(",", " ").split()]
+    except ValueError:
+        values = []
     if len(values) != 4:
-        raise ValueError(f"a region is four numbers x1, y1, x2, y2 in the image's pixels, got {text!r}")
+        pair = " (a pair: x1, y1, x2, y2; x1, y1, x2, y2)" if several else ""
+        raise ValueError(f"a region is four numbers x1, y1, x2, y2 in the image's pixels{pair}, got {text!r}")
     return values
 
 
+def drawn_boxes(corners: list) -> list:
+    """The boxes the corners draw: each pair of corners, one box."""
+    return [corner_box(corners[k:k + 2]) for k in range(0, len(corners) - 1, 2)]
+
+
 def with_region(image: np.ndarray, corners: list) -> np.ndarray:
-    """The image with the region drawn on a copy: a box over two corners, a cross at one."""
+    """The image with the region drawn on a copy: a box over each two corners (two boxes for a pair), a cross
+    at a single corner."""
     from PIL import Image, ImageDraw
     shown = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
     draw, width = ImageDraw.Draw(shown), max(1, min(shown.size) // 100)
@@ -88,8 +108,8 @@ def with_region(image: np.ndarray, corners: list) -> np.ndarray:
         (x, y), r = corners[0], max(3, min(shown.size) // 40)
         draw.line([(x - r, y), (x + r, y)], fill=REGION, width=width)
         draw.line([(x, y - r), (x, y + r)], fill=REGION, width=width)
-    elif len(corners) == 2:
-        draw.rectangle(corner_box(corners), outline=REGION, width=width)
+    for box in drawn_boxes(corners):
+        draw.rectangle(box, outline=REGION, width=width)
     return np.asarray(shown)
 
 
@@ -109,15 +129,17 @@ def click(image, corners: list, point) -> tuple:
 
 
 def typed(image, text: str, corners: list):
-    """A typed region drawn on the image shown -> (image shown, corners), or None where the drawing would not
-    change (the box already drawn, or none typed and none drawn); an unreadable region draws nothing."""
+    """A typed region (one box, or two split by ';') drawn on the image shown -> (image shown, corners), or
+    None where the drawing would not change (the boxes already drawn, or none typed and none drawn); an
+    unreadable region draws nothing."""
     try:
-        box = parse_region(text)
+        region = parse_region(text)
     except ValueError:
-        box = None
-    if box == (corner_box(corners) if len(corners) == 2 else None) or (box is None and not corners):
+        region = None
+    boxes = [] if region is None else region_boxes(region)
+    if boxes == drawn_boxes(corners):   # a single corner (a cross) draws no box: it stays
         return None
-    corners = [box[:2], box[2:]] if box else []
+    corners = [point for box in boxes for point in (box[:2], box[2:])]
     return with_region(image, corners), corners
 
 
@@ -134,7 +156,8 @@ def answer(runner, image, prompt, region: str | None = None):
         return None, "Error: type a prompt or pick an example.", {}
     try:
         box = parse_region(region)
-        result = runner([prompt], [image], regions=[box])[0]
+        with worded("demo"):
+            result = runner([prompt], [image], regions=[box])[0]
     except Exception as error:   # shown to the person, who can fix the input
         return None, f"Error: {error}", {}
     info = result.summary() | ({"region": box} if box else {})   # the region asked about, as the model got it
@@ -151,8 +174,9 @@ def build(runner, samples: list, prompts: list, about: str = ""):
                     "prompt about a region, click two opposite corners of it on the image.")
         gr.Markdown(about, elem_id="model")
         clean, corners = gr.State(None), gr.State([])
-        region = gr.Textbox(label="region (x1, y1, x2, y2 in the image's pixels; drawn or typed)", elem_id="region",
-                            lines=1, scale=4, render=False)
+        region = gr.Textbox(label="region (x1, y1, x2, y2 in the image's pixels; drawn or typed; a pair of regions "
+                                  "typed: x1, y1, x2, y2; x1, y1, x2, y2)", elem_id="region", lines=1, scale=4,
+                            render=False)
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type="numpy", label="image (click two corners to draw a region)", elem_id="image",

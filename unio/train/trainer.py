@@ -22,7 +22,7 @@ from unio.data.bad_records import BadRecords
 from unio.data.batching import prefetcher
 from unio.data.mixture import pair_name
 from unio.data.packing import parse_rooms
-from unio.task_set import TaskSet
+from unio.task_set import TaskSet, with_source_options
 from unio.train import checkpoint as ckpt
 from unio.train.balance import LossWeighting, example_losses, token_weights
 from unio.train.builders import (
@@ -120,6 +120,8 @@ class Trainer:
         backend.place(self.model)
         self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
         self.model.config.trained_tasks = sorted({task for task, _ in self.trained_pairs})
+        self.model.config.task_options = with_source_options(self.model.config.task_options, self.trained_pairs,
+                                                             self.tasks, self.sources)   # what the sources name
         self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
                                  self.stages, self.bad, backend.world)

@@ -2,7 +2,7 @@
 
 The encoder reads the prompt alone (no image: `reads_image = False`; unio.data.mixture feeds no pixels, or
 hides a blank image's patches in batches shared with tasks that read images). Classifier-free
-guidance, Unified-IO 2's recipe: in training a fraction of the prompts (`null_fraction`, 10%) become
+guidance, Unified-IO 2's recipe (unio/kit/generation.py, shared with map_to_image): in training a fraction of the prompts (`null_fraction`, 10%) become
 the null prompt; at inference `guidance_scale=a` decodes each prompt beside its null twin in one batch,
 logp = (1 + a) logp(cond) - a logp(uncond) (unio.infer.pipeline.ClassifierFreeGuidance).
 

@@ -58,11 +58,20 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
     def example(self, record, rng) -> Example:
         kind = self.kinds[int(rng.integers(len(self.kinds)))]
         image = np.asarray(record["image"])
-        shown = class_colours(record["classes"]) if kind == "classes" else \
-            depth_grey(record["depth"], self.depth_range, record.get("depth_valid"))
-        return Example(self.name, shown, choose_prompt(PROMPTS[kind], rng), image,
+        return Example(self.name, self.paint(record, kind), choose_prompt(PROMPTS[kind], rng), image,
                        {"key": (record.get("id"), "rgb", image.shape[0]), "kind": kind,
                         "foreground": foreground(record["classes"], record["class_names"])})
+
+    def paint(self, record, kind: str) -> np.ndarray:
+        """The record's map of `kind` as the image the encoder reads, at the record's size."""
+        if kind == "classes":
+            return class_colours(record["classes"])
+        depth, valid = np.asarray(record["depth"], np.float32), record.get("depth_valid")
+        return depth_grey(depth, self.depth_range, np.isfinite(depth) & (depth > 0) if valid is None else valid)
+
+    def report_image(self, example) -> np.ndarray:
+        """The map the example shows, at the original record's size: what a user gives unio.run."""
+        return self.paint(example.record, example.meta["kind"])
 
     def evaluate(self, predictions, examples) -> dict:
         """Predictions in original pixels: the foreground the palette reads in them against the scene's."""
@@ -83,7 +92,7 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
         """unio.map_to_image(map, kind="classes" | "depth", guidance_scale=1.0): an image of the scene a map
         shows, as a Result whose `.generated_image` is (H, W, 3) uint8 in the map's pixels. `map` (H, W):
         class indices for "classes" (-1 unlabelled; the world's 0 sky, 1 ground, 2 cube, 3 sphere, 4 cone,
-        5 cylinder), metres for "depth"."""
+        5 cylinder), metres for "depth" (0: not known, shown black as in training)."""
         shown = self.map_image(pixel_map, kind)
         return run(PROMPTS[kind][0], shown, model=model, task=self.name, **{**self.helper_options, **options})
 
@@ -95,18 +104,8 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
         if values.ndim != 2 or 0 in values.shape:
             raise ValueError(f"a {kind} map is a non-empty (H, W) array; got shape {values.shape}")
         if kind == "classes":
-            valid = f"integer class indices from -1 (unlabelled) to {len(PALETTE) - 1} (the world's: " \
-                    f"{', '.join(f'{i} {n}' for i, n in enumerate(CLASS_NAMES))})"
-            if not np.issubdtype(values.dtype, np.integer):
-                raise ValueError(f"a class map holds {valid}; got dtype {values.dtype}")
-            if values.min() < -1 or values.max() >= len(PALETTE):
-                raise ValueError(f"a class map holds {valid}; got values {values.min()}..{values.max()}")
-            return class_colours(values)
-        if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
-            raise ValueError(f"a depth map holds metres, real numbers >= 0; got dtype {values.dtype}")
-        if not np.isfinite(values).all() or values.min() < 0:
-            raise ValueError(f"a depth map holds metres, finite numbers >= 0; got values {values.min()}..{values.max()}")
-        return depth_grey(values, self.depth_range)
+            return class_colours(_checked_classes(values))
+        return depth_grey(_checked_depth(values), self.depth_range, values > 0)     # 0: no depth known
 
     def baselines(self):
         return {"map_blind": _OtherScene,
@@ -123,6 +122,24 @@ def foreground(classes, class_names) -> np.ndarray:
 def read_foreground(image) -> np.ndarray:
     """(H, W) bool: the pixels of an (H, W, 3) image the world's palette reads as an object's colour."""
     return colour_map(np.asarray(image, np.uint8)) >= 0
+
+
+def _checked_classes(values: np.ndarray) -> np.ndarray:
+    valid = (f"integer class indices from -1 (unlabelled) to {len(PALETTE) - 1} (the world's: "
+             f"{', '.join(f'{i} {n}' for i, n in enumerate(CLASS_NAMES))})")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"a class map holds {valid}; got dtype {values.dtype}")
+    if values.min() < -1 or values.max() >= len(PALETTE):
+        raise ValueError(f"a class map holds {valid}; got values {values.min()}..{values.max()}")
+    return values
+
+
+def _checked_depth(values: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise ValueError(f"a depth map holds metres, real numbers >= 0; got dtype {values.dtype}")
+    if not np.isfinite(values).all() or values.min() < 0:
+        raise ValueError(f"a depth map holds metres, finite numbers >= 0; got values {values.min()}..{values.max()}")
+    return values
 
 
 def _gold(example) -> np.ndarray:

@@ -51,6 +51,7 @@ def test_examples_show_the_scene_map_and_answer_with_its_image():
         else:
             assert ex.prompt in ("Generate an image from the depth map.", "Draw the scene of this depth map.")
             assert np.array_equal(ex.image, depth_grey(record["depth"]))
+        assert np.array_equal(task.report_image(ex), ex.image)                # the run's report shows the map
     assert (PALETTE[:len(CLASS_NAMES)] != 0).any(-1).all()                  # no class is painted black
 
 
@@ -126,9 +127,11 @@ def test_helper_answers_in_the_map_pixels(runner):
     assert result.task == TASK and result.prompt == "Generate an image from the segment map."
     assert result.generated_image.shape == (61, 97, 3) and result.generated_image.dtype == np.uint8
     assert np.array_equal(result.image, class_colours(resized)) and result.draw().size == (2 * 97, 61)
-    depth = unio.map_to_image(np.full((61, 97), 4.0), kind="depth", model=runner, guidance_scale=0.0)
+    holes = np.full((61, 97), 4.0)
+    holes[:5] = 0
+    depth = unio.map_to_image(holes, kind="depth", model=runner, guidance_scale=0.0)
     assert depth.prompt == "Generate an image from the depth map." and depth.generated_image.shape == (61, 97, 3)
-    assert (depth.image == 153).all()                                       # 255 * (1 - 4 / 10)
+    assert (depth.image[5:] == 153).all() and (depth.image[:5] == 0).all()   # 255 * (1 - 4 / 10); no depth black
 
 
 @pytest.mark.parametrize("given, kind, message", [
@@ -157,5 +160,6 @@ def test_toy_run_trains_and_evaluates_the_task(tmp_path, toy_cache):
     assert set(results["baselines"][TASK]) == {"map_blind", "vq_ceiling"}
     ranges = {r["name"] for r in json.loads((out / "model" / "vocab.json").read_text())["ranges"]}
     assert "rgb_codes" in ranges and "class_codes" not in ranges          # the RGB codebook, no map's own
+    assert (out / "report.png").is_file()
     answer = unio.map_to_image(np.full((61, 97), 5.0), kind="depth", model=str(out))
     assert answer.generated_image.shape == (61, 97, 3) and answer.generated_image.dtype == np.uint8

@@ -2,7 +2,7 @@
 
 The encoder reads the prompt alone (no image: `reads_image = False`; unio.data.mixture feeds no pixels, or
 hides a blank image's patches in batches shared with tasks that read images). Classifier-free
-guidance, Unified-IO 2's recipe: in training a fraction of the prompts (`null_fraction`, 10%) become
+guidance, Unified-IO 2's recipe (unio/kit/generation.py, shared with map_to_image): in training a fraction of the prompts (`null_fraction`, 10%) become
 the null prompt; at inference `guidance_scale=a` decodes each prompt beside its null twin in one batch,
 logp = (1 + a) logp(cond) - a logp(uncond) (unio.infer.pipeline.ClassifierFreeGuidance).
 
@@ -12,37 +12,31 @@ count accuracy, left-to-right order. `unio.generate(prompt, n=4, guidance_scale=
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from unio.data.world.palette import palette_metrics
-from unio.kit.answers import ImageAnswer, ImageCodes, baseline
-from unio.kit.image_codes import image_to_original
+from unio.kit.answers import ImageCodes, baseline
+from unio.kit.generation import GeneratedImageAnswer, check_null_fraction
 from unio.registries import register_task
 from unio.task import Example, choose_prompt, pick
 
 
 @register_task
-class Generate(ImageAnswer):
+class Generate(GeneratedImageAnswer):     # null prompt, guidance's dropout, decoding: unio/kit/generation.py
     name, hub_task = "generate", "text-to-image"   # registry name; task type on the hub
-    output = "generated_image"
     prompts = ["Generate an image of: {}", "Draw an image of: {}", "Make a picture of: {}"]
-    null_prompt = "Generate an image."      # the unconditional prompt of classifier-free guidance
     requires = ("image", "captions")
     reads_image = False                     # the encoder reads the prompt alone
-    photometric = ()                        # the answer is the image: no augmentation
     headline, also_report = "color_f1", ("count_accuracy", "order_accuracy")
     report_samples = 4                      # the run's report draws this many samples of one prompt
     report_options = {"do_sample": True, "top_k": 50, "seed": 0, "guidance_scale": 1.0}
     sample_options = {"do_sample": True, "top_k": 50, "guidance_scale": 1.0}   # unio.generate's (best measured)
 
     def __init__(self, null_fraction: float = 0.1):
-        if not 0 <= null_fraction < 1:
-            raise ValueError(f"null_fraction must be in [0, 1), got {null_fraction}")
-        self.null_fraction = null_fraction
+        self.null_fraction = check_null_fraction(null_fraction)
         self.codes = ImageCodes()
 
     def example(self, record, rng) -> Example:
@@ -52,26 +46,6 @@ class Generate(ImageAnswer):
         return Example(self.name, None, choose_prompt(self.prompts, rng, caption), np.asarray(record["image"]),
                        {"key": (record.get("id"), "rgb", np.asarray(record["image"]).shape[0]), "caption": caption,
                         "colours": [colours[i] for i in order] if all(colours) else None})
-
-    def for_training(self, example, rng) -> Example:
-        """Classifier-free guidance's dropout: a `null_fraction` of training prompts become the null prompt."""
-        if rng.random() < self.null_fraction:
-            example.prompt = self.null_prompt
-        return example
-
-    def unconditional(self, example) -> Example:
-        return dataclasses.replace(example, prompt=self.null_prompt, region=None, meta=dict(example.meta))
-
-    def decode(self, ids, mods, example) -> np.ndarray:
-        side = int(len(ids) ** 0.5)
-        size = example.frame.size if example.frame is not None else mods[self.codes.tokenizer(mods)].downsample * side
-        return self.codes.decode(ids, mods, size, size)
-
-    def to_original(self, image, frame) -> np.ndarray:
-        return image_to_original(image, frame)
-
-    def to_result(self, image) -> dict:
-        return {"generated_image": image}
 
     def draw(self, result) -> Image.Image:
         """The generated image (beside the image of the record it came from, when there is one), prompt below."""
@@ -101,9 +75,6 @@ class Generate(ImageAnswer):
     def evaluate(self, predictions, examples) -> dict:
         """Predictions in original pixels, read with the world's palette, against the objects asked for."""
         return palette_metrics(predictions, [ex.meta.get("colours") for ex in examples])
-
-    def training_texts(self, example) -> list:
-        return [example.prompt, self.null_prompt]
 
     def baselines(self):
         return {"mean_image": _MeanImage, "train_image": _TrainImage,

@@ -135,6 +135,8 @@ OPTIONAL_HOOKS = {
     "warm_up": ({}, "{task: weight}: tasks trained on its source in the first stage alone"),
     "report_samples": (1, "how many answers the run's report draws"),
     "report_options": ({}, "the generation options of those answers"),
+    "report_image": (None, "(example) -> the image a user would give to ask it (default: the record's image; "
+                           "a map, for an image generated from a map)"),
 }
 
 

@@ -1,6 +1,7 @@
 """Per-pixel maps as images for an image codebook, back again, and their metrics: surface normals (3 channels
-in [-1, 1], shown as (n + 1) / 2, as RGB is) and class maps (each class a fixed palette colour, read back
-by the nearest colour of the palette's first n, Unified-IO's colour-coded maps).
+in [-1, 1], shown as (n + 1) / 2, as RGB is), class maps (each class a fixed palette colour, read back
+by the nearest colour of the palette's first n, Unified-IO's colour-coded maps) and depth maps shown grey
+(near white, far black), as an image-conditioned generator reads them.
 """
 from __future__ import annotations
 
@@ -115,3 +116,25 @@ def segmentation_metrics(counts: np.ndarray, names) -> dict:
     ious = {f"iou_{name}": float(inter[i] / union[i]) for i, name in enumerate(names) if present[i]}
     return {"miou": float((inter[present] / union[present]).mean()) if present.any() else float("nan"),
             "pixel_accuracy": float(inter.sum() / max(counts.sum(), 1)), **ious}
+
+
+# -- depth maps shown grey ---------------------------------------------------------------------------
+GREY_DEPTH = 10.0       # metres: the depth shown black; nearer is lighter, 0 m white
+
+
+def depth_grey(depth: np.ndarray, depth_range: float = GREY_DEPTH, valid: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) metres -> (H, W, 3) uint8 grey 255 * (1 - d / depth_range), clipped to [0, 255]; black where
+    `valid` is False (no depth known, the padding)."""
+    depth = np.asarray(depth, np.float64)
+    if depth.ndim != 2 or not depth_range > 0:
+        raise ValueError(f"depth_grey takes an (H, W) depth map and a range > 0, got {depth.shape} and {depth_range}")
+    grey = np.rint(255 * (1 - np.clip(depth / depth_range, 0, 1)))
+    if valid is not None:
+        grey = np.where(np.asarray(valid, bool), grey, 0)
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, -1)
+
+
+def depth_from_grey(image: np.ndarray, depth_range: float = GREY_DEPTH) -> np.ndarray:
+    """An (H, W, 3) uint8 grey image -> (H, W) metres (the channels' mean read back; black: depth_range)."""
+    grey = np.asarray(image, np.float32).mean(-1)
+    return ((1 - grey / 255) * depth_range).astype(np.float32)

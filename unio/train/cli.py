@@ -162,8 +162,9 @@ def draw_samples(trainer, pairs, sources) -> None:
         region = None if example.region is None else example.frame.region_to_original(example.region)
         n = getattr(trainer.task_set.get(task), "report_samples", 1)   # a task may ask for a row of samples (generation)
         options = getattr(trainer.task_set.get(task), "report_options", {})
-        results += runner([example.prompt] * n, [example.record.get("image")] * n, task=task, regions=[region] * n,
-                          **options)
+        shown = getattr(trainer.task_set.get(task), "report_image", None)           # default: the record's image
+        image = example.record.get("image") if shown is None else shown(example)
+        results += runner([example.prompt] * n, [image] * n, task=task, regions=[region] * n, **options)
     draw_report(trainer.out, results)
 
 

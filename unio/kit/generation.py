@@ -1,0 +1,57 @@
+"""What tasks that generate an RGB image share: classifier-free guidance's null prompt, and the generated
+image decoded and mapped back to the original image.
+
+Unified-IO 2's recipe: in training a share of the examples (`null_fraction`) become the null prompt with no
+image and no region; at inference `guidance_scale=a` decodes each example beside its null twin in one batch,
+logp = (1 + a) logp(cond) - a logp(uncond) (unio.infer.pipeline.ClassifierFreeGuidance). Every image
+generator of a model shares the one null prompt, so they share one unconditional distribution.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from unio.kit.answers import ImageAnswer
+from unio.kit.image_codes import image_to_original
+
+NULL_PROMPT = "Generate an image."      # the unconditional prompt of classifier-free guidance
+
+
+def check_null_fraction(null_fraction: float) -> float:
+    if not 0 <= null_fraction < 1:
+        raise ValueError(f"null_fraction must be in [0, 1), got {null_fraction}")
+    return float(null_fraction)
+
+
+class GeneratedImageAnswer(ImageAnswer):
+    """Mixin for tasks whose answer is an RGB image they generate (`self.codes` an ImageCodes of RGB,
+    `self.null_fraction` set): guidance's dropout and null twin, the decoded image in the model's frame and
+    in the original's, and the null prompt among the texts the tokenizer learns from."""
+    output = "generated_image"
+    null_prompt = NULL_PROMPT
+    photometric = ()                        # the answer is an image: no augmentation
+
+    def for_training(self, example, rng):
+        """Classifier-free guidance's dropout: a `null_fraction` of training examples become the null prompt
+        alone (no image, no region)."""
+        if rng.random() < self.null_fraction:
+            example.prompt, example.image, example.region = self.null_prompt, None, None
+        return example
+
+    def unconditional(self, example):
+        return dataclasses.replace(example, prompt=self.null_prompt, image=None, region=None, meta=dict(example.meta))
+
+    def decode(self, ids, mods, example) -> np.ndarray:
+        side = int(len(ids) ** 0.5)
+        size = example.frame.size if example.frame is not None else mods[self.codes.tokenizer(mods)].downsample * side
+        return self.codes.decode(ids, mods, size, size)
+
+    def to_original(self, image, frame) -> np.ndarray:
+        return image_to_original(image, frame)
+
+    def to_result(self, image) -> dict:
+        return {"generated_image": image}
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, self.null_prompt]

@@ -81,6 +81,17 @@ def test_a_docs_record_stands_for_a_run(runs, tmp_path):
     assert read_eval(tmp_path / "all.json")["preset"] == "tiny"          # the trainer's default preset
 
 
+def test_a_specialist_at_0_has_no_relative_change_and_stays_out_of_delta_m(runs):
+    write_eval(runs / "zero", {"vqa": {ACC: 0.0}})
+    out = compare(read_eval(runs / "all"), {"equal_steps": {"vqa": read_eval(runs / "zero"),
+                                                            "depth": read_eval(runs / "depth")}})
+    assert out["pairs"]["vqa"]["equal_steps"] == {"specialist": 0.0, "delta": None}
+    assert out["delta_m"]["equal_steps"] == pytest.approx(0.2) and out["tasks_in_delta_m"]["equal_steps"] == 1
+    assert "vqa: the equal steps specialist's accuracy is 0, so the relative change is undefined; left out of Δm" \
+        .replace("accuracy", ACC) in out["notes"]
+    assert "| 0.000 | undefined (specialist 0) |" in markdown(out)
+
+
 def test_no_specialists_at_all(runs):
     out = compare(read_eval(runs / "all"), {})
     assert out["delta_m"] == {"equal_steps": None, "whole_budget": None}
@@ -105,7 +116,6 @@ def test_the_script_end_to_end(runs):
     ("vqa={runs}/missing", "no eval.json at {runs}/missing"),
     ("depth={runs}/vqa", "{runs}/vqa holds no pair 'depth'; it holds vqa"),
     ("vqa{runs}/vqa", "--equal-steps takes PAIR=PATH"),
-    ("vqa={runs}/zero", "vqa: the equal steps specialist's accuracy is 0, so the relative change is undefined"),
     ("region_class={runs}/other", "a specialist (equal steps) is given for region_class, but the generalist has no region_class"),
 ])
 def test_the_script_names_what_is_wrong(runs, spec, message, capsys):

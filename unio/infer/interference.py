@@ -50,14 +50,15 @@ def headline(task, metrics: dict) -> str:
 
 
 def against(pair: str, kind: str, key: str, lower: bool, value: float, specialist: dict) -> dict:
-    """{specialist, delta} of one pair against one specialist's eval.json contents."""
+    """{specialist, delta} of one pair against one specialist's eval.json contents; delta None where the
+    specialist scored 0 (a relative change of nothing is undefined: the pair stays out of Δm)."""
     metrics = specialist["model"].get(pair)
     if metrics is None or key not in metrics:
         raise ValueError(f"the {KINDS[kind]} specialist given for {pair} has no {pair} {key}")
     try:
         return {"specialist": metrics[key], "delta": relative_change(value, metrics[key], lower)}
     except ZeroDivisionError:
-        raise ValueError(f"{pair}: the {KINDS[kind]} specialist's {key} is 0, so the relative change is undefined") from None
+        return {"specialist": metrics[key], "delta": None}
 
 
 def compare(generalist: dict, specialists: dict, tasks: TaskSet | None = None) -> dict:
@@ -84,15 +85,22 @@ def compare(generalist: dict, specialists: dict, tasks: TaskSet | None = None) -
         for kind, words in KINDS.items():
             theirs = specialists.get(kind, {}).get(pair)
             row[kind] = None if theirs is None else against(pair, kind, key, lower, metrics[key], theirs)
+            if row[kind] and row[kind]["delta"] is None:
+                out["notes"].append(f"{pair}: the {words} specialist's {key} is 0, so the relative change is "
+                                    f"undefined; left out of Δm")
             out["notes"] += [f"{pair}: the {words} specialist's {s} is {theirs.get(s)!r}, the generalist's "
                              f"{generalist.get(s)!r}" for s in SETTING if theirs and theirs.get(s) != generalist.get(s)]
     for kind in KINDS:
-        deltas = {pair: row[kind]["delta"] for pair, row in out["pairs"].items() if row[kind]}
+        deltas = {pair: row[kind]["delta"] for pair, row in out["pairs"].items() if row[kind] and row[kind]["delta"] is not None}
         out["delta_m"][kind] = sum(deltas.values()) / len(deltas) if deltas else None
         out["tasks_in_delta_m"][kind] = len(deltas)
         out["median_delta"][kind] = statistics.median(deltas.values()) if deltas else None
         out["worst"][kind] = list(min(deltas.items(), key=lambda item: item[1])) if deltas else None
     return out
+
+
+def undefined_or(delta) -> str:
+    return "undefined (specialist 0)" if delta is None else f"{delta:+.1%}"
 
 
 def markdown(comparison: dict) -> str:
@@ -102,7 +110,7 @@ def markdown(comparison: dict) -> str:
     for pair, row in comparison["pairs"].items():
         cells = [pair, row["metric"] + (" ↓" if row["lower_is_better"] else " ↑"), f"{row['generalist']:.3f}"]
         for kind in KINDS:
-            cells += [f"{row[kind]['specialist']:.3f}", f"{row[kind]['delta']:+.1%}"] if row[kind] else ["–", "–"]
+            cells += [f"{row[kind]['specialist']:.3f}", undefined_or(row[kind]["delta"])] if row[kind] else ["–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
     middles = [f"{m:+.1%} (worst: {w[0]} {w[1]:+.1%})" if (m := comparison["median_delta"][k]) is not None
                and (w := comparison["worst"][k]) else "–" for k in KINDS]

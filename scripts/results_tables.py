@@ -218,6 +218,12 @@ colour F1 {{all-start:generate/color_f1}}, inpaint {{all-start:inpaint/psnr|dB}}
 target of issue 33 is missed; the full table and what holds each task: experiments.md (2026-12-02, session 19).
 """,
     "results-seeds": seeds_table,
+    "results-issue35-alone": """
+| task | command | wall time | headline | baseline | issue 35's target |
+|---|---|---|---|---|---|
+| entailment | `python scripts/train_mixture.py --tasks entailment --minutes 17 --eval-n 500` | {{entailment-20:wall_s|min}} ({{entailment-20:steps|s}} steps) | accuracy {{entailment-20:entailment/accuracy}} (entailment {{entailment-20:entailment/accuracy_entailment}}, neutral {{entailment-20:entailment/accuracy_neutral}}, contradiction {{entailment-20:entailment/accuracy_contradiction}}) | majority {{entailment-20:baselines/entailment/majority/accuracy}} | >= 0.9 — met |
+| relation | `python scripts/train_mixture.py --tasks relation --minutes 17 --eval-n 500` | {{relation-20:wall_s|min}} ({{relation-20:steps|s}} steps) | predicate accuracy {{relation-20:relation/accuracy}} (an answer that holds for the pair {{relation-20:relation/holds}}) | majority {{relation-20:baselines/relation/majority/accuracy}} | >= 0.85 — missed |
+""",
     "results-ceilings": """
 | codebook (steps) | task | the gold answer through the codes |
 |---|---|---|

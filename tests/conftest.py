@@ -94,9 +94,10 @@ def load_script(name: str):
 
 
 def run_script(*args, env=None, timeout=600):
-    """Run a repo script in a subprocess; returns CompletedProcess (check=True)."""
+    """Run a repo script in a subprocess; returns CompletedProcess (check=True). METEOR is left out
+    (UNIO_METEOR=0: its Java start costs 8 s a process) unless `env` asks for it."""
     import subprocess
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "UNIO_METEOR": "0", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 

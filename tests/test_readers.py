@@ -473,7 +473,7 @@ def test_toy_run_over_all_four_readers(data, tmp_path):
     """docs/data.md's command for a mixture of all four sources, on the fixtures (data/ -> their folder)."""
     command = next(c for c in readme_commands() if "caption@coco,refexp@refcoco,vqa@vqav2,depth@nyu" in c)
     args = [a.replace("data/", f"{data['root']}/") for a in command[1:]]
-    proc = run_script(*args, "--out", str(tmp_path / "run"), env={"UNIO_CACHE": str(tmp_path / "cache")})
+    proc = run_script(*args, "--out", str(tmp_path / "run"), env={"UNIO_CACHE": str(tmp_path / "cache"), "UNIO_METEOR": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())["model"]
     assert set(evaluation) == {"caption@coco", "refexp@refcoco", "vqa@vqav2", "depth@nyu"}

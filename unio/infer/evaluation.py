@@ -5,6 +5,8 @@ metrics compare them with the gold answers, so figures are in original pixels on
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 from tqdm import tqdm
 
@@ -20,18 +22,21 @@ ROLES = ("train", "validation", "test")   # what every source answers to (a read
 
 
 def split_examples(task, source, split: str, n: int, resolution: int, seed: int = 0,
-                   perturbation: str | None = None, bad: BadRecords | None = None, name: str | None = None) -> list:
+                   perturbation: str | None = None, bad: BadRecords | None = None, name: str | None = None,
+                   kept: dict | None = None) -> list:
     """Example i comes from record i of the split, with its own deterministic rng; `perturbation`
     (unio/data/photometric.py) changes each image the model sees, not its answers. With `bad` skipping,
-    bad records (of source `name`) are skipped and noted there: the first n good records are read."""
+    bad records (of source `name`) are skipped and noted there: the first n good records are read.
+    `kept` ({index: record} of this source and split): records read once and kept there, for several tasks."""
     bad, name = bad or BadRecords(), name or getattr(source, "name", type(source).__name__)
     records = bad.open_split(source, name, split)
+    read = records.__getitem__ if kept is None else (lambda i: _kept_record(kept, records, i))
     salt = sum(task.name.encode())
     examples = []
     for i in range(len(records)):
         if len(examples) >= n:
             break
-        example = bad.attempt(name, lambda: make_example(task, records[i], resolution,
+        example = bad.attempt(name, lambda: make_example(task, read(i), resolution,
                                                          np.random.default_rng([seed, salt, i])))
         if example is not None:
             examples.append(example)
@@ -39,6 +44,12 @@ def split_examples(task, source, split: str, n: int, resolution: int, seed: int 
         example.image = perturb(example.image, perturbation, np.random.default_rng([seed, salt, i, 31]),
                                 example.frame.content)
     return examples
+
+
+def _kept_record(kept: dict, records, index: int):
+    if index not in kept:           # a bad record raises here each time it is read, as without keeping
+        kept[index] = records[index]
+    return kept[index]
 
 
 def predict(model, modalities, task, examples, batch_size: int = 64, progress: bool = False, **options) -> list:
@@ -87,12 +98,14 @@ def evaluate_baselines(modalities, pairs, sources, split: str = "test", n: int =
                        n_train: int = 2000, only: str = "all", bad: BadRecords | None = None,
                        tasks: TaskSet | None = None) -> dict:
     """{pair name: {baseline: metrics}}; each baseline is fitted on the train split, scored on `split`;
-    `tasks`: a TaskSet (default: the registered tasks)."""
+    `tasks`: a TaskSet (default: the registered tasks). Each source's train records are read once for all
+    its tasks (the world renders a scene once, not once a task)."""
     tasks = tasks or TaskSet()
-    results = {}
+    results, train_records = {}, defaultdict(dict)
     for task_name, source_name in pairs:
         task, source = tasks.get(task_name), sources[source_name]
-        train = split_examples(task, source, "train", n_train, resolution, bad=bad, name=source_name)
+        train = split_examples(task, source, "train", n_train, resolution, bad=bad, name=source_name,
+                               kept=train_records[source_name])
         examples = split_examples(task, source, evaluation_split(source, split, source_name), n, resolution,
                                   bad=bad, name=source_name)
         results[pair_name(task_name, source_name)] = {

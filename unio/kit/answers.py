@@ -10,6 +10,7 @@ is an object a task holds (it keeps the gold codes' cache); `baseline` makes the
 from __future__ import annotations
 
 import functools
+import os
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -82,8 +83,8 @@ class MostFrequentAnswer:
 
 def text_scores(predictions, references, rouge: bool = False, meteor: bool = False) -> dict:
     """pycocoevalcap's BLEU-4 and CIDEr-D (and ROUGE-L with `rouge`, METEOR with `meteor` where Java runs
-    it), after its PTB tokenisation, as the COCO caption evaluation computes them; `references` a list of
-    lists of strings, all the references of each prediction."""
+    it and `UNIO_METEOR` is not 0), after its PTB tokenisation, as the COCO caption evaluation computes them;
+    `references` a list of lists of strings, all the references of each prediction."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
@@ -96,7 +97,7 @@ def text_scores(predictions, references, rouge: bool = False, meteor: bool = Fal
     out = {"bleu4": float(bleu[3]), "cider": float(cider)}
     if rouge:
         out["rougeL"] = float(Rouge().compute_score(gts, res)[0])
-    score = _meteor(gts, res) if meteor else None
+    score = _meteor(gts, res) if meteor and os.environ.get("UNIO_METEOR", "1") != "0" else None
     return out if score is None else {**out, "meteor": score}
 
 

@@ -1,7 +1,7 @@
 """`--tasks all`: every registered task the source can feed, in one model."""
 import json
 
-from conftest import run_script
+from conftest import run_script_here
 
 from unio.data.sources import build_source
 from unio.registries import TASKS
@@ -37,12 +37,12 @@ def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path, all_tasks_ru
     config = json.loads((out / "model" / "config.json").read_text())
     assert set(config["trained_tasks"]) == trainable_on_the_world()
     # the evaluation script takes `all` too, and writes every task's metrics
-    proc = run_script("scripts/evaluate.py", "--model", str(out), "--tasks", "all", "--n", "2", "--json",
+    proc = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "all", "--n", "2", "--json",
                       str(tmp_path / "all.json"), env={"UNIO_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert set(json.loads((tmp_path / "all.json").read_text())["results"]) == trainable_on_the_world()
     # unio.run answers every task the model trained on (and refuses, naming them, the others)
-    proc = run_script("scripts/ask_every_task.py", str(out), "--json", str(tmp_path / "asked.json"))
+    proc = run_script_here("scripts/ask_every_task.py", str(out), "--json", str(tmp_path / "asked.json"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     asked = json.loads((tmp_path / "asked.json").read_text())
     assert {name for name, a in asked.items() if a["ok"]} >= trainable_on_the_world()

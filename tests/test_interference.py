@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import load_script, run_script
+from conftest import load_script, run_script_here
 
 from unio.infer.interference import compare, markdown, read_eval
 from unio.task_set import TaskSet
@@ -100,7 +100,7 @@ def test_no_specialists_at_all(runs):
 
 def test_the_script_end_to_end(runs):
     out = runs / "interference.json"
-    proc = run_script("scripts/interference.py", "--generalist", str(runs / "all" / "eval.json"),
+    proc = run_script_here("scripts/interference.py", "--generalist", str(runs / "all" / "eval.json"),
                       "--equal-steps", f"vqa={runs / 'vqa'}", "--equal-steps", f"depth={runs / 'depth' / 'eval.json'}",
                       "--whole-budget", f"depth={runs / 'depth_long'}", "--json", str(out), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

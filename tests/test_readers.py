@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_script, run_script_here
 from official_formats import write_coco, write_nyu, write_refcoco, write_vqav2
 
 from unio.data.readers.common import BadRecord
@@ -409,7 +409,7 @@ def test_make_world_writes_every_format_the_readers_read(tmp_path):
     from unio.data.world.source import scene_record
     specs = {"coco": "coco", "vqav2": "vqav2", "refcoco": "refcoco/refcoco", "nyu": "nyu/nyu_depth_v2_labeled.mat"}
     for kind, where in specs.items():
-        proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "3")
+        proc = run_script_here("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "3")
         assert proc.returncode == 0, proc.stderr[-2000:]
     world = scene_record(World("test", resolution=64)[1])
     coco = source("coco", tmp_path / "coco").split("test")[1]
@@ -436,7 +436,7 @@ def test_make_world_writes_panoptic_and_visual_genome_files_the_readers_read_bac
     from unio.data.world.surfaces import CLASS_NAMES
     n = 4
     for kind in ("coco_panoptic", "visual_genome"):
-        proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", str(n))
+        proc = run_script_here("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", str(n))
         assert proc.returncode == 0, proc.stderr[-2000:]
     panoptic = source("coco_panoptic", tmp_path / "coco_panoptic")
     vg = build_source("vg", f"visual_genome:{tmp_path / 'visual_genome'},train_share=0.5", 64)
@@ -490,7 +490,7 @@ def test_the_world_written_by_make_world_trains_and_evaluates_through_the_reader
     """Issue 15's check: `make_world.py --format coco|refcoco` output, read back by the coco and refcoco
     sources, trains `caption@coco,refexp@refcoco` through the real script and evaluates per split."""
     for kind in ("coco", "refcoco"):
-        proc = run_script("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "6")
+        proc = run_script_here("scripts/make_world.py", "--format", kind, str(tmp_path / kind), "--n", "6")
         assert proc.returncode == 0, proc.stderr[-2000:]
     sources = ["--source", f"coco=coco:{tmp_path / 'coco'}", "--source", f"refcoco=refcoco:{tmp_path / 'refcoco' / 'refcoco'}"]
     env = {"UNIO_CACHE": str(tmp_path / "cache")}
@@ -500,7 +500,7 @@ def test_the_world_written_by_make_world_trains_and_evaluates_through_the_reader
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())["model"]
     assert "cider" in evaluation["caption@coco"] and "acc@0.5" in evaluation["refexp@refcoco"]
-    proc = run_script("scripts/evaluate.py", "--model", str(tmp_path / "run"), "--tasks", "refexp@refcoco", *sources,
+    proc = run_script_here("scripts/evaluate.py", "--model", str(tmp_path / "run"), "--tasks", "refexp@refcoco", *sources,
                       "--split", "testB", "--n", "3", "--json", str(tmp_path / "testB.json"), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "testB.json").read_text())["split"] == "testB"
@@ -509,11 +509,11 @@ def test_the_world_written_by_make_world_trains_and_evaluates_through_the_reader
 def test_coco_at_scale_writes_a_coco_set_the_reader_reads_and_measures_it(tmp_path):
     """scripts/coco_at_scale.py at toy size: the set it writes reads back (every object, shared images)."""
     out = tmp_path / "coco"
-    proc = run_script("scripts/coco_at_scale.py", "write", str(out), "--images", "40", "--objects", "3", "--distinct", "4",
+    proc = run_script_here("scripts/coco_at_scale.py", "write", str(out), "--images", "40", "--objects", "3", "--distinct", "4",
                       "--resolution", "32")
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = json.loads(proc.stdout)
-    proc = run_script("scripts/coco_at_scale.py", "measure", str(out), "--records", "10", "--json", str(tmp_path / "m.json"))
+    proc = run_script_here("scripts/coco_at_scale.py", "measure", str(out), "--records", "10", "--json", str(tmp_path / "m.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads((tmp_path / "m.json").read_text())
     assert figures["records"] == 40 and figures["objects"] == written["objects"] and figures["startup_s"] >= 0

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_script, world_examples
+from conftest import run_script_here, world_examples
 from PIL import Image
 
 import unio
@@ -117,7 +117,7 @@ def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities, all_tas
     assert "exact_match" in results["model"]["region_caption"] and "accuracy" in results["model"]["itm"]
     assert set(results["baselines"]["classify@world_single"]) == {"majority"}
     modalities.save(tmp_path / "tok")
-    proc = run_script("scripts/evaluate.py", "--baseline", "all", "--tasks", NEW_TASKS, "--n", "20", "--resolution", "32",
+    proc = run_script_here("scripts/evaluate.py", "--baseline", "all", "--tasks", NEW_TASKS, "--n", "20", "--resolution", "32",
                       "--tokenizers", str(tmp_path / "tok"), "--json", str(tmp_path / "b.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     baselines = json.loads((tmp_path / "b.json").read_text())["results"]

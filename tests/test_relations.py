@@ -122,8 +122,8 @@ def test_visual_genome_reader_reads_the_official_layout(tmp_path):
 
 
 def test_unio_plugins_lists_the_new_tasks_and_reader():
-    from conftest import run_script
-    proc = run_script("-m", "unio.cli", "plugins")
+    from conftest import run_script_here
+    proc = run_script_here("-m", "unio.cli", "plugins")
     assert proc.returncode == 0, proc.stderr[-2000:]
     tasks = next(line for line in proc.stdout.splitlines() if line.startswith("tasks:"))
     assert {"relation", "relations", "entailment", "text_class"} <= set(tasks.removeprefix("tasks:").replace(",", " ").split())

@@ -4,14 +4,14 @@ import json
 import os
 
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, run_script_here
 from PIL import Image
 
 
 def test_evaluate_baselines(tmp_path, modalities):
     modalities.save(tmp_path / "tok")
     out = tmp_path / "b.json"
-    proc = run_script("scripts/evaluate.py", "--baseline", "all", "--tasks", "vqa,caption,refexp,depth", "--n", "20",
+    proc = run_script_here("scripts/evaluate.py", "--baseline", "all", "--tasks", "vqa,caption,refexp,depth", "--n", "20",
                       "--resolution", "32", "--tokenizers", str(tmp_path / "tok"), "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
@@ -32,7 +32,7 @@ def test_evaluate_on_perturbed_images(tmp_path, tiny_model_path):
     """--perturb: each task's metrics on clean and perturbed copies of the same test images."""
     from unio.train.eval_cli import main
     out = tmp_path / "p.json"
-    proc = run_script("scripts/evaluate.py", "--model", str(tiny_model_path), "--tasks", "vqa,refexp", "--n", "4",
+    proc = run_script_here("scripts/evaluate.py", "--model", str(tiny_model_path), "--tasks", "vqa,refexp", "--n", "4",
                       "--perturb", "clean,darker,jpeg", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
@@ -42,14 +42,14 @@ def test_evaluate_on_perturbed_images(tmp_path, tiny_model_path):
 
 
 def test_train_text_tokenizer(tmp_path):
-    proc = run_script("scripts/train_text_tokenizer.py", "--out", str(tmp_path), "--scenes", "50",
+    proc = run_script_here("scripts/train_text_tokenizer.py", "--out", str(tmp_path), "--scenes", "50",
                       "--vocab-size", "300", "--resolution", "32")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "spiece.model").is_file()
 
 
 def test_train_vq_reports_psnr(tmp_path):
-    proc = run_script("scripts/train_vq.py", "--out", str(tmp_path), "--steps", "30", "--batch-size", "8",
+    proc = run_script_here("scripts/train_vq.py", "--out", str(tmp_path), "--steps", "30", "--batch-size", "8",
                       "--resolution", "32", "--holdout", "16")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -57,7 +57,7 @@ def test_train_vq_reports_psnr(tmp_path):
 
 
 def test_make_world(tmp_path):
-    proc = run_script("scripts/make_world.py", "--out", str(tmp_path), "--n", "3")
+    proc = run_script_here("scripts/make_world.py", "--out", str(tmp_path), "--n", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert Image.open(tmp_path / "test_00002.png").size == (64, 64)
     assert len(json.loads((tmp_path / "scenes.json").read_text())) == 3
@@ -84,7 +84,7 @@ def test_bench_quick(tmp_path, toy_cache):
     slower = json.loads(out.read_text())
     slower["train"]["unio"]["useful_tokens_per_s"] /= 2
     (tmp_path / "old.json").write_text(json.dumps(slower))
-    proc = run_script("scripts/bench_compare.py", str(tmp_path / "old.json"), str(out))
+    proc = run_script_here("scripts/bench_compare.py", str(tmp_path / "old.json"), str(out))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "train.unio.useful_tokens_per_s: " in proc.stdout and "(+100.0%)" in proc.stdout
     assert "guard (same machine: tokens/s)" in proc.stdout
@@ -111,13 +111,13 @@ def test_probe_encoder_reports_each_attribute(tmp_path, tiny_model_path):
     """scripts/probe_encoder.py on a toy model: one result per attribute, accuracies in [0, 1]; an
     attribute the objects do not carry is a clear error."""
     out = tmp_path / "probe.json"
-    proc = run_script("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "shape",
+    proc = run_script_here("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "shape",
                       "--attribute", "color", "--train-n", "40", "--test-n", "20", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
     assert [r["attribute"] for r in results] == ["shape", "color"]
     assert all(0 <= r[k] <= 1 for r in results for k in ("train_accuracy", "test_accuracy", "majority_baseline"))
     assert all(r["objects_test"] >= 20 for r in results)
-    proc = run_script("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "weight",
+    proc = run_script_here("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "weight",
                       "--train-n", "4", "--test-n", "4")
     assert proc.returncode != 0 and "no object of 'train' has the attribute 'weight'" in proc.stderr

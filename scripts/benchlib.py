@@ -466,16 +466,18 @@ def loaded_model_memory(presets=("toy", "tiny", "small", "base"), vocab_size: in
             "input_ids=torch.ones(1, 8, dtype=torch.long), labels=torch.ones(1, 8, dtype=torch.long)); "
             "print(0 if m is None else sum(q.numel() for q in m.parameters()), "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    def measure(preset):
-        out = subprocess.run([sys.executable, "-c", code, preset, str(vocab_size)], capture_output=True, text=True,
-                             check=True).stdout.split()
-        return int(out[0]), float(out[1])
-    _, base = measure("-")
-    found = {"import_only_mb": base}
-    for preset in presets:
-        params, rss = measure(preset)
-        found[preset] = {"parameters": params, "peak_rss_mb": rss, "over_import_mb": rss - base}
-    return found
+    # every process at once (each one's own peak is measured, so they may overlap): its imports take seconds
+    started = {p: subprocess.Popen([sys.executable, "-c", code, p, str(vocab_size)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for p in ("-", *presets)}
+    measured = {}
+    for preset, proc in started.items():
+        out, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"measuring the memory of preset {preset!r} failed:\n{err[-2000:]}")
+        measured[preset] = int(out.split()[0]), float(out.split()[1])
+    base = measured.pop("-")[1]
+    return {"import_only_mb": base, **{preset: {"parameters": params, "peak_rss_mb": rss, "over_import_mb": rss - base}
+                                       for preset, (params, rss) in measured.items()}}
 
 
 def layout_batches(tasks: list, mods, config, batch_size: int, n_batches: int, packing, seed: int = 0) -> list:

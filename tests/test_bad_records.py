@@ -143,9 +143,11 @@ def readme_lines(script: str) -> list:
 
 
 def readme_run(bad, command, tmp_path, *extra):
-    """A docs/data.md command with data/ and runs/ moved to the fixture and tmp_path."""
+    """A docs/data.md command with data/ and runs/ moved to the fixture and tmp_path (evaluate.py's in this
+    process: it trains nothing)."""
     args = [a.replace("data/", f"{bad['root']}/").replace("runs/", f"{tmp_path}/runs/") for a in command[1:]]
-    return run_script(*args, *extra, env={"UNIO_CACHE": str(tmp_path / "cache")})
+    return run_script(*args, *extra, env={"UNIO_CACHE": str(tmp_path / "cache")},
+                      in_process=args[0] == "scripts/evaluate.py")
 
 
 @pytest.fixture(scope="module")

@@ -65,19 +65,21 @@ def test_make_world(tmp_path):
 
 def test_bench_quick(tmp_path, toy_cache):
     out = tmp_path / "bench.json"
+    # training eager: compiling it would add 20 s (the compiled step is test_model's and test_training's;
+    # timing that waits out compilation, test_bench's)
     proc = run_script("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "8", "--batches", "4",
-                      "--new-tokens", "4", "--json", str(out), env={"UNIO_CACHE": toy_cache})
+                      "--new-tokens", "4", "--no-compile", "--json", str(out), env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     for key in ("world", "tasks", "train", "flops", "generate", "run", "data_pipeline_examples_per_s"):
         assert key in report
     assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0
-    assert report["generate"]["unio"]["compiled_bf16_tokens_per_s"] > 0
+    assert report["train"]["unio_compiled"] is False and report["generate"]["unio"]["bf16_tokens_per_s"] > 0
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
     assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0
     assert report["flops"]["memory_bytes_per_s"] > 0
     timing = report["train"]["unio"]["timing"]
-    assert timing["compiled_while_timed"] == 0 and timing["repeats"] >= 3 and "spread" in timing
+    assert timing["repeats"] >= 3 and "spread" in timing
     assert isinstance(report["unclean_timings"], dict)
     assert all(report["readers"][kind]["records_per_s"] > 0 for kind in ("coco", "vqav2", "refcoco", "nyu"))
     # the guard, end to end: a report from a slower past passes; each figure's change is printed

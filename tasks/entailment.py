@@ -8,11 +8,14 @@ pairs, unio/data/world/relations.py); on any GLUE-style sentence-pair data throu
 columns mapped onto `premise`, `hypothesis` and `label` (MNLI, RTE, QNLI, MRPC, QQP, WNLI: docs/data.md,
 "Text-only data"), ranked among the source's label names. A prompt longer than the model's text length loses its
 end (the hypothesis): `max_premise_words` cuts long premises (MNLI's) first. Metric: accuracy (also per label).
+Baselines: the majority label, and `hypothesis_only`, a bag-of-words classifier that never reads the premise
+(the check NLI papers run for labels readable off the hypothesis alone).
 """
 from __future__ import annotations
 
 from unio.data.world.relations import LABELS
-from unio.kit.text_labels import RankedLabel, label_name
+from unio.kit.answers import MostFrequentAnswer
+from unio.kit.text_labels import HypothesisOnly, RankedLabel, label_name
 from unio.registries import register_task
 from unio.task import Example, NothingToAsk, choose_prompt, pick
 
@@ -36,4 +39,8 @@ class Entailment(RankedLabel):
         words = str(premise).split()   # a prompt longer than the model's text length loses its end: cut the premise
         premise = " ".join(words[:self.max_premise_words]) if self.max_premise_words else " ".join(words)
         prompt = choose_prompt(self.prompts, rng, premise, str(hypothesis).strip())
-        return Example(self.name, None, prompt, str(label), {"labels": record.get("label_names")})
+        return Example(self.name, None, prompt, str(label), {"labels": record.get("label_names"),
+                                                             "hypothesis": str(hypothesis).strip()})
+
+    def baselines(self):
+        return {self.baseline_name: MostFrequentAnswer, "hypothesis_only": HypothesisOnly}

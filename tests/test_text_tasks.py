@@ -115,3 +115,21 @@ def test_a_toy_run_trains_and_evaluates_text_tasks_beside_an_image_task(glue, tm
     assert all(0.0 <= evaluation[pair]["accuracy"] <= 1.0 for pair in evaluation)
     result = unio.run("Premise: A dog runs. Hypothesis: The dog is asleep.", model=str(out))
     assert result.text in LABELS
+
+
+def test_the_hypothesis_only_baseline_reads_the_hypothesis_and_never_the_premise():
+    from unio.kit.text_labels import HypothesisOnly
+    from unio.task import Example
+
+    def pair(premise, hypothesis, label):
+        return Example("entailment", None, f"Premise: {premise} Hypothesis: {hypothesis}", label, {"hypothesis": hypothesis})
+    train = [pair("a red cube.", "There is no cube.", "contradiction"),
+             pair("a cube.", "There is not a sphere.", "contradiction"), pair("a red cube.", "There is a cube.", "entailment"),
+             pair("a cube.", "There is a red cube.", "entailment"), pair("a cube.", "It is large.", "neutral")]
+    baseline = HypothesisOnly(train)
+    assert baseline(pair("anything", "There is no sphere.", "?")) == "contradiction"      # a cue word decides
+    assert baseline(pair("a blue sphere.", "There is a cube.", "?")) == "entailment"       # the premise is not read
+    assert baseline(pair("", "Never seen words.", "?")) in {"contradiction", "entailment"}  # the priors alone
+    examples = world_examples(TASKS.get("entailment"), "test", 20, 32)
+    assert all(ex.meta["hypothesis"] and ex.meta["hypothesis"] in ex.prompt for ex in examples)
+    assert set(TASKS.get("entailment").baselines()) == {"majority", "hypothesis_only"}

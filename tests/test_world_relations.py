@@ -41,18 +41,27 @@ def test_relations_agree_with_positions_and_sizes():
                     assert a.box[0] + a.box[2] < b.box[0] + b.box[2] + 2   # visible boxes agree, up to occlusion
 
 
-def judge(objects, hypothesis: str) -> str:
-    """An independent reading of a hypothesis against the objects the caption lists (all of the scene's)."""
+def judge(premise: str, hypothesis: str) -> str:
+    """An independent reading of a hypothesis against a premise that names objects, closed ("only ...":
+    nothing else is there) or open (more may be)."""
+    closed = premise.startswith("only ")
+    named = [set(item.split()[1:]) for item in re.split(r", | and ", premise.removeprefix("only ").rstrip("."))]
+
     def fits(phrase):
-        return any(set(phrase.split()) <= {o.size, o.color, o.shape, "object"} for o in objects)
+        return any(set(phrase.split()) - {"object"} <= attributes for attributes in named)
     if m := re.fullmatch(r"There is no (.+)\.", hypothesis):
-        return "contradiction" if fits(m.group(1)) else "entailment"
-    if m := re.fullmatch(r"There (?:is|are) (\w+) objects?\.", hypothesis):
-        return "entailment" if NUMBER_WORDS.index(m.group(1)) == len(objects) else "contradiction"
-    if m := re.fullmatch(r"There is an? (.+)\.", hypothesis):
-        return "entailment" if fits(m.group(1)) else "contradiction"
-    assert re.search(r"in front of|behind|metres away", hypothesis), hypothesis   # depth: the caption says nothing
-    return "neutral"
+        true, decided = not fits(m.group(1)), fits(m.group(1)) or closed
+    elif m := re.fullmatch(r"There is an? (.+)\.", hypothesis):
+        true = fits(m.group(1))
+        decided = true or closed
+    elif m := re.fullmatch(r"There are at least (\w+) objects\.", hypothesis):
+        true = NUMBER_WORDS.index(m.group(1)) <= len(named)
+        decided = true or closed
+    else:
+        m = re.fullmatch(r"There are fewer than (\w+) objects\.", hypothesis)
+        true = NUMBER_WORDS.index(m.group(1)) > len(named)
+        decided = not true or closed
+    return ("entailment" if true else "contradiction") if decided else "neutral"
 
 
 def test_entailment_labels_hold_by_construction():
@@ -60,15 +69,25 @@ def test_entailment_labels_hold_by_construction():
     scene = Scene("train", 5, None, None, objects, caption="a large red cube and a small blue sphere.")
     pairs = entailment_pairs(scene)
     assert [label for _, _, label in pairs] == ["entailment", "neutral", "contradiction"]
-    assert all(p == scene.caption for p, _, _ in pairs) and pairs == entailment_pairs(scene)   # deterministic
-    assert judge(objects, "There is a red cube.") == "entailment" and judge(objects, "There is no small object.") == "contradiction"
-    assert judge(objects, "There are three objects.") == "contradiction" and judge(objects, "There is a green cube.") == "contradiction"
-    seen = set()
-    for scene in World("train", resolution=32).stream(0, 150):
+    assert pairs == entailment_pairs(scene)                                                     # deterministic
+    open_, closed = "a large red cube.", "only a large red cube and a small blue sphere."
+    assert judge(open_, "There is a red cube.") == "entailment" and judge(open_, "There is no cube.") == "contradiction"
+    assert judge(open_, "There is a green cube.") == "neutral" and judge(closed, "There is a green cube.") == "contradiction"
+    assert judge(closed, "There is no small object.") == "contradiction" and judge(closed, "There is no cone.") == "entailment"
+    assert judge(open_, "There are at least two objects.") == "neutral"
+    assert judge(closed, "There are fewer than three objects.") == "entailment"
+    forms, labels_of = set(), {}
+    for scene in World("train", resolution=32).stream(0, 300):
+        names = {o.name for o in scene.objects}
         for premise, hypothesis, label in scene_record(scene)["entailment"]:
-            assert premise == scene.caption and judge(scene.objects, hypothesis) == label, (premise, hypothesis, label)
-            seen.add(hypothesis.split()[1])
-    assert {"is", "are", "large", "small"} & seen
+            assert judge(premise, hypothesis) == label, (premise, hypothesis, label)
+            listed = re.split(r", | and ", premise.removeprefix("only ").rstrip("."))
+            assert {item.removeprefix("a ").removeprefix("an ") for item in listed} <= names   # true of the scene
+            form = " ".join(hypothesis.split()[1:3]).replace("an", "a")
+            forms.add(form)
+            labels_of.setdefault(form, set()).add(label)
+    # every form under every label: the hypothesis alone does not give the label away
+    assert forms == {"is a", "is no", "are at", "are fewer"} and all(len(v) == 3 for v in labels_of.values())
 
 
 def test_existing_world_records_are_unchanged(monkeypatch):

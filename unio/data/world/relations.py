@@ -9,18 +9,24 @@ false, decided from the layout alone (no draw from the scene's random stream):
     larger than / smaller than  the subject's metric size is larger / smaller (small 0.7 m, large 1.5 m)
     same color as / same shape as   the attribute is equal
 
-Entailment pairs (premise, hypothesis, label): the premise is the scene's caption, which lists every
-object with its size, colour and shape; a hypothesis it entails states what the list says (an object of
-some of its attributes, the number of objects), one it contradicts denies it (no such object, another
-number), and a neutral one speaks of depth, which the caption never mentions ("The red cube is in front
-of the blue sphere.", whether or not it is). Drawn by an rng of their own, seeded by the scene.
+Entailment pairs (premise, hypothesis, label): the premise names some of the scene's objects as its caption
+does ("a large red cube and a small blue sphere."), either open (more may be there) or closed ("only a large
+red cube and ...": nothing else is). The hypothesis takes one of four forms, "There is a {phrase}.", "There is
+no {phrase}.", "There are at least {m} objects." and "There are fewer than {m} objects." (a phrase of 1 to 3 of
+an object's attributes). A named object fitting the phrase, or m <= the number named, decides it; otherwise an
+open premise leaves it open (neutral) and a closed one decides it the other way. Every form is asked under
+every label, so the hypothesis alone tells little of the label (`hypothesis_only` baseline of `entailment`)
+and the premise alone little more: a closed premise is never neutral, an open one is neutral half the time.
+Drawn by an rng of their own, seeded by the scene.
 """
 from __future__ import annotations
 
-from collections import Counter
+from types import SimpleNamespace
+
 import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES, SPLITS
+from unio.data.world.language import caption
 
 PREDICATES = ("left of", "right of", "in front of", "behind", "larger than", "smaller than",
               "same color as", "same shape as")
@@ -59,43 +65,55 @@ def _matches(obj, phrase: str) -> bool:
     return all(w in (obj.size, obj.color, obj.shape, "object") for w in words)
 
 
-def _absent(objects, rng) -> str:
-    """A phrase no object of the scene fits."""
+def _unmatched(named, rng) -> str:
+    """A phrase, drawn as _phrase draws one, that no named object fits."""
     for _ in range(100):
-        phrase = f"{list(COLORS)[rng.integers(len(COLORS))]} {SHAPES[rng.integers(len(SHAPES))]}"
-        if not any(_matches(o, phrase) for o in objects):
+        drawn = SimpleNamespace(size=list(SIZES)[rng.integers(len(SIZES))], color=list(COLORS)[rng.integers(len(COLORS))],
+                                shape=SHAPES[rng.integers(len(SHAPES))])
+        phrase = _phrase(drawn, rng)
+        if not any(_matches(o, phrase) for o in named):
             return phrase
-    return "purple object" if not any(o.color == "purple" for o in objects) else "orange object"
+    raise RuntimeError(f"no phrase fits none of {len(named)} objects")   # cannot happen with the world's attributes
+
+
+def _forms(label: str, closed: bool, k: int) -> list:
+    """The hypothesis forms that can carry `label` after a premise naming k objects, `closed` (all of them)
+    or open. A count m runs from 2 ("at least one" would always hold), so with one object named neither
+    "at least m" can be entailed nor "fewer than m" contradicted."""
+    forms = ["exists", "none", "at_least", "fewer"] if label == "neutral" or closed else \
+        ["exists", "at_least"] if label == "entailment" else ["none", "fewer"]
+    needs_two = {"entailment": "at_least", "contradiction": "fewer"}.get(label)
+    return [f for f in forms if k >= 2 or f != needs_two]
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _hypothesis(form: str, label: str, named, rng) -> str:
+    """A statement of `form` that the premise naming `named` entails, contradicts or leaves open."""
+    k = len(named)
+    true_side = {"exists": "entailment", "none": "contradiction", "at_least": "entailment", "fewer": "contradiction"}
+    if form in ("exists", "none"):     # the phrase fits a named object: decided; fits none: open, or decided if closed
+        phrase = _phrase(named[rng.integers(k)], rng) if label == true_side[form] else _unmatched(named, rng)
+        return f"There is {_a(phrase)}." if form == "exists" else f"There is no {phrase}."
+    # m <= k: decided by the named ones; m > k: open, or decided if closed
+    m = int(rng.integers(2, k + 1)) if label == true_side[form] else int(rng.integers(max(2, k + 1), k + 4))
+    return f"There are {'at least' if form == 'at_least' else 'fewer than'} {NUMBER_WORDS[m]} objects."
 
 
 def entailment_pairs(scene) -> list:
-    """[(premise, hypothesis, label)]: one of each label, in LABELS order."""
+    """[(premise, hypothesis, label)]: one of each label, in LABELS order (module docstring)."""
     rng, objects = entailment_rng(scene.split, scene.index), scene.objects
-    n = len(objects)
-    if rng.random() < 0.5:
-        entailed = f"There is a {_phrase(objects[rng.integers(n)], rng)}."
-    else:
-        entailed = f"There {'is' if n == 1 else 'are'} {NUMBER_WORDS[n]} object{'' if n == 1 else 's'}."
-    if rng.random() < 0.5:
-        contradicted = f"There is no {_phrase(objects[rng.integers(n)], rng)}."
-    elif rng.random() < 0.5:
-        contradicted = f"There is a {_absent(objects, rng)}."
-    else:
-        wrong = [m for m in range(1, 6) if m != n][rng.integers(4)]
-        contradicted = f"There {'is' if wrong == 1 else 'are'} {NUMBER_WORDS[wrong]} object{'' if wrong == 1 else 's'}."
-    return [(scene.caption, entailed, "entailment"), (scene.caption, _neutral(objects, rng), "neutral"),
-            (scene.caption, contradicted, "contradiction")]
-
-
-def _neutral(objects, rng) -> str:
-    """A statement about depth (never in the caption): the pair by names the caption gives once each."""
-    counts = Counter(o.name for o in objects)
-    named = [o for o in objects if counts[o.name] == 1]
-    if len(named) >= 2:
-        a, b = [named[k] for k in rng.choice(len(named), 2, replace=False)]
-        return f"The {a.name} is {'in front of' if rng.random() < 0.5 else 'behind'} the {b.name}."
-    obj = objects[rng.integers(len(objects))]
-    return f"The {obj.shape} is {'less' if rng.random() < 0.5 else 'more'} than {NUMBER_WORDS[rng.integers(3, 8)]} metres away."
+    pairs = []
+    for label in LABELS:
+        closed = label != "neutral" and rng.random() < 0.5
+        k = len(objects) if closed else int(rng.integers(1, len(objects) + 1))
+        named = [objects[i] for i in sorted(rng.choice(len(objects), k, replace=False))]
+        forms = _forms(label, closed, k)
+        premise = ("only " if closed else "") + caption(named)
+        pairs.append((premise, _hypothesis(forms[rng.integers(len(forms))], label, named, rng), label))
+    return pairs
 
 
 def describe_relations(scene) -> None:

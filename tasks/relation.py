@@ -7,16 +7,18 @@ world's 8; `None` generates freely, as for Visual Genome's open predicates).
 
 A pair may hold several predicates; it is asked with the first in the world's priority order (what sets
 the pair apart most: same shape, same colour, size, depth, then left or right; unio/kit/relations.py), so
-the answer is a function of the pair. Metrics: predicate accuracy, and the share of answers that hold for
-the pair at all (`holds`).
+the answer is a function of the pair. Metrics: predicate accuracy (also per predicate asked, e.g.
+`accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
+the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
+pixels: what can be told without looking at the objects).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from unio.data.world.relations import PREDICATES
-from unio.kit.answers import ShortTextAnswer
-from unio.kit.relations import pair_predicate
+from unio.kit.answers import MostFrequentAnswer, ShortTextAnswer
+from unio.kit.relations import BoxesOnly, pair_predicate
 from unio.registries import register_task
 from unio.task import Example, choose_prompt, pick
 
@@ -51,6 +53,14 @@ class Relation(ShortTextAnswer):
     def answer_options(self, example):
         return self.predicates
 
+    def baselines(self):
+        return {self.baseline_name: MostFrequentAnswer, "boxes_only": BoxesOnly}
+
     def evaluate(self, predictions, examples) -> dict:
-        return {"accuracy": float(np.mean([p == ex.target for p, ex in zip(predictions, examples)])),
-                "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)]))}
+        right = [p == ex.target for p, ex in zip(predictions, examples)]
+        out = {"accuracy": float(np.mean(right)),
+               "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)]))}
+        for predicate in sorted({ex.target for ex in examples}):     # which predicates the model tells apart
+            out[f"accuracy_{predicate.replace(' ', '_')}"] = float(np.mean(
+                [r for r, ex in zip(right, examples) if ex.target == predicate]))
+        return out

@@ -46,9 +46,16 @@ def test_relation_examples_ask_two_regions_and_round_trip(modalities):
     assert task.answer_options(examples[0]) == list(PREDICATES)
     for ex, ids in zip(examples, task.targets(examples, modalities)):
         assert task.decode(ids, modalities, ex) == ex.target
-    assert task.evaluate([ex.target for ex in examples], examples) == {"accuracy": 1.0, "holds": 1.0}
+    asked = {ex.target for ex in examples}
+    per_predicate = {f"accuracy_{p.replace(' ', '_')}" for p in asked}
+    assert task.evaluate([ex.target for ex in examples], examples) == {"accuracy": 1.0, "holds": 1.0,
+                                                                       **dict.fromkeys(per_predicate, 1.0)}
     wrong = [next(p for p in PREDICATES if p not in ex.meta["holds"]) for ex in examples]
-    assert task.evaluate(wrong, examples) == {"accuracy": 0.0, "holds": 0.0}
+    assert task.evaluate(wrong, examples) == {"accuracy": 0.0, "holds": 0.0, **dict.fromkeys(per_predicate, 0.0)}
+    first = examples[0].target                      # right on one predicate's examples alone
+    mixed = task.evaluate([ex.target if ex.target == first else w for ex, w in zip(examples, wrong)], examples)
+    assert mixed[f"accuracy_{first.replace(' ', '_')}"] == 1.0
+    assert all(v == 0.0 for k, v in mixed.items() if k.startswith("accuracy_") and k != f"accuracy_{first.replace(' ', '_')}")
 
 
 def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):
@@ -128,3 +135,23 @@ def test_unio_plugins_lists_the_new_tasks_and_reader():
     tasks = next(line for line in proc.stdout.splitlines() if line.startswith("tasks:"))
     assert {"relation", "relations", "entailment", "text_class"} <= set(tasks.removeprefix("tasks:").replace(",", " ").split())
     assert "visual_genome" in next(line for line in proc.stdout.splitlines() if line.startswith("sources:"))
+
+
+def test_boxes_only_reads_the_geometry_of_the_two_boxes_and_never_the_pixels():
+    from unio.kit.relations import BoxesOnly
+    from unio.task import Example
+    rng = np.random.default_rng(0)
+
+    def example(image):
+        x = rng.integers(0, 50, size=2)
+        region = [[int(x[0]), 10, int(x[0]) + 8, 20], [int(x[1]), 12, int(x[1]) + 8, 22]]
+        return Example("relation", image, "What is the relation between the two regions?",
+                       "left of" if x[0] < x[1] else "right of", {}, region=region)
+    blank = np.zeros((64, 64, 3), np.uint8)
+    baseline = BoxesOnly([example(blank) for _ in range(300)])
+    tests = [example(blank) for _ in range(100)]
+    assert np.mean([baseline(ex) == ex.target for ex in tests]) >= 0.9
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert all(baseline(ex) == baseline(type(ex)(ex.task, noise, ex.prompt, ex.target, {}, region=ex.region))
+               for ex in tests)
+    assert set(TASKS.get("relation").baselines()) == {"majority", "boxes_only"}

@@ -58,3 +58,32 @@ def triplet_recall(gold: list, predicted: list, ks=(20, 50), iou: float = 0.5) -
 def _matches(gold, guess, iou: float) -> bool:
     return (gold[1], gold[2], gold[4]) == (guess[1], guess[2], guess[4]) and \
         box_iou(gold[0], guess[0]) >= iou and box_iou(gold[3], guess[3]) >= iou
+
+
+def box_pair_features(example) -> np.ndarray:
+    """The two regions of a pair question as numbers: each box's corners, width and height over the image's
+    sides, and the differences of their centres, bottoms and areas; nothing else of the image."""
+    height, width = np.asarray(example.image).shape[:2] if example.image is not None else (1, 1)
+    boxes = np.asarray(example.region, dtype=float) / [width, height, width, height]
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return np.concatenate([boxes.ravel(), sizes.ravel(), centres[0] - centres[1],
+                           [boxes[0, 3] - boxes[1, 3], np.prod(sizes[0]) - np.prod(sizes[1])]])
+
+
+class BoxesOnly:
+    """A baseline for pair questions that reads the two boxes alone, never the pixels inside them: the most
+    frequent answer among the k training pairs nearest in `box_pair_features` (standardised). What it gets
+    right can be read off the boxes' geometry (left of, larger than, nearer); what needs the objects' looks
+    (same colour, same shape) it can only guess."""
+
+    def __init__(self, train_examples, mods=None, k: int = 15):
+        self.features = np.stack([box_pair_features(ex) for ex in train_examples])
+        self.mean, self.scale = self.features.mean(0), self.features.std(0) + 1e-9
+        self.features = (self.features - self.mean) / self.scale
+        self.targets, self.k = [ex.target for ex in train_examples], k
+
+    def __call__(self, example) -> str:
+        distances = np.linalg.norm(self.features - (box_pair_features(example) - self.mean) / self.scale, axis=1)
+        nearest = [self.targets[i] for i in np.argsort(distances, kind="stable")[:self.k]]
+        return max(dict.fromkeys(nearest), key=nearest.count)     # ties: the nearest first

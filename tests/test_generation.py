@@ -224,3 +224,23 @@ def test_sampled_answers_get_a_finite_score_when_a_padding_token_was_filtered_ou
     expected = -math.log(vocab - 1)
     assert math.isclose(score0, expected, rel_tol=1e-5) and len(logps0) == 1
     assert math.isclose(score1, expected, rel_tol=1e-5) and len(logps1) == 2
+
+
+def test_evaluation_guides_the_tasks_that_take_guidance_and_decodes_the_others_greedily(model, modalities, monkeypatch):
+    import unio.infer.evaluation as evaluation
+    from unio.data.sources import build_source
+    calls = {}
+
+    def predict(model, mods, task, examples, **options):
+        calls[task.name] = options
+        return [None] * len(examples)
+    monkeypatch.setattr(evaluation, "predict", predict)
+    monkeypatch.setattr(evaluation, "score", lambda task, predictions, examples: {"n": len(predictions)})
+    sources = {"world": build_source("world", None, 32)}
+    pairs = [("generate", "world"), ("caption", "world")]
+    evaluation.evaluate_model(model, modalities, pairs, sources, n=2, guidance_scale=1.5)
+    assert calls["generate"].get("guidance_scale") == 1.5 and "guidance_scale" not in calls["caption"]
+    evaluation.evaluate_model(model, modalities, pairs, sources, n=2)
+    assert "guidance_scale" not in calls["generate"]
+    from unio.train.eval_cli import parser
+    assert parser().parse_args(["--model", "m", "--guidance-scale", "1"]).guidance_scale == 1.0

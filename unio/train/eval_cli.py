@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
                    help="an option of a task's constructor, as in train_mixture.py (e.g. detection.label_attribute=shape)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="classifier-free guidance for the tasks that take it (generate, inpaint, map_to_image; "
+                        "default: greedy, as training's evaluation)")
     p.add_argument("--perturb", default=None, help="evaluate on perturbed test images: a name of unio.data.photometric."
                    "PERTURBATIONS (darker, brighter, low_contrast, jpeg, noise, resized), several with commas, "
                    "or 'all' (clean included)")
@@ -89,7 +92,7 @@ def evaluate(args) -> int:
         check_split(args.split, sources)
         results = evaluate_perturbed(args.perturb, lambda name: evaluate_model(
             runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name, bad=bad,
-            tasks=tasks))
+            tasks=tasks, guidance_scale=args.guidance_scale))
     else:
         from unio.infer.evaluation import evaluate_baselines
         from unio.train.tokenizer_setup import ensure_modalities

@@ -18,6 +18,7 @@ import numpy as np
 
 from unio.data.world.relations import PREDICATES
 from unio.kit.answers import MostFrequentAnswer, ShortTextAnswer
+from unio.kit.metrics import accuracy_by_target
 from unio.kit.relations import BoxesOnly, pair_predicate
 from unio.registries import register_task
 from unio.task import Example, choose_prompt, pick
@@ -58,9 +59,6 @@ class Relation(ShortTextAnswer):
 
     def evaluate(self, predictions, examples) -> dict:
         right = [p == ex.target for p, ex in zip(predictions, examples)]
-        out = {"accuracy": float(np.mean(right)),
-               "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)]))}
-        for predicate in sorted({ex.target for ex in examples}):     # which predicates the model tells apart
-            out[f"accuracy_{predicate.replace(' ', '_')}"] = float(np.mean(
-                [r for r, ex in zip(right, examples) if ex.target == predicate]))
-        return out
+        return {"accuracy": float(np.mean(right)),
+                "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)])),
+                **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}

@@ -85,3 +85,9 @@ def pck(predicted, gold, alpha: float) -> float:
         reach = alpha * max(box[2] - box[0], box[3] - box[1])
         hits += [math.dist(p[:2], g[:2]) <= reach for p, g in zip(points, gold_points) if g[2] > 0]
     return float(np.mean(hits)) if hits else 0.0
+
+
+def accuracy_by_target(right: Sequence[bool], examples) -> dict:
+    """{target: the share right among the examples asking it}, for each target the examples hold, sorted."""
+    return {target: float(np.mean([r for r, ex in zip(right, examples) if ex.target == target]))
+            for target in sorted({ex.target for ex in examples})}

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from unio.kit.answers import ShortTextAnswer
+from unio.kit.metrics import accuracy_by_target
 from unio.task import NothingToAsk
 
 
@@ -45,10 +46,8 @@ class RankedLabel(ShortTextAnswer):
 
     def evaluate(self, predictions, examples) -> dict:
         right = [p == ex.target for p, ex in zip(predictions, examples)]
-        out = {"accuracy": float(np.mean(right))}
-        for label, count in sorted(Counter(ex.target for ex in examples).items()):
-            out[f"accuracy_{label}"] = float(np.mean([r for r, ex in zip(right, examples) if ex.target == label]))
-        return out
+        return {"accuracy": float(np.mean(right)),
+                **{f"accuracy_{label}": a for label, a in accuracy_by_target(right, examples).items()}}
 
     def training_texts(self, example) -> list:
         return [example.prompt, *self.answer_options(example)]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, on_two_ranks
@@ -81,6 +82,39 @@ def _agree_on_rank(rank: int, port: int, results) -> None:
 def test_ranks_see_whether_their_weights_agree():
     """Every rank learns whether all hold the same checksum, so all raise together when one drifted."""
     assert on_two_ranks(_agree_on_rank) == {0: (True, False), 1: (True, False)}
+
+
+def _write_on_rank(rank: int, port: int, results) -> None:
+    import errno
+    import tempfile
+
+    import torch.distributed as dist
+
+    from unio.train.checkpoint import CheckpointError
+    from unio.train.deepspeed_backend import every_rank_wrote
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    folder = Path(tempfile.mkdtemp())
+
+    def full_disk_on_rank_0():
+        if rank == 0:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "model.safetensors"))
+    outcome = []
+    for write in (lambda: None, full_disk_on_rank_0):
+        try:
+            every_rank_wrote(write, folder / "checkpoint.tmp", folder / "checkpoint", 8)
+            outcome.append("written")
+        except CheckpointError as error:
+            outcome.append(str(error))
+    results[rank] = outcome
+    dist.destroy_process_group()
+
+
+def test_a_checkpoint_write_failing_on_one_rank_fails_on_every_rank():
+    """Rank 0's disk is full: both ranks raise CheckpointError (before, rank 1 waited at a barrier for ever)."""
+    results = on_two_ranks(_write_on_rank)
+    assert [r[0] for r in results.values()] == ["written", "written"]
+    assert results[0][1].startswith("could not write the checkpoint of step 8 (No space left on device")
+    assert results[1][1].startswith("rank 1: another rank could not write its part of the checkpoint of step 8")
 
 
 @pytest.mark.slow      # 80 s on 2 cores; the single-process kill and resume stays in the default suite

@@ -191,6 +191,8 @@ def run(args) -> int:
     trainer.export()
     train_s = round(time.time() - started)
     print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {train_s} s; run folder {trainer.out}")
+    print(f"  of which {trainer.elapsed:.0f} s trained (what --minutes caps); the rest loaded or built the tokenizers "
+          f"and set up data and model")
     if not args.no_eval:
         finish(trainer, trainer.opts.eval_n)
     if trainer.bad.skip:

@@ -46,21 +46,26 @@ class DeepSpeedBackend:
 
     def save_checkpoint(self, directory: Path, model, mods, optimizer, scheduler, step: int, extra: dict) -> None:
         """Every rank writes its part (DeepSpeed's engine checkpoint, its RNG); rank 0 the weights in
-        save_pretrained form, the tokenizers and the step, then renames the whole into place."""
+        save_pretrained form, the tokenizers and the step, then renames the whole into place. A write that
+        fails on one rank fails on all (each raises CheckpointError), so no rank is left waiting for the others
+        (an error inside DeepSpeed's own save, between its collectives, can still leave them waiting)."""
         tmp = ckpt.staging(directory)
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
-        with ckpt.failed_writes_reported(tmp, directory, step):
-            self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state")
-            torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
-            weights = self.plain_model(model)
-            if self.rank == 0:
-                ckpt.write_contents(tmp, weights, mods, step, extra)
-            dist.barrier()
-            if self.rank == 0:
-                ckpt.commit(tmp, directory)
-        dist.barrier()
+        device = next(self.engine.module.parameters()).device
+        every_rank_wrote(lambda: self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state"), tmp, directory,
+                         step, device)
+        weights = self.plain_model(model)   # every rank takes part (ZeRO-3 gathers); rank 0 gets them
+        every_rank_wrote(lambda: self.write_part(tmp, weights, mods, step, extra), tmp, directory, step, device)
+        every_rank_wrote(lambda: ckpt.commit(tmp, directory) if self.rank == 0 else None, tmp, directory, step,
+                         device)
+
+    def write_part(self, tmp: Path, weights, mods, step: int, extra: dict) -> None:
+        """This rank's files of a checkpoint beside the engine's: its RNG; on rank 0 the rest."""
+        torch.save(ckpt.rng_state(), tmp / "deepspeed" / f"rng_rank{self.rank}.pt")
+        if self.rank == 0:
+            ckpt.write_contents(tmp, weights, mods, step, extra)
 
     def restore(self, existing: Path, state: dict, optimizer, scheduler) -> None:
         """Each rank's optimizer partition, schedule and RNG, from DeepSpeed's own files."""
@@ -97,6 +102,24 @@ class DeepSpeedBackend:
         module = self.engine.module
         with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
             return sum(float(p.detach().double().sum()) for p in module.parameters())
+
+
+def every_rank_wrote(write, tmp: Path, directory: Path, step: int, device="cpu") -> None:
+    """Runs this rank's `write` of a checkpoint; returns once every rank's has succeeded, and otherwise
+    raises CheckpointError on every rank: the failing one its own error, the others one that points to it."""
+    error = None
+    try:
+        with ckpt.failed_writes_reported(tmp, directory, step):
+            write()
+    except ckpt.CheckpointError as failed:
+        error = failed
+    succeeded = torch.tensor([int(error is None)], device=device)
+    dist.all_reduce(succeeded, op=dist.ReduceOp.MIN)
+    if not succeeded.item():
+        raise error or ckpt.CheckpointError(
+            f"rank {dist.get_rank()}: another rank could not write its part of the checkpoint of step {step} "
+            f"(its error says why); the checkpoints already written are untouched; rerun the same command with "
+            f"--resume to continue from the last one")
 
 
 def ranks_agree(value: float, device) -> bool:

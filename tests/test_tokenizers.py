@@ -157,3 +157,62 @@ def test_vq_save_load_round_trip(modalities, tmp_path):
     loaded = TOKENIZERS.get("vq").load(tmp_path)
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(loaded.encode(x), vq.encode(x))
+
+
+class SwapsAColour:
+    """A stand-in codebook that gives every image back, but magenta as red (what the 21-task set's class
+    codebook did to spheres); `fixed` after `trained` rounds of training."""
+    modality = "class_map"
+
+    def __init__(self, fixed_after: int | None):
+        self.fixed_after, self.trained = fixed_after, 0
+
+    def encode(self, images):
+        return images
+
+    def decode(self, images):
+        if self.fixed_after is not None and self.trained >= self.fixed_after:
+            return images
+        magenta = (images[:, 0] == 1) & (images[:, 1] == 0) & (images[:, 2] == 1)
+        return torch.where(magenta[:, None], torch.tensor([1.0, 0.0, 0.0])[None, :, None, None], images)
+
+    def train(self):
+        return self
+
+
+def class_maps(count=8):
+    """Palette-like images: sky blue, ground green, a red and a magenta object (each 1/8 of the pixels)."""
+    image = torch.zeros(3, 8, 8)
+    image[2, :3] = 1
+    image[1, 3:] = 1
+    image[:, 3:4, :] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    image[:, 4:5, :] = torch.tensor([1.0, 0.0, 1.0])[:, None, None]
+    return [image.clone() for _ in range(count)]
+
+
+def test_a_colour_the_codebook_loses_is_named():
+    import sys
+    module = sys.modules[TOKENIZERS.get("vq").__module__]
+    assert module.lost_colours(SwapsAColour(None), class_maps()) == {(255, 0, 255): 0.0}
+    assert module.lost_colours(SwapsAColour(0), class_maps()) == {}
+
+
+@pytest.mark.parametrize("fixed_after, runs, warns", [(0, 0, False), (1, 1, False), (None, 2, True)])
+def test_a_palette_codebook_trains_on_until_every_colour_comes_back(monkeypatch, fixed_after, runs, warns):
+    """Training goes on while a colour is lost (at most twice), then a warning names what is still lost."""
+    import sys
+    import warnings
+    module = sys.modules[TOKENIZERS.get("vq").__module__]
+    calls = []
+
+    def more_training(model, images, *, steps, **kwargs):
+        calls.append(steps)
+        model.trained += 1
+        return model
+    monkeypatch.setattr(module, "train_vq", more_training)
+    stream = iter(class_maps(10 ** 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module.keep_every_colour(SwapsAColour(fixed_after), stream, steps=5, progress=False, sample=8)
+    assert calls == [5] * runs
+    assert bool([w for w in caught if "still loses colours {(255, 0, 255): 0.0}" in str(w.message)]) == warns

@@ -35,6 +35,16 @@ def test_each_kind_of_image_gets_its_codebook_and_keeps_it_through_save_and_load
     assert [r.name for r in loaded.vocab.ranges.values()] == [r.name for r in mods.vocab.ranges.values()]
 
 
+def test_only_codebooks_of_exact_colours_are_checked_for_a_lost_colour(world, tmp_path, monkeypatch):
+    """Masks (and class maps) are checked colour by colour after training; depth and RGB images are not."""
+    import sys
+    module = sys.modules[TOKENIZERS.get("vq").__module__]
+    checked = []
+    monkeypatch.setattr(module, "keep_every_colour", lambda model, images, **kw: checked.append(model.modality) or model)
+    build(["depth", "segment", "generate"], world, tmp_path)
+    assert checked == ["mask"]
+
+
 def test_a_codebook_is_built_only_for_the_images_the_corpus_answers_with(world, tmp_path):
     mods = build(["vqa", "depth"], world, tmp_path)
     assert set(mods.tokenizers) == {"text", "coordinates", "depth_codes"}

@@ -86,20 +86,27 @@ def test_ranks_see_whether_their_weights_agree():
 
 def _write_on_rank(rank: int, port: int, results) -> None:
     import errno
+    import shutil
     import tempfile
+    from datetime import timedelta
 
     import torch.distributed as dist
 
     from unio.train.checkpoint import CheckpointError
     from unio.train.deepspeed_backend import every_rank_wrote
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))   # a regression fails here instead of waiting 30 min
     folder = Path(tempfile.mkdtemp())
 
     def full_disk_on_rank_0():
         if rank == 0:
             raise OSError(errno.ENOSPC, "No space left on device", str(folder / "model.safetensors"))
+
+    def torch_save_fails_on_rank_1():   # how torch.save reports a full disk
+        if rank == 1:
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
     outcome = []
-    for write in (lambda: None, full_disk_on_rank_0):
+    for write in (lambda: None, full_disk_on_rank_0, torch_save_fails_on_rank_1):
         try:
             every_rank_wrote(write, folder / "checkpoint.tmp", folder / "checkpoint", 8)
             outcome.append("written")
@@ -107,14 +114,19 @@ def _write_on_rank(rank: int, port: int, results) -> None:
             outcome.append(str(error))
     results[rank] = outcome
     dist.destroy_process_group()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_checkpoint_write_failing_on_one_rank_fails_on_every_rank():
-    """Rank 0's disk is full: both ranks raise CheckpointError (before, rank 1 waited at a barrier for ever)."""
+    """One rank's write fails (a full disk; torch.save's RuntimeError): both ranks raise CheckpointError, the
+    other naming the failing rank, and neither waits for the other."""
     results = on_two_ranks(_write_on_rank)
     assert [r[0] for r in results.values()] == ["written", "written"]
     assert results[0][1].startswith("could not write the checkpoint of step 8 (No space left on device")
-    assert results[1][1].startswith("rank 1: another rank could not write its part of the checkpoint of step 8")
+    assert "free some space, then rerun" in results[0][1]
+    assert results[1][1].startswith("rank 1: rank 0 could not write its part of the checkpoint of step 8")
+    assert results[1][2].startswith("could not write the checkpoint of step 8 (RuntimeError: [enforce fail")
+    assert results[0][2].startswith("rank 0: rank 1 could not write its part")
 
 
 @pytest.mark.slow      # 80 s on 2 cores; the single-process kill and resume stays in the default suite

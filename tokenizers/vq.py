@@ -14,10 +14,12 @@ commitment loss to tune; `quantizer="vq"` selects VectorQuantize (EMA codebook) 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,7 @@ from torch import nn
 from unio.registries import register_tokenizer
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-PALETTE_KINDS = ("class_map", "mask")   # images of a few exact colours (classes, mask or not), each of which must come back
+PALETTE_KINDS = ("class_map", "mask")   # images of a few exact colours (classes; in or out of a mask)
 
 
 def _resblock(ch: int) -> nn.Module:
@@ -96,10 +98,10 @@ class VQTokenizer(nn.Module):
         given). The default grid is 8x8 codes at 64 px and 16x16 at 256 px (Unified-IO's), so image
         answers stay short."""
         model = cls(downsample=downsample or max(8, corpus.resolution // 16), modality=modality, **options)
-        model = train_vq(model, corpus.images(kind=modality), steps=steps, batch_size=batch_size, progress=progress)
-        if modality in PALETTE_KINDS:
-            model = keep_every_colour(model, corpus.images(kind=modality), steps=steps, batch_size=batch_size,
-                                      progress=progress)
+        images = corpus.images(kind=modality)
+        model = train_vq(model, images, steps=steps, batch_size=batch_size, progress=progress)
+        if modality in PALETTE_KINDS:   # the stream goes on: the check reads images training has not seen
+            model = keep_every_colour(model, images, steps=steps, batch_size=batch_size, progress=progress)
         return model
 
     # -- persistence -----------------------------------------------------------------------
@@ -229,31 +231,31 @@ def evaluate_psnr(model: VQTokenizer, images: list[torch.Tensor], batch_size: in
 
 
 @torch.no_grad()
-def lost_colours(model: VQTokenizer, images: list[torch.Tensor], keep: float = 0.5, least: float = 0.001) -> dict:
+def lost_colours(model: VQTokenizer, images: list[torch.Tensor], keep: float = 0.5, least: float = 0.001,
+                 batch_size: int = 64) -> dict:
     """{colour: share} for each exact colour of palette-like `images` (at least `least` of their pixels) whose
-    pixels come back through the codes as themselves (nearest of the images' colours) less than `keep` of
-    the time; colours as tuples of 0-255 channel values."""
-    batch = torch.stack([image.expand(3, -1, -1) for image in images])
-    back = model.decode(model.encode(batch))
-    gold = (batch * 255).round().permute(0, 2, 3, 1).reshape(-1, 3)
+    pixels come back through the codes as themselves (the nearest of the images' colours) less than `keep`
+    of the time; colours as tuples of 0-255 channel values."""
+    gold = torch.cat([(image.expand(3, -1, -1) * 255).round().reshape(3, -1).T for image in images])
     colours, index, counts = gold.unique(dim=0, return_inverse=True, return_counts=True)
-    nearest = torch.cdist((back * 255).permute(0, 2, 3, 1).reshape(-1, 3), colours).argmin(1)
-    right = torch.zeros(len(colours)).index_add_(0, index, (nearest == index).float())
+    back = []
+    for i in range(0, len(images), batch_size):
+        batch = torch.stack([image.expand(3, -1, -1) for image in images[i:i + batch_size]])
+        back.append((model.decode(model.encode(batch)) * 255).permute(0, 2, 3, 1).reshape(-1, 3))
+    nearest = torch.cdist(torch.cat(back).to(colours), colours).argmin(1)
+    right = torch.zeros(len(colours), device=index.device).index_add_(0, index, (nearest == index).float())
     share = right / counts
     return {tuple(int(v) for v in colour): round(float(s), 3) for colour, s, n in zip(colours, share, counts)
             if n >= least * len(gold) and s < keep}
 
 
-def keep_every_colour(model: VQTokenizer, images: Iterable[torch.Tensor], *, steps: int, batch_size: int = 32,
+def keep_every_colour(model: VQTokenizer, images: Iterator[torch.Tensor], *, steps: int, batch_size: int = 32,
                       progress: bool = True, rounds: int = 2, sample: int = 256) -> VQTokenizer:
-    """A codebook of class maps or masks that gives back every colour: a short run can lose one whole (the
-    21-task set's class codebook turned every sphere into another class). While a colour of `sample` images
-    comes back as itself for under half its pixels, `steps` more training (at most `rounds` times); then a
-    warning naming any colour still lost."""
-    import itertools
-    import warnings
-    stream = iter(images)
-    held = list(itertools.islice(stream, sample))
+    """A codebook of class maps or masks that gives back every colour (a short run can lose one whole: every
+    pixel of a class decoded as another). While a colour of the next `sample` images comes back as itself for
+    under half its pixels, `steps` more training on the stream (a fresh optimizer and schedule; at most
+    `rounds` times); then a warning naming any colour still lost."""
+    held = list(itertools.islice(images, sample))
     for attempt in range(rounds + 1):
         lost = lost_colours(model, held)
         if not lost:
@@ -262,8 +264,7 @@ def keep_every_colour(model: VQTokenizer, images: Iterable[torch.Tensor], *, ste
             break
         print(f"VQ-VAE ({model.modality}): colours {lost} (RGB: share of their pixels given back) are lost; "
               f"training {steps} more steps")
-        model = train_vq(model.train(), stream, steps=steps, batch_size=batch_size, progress=progress)
+        model = train_vq(model, images, steps=steps, batch_size=batch_size, progress=progress)
     warnings.warn(f"the {model.modality} codebook still loses colours {lost} after {rounds} more runs of {steps} "
                   f"steps: the answers of those classes cannot come back; give it more steps in the tokenizer config")
     return model
-

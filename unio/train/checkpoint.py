@@ -36,18 +36,25 @@ def save_checkpoint(directory: Path, model, modalities, optimizer, scheduler, st
 
 @contextmanager
 def failed_writes_reported(tmp: Path, directory: Path, step: int):
-    """An OSError while a checkpoint is written (ENOSPC, EIO ...): the half-written folder removed and a
-    CheckpointError saying so and what is left; the checkpoints already there are untouched."""
+    """An error while a checkpoint is written (ENOSPC, EIO ...; torch.save reports a full disk as a
+    RuntimeError): the half-written folder removed and a CheckpointError saying so and what is left; the
+    checkpoints already there are untouched."""
     try:
         yield
-    except OSError as error:
+    except Exception as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        kept = [str(p) for p in (Path(directory), *(Path(str(directory) + k) for k in KEPT)) if (p / STATE).is_file()]
-        hint = "free some space, then " if error.errno == errno.ENOSPC else ""
-        raise CheckpointError(
-            f"could not write the checkpoint of step {step} ({error.strerror or error}: {error.filename or tmp}); "
-            f"the checkpoints already written are untouched ({', '.join(kept) or 'none yet'}); {hint}rerun the "
-            f"same command with --resume to continue from the last one") from error
+        raise write_error(error, tmp, directory, step) from error
+
+
+def write_error(error: Exception, tmp: Path, directory: Path, step: int) -> CheckpointError:
+    """The CheckpointError for a failed write of the checkpoint of `step` into `tmp`: why, and what is kept."""
+    kept = [str(p) for p in (Path(directory), *(Path(str(directory) + k) for k in KEPT)) if (p / STATE).is_file()]
+    hint = "free some space, then " if getattr(error, "errno", None) == errno.ENOSPC else ""
+    reason = (f"{error.strerror or error}: {error.filename or tmp}" if isinstance(error, OSError)
+              else f"{type(error).__name__}: {error}")
+    return CheckpointError(
+        f"could not write the checkpoint of step {step} ({reason}); the checkpoints already written are untouched "
+        f"({', '.join(kept) or 'none yet'}); {hint}rerun the same command with --resume to continue from the last one")
 
 
 def staging(directory: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import deepspeed
@@ -53,13 +54,12 @@ class DeepSpeedBackend:
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
-        device = next(self.engine.module.parameters()).device
-        every_rank_wrote(lambda: self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state"), tmp, directory,
-                         step, device)
+        wrote = partial(every_rank_wrote, tmp=tmp, directory=directory, step=step,
+                        device=next(self.engine.module.parameters()).device)
+        wrote(lambda: self.engine.save_checkpoint(str(tmp / "deepspeed"), tag="state"))
         weights = self.plain_model(model)   # every rank takes part (ZeRO-3 gathers); rank 0 gets them
-        every_rank_wrote(lambda: self.write_part(tmp, weights, mods, step, extra), tmp, directory, step, device)
-        every_rank_wrote(lambda: ckpt.commit(tmp, directory) if self.rank == 0 else None, tmp, directory, step,
-                         device)
+        wrote(lambda: self.write_part(tmp, weights, mods, step, extra))
+        wrote(lambda: ckpt.commit(tmp, directory) if self.rank == 0 else None)
 
     def write_part(self, tmp: Path, weights, mods, step: int, extra: dict) -> None:
         """This rank's files of a checkpoint beside the engine's: its RNG; on rank 0 the rest."""
@@ -105,21 +105,27 @@ class DeepSpeedBackend:
 
 
 def every_rank_wrote(write, tmp: Path, directory: Path, step: int, device="cpu") -> None:
-    """Runs this rank's `write` of a checkpoint; returns once every rank's has succeeded, and otherwise
-    raises CheckpointError on every rank: the failing one its own error, the others one that points to it."""
+    """Runs this rank's `write` of a checkpoint; returns once every rank's has succeeded. When any failed,
+    rank 0 removes the half-written folder (all have stopped writing by then) and every rank raises
+    CheckpointError: the failing ranks their own error, the others one naming the first that failed."""
     error = None
     try:
-        with ckpt.failed_writes_reported(tmp, directory, step):
-            write()
-    except ckpt.CheckpointError as failed:
+        write()
+    except Exception as failed:   # OSError; torch.save's RuntimeError on a full disk; safetensors' own
         error = failed
-    succeeded = torch.tensor([int(error is None)], device=device)
-    dist.all_reduce(succeeded, op=dist.ReduceOp.MIN)
-    if not succeeded.item():
-        raise error or ckpt.CheckpointError(
-            f"rank {dist.get_rank()}: another rank could not write its part of the checkpoint of step {step} "
-            f"(its error says why); the checkpoints already written are untouched; rerun the same command with "
-            f"--resume to continue from the last one")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    first_failed = torch.tensor([world if error is None else rank], device=device)
+    dist.all_reduce(first_failed, op=dist.ReduceOp.MIN)
+    if first_failed.item() == world:
+        return
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if error is not None:
+        raise ckpt.write_error(error, tmp, directory, step) from error
+    raise ckpt.CheckpointError(
+        f"rank {rank}: rank {first_failed.item()} could not write its part of the checkpoint of step {step} (its "
+        f"error says why); the checkpoints already written are untouched; rerun the same command with --resume to "
+        f"continue from the last one")
 
 
 def ranks_agree(value: float, device) -> bool:

@@ -208,6 +208,17 @@ TEMPLATES.update({
 | region_class, classify, count, person_keypoints | not trained in any measured run | | | |
 | segment_every, keypoints_every | composed of detection and the box tasks; not measured | | | |
 """,
+    "results-all-60": """
+All 21 tasks the world feeds, each at weight 1, from step 0, each answer starting from its vocabulary range's
+token; {{all-60:steps|s}} steps (`--minutes 50` stopped the 4,100-step schedule), {{all-60:wall_s|min}} on a 2-core AMD EPYC without AMX ({{all-60:date|raw}}), {{all-60:n|raw}} test examples per task:
+vqa {{all-60:vqa/accuracy}}, caption content F1 {{all-60:caption/content_f1}}, refexp {{all-60:refexp/acc@0.5}}, depth {{all-60:depth/rmse|m}}, detection AP50 {{all-60:detection/ap50}}, find_all recall {{all-60:find_all/recall}}
+(FP on absent {{all-60:find_all/fp_rate_absent}}), segment mIoU {{all-60:segment/miou}}, keypoints PCK@0.1 {{all-60:keypoints/pck@0.1}}, generate colour F1 {{all-60:generate/color_f1}}, inpaint {{all-60:inpaint/psnr|dB}}, ITM {{all-60:itm/accuracy}}, count
+{{all-60:count/accuracy}}, classify {{all-60:classify/accuracy}}, region caption {{all-60:region_caption/exact_match}}, region class {{all-60:region_class/accuracy}}, normals {{all-60:normals/mean_angle|2}}° (mean normal {{all-60:baselines/normals/mean_normal/mean_angle|2}}°), semantic
+segmentation mIoU {{all-60:semantic_segmentation/miou}} (majority {{all-60:baselines/semantic_segmentation/majority/miou}}), relation {{all-60:relation/accuracy}}, relations recall@50 {{all-60:relations/recall@50}}, map to image {{all-60:map_to_image/agreement}}, entailment
+{{all-60:entailment/accuracy}}. Every task answers through `unio.run`; every target of issue 33 is missed: each task gets about 190 batches, and
+every task's loss was still falling at the end. The full table, against session 19's run: experiments.md
+(2026-12-03, session 26).
+""",
     "results-all-start": """
 All 16 tasks the world feeds, each at weight 1, from step 0, each answer starting from its vocabulary range's
 token; {{all-start:steps|s}} steps, {{all-start:wall_s|min}} on a 2-core AMD EPYC without AMX ({{all-start:date|raw}}), {{all-start:n|raw}} test examples per task:

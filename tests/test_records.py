@@ -100,7 +100,7 @@ EVALUATION = {"model": {"vqa": {"accuracy": 0.75}}, "baselines": {"vqa": {"major
 class StandInTrainer:
     """What cli.run uses of a Trainer, without training: the run's end is what is tested."""
     def __init__(self, opts):
-        self.out, self.rank, self.step, self.elapsed = Path(opts.out), 0, 3, 2.0
+        self.out, self.rank, self.step, self.elapsed, self.elapsed_before = Path(opts.out), 0, 3, 2.0, 0.0
         self.bad, self.opts = SimpleNamespace(skip=False), opts
         self.out.mkdir(parents=True)
 

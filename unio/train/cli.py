@@ -185,14 +185,13 @@ def run(args) -> int:
     from unio.train.trainer import Trainer
     started, at = time.time(), commit()   # the checkout the run starts from (it may change while it trains)
     trainer = Trainer(options_from(args))
-    trained_before = trainer.elapsed   # a resumed run's earlier training
     last = trainer.train()
     if trainer.rank != 0:
         return 0
     trainer.export()
     train_s = round(time.time() - started)
     print(f"trained {trainer.step} steps (last logged loss {last.get('loss')}) in {train_s} s; run folder {trainer.out}")
-    print(f"  of which {trainer.elapsed - trained_before:.0f} s trained (--minutes caps the training time); the rest "
+    print(f"  of which {trainer.elapsed - trainer.elapsed_before:.0f} s trained (--minutes caps the training time); the rest "
           f"loaded or built the tokenizers and set up data and model")
     if not args.no_eval:
         finish(trainer, trainer.opts.eval_n)

@@ -141,6 +141,7 @@ class Trainer:
             self.bad.restore(state["extra"].get("skipped_records"))
             if self.weighting is not None and "task_weighting" in state["extra"]:
                 self.weighting.load_state_dict(state["extra"]["task_weighting"])
+        self.elapsed_before = self.elapsed   # training time of the runs this one resumes
 
     def _pairs_named(self, names, flag: str) -> torch.Tensor:
         """The indices (into the mixture's names) of the pairs `names`, with a clear error for any other."""

@@ -1,7 +1,10 @@
 """A codebook per image modality in one vocabulary: each built from its own kind of target, only when a task
 of the corpus answers with that kind, saved and loaded under its own name, and used by the tasks of its kind."""
+from pathlib import Path
+
 import pytest
 import torch
+from conftest import ROOT
 
 from unio.data.mixture import DEFAULT_SOURCE
 from unio.data.sources import build_source
@@ -80,3 +83,22 @@ def test_one_shared_codebook_serves_every_kind(modalities):
     assert {image_tokenizer(modalities, k) for k in ("rgb", "depth", "mask", None)} == {"vq"}
     assert "modality" not in TOKENIZERS.get("vq")(hidden=16).config    # its signature is what it was
     assert torch.is_tensor(modalities["vq"].encode(torch.rand(1, 32, 32)))
+
+
+def test_check_codebook_names_what_a_set_loses_and_fixes_it_in_place(world, tmp_path, capsys):
+    """scripts/check_codebook.py on a toy set: the mask codebook checked (depth's not), and --fix saves it again."""
+    import runpy
+    build(["depth", "segment"], world, tmp_path / "build").save(tmp_path / "set")
+    capsys.readouterr()   # what the build printed
+    main = runpy.run_path(str(Path(ROOT) / "scripts" / "check_codebook.py"))["main"]
+    before = (tmp_path / "set" / "mask_codes" / "model.safetensors").read_bytes()
+    status = main([str(tmp_path / "set"), "--resolution", "32"])
+    out = capsys.readouterr().out
+    assert out.startswith("mask_codes (mask): ") and "depth_codes" not in out
+    assert status == (1 if "lost colours" in out else 0)
+    status = main([str(tmp_path / "set"), "--resolution", "32", "--fix", "--steps", "30"])
+    out = capsys.readouterr().out
+    after = (tmp_path / "set" / "mask_codes" / "model.safetensors").read_bytes()
+    assert ("saved" in out) == (after != before) == ("lost colours" in out)
+    with pytest.raises(SystemExit, match="no tokenizer set at"):
+        main([str(tmp_path / "none")])

@@ -68,7 +68,7 @@ class Collator:
             labels[list(rows), list(cols)] = IGNORE
         inputs["labels"] = labels
         return {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask", "labels", "decoder_input_ids",
-                                       "image_mask")
+                                       "image_mask", "region_boxes")
                 if k in inputs}
 
 

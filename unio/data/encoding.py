@@ -1,5 +1,5 @@
-"""What the encoder reads: pixels and prompt ids (a prompt's region as location tokens). Training,
-evaluation and `unio.run` all encode their inputs here."""
+"""What the encoder reads: pixels and prompt ids (a prompt's region as location tokens, and as boxes a
+model of `region_marks` marks on its patches). Training, evaluation and `unio.run` all encode their inputs here."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,13 +42,35 @@ def encode_prompts(examples, mods, max_length: int) -> tuple:
 
 
 def encode_inputs(examples, mods, max_text_length: int) -> dict:
-    """What the encoder reads: pixels and prompt ids. Training, evaluation and unio.run all use it."""
+    """What the encoder reads: pixels and prompt ids, and `region_boxes` where a prompt has a region.
+    Training, evaluation and unio.run all use it."""
     input_ids, mask = encode_prompts(examples, mods, max_text_length)
     seen = [ex.image is not None for ex in examples]
-    if not all(seen):   # prompts without an image (Example.image None): see inputs_without_images
-        return inputs_without_images(examples, seen, input_ids, mask)
-    pixels = torch.stack([image_tensor(ex.image) for ex in examples])
-    return {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask}
+    if all(seen):
+        pixels = torch.stack([image_tensor(ex.image) for ex in examples])
+        inputs = {"pixel_values": pixels, "input_ids": input_ids, "attention_mask": mask}
+    else:   # prompts without an image (Example.image None): see inputs_without_images
+        inputs = inputs_without_images(examples, seen, input_ids, mask)
+    boxes = region_boxes_tensor(examples) if "pixel_values" in inputs else None
+    if boxes is not None:
+        inputs["region_boxes"] = boxes
+    return inputs
+
+
+def region_boxes_tensor(examples):
+    """(B, K, 4) float: each example's region boxes (x1, y1, x2, y2) as fractions of its image's width and
+    height, K the most boxes any region of the batch holds; a missing box is all zeros (it covers nothing).
+    None when no example has a region. A model with `region_marks` marks the patches each box covers."""
+    regions = [region_boxes(ex.region) if getattr(ex, "region", None) is not None else [] for ex in examples]
+    count = max(len(r) for r in regions)
+    if not count:
+        return None
+    out = torch.zeros(len(examples), count, 4)
+    for i, (ex, boxes) in enumerate(zip(examples, regions)):
+        height, width = ex.image.shape[:2] if boxes else (1, 1)
+        for k, box in enumerate(boxes):
+            out[i, k] = torch.tensor([float(v) for v in box]) / torch.tensor([width, height, width, height])
+    return out.clamp(0, 1)
 
 
 def inputs_without_images(examples, seen: list, input_ids, mask) -> dict:

@@ -108,7 +108,8 @@ def pack(batch: dict, patches: int, encoder_room: int | None = None, decoder_roo
     has_image = _has_image(batch)
     enc_len = max(sum(encoder[n] for n in row) for row in rows)
     dec_len = max(sum(decoder[n] for n in row) for row in rows)
-    out = {k: v for k, v in batch.items() if k in ("pixel_values", "input_ids", "attention_mask", "image_mask")}
+    out = {k: v for k, v in batch.items() if k in ("pixel_values", "input_ids", "attention_mask", "image_mask",
+                                                         "region_boxes")}
     out.update(_empty(len(rows), enc_len, dec_len))
     labels = batch["labels"]
     inputs = batch.get("decoder_input_ids", shift_right(labels, BOS, PAD))

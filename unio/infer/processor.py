@@ -87,7 +87,8 @@ def recognise(prompt: str) -> str | None:
 class UnioProcessor(ProcessorMixin):
     """A model's tokenizers and input settings: `processor(text=, images=)` -> the encoder's inputs,
     `post_process_generation(ids, task=, image_size=)` -> the task's answer in original pixels."""
-    model_input_names = ["pixel_values", "input_ids", "attention_mask"]   # what encode() gives
+    model_input_names = ["pixel_values", "input_ids", "attention_mask"]   # what encode() gives (and, with a
+    # region, region_boxes; image_mask where some prompts have no image)
 
     def __init__(self, modalities, image_size: int = 64, max_text_length: int = 64, max_target_length: int = 128,
                  task_options: dict | None = None, decoder_start: str = "bos", trained_tasks: list | None = None):
@@ -155,7 +156,8 @@ class UnioProcessor(ProcessorMixin):
         return [self.example(p, image, task, region) for p, image, region in zip(prompts, images, regions)]
 
     def encode(self, examples: list) -> dict:
-        """Examples -> pixel_values, input_ids, attention_mask: what training and unio.run feed the encoder."""
+        """Examples -> pixel_values, input_ids, attention_mask (region_boxes where a prompt has a region): what
+        training and unio.run feed the encoder."""
         return encode_inputs(examples, self.modalities, self.max_text_length)
 
     def __call__(self, images=None, text=None, task: str | None = None, regions=None, return_tensors="pt",

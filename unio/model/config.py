@@ -18,7 +18,8 @@ class UnioConfig(PretrainedConfig):
                  loss_range_starts: list | None = None, stem: str = "linear",
                  share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
                  decoder_start: str = "bos", trained_tasks: list | None = None, moe_routing: str = "token",
-                 expert_d_ff: int | None = None, vocab_range_starts: list | None = None, **kwargs):
+                 expert_d_ff: int | None = None, vocab_range_starts: list | None = None, region_marks: int = 0,
+                 **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -26,6 +27,11 @@ class UnioConfig(PretrainedConfig):
         self.vocab_size, self.d_model, self.num_heads, self.d_ff = vocab_size, d_model, num_heads, d_ff
         self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
         self.image_size, self.patch_size, self.stem = image_size, patch_size, stem
+        # how many of a prompt's region boxes are also marked on the patches they cover (a learned vector per
+        # box, added to each patch in proportion to the share of it the box covers); 0: location tokens only
+        if not isinstance(region_marks, int) or region_marks < 0:
+            raise ValueError(f"region_marks must be a whole number >= 0 (boxes a region may hold), got {region_marks!r}")
+        self.region_marks = region_marks
         # False: the encoder's prompt tokens get their own embedding table; the decoder's input
         # embeddings stay tied to the output layer either way
         self.share_encoder_embeddings = share_encoder_embeddings

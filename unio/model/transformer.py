@@ -1,7 +1,7 @@
 """unio's encoder-decoder transformer over the unified vocabulary.
 
 Encoder input: image patches (raw pixels -> linear, or a small conv stem: stem.py; learned 2-D
-positions, Unified-IO 1 style)
+positions, Unified-IO 1 style; with `region_marks`, a learned mark per region box on the patches it covers)
 followed by the prompt's tokens (learned 1-D positions). Decoder: autoregressive over the unified
 vocabulary, input embeddings tied to the output layer. Pre-norm RMSNorm, scaled_dot_product_attention,
 SwiGLU MLP; QK-norm and z-loss as stability options; MoE feed-forward every `moe_every` layers.
@@ -159,8 +159,10 @@ class Encoder(nn.Module):
         self.text_pos = nn.Parameter(torch.randn(cfg.max_text_length, cfg.d_model) * 0.02)
         self.layers = nn.ModuleList(Block(cfg, i, decoder=False) for i in range(cfg.encoder_layers))
         self.norm = nn.RMSNorm(cfg.d_model)
+        if getattr(cfg, "region_marks", 0):   # zeros: no random draw, so every other weight starts as without
+            self.region_marks = nn.Parameter(torch.zeros(cfg.region_marks, cfg.d_model))
 
-    def embed_inputs(self, pixel_values, input_ids):
+    def embed_inputs(self, pixel_values, input_ids, region_boxes=None):
         cfg = self.cfg
         if input_ids.shape[1] > cfg.max_text_length:
             raise ValueError(f"prompt of {input_ids.shape[1]} tokens exceeds max_text_length {cfg.max_text_length}")
@@ -170,14 +172,27 @@ class Encoder(nn.Module):
             raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
         pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
         image = self.patch(pixel_values.to(self.patch.proj.weight.dtype) * 2 - 1) + pos2d  # (B, P, D)
+        if region_boxes is not None and hasattr(self, "region_marks"):
+            image = image + self.marks(region_boxes).to(image.dtype)
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
 
+    def marks(self, region_boxes):
+        """(B, K, 4) boxes as fractions of the image -> (B, P, D): the k-th box's mark on each patch, in
+        proportion to the share of the patch it covers."""
+        if region_boxes.shape[1] > self.region_marks.shape[0]:
+            raise ValueError(f"a region of {region_boxes.shape[1]} boxes, but this model marks at most "
+                             f"{self.region_marks.shape[0]} (config.region_marks)")
+        coverage = box_coverage(region_boxes.float(), self.cfg.image_size // self.cfg.patch_size)   # (B, K, P)
+        return coverage.transpose(1, 2) @ self.region_marks[: region_boxes.shape[1]].float()
+
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, aux=None, image_mask=None,
-                encoder_index=None, encoder_segment_ids=None, **kwargs):
+                encoder_index=None, encoder_segment_ids=None, region_boxes=None, **kwargs):
         """Per example (B, S), or packed (unio.data.packing) when `encoder_index` is given: each example's
-        tokens gathered into rows (R, S'), attention kept inside each example."""
-        x = self.embed_inputs(pixel_values, input_ids)
+        tokens gathered into rows (R, S'), attention kept inside each example. `region_boxes` (B, K, 4),
+        the prompt's region boxes as fractions of the image (unio.data.encoding): marked on the patches
+        where the model has `region_marks`, ignored otherwise (they are in the prompt as location tokens)."""
+        x = self.embed_inputs(pixel_values, input_ids, region_boxes)
         kinds = token_attributes(self.cfg, input_ids, x.shape[1] - input_ids.shape[1])
         if encoder_index is None:
             mask = full_encoder_mask(attention_mask, x.shape[1], image_mask)
@@ -189,6 +204,18 @@ class Encoder(nn.Module):
         for layer in self.layers:
             x = layer(x, mask=mask, aux=aux, attributes=kinds)
         return BaseModelOutput(last_hidden_state=self.norm(x))
+
+
+def box_coverage(boxes, grid: int):
+    """(B, K, 4) boxes (x1, y1, x2, y2) as fractions of the image -> (B, K, grid * grid): the share of each
+    patch of a grid x grid layout (row by row) that each box covers."""
+    edges = torch.arange(grid + 1, device=boxes.device, dtype=boxes.dtype) / grid
+
+    def overlap(lo, hi):   # (B, K) -> (B, K, grid): each cell's covered share along one axis
+        return ((torch.minimum(hi[..., None], edges[1:]) - torch.maximum(lo[..., None], edges[:-1])) * grid).clamp(min=0)
+
+    x, y = overlap(boxes[..., 0], boxes[..., 2]), overlap(boxes[..., 1], boxes[..., 3])
+    return (y[..., :, None] * x[..., None, :]).flatten(-2)
 
 
 def sincos(n: int, dim: int, phase: bool = False) -> torch.Tensor:
@@ -329,7 +356,8 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         asked = kwargs.pop("unio_asked", None)
         if asked is not None and "logits_processor" not in kwargs:
             return asked.generate(self, **{k: v for k, v in kwargs.items()
-                                           if k not in ("input_ids", "attention_mask", "pixel_values", "image_mask")})
+                                           if k not in ("input_ids", "attention_mask", "pixel_values", "image_mask",
+                                                       "region_boxes")})
         if self.compiled_generation is not None:
             kwargs.setdefault("cache_implementation", "static")
             kwargs.setdefault("compile_config", self.compiled_generation)
@@ -352,7 +380,7 @@ class UnioModel(PreTrainedModel, GenerationMixin):
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, label_weights=None,
                 detach_encoder=None, encoder_index=None, encoder_segment_ids=None, decoder_segment_ids=None,
-                decoder_positions=None, **kwargs):
+                decoder_positions=None, region_boxes=None, **kwargs):
         """`label_weights` (B, L), optional: each target token's weight in the loss (summing to 1 over the
         tokens that count), instead of one mean over all of them. `detach_encoder` (B,) bool, optional: the
         examples whose gradients stop at the encoder's output (they train the decoder alone).
@@ -360,11 +388,13 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         `decoder_positions`, with labels and decoder inputs (R, L) of the rows; logits come out per row."""
         if encoder_index is not None:
             return self.packed_forward(pixel_values, input_ids, image_mask, encoder_index, encoder_segment_ids,
-                                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels, label_weights)
+                                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels, label_weights,
+                                       region_boxes)
         aux: list = []
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                           pixel_values=pixel_values, aux=aux, image_mask=image_mask)
+                                           pixel_values=pixel_values, aux=aux, image_mask=image_mask,
+                                           region_boxes=region_boxes)
         memory = encoder_outputs[0] if not hasattr(encoder_outputs, "last_hidden_state") else encoder_outputs.last_hidden_state
         if detach_encoder is not None:
             memory = torch.where(detach_encoder[:, None, None], memory.detach(), memory)
@@ -382,11 +412,13 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                                encoder_last_hidden_state=memory)
 
     def packed_forward(self, pixel_values, input_ids, image_mask, encoder_index, encoder_segment_ids,
-                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels=None, label_weights=None):
+                       decoder_input_ids, decoder_segment_ids, decoder_positions, labels=None, label_weights=None,
+                       region_boxes=None):
         """forward() over packed rows: each example attends only to itself (unio.data.packing)."""
         aux: list = []
         memory = self.encoder(input_ids=input_ids, pixel_values=pixel_values, aux=aux, image_mask=image_mask,
-                              encoder_index=encoder_index, encoder_segment_ids=encoder_segment_ids).last_hidden_state
+                              encoder_index=encoder_index, encoder_segment_ids=encoder_segment_ids,
+                              region_boxes=region_boxes).last_hidden_state
         hidden = self.decoder(decoder_input_ids, memory, packed_memory_mask(decoder_segment_ids, encoder_segment_ids),
                               aux=aux, positions=decoder_positions,
                               mask=same_segment(decoder_segment_ids, decoder_segment_ids, causal=True))

@@ -7,7 +7,10 @@ world's 8; `None` generates freely, as for Visual Genome's open predicates).
 
 A pair may hold several predicates; it is asked with the first in the world's priority order (what sets
 the pair apart most: same shape, same colour, size, depth, then left or right; unio/kit/relations.py), so
-the answer is a function of the pair. Metrics: predicate accuracy (also per predicate asked, e.g.
+the answer is a function of the pair. With `names` (`--task-option relation.names=true`) the model names
+both regions first ("large red cube, small red sphere: same color as"; each object's category) and the
+predicate after them is the answer: the look predicates become a rule over its own words. It then
+generates instead of ranking. Metrics: predicate accuracy (also per predicate asked, e.g.
 `accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
 the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
 pixels: what can be told without looking at the objects).
@@ -38,8 +41,16 @@ class Relation(ShortTextAnswer):
     requires = ("image", "objects", "relations")
     headline, also_report = "accuracy", ("holds",)
 
-    def __init__(self, predicates: list | None = PREDICATES):
+    def __init__(self, predicates: list | None = PREDICATES, names: bool = False):
         self.predicates = list(predicates) if predicates is not None else None
+        self.names = bool(names)
+        if self.names:
+            self.max_tokens = 48     # two names and the predicate
+
+    @property
+    def tokenizer_signature(self):
+        """The names are in the targets: the text tokenizer learns them (another cached set)."""
+        return "names" if self.names else None
 
     def example(self, record, rng) -> Example:
         objects, relations = record["objects"], record["relations"]
@@ -48,11 +59,31 @@ class Relation(ShortTextAnswer):
         subject, obj = pick(pairs, rng, record, "relation between two boxed objects")
         predicate = pair_predicate(relations, subject, obj, PRIORITY)
         holding = [p for s, p, o in relations if (int(s), int(o)) == (subject, obj)]
+        names = [str(objects[i].get("category", "object")) for i in (subject, obj)]
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng), predicate,
-                       {"holds": holding}, region=[list(objects[subject]["box"]), list(objects[obj]["box"])])
+                       {"holds": holding, "names": names},
+                       region=[list(objects[subject]["box"]), list(objects[obj]["box"])])
+
+    def spoken(self, example) -> str:
+        """What the model is trained to say: the predicate, or with `names` both regions' names first."""
+        if not self.names:
+            return example.target
+        subject, obj = example.meta["names"]
+        return f"{subject}, {obj}: {example.target}"
+
+    def targets(self, examples, mods):
+        return [mods.text_ids(self.spoken(ex)) for ex in examples]
+
+    def training_texts(self, example) -> list:
+        return [example.prompt, self.spoken(example)]
+
+    def decode(self, ids, mods, example=None) -> str:
+        """The predicate: the text after the names, where the model names the regions first."""
+        text = mods.text_from_ids(ids).strip()
+        return text.rpartition(":")[2].strip() if self.names else text
 
     def answer_options(self, example):
-        return self.predicates
+        return None if self.names else self.predicates
 
     def baselines(self):
         return {self.baseline_name: MostFrequentAnswer, "boxes_only": BoxesOnly}

@@ -58,6 +58,20 @@ def test_relation_examples_ask_two_regions_and_round_trip(modalities):
     assert all(v == 0.0 for k, v in mixed.items() if k.startswith("accuracy_") and k != f"accuracy_{first.replace(' ', '_')}")
 
 
+def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
+    plain, named = TASKS.get("relation"), type(TASKS.get("relation"))(names=True)
+    examples = world_examples(plain, "train", 20, 32)
+    assert named.answer_options(examples[0]) is None and named.tokenizer_signature == "names"
+    assert plain.tokenizer_signature is None
+    for ex, ids in zip(examples, named.targets(examples, modalities)):
+        subject, obj = ex.meta["names"]
+        assert named.spoken(ex) == f"{subject}, {obj}: {ex.target}" and len(subject.split()) == 3   # "large red cube"
+        assert named.decode(ids, modalities, ex) == ex.target          # the predicate after the names
+        assert named.training_texts(ex) == [ex.prompt, named.spoken(ex)]
+    assert len(named.targets(examples, modalities)[0]) <= named.max_tokens
+    assert named.decode(modalities.text_ids("large red cube"), modalities) == "large red cube"   # no names: all of it
+
+
 def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):
     from unio.data.encoding import prompt_ids
     ex = world_examples(TASKS.get("relation"), "train", 1, 32)[0]

@@ -9,8 +9,9 @@ A pair may hold several predicates; it is asked with the first in the world's pr
 the pair apart most: same shape, same colour, size, depth, then left or right; unio/kit/relations.py), so
 the answer is a function of the pair. With `names` (`--task-option relation.names=true`) the model names
 both regions first ("large red cube, small red sphere: same color as"; each object's category) and the
-predicate after them is the answer: the look predicates become a rule over its own words. It then
-generates instead of ranking. Metrics: predicate accuracy (also per predicate asked, e.g.
+predicate after them is the answer (`.text` holds all of it): the look predicates become a rule over its own
+words. It then generates instead of ranking; metrics add how well it named the regions (`names_exact`,
+`names_color` ...). Metrics: predicate accuracy (also per predicate asked, e.g.
 `accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
 the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
 pixels: what can be told without looking at the objects).
@@ -60,8 +61,9 @@ class Relation(ShortTextAnswer):
         predicate = pair_predicate(relations, subject, obj, PRIORITY)
         holding = [p for s, p, o in relations if (int(s), int(o)) == (subject, obj)]
         names = [str(objects[i].get("category", "object")) for i in (subject, obj)]
+        attributes = [dict(objects[i].get("attributes") or {}) for i in (subject, obj)]
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng), predicate,
-                       {"holds": holding, "names": names},
+                       {"holds": holding, "names": names, "attributes": attributes},
                        region=[list(objects[subject]["box"]), list(objects[obj]["box"])])
 
     def spoken(self, example) -> str:
@@ -77,10 +79,9 @@ class Relation(ShortTextAnswer):
     def training_texts(self, example) -> list:
         return [example.prompt, self.spoken(example)]
 
-    def decode(self, ids, mods, example=None) -> str:
-        """The predicate: the text after the names, where the model names the regions first."""
-        text = mods.text_from_ids(ids).strip()
-        return text.rpartition(":")[2].strip() if self.names else text
+    def predicate(self, answer: str) -> str:
+        """The predicate of an answer: with `names`, the text after the names."""
+        return answer.rpartition(":")[2].strip() if self.names else answer
 
     def answer_options(self, example):
         return None if self.names else self.predicates
@@ -89,7 +90,23 @@ class Relation(ShortTextAnswer):
         return {self.baseline_name: MostFrequentAnswer, "boxes_only": BoxesOnly}
 
     def evaluate(self, predictions, examples) -> dict:
-        right = [p == ex.target for p, ex in zip(predictions, examples)]
-        return {"accuracy": float(np.mean(right)),
-                "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predictions, examples)])),
-                **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}
+        predicates = [self.predicate(p) for p in predictions]
+        right = [p == ex.target for p, ex in zip(predicates, examples)]
+        scores = {"accuracy": float(np.mean(right)),
+                  "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predicates, examples)])),
+                  **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}
+        return {**scores, **(name_scores(predictions, examples) if self.names else {})}
+
+
+def name_scores(predictions, examples) -> dict:
+    """How well the names said before the predicate read the two regions: `names_exact`, the share of regions
+    named exactly; `names_<attribute>`, the share whose name holds the object's attribute (the world's size,
+    color and shape) as a word."""
+    said = [[n.strip() for n in p.rpartition(":")[0].split(",")] for p in predictions]
+    pairs = [(got[k] if len(got) == 2 else "", ex.meta["names"][k], ex.meta.get("attributes", [{}, {}])[k])
+             for got, ex in zip(said, examples) for k in (0, 1)]
+    scores = {"names_exact": float(np.mean([got == gold for got, gold, _ in pairs]))}
+    for key in sorted({key for _, _, attributes in pairs for key in attributes}):
+        held = [str(attributes[key]) in got.split() for got, _, attributes in pairs if key in attributes]
+        scores[f"names_{key}"] = float(np.mean(held))
+    return scores

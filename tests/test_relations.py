@@ -66,10 +66,21 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     for ex, ids in zip(examples, named.targets(examples, modalities)):
         subject, obj = ex.meta["names"]
         assert named.spoken(ex) == f"{subject}, {obj}: {ex.target}" and len(subject.split()) == 3   # "large red cube"
-        assert named.decode(ids, modalities, ex) == ex.target          # the predicate after the names
+        assert named.decode(ids, modalities, ex) == named.spoken(ex)
+        assert named.predicate(named.spoken(ex)) == ex.target          # the predicate after the names
         assert named.training_texts(ex) == [ex.prompt, named.spoken(ex)]
     assert len(named.targets(examples, modalities)[0]) <= named.max_tokens
-    assert named.decode(modalities.text_ids("large red cube"), modalities) == "large red cube"   # no names: all of it
+    perfect = named.evaluate([named.spoken(ex) for ex in examples], examples)
+    assert perfect["accuracy"] == 1.0 and perfect["names_exact"] == 1.0
+    assert perfect["names_color"] == perfect["names_shape"] == perfect["names_size"] == 1.0
+    ex = examples[0]
+    subject, obj = ex.meta["names"]
+    colour = ex.meta["attributes"][0]["color"]
+    other = next(c for c in ("red", "blue", "green", "yellow", "purple") if c != colour)
+    recoloured = f"{subject.replace(colour, other)}, {obj}: {ex.target}"
+    one = named.evaluate([recoloured], [ex])
+    assert one["accuracy"] == 1.0 and one["names_exact"] == 0.5 and one["names_color"] == 0.5 and one["names_shape"] == 1.0
+    assert named.evaluate([ex.target], [ex])["names_exact"] == 0.0          # no names said
 
 
 def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):

@@ -306,7 +306,7 @@ def step_flops(model, batch, bf16: bool = True) -> float:
 
 def generation_call(generate, batch, new_tokens: int):
     """A no-argument call of greedy generation of exactly `new_tokens` tokens for `batch`."""
-    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
     return torch.no_grad()(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                             do_sample=False))
 

@@ -95,18 +95,31 @@ class Relation(ShortTextAnswer):
         scores = {"accuracy": float(np.mean(right)),
                   "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predicates, examples)])),
                   **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}
-        return {**scores, **(name_scores(predictions, examples) if self.names else {})}
+        named = self.names and any(":" in p for p in predictions)   # a baseline says the predicate alone
+        return {**scores, **(name_scores(predictions, examples) if named else {})}
 
 
 def name_scores(predictions, examples) -> dict:
     """How well the names said before the predicate read the two regions: `names_exact`, the share of regions
-    named exactly; `names_<attribute>`, the share whose name holds the object's attribute (the world's size,
-    color and shape) as a word."""
-    said = [[n.strip() for n in p.rpartition(":")[0].split(",")] for p in predictions]
-    pairs = [(got[k] if len(got) == 2 else "", ex.meta["names"][k], ex.meta.get("attributes", [{}, {}])[k])
-             for got, ex in zip(said, examples) for k in (0, 1)]
-    scores = {"names_exact": float(np.mean([got == gold for got, gold, _ in pairs]))}
-    for key in sorted({key for _, _, attributes in pairs for key in attributes}):
-        held = [str(attributes[key]) in got.split() for got, _, attributes in pairs if key in attributes]
-        scores[f"names_{key}"] = float(np.mean(held))
+    named exactly; `names_<attribute>`, the share whose name holds the object's attribute as a word (the
+    world's size, color and shape; attributes that are not words of the gold name, such as Visual Genome's
+    object ids, are not scored)."""
+    pairs = [(said, gold, attributes)
+             for p, ex in zip(predictions, examples)
+             for said, gold, attributes in zip(split_names(p.rpartition(":")[0], ex.meta["names"]), ex.meta["names"],
+                                               ex.meta.get("attributes", [{}, {}]))]
+    scores = {"names_exact": float(np.mean([said == gold for said, gold, _ in pairs]))}
+    named = [(said, key, str(value)) for said, gold, attributes in pairs
+             for key, value in attributes.items() if str(value) in gold.split()]
+    for key in sorted({key for _, key, _ in named}):
+        scores[f"names_{key}"] = float(np.mean([value in said.split() for said, k, value in named if k == key]))
     return scores
+
+
+def split_names(said: str, gold: list) -> tuple:
+    """"subject, object" -> (subject, object): cut after the gold subject where the answer starts with it
+    (names may hold commas), else at the first comma; ("", "") when the answer names no pair."""
+    if said.startswith(gold[0] + ","):
+        return gold[0], said[len(gold[0]) + 1:].strip()
+    subject, comma, obj = said.partition(",")
+    return (subject.strip(), obj.strip()) if comma else ("", "")

@@ -139,3 +139,50 @@ def test_ranking_and_generation_read_the_marks(modalities, region_examples, tiny
     again = generate_constrained(model, caption, grammar, modalities.vocab, output_scores=True,
                                  return_dict_in_generate=True, max_new_tokens=3)
     assert not torch.allclose(again.scores[0], out.scores[0])
+
+
+def test_every_image_batch_reaches_the_marks_and_the_gradient_probe_runs(tiny_config, modalities):
+    """A batch without regions still gives `region_marks` a (zero) gradient, so DeepSpeed's ranks agree on
+    which parameters have one; the gradient probe compares a region task, an image task and a text-only task
+    (which reaches neither the stem nor the marks) on vectors of one length."""
+    from unio.data.mixture import Mixture
+    from unio.data.sources import build_source
+    from unio.train.gradients import PARTS, GradientProbe
+    names = ("relation", "vqa", "entailment")
+    tasks = {t: TASKS.get(t) for t in names}
+    collate = Collator(tasks, modalities, tiny_config.max_text_length, tiny_config.max_target_length)
+    model = UnioModel(marked_config(tiny_config))
+    vqa = world_examples(TASKS.get("vqa"), "train", 2, tiny_config.image_size)
+    model(**collate(vqa)).loss.backward()
+    assert model.encoder.region_marks.grad is not None and torch.all(model.encoder.region_marks.grad == 0)
+    model.zero_grad(set_to_none=True)
+    mixture = Mixture(tasks, {"world": build_source("world", None, 32)}, {(t, "world"): 1.0 for t in names},
+                      resolution=tiny_config.image_size)
+    found = GradientProbe(mixture, collate, size=2).measure(model, lambda m, b: m(**b))
+    assert set(found["cosine"]) == {"relation|vqa", "relation|entailment", "vqa|entailment"}
+    assert all(set(c) == set(PARTS) and all(-1 <= v <= 1 for v in c.values()) for c in found["cosine"].values())
+
+
+def test_marks_added_to_a_checkpoint_saved_without_them_start_at_zero(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    UnioModel(tiny_config).save_pretrained(tmp_path / "plain")
+    grown = UnioModel.from_pretrained(tmp_path / "plain", region_marks=2)
+    assert grown.config.region_marks == 2 and torch.all(grown.encoder.region_marks == 0)
+    with torch.no_grad():                      # the missing key starts as empty memory: _init_weights zeros it
+        grown.encoder.region_marks.fill_(1.0)
+    grown._init_weights(grown.encoder)
+    assert torch.all(grown.encoder.region_marks == 0)
+    marked_model(tiny_config).save_pretrained(tmp_path / "marked")
+    kept = UnioModel.from_pretrained(tmp_path / "marked")
+    assert torch.equal(kept.encoder.region_marks, marked_model(tiny_config).encoder.region_marks)
+
+
+def test_too_few_marks_or_a_flag_are_refused_before_training(tiny_config):
+    from unio.train.builders import check_region_marks
+    with pytest.raises(ValueError, match="region_marks must be a whole number"):
+        marked_config(tiny_config, marks=True)
+    tasks = {n: TASKS.get(n) for n in ("vqa", "relation")}
+    with pytest.raises(ValueError, match="region_marks=1, but relation reads 2 boxes.*region_marks=2"):
+        check_region_marks(marked_config(tiny_config, marks=1), tasks)
+    check_region_marks(marked_config(tiny_config, marks=2), tasks)
+    check_region_marks(tiny_config, tasks)                           # no marks: the boxes are tokens alone

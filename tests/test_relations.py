@@ -80,7 +80,16 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     recoloured = f"{subject.replace(colour, other)}, {obj}: {ex.target}"
     one = named.evaluate([recoloured], [ex])
     assert one["accuracy"] == 1.0 and one["names_exact"] == 0.5 and one["names_color"] == 0.5 and one["names_shape"] == 1.0
-    assert named.evaluate([ex.target], [ex])["names_exact"] == 0.0          # no names said
+    assert "names_exact" not in named.evaluate([ex.target], [ex])            # no names said (a baseline)
+    assert named.evaluate([ex.target, named.spoken(ex)], [ex, ex])["names_exact"] == 0.5
+    import dataclasses                                                        # Visual Genome's names and ids
+    vg = dataclasses.replace(ex, meta={**ex.meta, "names": ["man, standing", "horse"],
+                                       "attributes": [{"object_id": 7}, {"object_id": 9}]})
+    scores = named.evaluate([f"man, standing, horse: {ex.target}"], [vg])
+    assert scores["names_exact"] == 1.0 and not any(k.startswith("names_object") for k in scores)
+    assert named.evaluate([f"man, horse: {ex.target}"], [vg])["names_exact"] == 0.5         # the object still right
+    both = named.evaluate([named.spoken(ex), f"man, standing, horse: {ex.target}"], [ex, vg])
+    assert both["names_color"] == 1.0 and "names_object_id" not in both                      # scored where named
 
 
 def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):

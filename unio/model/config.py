@@ -29,7 +29,7 @@ class UnioConfig(PretrainedConfig):
         self.image_size, self.patch_size, self.stem = image_size, patch_size, stem
         # how many of a prompt's region boxes are also marked on the patches they cover (a learned vector per
         # box, added to each patch in proportion to the share of it the box covers); 0: location tokens only
-        if not isinstance(region_marks, int) or region_marks < 0:
+        if isinstance(region_marks, bool) or not isinstance(region_marks, int) or region_marks < 0:
             raise ValueError(f"region_marks must be a whole number >= 0 (boxes a region may hold), got {region_marks!r}")
         self.region_marks = region_marks
         # False: the encoder's prompt tokens get their own embedding table; the decoder's input

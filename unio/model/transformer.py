@@ -172,7 +172,9 @@ class Encoder(nn.Module):
             raise ValueError(f"pixel_values must be {cfg.image_size}x{cfg.image_size}, got {tuple(pixel_values.shape)}")
         pos2d = (self.row[:, None] + self.col[None]).flatten(0, 1)                # (P, D)
         image = self.patch(pixel_values.to(self.patch.proj.weight.dtype) * 2 - 1) + pos2d  # (B, P, D)
-        if region_boxes is not None and hasattr(self, "region_marks"):
+        if hasattr(self, "region_marks"):
+            if region_boxes is None:   # no region: zero marks, but every image batch (not a text-only one)
+                region_boxes = image.new_zeros(image.shape[0], 0, 4)   # gives region_marks a gradient, as DeepSpeed wants
             image = image + self.marks(region_boxes).to(image.dtype)
         text = self.embed(input_ids) + self.text_pos[: input_ids.shape[1]]
         return torch.cat([image, text], dim=1)                                      # (B, S, D)
@@ -327,6 +329,8 @@ class UnioModel(PreTrainedModel, GenerationMixin):
                 start, stop = self.config.ordinal_range
                 with torch.no_grad():
                     module.weight[start:stop] = sincos(stop - start, module.weight.shape[1]) * 2 ** 0.5
+        elif isinstance(module, Encoder) and hasattr(module, "region_marks"):   # a checkpoint saved without marks
+            nn.init.zeros_(module.region_marks)
 
     def compile_blocks(self) -> None:
         """Regional compilation of the dense blocks for training: one graph per block kind (far less

@@ -143,6 +143,18 @@ def build_model(opts: TrainOptions, mods: Modalities, existing: Path | None):
     return presets.model_from_preset(opts.preset, mods.vocab.size, **model_overrides(opts, mods))
 
 
+def check_region_marks(config, tasks: dict) -> None:
+    """A model with region marks holds a mark for each box of the largest region a trained task reads
+    (checked before training, not at the first batch that holds such a region)."""
+    marks = getattr(config, "region_marks", 0)
+    if not marks:          # no marks: a region is read from its location tokens alone
+        return
+    short = {name: count for name, task in tasks.items() if (count := getattr(task, "region_count", 1)) > marks}
+    if short:
+        raise ValueError(f"region_marks={marks}, but {', '.join(f'{k} reads {v} boxes' for k, v in short.items())}: "
+                         f"give --model region_marks={max(short.values())} or more")
+
+
 def model_overrides(opts: TrainOptions, mods: Modalities) -> dict:
     """--model's fields, plus what the options imply: location smoothing, per-range loss, MoE."""
     overrides = dict(opts.model_overrides)

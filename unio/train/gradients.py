@@ -29,7 +29,8 @@ class GradientProbe:
         for index, name in enumerate(mixture.names):
             rng = np.random.default_rng([seed, index, 41])
             records = rng.integers(0, mixture.spans[index], size=size)
-            examples = [mixture.example(index, int(r), rng) for r in records]
+            # a record with nothing to ask (relation's without a boxed pair) is replaced as in training
+            examples = [mixture.draw(index, int(r), rng, (41, index, k), []) for k, r in enumerate(records)]
             self.batches[name] = collate(examples)
 
     def measure(self, model, forward) -> dict:
@@ -39,11 +40,19 @@ class GradientProbe:
         for name, batch in self.batches.items():
             model.zero_grad(set_to_none=True)
             forward(model, {k: v.to(device) for k, v in batch.items()}).loss.backward()
-            grads[name] = {part: torch.cat([p.grad.float().flatten() for q, p in params if q == part and p.grad is not None])
-                           for part in PARTS}
+            grads[name] = {part: torch.cat([flat_grad(p) for q, p in params if q == part]) for part in PARTS}
         model.zero_grad(set_to_none=True)
         norms = {n: {part: round(float(g.norm()), 5) for part, g in parts.items()} for n, parts in grads.items()}
         cosines = {f"{a}|{b}": {part: round(float(torch.nn.functional.cosine_similarity(grads[a][part], grads[b][part], 0)), 4)
                                 for part in PARTS}
                    for a, b in itertools.combinations(grads, 2)}
         return {"norm": norms, "cosine": cosines}
+
+
+def flat_grad(param):
+    """The parameter's gradient as a flat fp32 vector; zeros where the batch did not reach it (a text-only
+    task never reaches the image stem, a task without regions never reaches region marks), so every task's
+    vector has the same length."""
+    if param.grad is None:
+        return torch.zeros(param.numel(), device=param.device)
+    return param.grad.float().flatten()

@@ -33,6 +33,7 @@ from unio.train.builders import (
     build_optimizer,
     build_scheduler,
     build_sources,
+    check_region_marks,
     deepspeed_config,
     expand_all,
 )
@@ -117,6 +118,7 @@ class Trainer:
             lambda: build_modalities(opts, self.asked, self.sources, existing, opts.progress and self.rank == 0,
                                      self.bad, self.task_set))
         self.model = build_model(opts, self.mods, existing)
+        check_region_marks(self.model.config, self.tasks)
         backend.place(self.model)
         self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
         self.model.config.trained_tasks = sorted({task for task, _ in self.trained_pairs})

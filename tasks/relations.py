@@ -6,7 +6,8 @@ subject's left edge, at most `max_relations`, whole relationships within `max_to
 
 A relationship's score is the geometric mean of its tokens' probabilities. Metrics as the Visual Genome
 scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
-the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images.
+the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images; and, to
+tell what holds it, recall@50 with the names or the boxes left out of a match.
 """
 from __future__ import annotations
 
@@ -93,7 +94,10 @@ class Relations(BoxListAnswer):
                 for s, sn, p, o, on in example.target]
 
     def evaluate(self, predictions, examples) -> dict:
-        metrics = triplet_recall([self.gold(ex) for ex in examples], [p["relations"] for p in predictions])
+        gold, found = [self.gold(ex) for ex in examples], [p["relations"] for p in predictions]
+        metrics = triplet_recall(gold, found)
+        metrics["recall@50_without_names"] = triplet_recall(gold, found, ks=(50,), names=False)["recall@50"]
+        metrics["recall@50_without_boxes"] = triplet_recall(gold, found, ks=(50,), boxes=False)["recall@50"]
         metrics["relations_per_image"] = float(np.mean([len(p["relations"]) for p in predictions])) if predictions else 0.0
         return metrics
 

@@ -35,6 +35,10 @@ def test_triplet_recall_by_hand():
                  [(a, "cube", "on", b, "table", 0.1)] + [(far, "x", "on", far, "y", 0.5)] * 20]   # found at 50, not 20
     recall = triplet_recall(gold, predicted)
     assert recall["recall@20"] == pytest.approx((0.5 + 0.0) / 2) and recall["recall@50"] == pytest.approx((0.5 + 1.0) / 2)
+    assert triplet_recall(gold, predicted, boxes=False)["recall@50"] == pytest.approx((1.0 + 1.0) / 2)   # far box too
+    renamed = [[(s, "thing", p, o, on, score) for s, _, p, o, on, score in image] for image in predicted]
+    assert triplet_recall(gold, renamed)["recall@50"] == 0.0
+    assert triplet_recall(gold, renamed, names=False)["recall@50"] == pytest.approx((0.5 + 1.0) / 2)
 
 
 def test_relation_examples_ask_two_regions_and_round_trip(modalities):

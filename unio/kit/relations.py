@@ -36,12 +36,14 @@ def scene_triplets(relations, objects, priority=()) -> list:
     return sorted((t for _, t in best.values()), key=lambda t: (objects[t[0]]["box"][0], objects[t[2]]["box"][0]))
 
 
-def triplet_recall(gold: list, predicted: list, ks=(20, 50), iou: float = 0.5) -> dict:
+def triplet_recall(gold: list, predicted: list, ks=(20, 50), iou: float = 0.5, names: bool = True,
+                   boxes: bool = True) -> dict:
     """Scene-graph detection recall@K as the Visual Genome papers report it (Xu et al. 2017; Zellers et al.
     2018): per image, the share of gold triplets matched by one of the K best-scored predictions (subject,
     predicate and object names equal, both boxes at IoU >= `iou`), averaged over images with a gold triplet.
     `gold`: per image [(subject box, subject name, predicate, object box, object name)]; `predicted`: the same
-    with a score last."""
+    with a score last. `names=False` or `boxes=False` leave the names or the boxes out of a match (what the
+    rest alone finds: a diagnosis, not a paper's metric)."""
     out = {}
     for k in ks:
         recalls = []
@@ -49,15 +51,16 @@ def triplet_recall(gold: list, predicted: list, ks=(20, 50), iou: float = 0.5) -
             if not truth:
                 continue
             top = sorted(guesses, key=lambda t: -t[5])[:k]
-            hit = [any(_matches(g, t, iou) for t in top) for g in truth]
+            hit = [any(_matches(g, t, iou, names, boxes) for t in top) for g in truth]
             recalls.append(float(np.mean(hit)))
         out[f"recall@{k}"] = float(np.mean(recalls)) if recalls else 0.0
     return out
 
 
-def _matches(gold, guess, iou: float) -> bool:
-    return (gold[1], gold[2], gold[4]) == (guess[1], guess[2], guess[4]) and \
-        box_iou(gold[0], guess[0]) >= iou and box_iou(gold[3], guess[3]) >= iou
+def _matches(gold, guess, iou: float, names: bool = True, boxes: bool = True) -> bool:
+    named = not names or (gold[1], gold[4]) == (guess[1], guess[4])
+    placed = not boxes or (box_iou(gold[0], guess[0]) >= iou and box_iou(gold[3], guess[3]) >= iou)
+    return gold[2] == guess[2] and named and placed
 
 
 def box_pair_features(example) -> np.ndarray:

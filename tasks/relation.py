@@ -103,17 +103,33 @@ def name_scores(predictions, examples) -> dict:
     """How well the names said before the predicate read the two regions: `names_exact`, the share of regions
     named exactly; `names_<attribute>`, the share whose name holds the object's attribute as a word (the
     world's size, color and shape; attributes that are not words of the gold name, such as Visual Genome's
-    object ids, are not scored)."""
-    pairs = [(said, gold, attributes)
+    object ids, are not scored); to tell what holds a name, `names_<attribute>_<value>` per gold value (for
+    attributes of at most 8 values: `names_shape_sphere`), and `names_<attribute>_smaller_half` /
+    `_larger_half` over the regions whose box area is under / at least the median region's."""
+    pairs = [(said, gold, attributes, _area(box))
              for p, ex in zip(predictions, examples)
-             for said, gold, attributes in zip(split_names(p.rpartition(":")[0], ex.meta["names"]), ex.meta["names"],
-                                               ex.meta.get("attributes", [{}, {}]))]
-    scores = {"names_exact": float(np.mean([said == gold for said, gold, _ in pairs]))}
-    named = [(said, key, str(value)) for said, gold, attributes in pairs
+             for said, gold, attributes, box in zip(split_names(p.rpartition(":")[0], ex.meta["names"]), ex.meta["names"],
+                                                    ex.meta.get("attributes", [{}, {}]), ex.region or [None, None])]
+    scores = {"names_exact": float(np.mean([said == gold for said, gold, _, _ in pairs]))}
+    named = [(value in said.split(), key, str(value), area) for said, gold, attributes, area in pairs
              for key, value in attributes.items() if str(value) in gold.split()]
-    for key in sorted({key for _, key, _ in named}):
-        scores[f"names_{key}"] = float(np.mean([value in said.split() for said, k, value in named if k == key]))
+    areas = [area for _, _, _, area in pairs if area is not None]
+    median = float(np.median(areas)) if areas else None
+    for key in sorted({key for _, key, _, _ in named}):
+        scored = [(right, value, area) for right, k, value, area in named if k == key]
+        scores[f"names_{key}"] = float(np.mean([right for right, _, _ in scored]))
+        values = sorted({value for _, value, _ in scored})
+        for value in values if len(values) <= 8 else ():
+            scores[f"names_{key}_{value}"] = float(np.mean([right for right, v, _ in scored if v == value]))
+        for half, inside in (("smaller_half", lambda a: a < median), ("larger_half", lambda a: a >= median)):
+            kept = [right for right, _, area in scored if area is not None and median is not None and inside(area)]
+            if kept:
+                scores[f"names_{key}_{half}"] = float(np.mean(kept))
     return scores
+
+
+def _area(box) -> float | None:
+    return None if box is None else float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
 
 
 def split_names(said: str, gold: list) -> tuple:

@@ -77,6 +77,17 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     perfect = named.evaluate([named.spoken(ex) for ex in examples], examples)
     assert perfect["accuracy"] == 1.0 and perfect["names_exact"] == 1.0
     assert perfect["names_color"] == perfect["names_shape"] == perfect["names_size"] == 1.0
+    shapes = {a["shape"] for ex in examples for a in ex.meta["attributes"]}
+    assert all(perfect[f"names_shape_{shape}"] == 1.0 for shape in shapes)
+    assert perfect["names_shape_smaller_half"] == perfect["names_shape_larger_half"] == 1.0
+    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])                  # a wrong shape on the larger box
+    uneven = next(ex for ex in examples if area(ex.region[0]) > area(ex.region[1]))
+    big, small = uneven.meta["names"]
+    shape = uneven.meta["attributes"][0]["shape"]
+    wrong = f"{big.replace(shape, next(s for s in ('cube', 'sphere') if s != shape))}, {small}: {uneven.target}"
+    halves = named.evaluate([wrong], [uneven])
+    assert halves["names_shape_larger_half"] == 0.0 and halves["names_shape_smaller_half"] == 1.0
+    assert halves[f"names_shape_{shape}"] == (0.5 if uneven.meta["attributes"][1]["shape"] == shape else 0.0)
     ex = examples[0]
     subject, obj = ex.meta["names"]
     colour = ex.meta["attributes"][0]["color"]

@@ -25,7 +25,7 @@ from unio.kit.answers import MostFrequentAnswer, ShortTextAnswer
 from unio.kit.metrics import accuracy_by_target
 from unio.kit.relations import BoxesOnly, pair_predicate
 from unio.registries import register_task
-from unio.task import Example, choose_prompt, pick
+from unio.task import Example, choose_prompt, pick, region_boxes
 
 # the order a pair's predicates are asked in: the rarest, most telling first
 PRIORITY = ("same shape as", "same color as", "larger than", "smaller than", "in front of", "behind", "left of",
@@ -104,14 +104,15 @@ def name_scores(predictions, examples) -> dict:
     named exactly; `names_<attribute>`, the share whose name holds the object's attribute as a word (the
     world's size, color and shape; attributes that are not words of the gold name, such as Visual Genome's
     object ids, are not scored); to tell what holds a name, `names_<attribute>_<value>` per gold value (for
-    attributes of at most 8 values: `names_shape_sphere`), and `names_<attribute>_smaller_half` /
-    `_larger_half` over the regions whose box area is under / at least the median region's."""
+    attributes with at most 8 values among the evaluated regions: `names_shape_sphere`), and
+    `names_<attribute>_smaller_half` / `_larger_half` over the regions whose box area is under / at least the
+    median area of all evaluated regions (ties go to the larger half, so the halves need not be equal)."""
     pairs = [(said, gold, attributes, _area(box))
              for p, ex in zip(predictions, examples)
              for said, gold, attributes, box in zip(split_names(p.rpartition(":")[0], ex.meta["names"]), ex.meta["names"],
-                                                    ex.meta.get("attributes", [{}, {}]), ex.region or [None, None])]
+                                                    ex.meta.get("attributes", [{}, {}]), _two_boxes(ex.region))]
     scores = {"names_exact": float(np.mean([said == gold for said, gold, _, _ in pairs]))}
-    named = [(value in said.split(), key, str(value), area) for said, gold, attributes, area in pairs
+    named = [(str(value) in said.split(), key, str(value), area) for said, gold, attributes, area in pairs
              for key, value in attributes.items() if str(value) in gold.split()]
     areas = [area for _, _, _, area in pairs if area is not None]
     median = float(np.median(areas)) if areas else None
@@ -126,6 +127,12 @@ def name_scores(predictions, examples) -> dict:
             if kept:
                 scores[f"names_{key}_{half}"] = float(np.mean(kept))
     return scores
+
+
+def _two_boxes(region) -> list:
+    """The subject's and the object's boxes (None where the example has fewer)."""
+    boxes = region_boxes(region) if region is not None and len(region) else []
+    return (boxes + [None, None])[:2]
 
 
 def _area(box) -> float | None:

@@ -63,6 +63,7 @@ def test_relation_examples_ask_two_regions_and_round_trip(modalities):
 
 
 def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
+    import dataclasses
     plain, named = TASKS.get("relation"), type(TASKS.get("relation"))(names=True)
     examples = world_examples(plain, "train", 20, 32)
     assert named.answer_options(examples[0]) is None and named.tokenizer_signature == "names"
@@ -88,6 +89,11 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     halves = named.evaluate([wrong], [uneven])
     assert halves["names_shape_larger_half"] == 0.0 and halves["names_shape_smaller_half"] == 1.0
     assert halves[f"names_shape_{shape}"] == (0.5 if uneven.meta["attributes"][1]["shape"] == shape else 0.0)
+    tie = dataclasses.replace(uneven, region=[uneven.region[0], uneven.region[0]])   # equal areas: the larger half
+    assert "names_shape_smaller_half" not in named.evaluate([wrong], [tie])
+    assert named.evaluate([wrong], [tie])["names_shape_larger_half"] == 0.5
+    unboxed = named.evaluate([wrong], [dataclasses.replace(uneven, region=None)])
+    assert unboxed["names_shape"] == 0.5 and "names_shape_larger_half" not in unboxed
     ex = examples[0]
     subject, obj = ex.meta["names"]
     colour = ex.meta["attributes"][0]["color"]
@@ -97,7 +103,7 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     assert one["accuracy"] == 1.0 and one["names_exact"] == 0.5 and one["names_color"] == 0.5 and one["names_shape"] == 1.0
     assert "names_exact" not in named.evaluate([ex.target], [ex])            # no names said (a baseline)
     assert named.evaluate([ex.target, named.spoken(ex)], [ex, ex])["names_exact"] == 0.5
-    import dataclasses                                                        # Visual Genome's names and ids
+                                                                              # Visual Genome's names and ids
     vg = dataclasses.replace(ex, meta={**ex.meta, "names": ["man, standing", "horse"],
                                        "attributes": [{"object_id": 7}, {"object_id": 9}]})
     scores = named.evaluate([f"man, standing, horse: {ex.target}"], [vg])

@@ -123,7 +123,7 @@ def name_scores(predictions, examples) -> dict:
         for value in values if len(values) <= 8 else ():
             scores[f"names_{key}_{value}"] = float(np.mean([right for right, v, _ in scored if v == value]))
         for half, inside in (("smaller_half", lambda a: a < median), ("larger_half", lambda a: a >= median)):
-            kept = [right for right, _, area in scored if area is not None and median is not None and inside(area)]
+            kept = [right for right, _, area in scored if area is not None and inside(area)]   # an area: a median
             if kept:
                 scores[f"names_{key}_{half}"] = float(np.mean(kept))
     return scores

@@ -103,7 +103,7 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     assert one["accuracy"] == 1.0 and one["names_exact"] == 0.5 and one["names_color"] == 0.5 and one["names_shape"] == 1.0
     assert "names_exact" not in named.evaluate([ex.target], [ex])            # no names said (a baseline)
     assert named.evaluate([ex.target, named.spoken(ex)], [ex, ex])["names_exact"] == 0.5
-                                                                              # Visual Genome's names and ids
+    # Visual Genome's names and ids
     vg = dataclasses.replace(ex, meta={**ex.meta, "names": ["man, standing", "horse"],
                                        "attributes": [{"object_id": 7}, {"object_id": 9}]})
     scores = named.evaluate([f"man, standing, horse: {ex.target}"], [vg])

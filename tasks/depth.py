@@ -6,6 +6,8 @@ by decoding. Codes over pixels without a valid depth (holes, the padding of non-
 are left out of the loss and the metrics. VQ codes of gold depth maps are costly, so they are
 computed in batches and cached per record.
 Metrics: RMSE (metres), AbsRel and delta < 1.25 over valid pixels, at the original resolution.
+Option `decoding` (`--task-option depth.decoding=expected`): each code cell decoded from the mean of its
+codes' latents under the model's distribution, not from the generated (likeliest) code alone.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from unio.registries import register_task
 from unio.task import Example, Target, choose_prompt
 
 DEFAULT_MAX_DEPTH = 20.0   # metres; the range of a model's answers when a prompt comes without a record
+DECODINGS = ("likeliest", "expected")   # a cell's depth from its likeliest code, or its codes' expected latent
 
 
 def depth_image(depth: np.ndarray, max_depth: float = DEFAULT_MAX_DEPTH) -> torch.Tensor:
@@ -36,8 +39,12 @@ class Depth(ImageAnswer):
     photometric = ("brightness", "contrast", "saturation", "hue")   # no answer names a colour
     headline, lower_is_better = "rmse", True
 
-    def __init__(self):
+    def __init__(self, decoding: str = "likeliest"):
+        if decoding not in DECODINGS:
+            raise ValueError(f"depth decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.codes = ImageCodes(to_tensor=lambda image: image, channels=1, kind="depth")   # gold: depth_image tensors
+        self.decoding = decoding
+        self.uses_step_distributions = decoding == "expected"
 
     def example(self, record, rng) -> Example:
         depth = np.asarray(record["depth"], np.float32)
@@ -60,9 +67,15 @@ class Depth(ImageAnswer):
     def _image(self, example) -> torch.Tensor:
         return depth_image(np.where(example.meta["valid"], example.target, 0), example.meta["max_depth"])
 
-    def decode(self, ids, mods, example) -> np.ndarray:
+    def decode(self, ids, mods, example, distributions=None) -> np.ndarray:
+        """The generated codes -> metres; with `decoding="expected"` and the steps' distributions, each
+        cell decoded from its codes' expected latent (ImageCodes.decode_expected)."""
         h, w = example.image.shape[:2]
-        return self.codes.decode(ids, mods, h, w) * example.meta.get("max_depth", DEFAULT_MAX_DEPTH)
+        if distributions is not None:
+            depth = self.codes.decode_expected(distributions, mods, h, w)
+        else:
+            depth = self.codes.decode(ids, mods, h, w)
+        return depth * example.meta.get("max_depth", DEFAULT_MAX_DEPTH)
 
     def to_original(self, depth, frame) -> np.ndarray:
         return frame.map_to_original(depth)

@@ -169,16 +169,29 @@ class VQTokenizer(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.quantise(images)[1].long()
 
+    def _latents(self, flat: torch.Tensor) -> torch.Tensor:
+        """(B, N) codes -> (B, N, D) the latent vectors the decoder reads."""
+        if self.config["quantizer"] == "fsq":
+            return self.quantizer.indices_to_codes(flat)
+        return self.quantizer.get_output_from_indices(flat)
+
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, channels: int = 3) -> torch.Tensor:
         codes = self._check_codes(codes)
         b, h, w = codes.shape
         flat = codes.reshape(b, h * w).to(next(self.parameters()).device)
-        if self.config["quantizer"] == "fsq":
-            latents = self.quantizer.indices_to_codes(flat)
-        else:
-            latents = self.quantizer.get_output_from_indices(flat)
-        images = self._decode_latents(latents.reshape(b, h, w, -1).permute(0, 3, 1, 2))
+        return self.decode_latents(self._latents(flat).reshape(b, h, w, -1), channels)
+
+    @torch.no_grad()
+    def code_latents(self) -> torch.Tensor:
+        """(size, D): every code's latent vector, in code order."""
+        device = next(self.parameters()).device
+        return self._latents(torch.arange(self.size, device=device)[None])[0].float()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """(B, h, w, D) latents (codes' vectors, or mixtures of them) -> (B, channels, H, W) in [0, 1]."""
+        images = self._decode_latents(latents.permute(0, 3, 1, 2).to(next(self.parameters()).dtype))
         return images.mean(1, keepdim=True) if channels == 1 else images
 
     def forward(self, images: torch.Tensor):

@@ -81,7 +81,7 @@ class Task(Protocol):
 
     def decode(self, ids: Sequence[int], mods, example: Example) -> Any:
         """Generated ids (global, no EOS) -> the answer, in the model's frame (with `uses_token_logprobs`:
-        also `logprobs=`, one per id, or None)."""
+        also `logprobs=`, one per id, or None; with `uses_step_distributions`: also `distributions=`)."""
 
     def evaluate(self, predictions: Sequence[Any], examples: Sequence[Example]) -> dict:
         """Metrics over a split, the predictions in original pixels."""
@@ -106,6 +106,8 @@ OPTIONAL_HOOKS = {
     "also_report": ((), "metrics printed beside the headline"),
     # -- generation ------------------------------------------------------------------------------------
     "uses_token_logprobs": (False, "decode() is given each generated token's log-probability"),
+    "uses_step_distributions": (False, "decode() is given `distributions=`: each generation step's (V,) "
+                                       "log-probabilities, (L, V), or None (under beams)"),
     "stop_by_mass": (False, "end a list only when EOS outweighs every continuation together"),
     "answer_prefix": (None, "(example, mods) -> global ids the answer must start with (a box the prompt gives)"),
     "answer_options": (None, "(example) -> candidate answers ranked by likelihood instead of generated (None: generate)"),

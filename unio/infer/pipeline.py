@@ -95,11 +95,22 @@ def generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, 
     if guidance is not None:   # the conditional rows, scored by the guided distribution
         out = SimpleNamespace(sequences=out.sequences[:len(examples)], scores=tuple(guidance.history))
     answers = []
-    for row, (score, logps), example in zip(out.sequences[:, 1:].cpu(), token_scores(out), examples):
+    distributions = step_distributions(task, out)
+    for i, (row, (score, logps), example) in enumerate(zip(out.sequences[:, 1:].cpu(), token_scores(out), examples)):
         ids = strip_answer(row)
         logps = logps and logps[:len(ids)]
-        answers.append(Answer(ids, score, decode(task, ids, mods, example, logps), logps))
+        answers.append(Answer(ids, score, decode(task, ids, mods, example, logps, distributions[i]), logps))
     return answers
+
+
+def step_distributions(task, out) -> list:
+    """Each row's (L, V) log-probabilities of every generation step (after the grammar and any guidance), for
+    a task whose decoder reads them (`uses_step_distributions`); Nones otherwise and under beams."""
+    rows = out.sequences.shape[0]
+    if not getattr(task, "uses_step_distributions", False) or getattr(out, "sequences_scores", None) is not None \
+            or not getattr(out, "scores", None):
+        return [None] * rows
+    return list(torch.stack([s.float().log_softmax(-1) for s in out.scores], 1).cpu())
 
 
 def answers_through(model, mods, task, examples, tasks: TaskSet, **options) -> list:
@@ -191,11 +202,15 @@ class ClassifierFreeGuidance(LogitsProcessor):
         return torch.cat([chosen, chosen]).to(scores.dtype)
 
 
-def decode(task, ids, mods, example, logprobs):
-    """The task's decoder; given the tokens' log-probabilities when it asks (`uses_token_logprobs`)."""
+def decode(task, ids, mods, example, logprobs, distributions=None):
+    """The task's decoder; given the tokens' log-probabilities when it asks (`uses_token_logprobs`), and each
+    step's whole distribution when it asks (`uses_step_distributions`)."""
+    extra = {}
     if getattr(task, "uses_token_logprobs", False):
-        return task.decode(ids, mods, example, logprobs=logprobs)
-    return task.decode(ids, mods, example)
+        extra["logprobs"] = logprobs
+    if getattr(task, "uses_step_distributions", False):
+        extra["distributions"] = distributions
+    return task.decode(ids, mods, example, **extra)
 
 
 class StopByMass(LogitsProcessor):

@@ -18,7 +18,7 @@ import torch
 
 from unio.grammar import Grammar, Segment
 from unio.kit.boxes import split_groups
-from unio.kit.image_codes import CodeCache, decode_grid, image_grammar
+from unio.kit.image_codes import CodeCache, decode_expected_grid, decode_grid, image_grammar
 from unio.kit.images import image_tensor
 
 
@@ -247,6 +247,12 @@ class ImageCodes:
     def decode(self, ids, mods, height: int, width: int) -> np.ndarray:
         """Generated global ids (a full grid, or fewer: padded with code 0) -> the decoded image."""
         return self._array(decode_grid(ids, mods, self.tokenizer(mods), height, width, self.channels))
+
+    def decode_expected(self, distributions, mods, height: int, width: int) -> np.ndarray:
+        """Each step's log-probabilities (L, V) -> the image decoded from the expected latent of each cell
+        (unio.kit.image_codes.decode_expected_grid)."""
+        return self._array(decode_expected_grid(distributions, mods, self.tokenizer(mods), height, width,
+                                                self.channels))
 
     def round_trip(self, image, mods) -> np.ndarray:
         """A gold image through encode -> decode: the ceiling the codes allow (the `vq_ceiling` baselines)."""

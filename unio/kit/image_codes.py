@@ -59,6 +59,24 @@ def decode_grid(ids, mods, name: str, height: int, width: int, channels: int) ->
     return vq.decode(torch.tensor(local).reshape(1, side_h, side_w), channels=channels)[0]
 
 
+def decode_expected_grid(distributions: torch.Tensor, mods, name: str, height: int, width: int,
+                         channels: int) -> torch.Tensor:
+    """Each generation step's log-probabilities (L, V) over a full grid of tokenizer `name`'s codes -> the
+    decoded (channels, height, width) image in [0, 1] of the expected latent: at each cell the mean of the
+    codes' latent vectors under the model's distribution over that tokenizer's codes, instead of the
+    likeliest code's. Decoded from the mean, an uncertain cell lands between its candidate codes rather than
+    on one of them: for maps scored by squared error (depth) the smaller error in expectation."""
+    vq, ranged = mods[name], mods.vocab.range(name)
+    side_h, side_w = height // vq.downsample, width // vq.downsample
+    cells = side_h * side_w
+    if distributions.shape[0] < cells:
+        raise ValueError(f"expected decoding needs a distribution for each of the {cells} code cells, "
+                         f"got {distributions.shape[0]}")
+    probs = distributions[:cells, ranged.start:ranged.stop].float().softmax(-1)      # (cells, K)
+    latents = probs @ vq.code_latents().to(probs.device)                             # (cells, D)
+    return vq.decode_latents(latents.reshape(1, side_h, side_w, -1), channels=channels)[0]
+
+
 def image_from_ids(ids, mods, name: str, height: int, width: int) -> np.ndarray:
     """Generated global ids of tokenizer `name` -> (H, W, 3) uint8 (see decode_grid)."""
     image = decode_grid(ids, mods, name, height, width, channels=3)                      # (3, H, W)

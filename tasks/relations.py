@@ -4,7 +4,10 @@ of"), the object's box and its name, repeated, then EOS. One relationship per re
 (either way round), the first of its predicates in the priority order of tasks/relation.py, listed by the
 subject's left edge, at most `max_relations`, whole relationships within `max_tokens`.
 
-A relationship's score is the geometric mean of its tokens' probabilities. Metrics as the Visual Genome
+A relationship's score is the geometric mean of its tokens' probabilities. With `samples=N`
+(`--task-option relations.samples=32`) the greedy list is pooled with N lists sampled at temperature 1: each
+relationship once, scored by the share of lists that say it (the candidates recall@K ranks, beyond what one
+list holds). Metrics as the Visual Genome
 scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
 the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images; and, to
 tell what holds it, recall@50 with the names or the boxes left out of a match.
@@ -16,6 +19,7 @@ from collections import Counter
 import numpy as np
 
 from unio.kit.answers import BoxListAnswer, baseline, box_groups, box_segment, box_to_ids, through_tokens, whole_groups
+from unio.kit.metrics import box_iou
 from unio.kit.relations import scene_triplets, triplet_recall
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
@@ -46,8 +50,12 @@ class Relations(BoxListAnswer):
     stop_by_mass = True
 
     def __init__(self, max_relations: int = 6, max_name_tokens: int = 8, max_predicate_tokens: int = 6,
-                 max_tokens: int = 64):
+                 max_tokens: int = 64, samples: int = 0):
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+            raise ValueError(f"samples is how many sampled lists are pooled with the greedy one, an integer >= 0, "
+                             f"got {samples!r}")
         self.max_relations, self.max_name_tokens, self.max_tokens = max_relations, max_name_tokens, max_tokens
+        self.pooled_samples = samples
         self.max_subject_tokens = max_name_tokens + max_predicate_tokens   # the name, the separator and the predicate
 
     def example(self, record, rng) -> Example:
@@ -81,6 +89,24 @@ class Relations(BoxListAnswer):
             found.append([boxes[k], subject, predicate, boxes[k + 1], texts[k + 1], score])
         return relations_prediction(found)
 
+    def pool(self, predictions: list) -> dict:
+        """The greedy list and the sampled ones -> one list: a relationship said in several lists (the same
+        names and predicate, both boxes at IoU >= 0.5) kept once, at its first saying's boxes, scored by the
+        share of lists that say it ((lists saying it - 1 + its best token score) / lists)."""
+        kept = []                                               # [relationship, lists saying it, best score]
+        for prediction in predictions:
+            said = set()
+            for relationship in prediction["relations"]:
+                k = next((k for k, (known, _, _) in enumerate(kept) if same_relationship(known, relationship)), None)
+                if k is None:
+                    kept.append([relationship, 0, 0.0])
+                    k = len(kept) - 1
+                kept[k][1] += k not in said
+                kept[k][2] = max(kept[k][2], relationship[5])
+                said.add(k)
+        lists = len(predictions)
+        return relations_prediction([list(r[:5]) + [(count - 1 + best) / lists] for r, count, best in kept])
+
     def to_original(self, prediction, frame) -> dict:
         found = [[frame.box_to_original(t[0]), t[1], t[2], frame.box_to_original(t[3]), t[4], t[5]]
                  for t in prediction["relations"]]
@@ -106,6 +132,11 @@ class Relations(BoxListAnswer):
 
     def baselines(self):
         return {"prior": _Prior, "token_ceiling": baseline(through_tokens(self))}
+
+
+def same_relationship(a, b, iou: float = 0.5) -> bool:
+    """Two relationships (subject box, subject, predicate, object box, object, ...) name the same triplet."""
+    return tuple(a[1:3]) + (a[4],) == tuple(b[1:3]) + (b[4],) and box_iou(a[0], b[0]) >= iou and box_iou(a[3], b[3]) >= iou
 
 
 def name(obj) -> str:

@@ -210,3 +210,42 @@ def test_boxes_only_reads_the_geometry_of_the_two_boxes_and_never_the_pixels():
     assert all(baseline(ex) == baseline(type(ex)(ex.task, noise, ex.prompt, ex.target, {}, region=ex.region))
                for ex in tests)
     assert set(TASKS.get("relation").baselines()) == {"majority", "boxes_only"}
+
+
+def test_pooled_lists_keep_each_relationship_once_scored_by_the_share_of_lists_saying_it():
+    from unio.task_set import configured_task
+    task = configured_task("relations", {"samples": 2})
+    cube = [[0, 0, 10, 10], "large red cube", "left of", [20, 0, 30, 10], "small blue sphere"]
+    cone = [[0, 20, 10, 30], "small red cone", "behind", [20, 20, 30, 30], "large red cube"]
+    moved = [[1, 0, 11, 10]] + cube[1:4] + [cube[4]]            # the same triplet, boxes at IoU >= 0.5
+    lists = [{"relations": [cube + [0.9], cone + [0.4]]}, {"relations": [moved + [0.7], moved + [0.95]]},
+             {"relations": [cone + [0.5]]}]
+    pooled = task.pool(lists)["relations"]
+    assert [r[:5] for r in pooled] == [cube, cone]               # once each, at its first saying's boxes
+    assert pooled[0][5] == pytest.approx((2 - 1 + 0.95) / 3)     # said by two lists (twice in one counts once)
+    assert pooled[1][5] == pytest.approx((2 - 1 + 0.5) / 3)
+    assert task.pool([{"relations": []}])["relations"] == []
+    with pytest.raises(ValueError, match="integer >= 0"):
+        configured_task("relations", {"samples": -1})
+
+
+def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, modalities):
+    import torch
+
+    from unio.infer.pipeline import generate_answers
+    from unio.model import UnioModel
+    from unio.task_set import configured_task
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    plain, pooled = configured_task("relations", {}), configured_task("relations", {"samples": 3})
+    examples = world_examples(plain, "test", 4, 32)
+    greedy = generate_answers(model, modalities, plain, examples)
+    sampled = [generate_answers(model, modalities, plain, examples, do_sample=True, seed=s) for s in range(3)]
+    answers = generate_answers(model, modalities, pooled, examples)
+    for i, a in enumerate(answers):
+        assert a.ids == greedy[i].ids
+        by_hand = pooled.pool([greedy[i].prediction] + [s[i].prediction for s in sampled])
+        assert a.prediction == by_hand
+    assert sum(len(a.prediction["relations"]) for a in answers) > sum(len(g.prediction["relations"]) for g in greedy)
+    own = generate_answers(model, modalities, pooled, examples, do_sample=True, seed=1)   # a chosen decoding: unpooled
+    assert [a.prediction for a in own] == [a.prediction for a in sampled[1]]

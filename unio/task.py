@@ -108,6 +108,9 @@ OPTIONAL_HOOKS = {
     "uses_token_logprobs": (False, "decode() is given each generated token's log-probability"),
     "uses_step_distributions": (False, "decode() is given `distributions=`: each generation step's (V,) "
                                        "log-probabilities, (L, V), or None (under beams)"),
+    "pooled_samples": (0, "how many answers sampled at temperature 1 are pooled with the greedy one by "
+                          "`pool(predictions)` (candidates for recall@K beyond one list)"),
+    "pool": (None, "([greedy prediction, sampled ...]) -> one prediction (with `pooled_samples`)"),
     "stop_by_mass": (False, "end a list only when EOS outweighs every continuation together"),
     "answer_prefix": (None, "(example, mods) -> global ids the answer must start with (a box the prompt gives)"),
     "answer_options": (None, "(example) -> candidate answers ranked by likelihood instead of generated (None: generate)"),

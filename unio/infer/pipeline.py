@@ -69,11 +69,35 @@ def check_generation_options(options: dict) -> None:
             raise ValueError(f"generation option {name}={value!r} is invalid; {name} must be {valid}")
 
 
+# options by which a caller chooses the decoding itself: a task's pooled samples are not drawn then
+OWN_DECODING = {"do_sample", "num_beams", "seed", "guidance_scale", "temperature", "top_k", "top_p"}
+
+
 @torch.no_grad()
 def generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, **options) -> list:
     """One batch of examples of one task -> [Answer]. `tasks`: the TaskSet a task answered through another
-    finds that one in (default: the model's tasks, with the options it was trained with)."""
+    finds that one in (default: the model's tasks, with the options it was trained with). A task with
+    `pooled_samples` has its greedy answers pooled with that many sampled ones (unless `options` choose
+    the decoding)."""
     check_generation_options(options)
+    samples = getattr(task, "pooled_samples", 0)
+    if samples and not OWN_DECODING & set(options):
+        return pooled_answers(model, mods, task, examples, tasks, samples, **options)
+    return _generate_answers(model, mods, task, examples, tasks, **options)
+
+
+def pooled_answers(model, mods, task, examples, tasks, samples: int, **options) -> list:
+    """Each example's greedy answer and `samples` answers sampled at temperature 1 (seeds 0..samples-1),
+    its predictions pooled into one by the task's `pool([greedy, sampled ...])`: more candidates than one list
+    holds, for metrics that rank many (recall@K). The Answer's ids and score stay the greedy one's."""
+    greedy = _generate_answers(model, mods, task, examples, tasks, **options)
+    sampled = [_generate_answers(model, mods, task, examples, tasks, do_sample=True, seed=seed, **options)
+               for seed in range(samples)]
+    return [replace(a, prediction=task.pool([a.prediction] + [s[i].prediction for s in sampled]))
+            for i, a in enumerate(greedy)]
+
+
+def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, **options) -> list:
     if getattr(task, "via", None):
         return answers_through(model, mods, task, examples, tasks or TaskSet(model.config.task_options, True), **options)
     model.eval()

@@ -11,12 +11,15 @@ the answer is a function of the pair. With `names` (`--task-option relation.name
 both regions first ("large red cube, small red sphere: same color as"; each object's category) and the
 predicate after them is the answer (`.text` holds all of it): the look predicates become a rule over its own
 words. It then generates instead of ranking; metrics add how well it named the regions (`names_exact`,
-`names_color` ...). Metrics: predicate accuracy (also per predicate asked, e.g.
+`names_color` ...); with `samples=N` too, the greedy answer and N sampled ones vote on the predicate
+(self-consistency). Metrics: predicate accuracy (also per predicate asked, e.g.
 `accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
 the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
 pixels: what can be told without looking at the objects).
 """
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 
@@ -42,11 +45,17 @@ class Relation(ShortTextAnswer):
     requires = ("image", "objects", "relations")
     headline, also_report = "accuracy", ("holds",)
 
-    def __init__(self, predicates: list | None = PREDICATES, names: bool = False):
+    def __init__(self, predicates: list | None = PREDICATES, names: bool = False, samples: int = 0):
         self.predicates = list(predicates) if predicates is not None else None
         self.names = bool(names)
         if self.names:
             self.max_tokens = 48     # two names and the predicate
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+            raise ValueError(f"samples is how many sampled answers vote with the greedy one, an integer >= 0, got {samples!r}")
+        if samples and not self.names:
+            raise ValueError("samples votes over generated answers; relation generates with names=true "
+                             "(without names it ranks the predicates, and sampling would not change the answer)")
+        self.pooled_samples = samples
 
     @property
     def tokenizer_signature(self):
@@ -82,6 +91,13 @@ class Relation(ShortTextAnswer):
     def predicate(self, answer: str) -> str:
         """The predicate of an answer: with `names`, the text after the names."""
         return answer.rpartition(":")[2].strip() if self.names else answer
+
+    def pool(self, predictions: list) -> str:
+        """The greedy answer and the sampled ones -> the first of them to say the predicate said most often
+        (self-consistency: a vote over the model's answers; a tie goes to the earlier, the greedy first)."""
+        votes = Counter(self.predicate(p) for p in predictions)
+        winner = votes.most_common(1)[0][0]
+        return next(p for p in predictions if self.predicate(p) == winner)
 
     def answer_options(self, example):
         return None if self.names else self.predicates

@@ -55,7 +55,25 @@ def test_generated_depth_reads_the_steps_distributions(tiny_config, modalities):
         assert m.prediction.shape == p.prediction.shape == (32, 32)
         assert not np.allclose(m.prediction, p.prediction)               # an untrained model is uncertain
     beams = generate_answers(model, modalities, expected, examples, num_beams=2)   # no per-row distributions
-    assert all(b.prediction.shape == (32, 32) for b in beams)
+    plain_beams = generate_answers(model, modalities, likeliest, examples, num_beams=2)
+    for b, p in zip(beams, plain_beams):
+        np.testing.assert_array_equal(b.prediction, p.prediction)                  # decoded from the codes
+
+
+def test_each_steps_distribution_is_the_one_its_token_was_chosen_from(tiny_config, modalities):
+    from unio.data.encoding import encode_inputs
+    from unio.infer.pipeline import step_distributions
+    from unio.model.decoding import generate_constrained, strip_answer
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    task = configured_task("depth", {"decoding": "expected"})
+    examples = world_examples(task, "test", 3, 32)
+    inputs = encode_inputs(examples, modalities, model.config.max_text_length)
+    out = generate_constrained(model, inputs, task.grammar(modalities, 32), modalities.vocab,
+                               output_scores=True, return_dict_in_generate=True)
+    for row, steps in zip(out.sequences[:, 1:], step_distributions(task, out)):
+        ids = strip_answer(row)
+        assert steps[:len(ids)].argmax(-1).tolist() == ids          # greedy: each id is its step's likeliest
 
 
 def test_decoding_option_is_checked():

@@ -121,6 +121,23 @@ def test_post_process_generation_takes_batches_and_generate_outputs(trained, ima
         processor.generate_options("refexp", num_beams=0)
 
 
+def test_the_processor_path_decodes_depth_from_the_steps_and_refuses_unpooled_relations(trained, image):
+    model = trained.model.eval()
+    processor = unio.UnioProcessor.for_model(model.config, trained.mods, task_options={"depth": {"decoding": "expected"}})
+    plain = unio.UnioProcessor.for_model(model.config, trained.mods)
+    inputs = processor(text="What is the depth map of the image?", images=image)
+    out = model.generate(**inputs, **processor.generate_options("depth", output_scores=True), return_dict_in_generate=True)
+    expected = processor.post_process_generation(out, task="depth", image_size=image.size)[0]["depth"]
+    likeliest = plain.post_process_generation(out, task="depth", image_size=image.size)[0]["depth"]
+    assert expected.shape == likeliest.shape == (60, 90) and not np.allclose(expected, likeliest)
+    np.testing.assert_array_equal(processor.post_process_generation(out.sequences, task="depth",
+                                                                    image_size=image.size)[0]["depth"], likeliest)
+    pooled = unio.UnioProcessor.for_model(model.config, trained.mods, task_options={"relations": {"samples": 4}})
+    with pytest.raises(ValueError, match="pools its greedy answer"):
+        pooled.generate_options("relations")
+    assert pooled.generate_options("relations", do_sample=True)["do_sample"] is True
+
+
 def test_processor_saves_and_loads_beside_any_folder(trained, image, tmp_path):
     processor = unio.UnioProcessor.from_pretrained(trained.out / "model")
     processor.save_pretrained(tmp_path)

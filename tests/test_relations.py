@@ -249,3 +249,23 @@ def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, mod
     assert sum(len(a.prediction["relations"]) for a in answers) > sum(len(g.prediction["relations"]) for g in greedy)
     own = generate_answers(model, modalities, pooled, examples, do_sample=True, seed=1)   # a chosen decoding: unpooled
     assert [a.prediction for a in own] == [a.prediction for a in sampled[1]]
+    later = generate_answers(model, modalities, pooled, examples, seed=1)     # a seed alone: the samples' first
+    more = [generate_answers(model, modalities, plain, examples, do_sample=True, seed=s) for s in (1, 2, 3)]
+    assert [a.prediction for a in later] == [pooled.pool([g.prediction] + [m[i].prediction for m in more])
+                                             for i, g in enumerate(greedy)]
+
+
+def test_relation_samples_vote_on_the_predicate_over_the_answers():
+    relation = type(TASKS.get("relation"))
+    voting = relation(names=True, samples=4)
+    answers = ["large red cube, small red cone: larger than", "large red cube, small red cube: same shape as",
+               "large red cone, small red cone: same shape as", "large red cube, small red cone: larger than",
+               "large red cube, small blue cone: left of"]
+    assert voting.pooled_samples == 4
+    assert voting.pool(answers) == answers[0]                         # a tie: the earlier (greedy) predicate
+    assert voting.pool(answers[1:]) == answers[1]                     # the most said, in its first saying
+    assert voting.pool(answers[4:]) == answers[4]
+    with pytest.raises(ValueError, match="names=true"):
+        relation(samples=2)                                           # ranked predicates: nothing to vote over
+    with pytest.raises(ValueError, match="integer >= 0"):
+        relation(names=True, samples=True)

@@ -191,7 +191,8 @@ class VQTokenizer(nn.Module):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, channels: int = 3) -> torch.Tensor:
         """(B, h, w, D) latents (codes' vectors, or mixtures of them) -> (B, channels, H, W) in [0, 1]."""
-        images = self._decode_latents(latents.permute(0, 3, 1, 2).to(next(self.parameters()).dtype))
+        weight = next(self.parameters())
+        images = self._decode_latents(latents.permute(0, 3, 1, 2).to(device=weight.device, dtype=weight.dtype))
         return images.mean(1, keepdim=True) if channels == 1 else images
 
     def forward(self, images: torch.Tensor):

@@ -70,7 +70,9 @@ def check_generation_options(options: dict) -> None:
 
 
 # options by which a caller chooses the decoding itself: a task's pooled samples are not drawn then
-OWN_DECODING = {"do_sample", "num_beams", "seed", "guidance_scale", "temperature", "top_k", "top_p"}
+OWN_DECODING = {"do_sample", "num_beams", "guidance_scale"}
+SAMPLING = ("temperature", "top_k", "top_p")   # read by the sampled answers alone
+POOLED_TOP_K = 50                              # the pooled samples' top-k unless given (transformers' default)
 
 
 @torch.no_grad()
@@ -87,12 +89,17 @@ def generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, 
 
 
 def pooled_answers(model, mods, task, examples, tasks, samples: int, **options) -> list:
-    """Each example's greedy answer and `samples` answers sampled at temperature 1 (seeds 0..samples-1),
-    its predictions pooled into one by the task's `pool([greedy, sampled ...])`: more candidates than one list
-    holds, for metrics that rank many (recall@K). The Answer's ids and score stay the greedy one's."""
+    """Each example's greedy answer and `samples` sampled answers (temperature 1 and the 50 likeliest tokens
+    unless `options` say otherwise; seeds `seed`.. `seed` + samples - 1, default from 0), its predictions
+    pooled into one by the task's `pool([greedy, sampled ...])`: more candidates than one list holds, for
+    metrics that rank many (recall@K). The Answer's ids and score stay the greedy one's. Sampling draws
+    across a batch's rows, so pooled answers depend on which examples share a batch."""
+    first = options.pop("seed", None) or 0
+    sampling = {k: options.pop(k) for k in SAMPLING if k in options}
+    sampling.setdefault("top_k", POOLED_TOP_K)
     greedy = _generate_answers(model, mods, task, examples, tasks, **options)
-    sampled = [_generate_answers(model, mods, task, examples, tasks, do_sample=True, seed=seed, **options)
-               for seed in range(samples)]
+    sampled = [_generate_answers(model, mods, task, examples, tasks, do_sample=True, seed=first + k, **sampling,
+                                 **options) for k in range(samples)]
     return [replace(a, prediction=task.pool([a.prediction] + [s[i].prediction for s in sampled]))
             for i, a in enumerate(greedy)]
 
@@ -128,8 +135,9 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
 
 
 def step_distributions(task, out) -> list:
-    """Each row's (L, V) log-probabilities of every generation step (after the grammar and any guidance), for
-    a task whose decoder reads them (`uses_step_distributions`); Nones otherwise and under beams."""
+    """Each row's (L, V) log-probabilities of every generation step (after the grammar, any guidance and, when
+    sampling, the top-k / top-p warpers), for a task whose decoder reads them (`uses_step_distributions`);
+    Nones otherwise and under beams."""
     rows = out.sequences.shape[0]
     if not getattr(task, "uses_step_distributions", False) or getattr(out, "sequences_scores", None) is not None \
             or not getattr(out, "scores", None):

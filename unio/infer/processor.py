@@ -194,6 +194,9 @@ class UnioProcessor(ProcessorMixin):
             if name in options:
                 raise ValueError(f"{name} is applied by unio.run (unio.infer.pipeline.generate_answers), not by "
                                  f"model.generate(); pass it to unio.run or unio.generate instead")
+        if getattr(self.task(task), "pooled_samples", 0) and not {"do_sample", "num_beams"} & set(options):
+            raise ValueError(f"task {task!r} pools its greedy answer with sampled ones (its samples option), which "
+                             "unio.run does; with model.generate() pass do_sample=True or num_beams, or use unio.run")
         via = getattr(self.task(task), "via", None)
         if via:
             raise ValueError(f"task {task!r} answers through {via!r} (its via option), which unio.run does; with "
@@ -212,19 +215,20 @@ class UnioProcessor(ProcessorMixin):
         """Generated ids (one sequence; or a batch, or generate()'s output dict: a list) -> the task's
         answer as Result fields ({'boxes': ...}, {'depth': ...}), in the pixels of an image of
         `image_size` (width, height), as PIL's `.size` gives it; None: the model's square frame."""
-        from unio.infer.pipeline import decode, token_scores
+        from unio.infer.pipeline import decode, step_distributions, token_scores
         sequences = getattr(ids, "sequences", None)
         rows = torch.as_tensor(ids if sequences is None else sequences)
         if rows.dim() == 1:
             return self.post_process_generation(rows[None], task, image_size)[0]
-        logprobs = [lp for _, lp in token_scores(ids)] if sequences is not None else [None] * len(rows)
-        sizes = _sizes(image_size, len(rows))
         handler, out = self.task(task), []
-        for row, size, logps in zip(rows, sizes, logprobs):
+        logprobs = [lp for _, lp in token_scores(ids)] if sequences is not None else [None] * len(rows)
+        distributions = step_distributions(handler, ids) if sequences is not None else [None] * len(rows)
+        sizes = _sizes(image_size, len(rows))
+        for row, size, logps, steps in zip(rows, sizes, logprobs, distributions):
             row = row[1:] if len(row) and int(row[0]) == BOS else row     # generate() puts the start token first
             answer = strip_answer(row)
             example = self._blank_example(handler.name, size)
-            prediction = decode(handler, answer, self.modalities, example, logps and logps[:len(answer)])
+            prediction = decode(handler, answer, self.modalities, example, logps and logps[:len(answer)], steps)
             out.append(self.post_process(handler, prediction, example.frame))
         return out
 

@@ -65,7 +65,9 @@ def decode_expected_grid(distributions: torch.Tensor, mods, name: str, height: i
     decoded (channels, height, width) image in [0, 1] of the expected latent: at each cell the mean of the
     codes' latent vectors under the model's distribution over that tokenizer's codes, instead of the
     likeliest code's. Decoded from the mean, an uncertain cell lands between its candidate codes rather than
-    on one of them: for maps scored by squared error (depth) the smaller error in expectation."""
+    on one of them. A heuristic (the decoder is not linear, so this is not the mean of the decoded maps): on the
+    default model it lowered depth RMSE by 4% (experiments.md, session 30). It needs a distribution for every
+    cell (a full grid; likeliest decoding pads a short one with code 0 instead)."""
     vq, ranged = mods[name], mods.vocab.range(name)
     side_h, side_w = height // vq.downsample, width // vq.downsample
     cells = side_h * side_w

@@ -229,10 +229,11 @@ def test_pooled_lists_keep_each_relationship_once_scored_by_the_share_of_lists_s
         configured_task("relations", {"samples": -1})
 
 
-def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, modalities):
+def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, modalities, monkeypatch):
     import torch
 
-    from unio.infer.pipeline import generate_answers
+    from unio.infer import pipeline
+    from unio.infer.pipeline import _generate_answers, generate_answers
     from unio.model import UnioModel
     from unio.task_set import configured_task
     torch.manual_seed(0)
@@ -240,19 +241,45 @@ def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, mod
     plain, pooled = configured_task("relations", {}), configured_task("relations", {"samples": 3})
     examples = world_examples(plain, "test", 4, 32)
     greedy = generate_answers(model, modalities, plain, examples)
-    sampled = [generate_answers(model, modalities, plain, examples, do_sample=True, seed=s) for s in range(3)]
+
+    def drawn(copies: int, seed: int) -> list:     # each example's copies, drawn in one call
+        rows = _generate_answers(model, modalities, plain, examples, copies=copies, do_sample=True, seed=seed, top_k=50)
+        return [[a.prediction for a in rows[i * copies:(i + 1) * copies]] for i in range(len(examples))]
+
+    sampled = drawn(3, 0)                          # 4 examples x 3 copies: one call
     answers = generate_answers(model, modalities, pooled, examples)
     for i, a in enumerate(answers):
         assert a.ids == greedy[i].ids
-        by_hand = pooled.pool([greedy[i].prediction] + [s[i].prediction for s in sampled])
-        assert a.prediction == by_hand
+        assert a.prediction == pooled.pool([greedy[i].prediction] + sampled[i])
     assert sum(len(a.prediction["relations"]) for a in answers) > sum(len(g.prediction["relations"]) for g in greedy)
     own = generate_answers(model, modalities, pooled, examples, do_sample=True, seed=1)   # a chosen decoding: unpooled
-    assert [a.prediction for a in own] == [a.prediction for a in sampled[1]]
-    later = generate_answers(model, modalities, pooled, examples, seed=1)     # a seed alone: the samples' first
-    more = [generate_answers(model, modalities, plain, examples, do_sample=True, seed=s) for s in (1, 2, 3)]
-    assert [a.prediction for a in later] == [pooled.pool([g.prediction] + [m[i].prediction for m in more])
+    assert [a.prediction for a in own] == [a.prediction for a in generate_answers(model, modalities, plain, examples,
+                                                                                  do_sample=True, seed=1)]
+    monkeypatch.setattr(pipeline, "SAMPLED_ROWS", 8)     # 2 copies a call: calls seeded `seed` and `seed` + 1
+    later = generate_answers(model, modalities, pooled, examples, seed=1)
+    first, second = drawn(2, 1), drawn(1, 2)
+    assert [a.prediction for a in later] == [pooled.pool([g.prediction] + first[i] + second[i])
                                              for i, g in enumerate(greedy)]
+
+
+def test_copies_are_drawn_after_the_encoder_each_from_its_own_example(tiny_config, modalities):
+    """Rows expanded into copies attend to their own example: sampling the likeliest token alone (top-k 1)
+    gives each copy its example's greedy answer."""
+    import torch
+
+    from unio.infer.pipeline import _generate_answers
+    from unio.model import UnioModel
+    from unio.task_set import configured_task
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    task = configured_task("relations", {})
+    examples = world_examples(task, "test", 3, 32)
+    greedy = _generate_answers(model, modalities, task, examples)
+    copies = _generate_answers(model, modalities, task, examples, copies=2, do_sample=True, top_k=1, seed=0)
+    assert [a.ids for a in copies] == [g.ids for g in greedy for _ in range(2)]
+    assert len({tuple(g.ids) for g in greedy}) > 1          # the examples differ, so a row mix-up would show
+    with pytest.raises(ValueError, match="one answer an example"):
+        _generate_answers(model, modalities, configured_task("find_all", {"via": "detection"}), examples, copies=2, do_sample=True)
 
 
 def test_relation_samples_vote_on_the_predicate_over_the_answers():

@@ -73,6 +73,7 @@ def check_generation_options(options: dict) -> None:
 OWN_DECODING = {"do_sample", "num_beams", "guidance_scale"}
 SAMPLING = ("temperature", "top_k", "top_p")   # read by the sampled answers alone
 POOLED_TOP_K = 50                              # the pooled samples' top-k unless given (transformers' default)
+SAMPLED_ROWS = 256                             # rows (examples x copies) one call draws pooled samples for
 
 
 @torch.no_grad()
@@ -90,22 +91,33 @@ def generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, 
 
 def pooled_answers(model, mods, task, examples, tasks, samples: int, **options) -> list:
     """Each example's greedy answer and `samples` sampled answers (temperature 1 and the 50 likeliest tokens
-    unless `options` say otherwise; seeds `seed`.. `seed` + samples - 1, default from 0), its predictions
-    pooled into one by the task's `pool([greedy, sampled ...])`: more candidates than one list holds, for
-    metrics that rank many (recall@K). The Answer's ids and score stay the greedy one's. Sampling draws
-    across a batch's rows, so pooled answers depend on which examples share a batch."""
+    unless `options` say otherwise), its predictions pooled into one by the task's `pool([greedy, sampled
+    ...])`: more candidates than one list holds, for metrics that rank many (recall@K). The samples are
+    drawn as copies of each example's row in one generate() call (its encoder run once), at most
+    SAMPLED_ROWS rows a call, the k-th call seeded `seed` + k (default from 0). The Answer's ids and score
+    stay the greedy one's. Sampling draws across a batch's rows, so pooled answers depend on which
+    examples share a batch."""
     first = options.pop("seed", None) or 0
     sampling = {k: options.pop(k) for k in SAMPLING if k in options}
     sampling.setdefault("top_k", POOLED_TOP_K)
     greedy = _generate_answers(model, mods, task, examples, tasks, **options)
-    sampled = [_generate_answers(model, mods, task, examples, tasks, do_sample=True, seed=first + k, **sampling,
-                                 **options) for k in range(samples)]
-    return [replace(a, prediction=task.pool([a.prediction] + [s[i].prediction for s in sampled]))
-            for i, a in enumerate(greedy)]
+    sampled: list = [[] for _ in examples]
+    per_call = max(1, min(samples, SAMPLED_ROWS // max(len(examples), 1)))
+    for k, start in enumerate(range(0, samples, per_call)):
+        copies = min(per_call, samples - start)
+        drawn = _generate_answers(model, mods, task, examples, tasks, copies=copies, do_sample=True, seed=first + k,
+                                  **sampling, **options)
+        for i, found in enumerate(sampled):
+            found += [a.prediction for a in drawn[i * copies:(i + 1) * copies]]
+    return [replace(a, prediction=task.pool([a.prediction] + found)) for a, found in zip(greedy, sampled)]
 
 
-def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, **options) -> list:
+def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, copies: int = 1, **options) -> list:
+    """[Answer] of each example, or with `copies` (sampling only) that many answers of each, in its row's
+    copies: example i's at i * copies .. (i + 1) * copies - 1."""
     if getattr(task, "via", None):
+        if copies != 1:
+            raise ValueError(f"task {task.name!r} is answered through {task.via!r}: it draws one answer an example")
         return answers_through(model, mods, task, examples, tasks or TaskSet(model.config.task_options, True), **options)
     model.eval()
     device = next(model.parameters()).device
@@ -113,12 +125,16 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
     guided = guided_examples(task, examples, scale, options)
     inputs = {k: v.to(device) for k, v in encode_inputs(guided or examples, mods, model.config.max_text_length).items()}
     candidates = answer_options(task, examples)
+    if (candidates is not None or guided) and copies != 1:
+        raise ValueError(f"task {task.name!r} ranks answer options or is guided here: it draws one answer an example")
     if candidates is not None:
         return rank_answers(model, mods, task, examples, inputs, candidates)
     options.setdefault("output_scores", True)
     options["return_dict_in_generate"] = True
     extra = [StopByMass()] if getattr(task, "stop_by_mass", False) else []
-    extra += ForcedPrefix.for_task(task, examples, mods, options.get("num_beams", 1))
+    if copies != 1:      # generate() expands each row into its copies after the encoder
+        options["num_return_sequences"] = copies
+    extra += ForcedPrefix.for_task(task, examples, mods, options.get("num_beams", 1) * copies)
     guidance = ClassifierFreeGuidance.from_options(scale, len(examples), options) if guided else None
     options["extra_processors"] = extra + ([guidance] if guidance else [])
     with seeded(seed, device):
@@ -127,7 +143,8 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
         out = SimpleNamespace(sequences=out.sequences[:len(examples)], scores=tuple(guidance.history))
     answers = []
     distributions = step_distributions(task, out)
-    for i, (row, (score, logps), example) in enumerate(zip(out.sequences[:, 1:].cpu(), token_scores(out), examples)):
+    rows = [example for example in examples for _ in range(copies)]
+    for i, (row, (score, logps), example) in enumerate(zip(out.sequences[:, 1:].cpu(), token_scores(out), rows)):
         ids = strip_answer(row)
         logps = logps and logps[:len(ids)]
         answers.append(Answer(ids, score, decode(task, ids, mods, example, logps, distributions[i]), logps))

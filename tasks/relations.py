@@ -5,9 +5,9 @@ of"), the object's box and its name, repeated, then EOS. One relationship per re
 subject's left edge, at most `max_relations`, whole relationships within `max_tokens`.
 
 A relationship's score is the geometric mean of its tokens' probabilities. With `samples=N`
-(`--task-option relations.samples=32`) the greedy list is pooled with N lists sampled at temperature 1: each
-relationship once, scored by the share of lists that say it (the candidates recall@K ranks, beyond what one
-list holds). Metrics as the Visual Genome
+(`--task-option relations.samples=128`) the greedy list is pooled with N lists sampled at temperature 1: each
+object's box agreed over the lists (fused: the median of the boxes at IoU >= 0.5), each relationship once,
+scored by the share of lists that say it (the candidates recall@K ranks, beyond what one list holds). Metrics as the Visual Genome
 scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
 the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images; and, to
 tell what holds it, recall@50 with the names or the boxes left out of a match.
@@ -19,6 +19,7 @@ from collections import Counter
 import numpy as np
 
 from unio.kit.answers import BoxListAnswer, baseline, box_groups, box_segment, box_to_ids, through_tokens, whole_groups
+from unio.kit.boxes import fused_boxes
 from unio.kit.metrics import box_iou
 from unio.kit.relations import scene_triplets, triplet_recall
 from unio.registries import register_task
@@ -90,13 +91,15 @@ class Relations(BoxListAnswer):
         return relations_prediction(found)
 
     def pool(self, predictions: list) -> dict:
-        """The greedy list and the sampled ones -> one list: a relationship said in several lists (the same
-        names and predicate, both boxes at IoU >= 0.5) kept once, at its first saying's boxes, scored by the
-        share of lists that say it ((lists saying it - 1 + its best token score) / lists)."""
+        """The greedy list and the sampled ones -> one list. First each object's box is agreed over the lists:
+        every box they mention replaced by the median of those at IoU >= 0.5 with it (`fused_boxes`). Then a
+        relationship said in several lists (the same names and predicate, both boxes at IoU >= 0.5) is kept
+        once, at its first saying's boxes, scored by the share of lists that say it ((lists saying it - 1 +
+        its best token score) / lists)."""
         kept = []                                               # [relationship, lists saying it, best score]
-        for prediction in predictions:
+        for found in fused_lists([p["relations"] for p in predictions]):
             said = set()
-            for relationship in prediction["relations"]:
+            for relationship in found:
                 k = next((k for k, (known, _, _) in enumerate(kept) if same_relationship(known, relationship)), None)
                 if k is None:
                     kept.append([relationship, 0, 0.0])
@@ -137,6 +140,18 @@ class Relations(BoxListAnswer):
 def same_relationship(a, b, iou: float = 0.5) -> bool:
     """Two relationships (subject box, subject, predicate, object box, object, ...) name the same triplet."""
     return tuple(a[1:3]) + (a[4],) == tuple(b[1:3]) + (b[4],) and box_iou(a[0], b[0]) >= iou and box_iou(a[3], b[3]) >= iou
+
+
+def fused_lists(lists: list) -> list:
+    """Relationship lists with every subject and object box fused over all the lists (`fused_boxes`)."""
+    fused = iter(fused_boxes([t[k] for found in lists for t in found for k in (0, 3)]))
+    out = []
+    for found in lists:
+        out.append([])
+        for t in found:
+            subject_box, object_box = next(fused), next(fused)
+            out[-1].append([subject_box, t[1], t[2], object_box, *t[4:]])
+    return out
 
 
 def name(obj) -> str:

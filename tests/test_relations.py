@@ -221,12 +221,23 @@ def test_pooled_lists_keep_each_relationship_once_scored_by_the_share_of_lists_s
     lists = [{"relations": [cube + [0.9], cone + [0.4]]}, {"relations": [moved + [0.7], moved + [0.95]]},
              {"relations": [cone + [0.5]]}]
     pooled = task.pool(lists)["relations"]
-    assert [r[:5] for r in pooled] == [cube, cone]               # once each, at its first saying's boxes
+    assert [r[:5] for r in pooled] == [moved, cone]     # once each; the cube's box the median of its three sayings
     assert pooled[0][5] == pytest.approx((2 - 1 + 0.95) / 3)     # said by two lists (twice in one counts once)
     assert pooled[1][5] == pytest.approx((2 - 1 + 0.5) / 3)
     assert task.pool([{"relations": []}])["relations"] == []
     with pytest.raises(ValueError, match="integer >= 0"):
         configured_task("relations", {"samples": -1})
+
+
+def test_fused_boxes_are_their_clusters_medians():
+    from unio.kit.boxes import fused_boxes
+    a, b, c = [0, 0, 10, 10], [2, 0, 12, 10], [1, 1, 11, 9]           # one object, three sayings
+    far, lone = [40, 40, 50, 50], [41, 40, 51, 50]
+    fused = fused_boxes([a, far, b, c, lone])
+    assert fused[0] == fused[2] == fused[3] == [1.0, 0.0, 11.0, 10.0]   # each coordinate's median
+    assert fused[1] == fused[4] == [40.5, 40.0, 50.5, 50.0]
+    assert fused_boxes([a, [5, 0, 15, 10]], iou=0.5) == [a, [5, 0, 15, 10]]   # IoU 1/3: two objects
+    assert fused_boxes([]) == []
 
 
 def test_pooled_answers_are_the_greedy_and_sampled_lists_pooled(tiny_config, modalities, monkeypatch):

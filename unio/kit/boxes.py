@@ -1,11 +1,13 @@
 """Lists of labelled boxes, shared by task plugins that answer with them: generated ids -> (box, label,
-score) groups, non-maximum suppression, COCO AP through pycocotools, and set matching at an IoU."""
+score) groups, non-maximum suppression, box fusion, COCO AP through pycocotools, and set matching at an IoU."""
 from __future__ import annotations
 
 import contextlib
 import io
 import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from unio.kit.metrics import box_iou
 
@@ -50,6 +52,24 @@ def nms(boxes, scores, labels=None, iou: float = 0.5) -> list:
         if all(box_iou(boxes[i], boxes[j]) <= iou for j in kept if labels is None or labels[i] == labels[j]):
             kept.append(i)
     return kept
+
+
+def fused_boxes(boxes: list, iou: float = 0.5) -> list:
+    """Each box replaced by the median of its cluster, for boxes that several answers (samples, an ensemble)
+    give the same objects: a box joins the first cluster whose first box it overlaps at IoU >= `iou`, in
+    order (box fusion, as Weighted Boxes Fusion does with a weighted mean)."""
+    firsts: list = []
+    members: list = []
+    cluster = []
+    for box in boxes:
+        k = next((k for k, first in enumerate(firsts) if box_iou(first, box) >= iou), len(firsts))
+        if k == len(firsts):
+            firsts.append(box)
+            members.append([])
+        members[k].append(box)
+        cluster.append(k)
+    medians = [np.median(np.asarray(m, dtype=float), axis=0).tolist() for m in members]
+    return [medians[k] for k in cluster]
 
 
 def coco_ap(gold: list, predicted: list) -> dict:

@@ -6,7 +6,8 @@ subject's left edge, at most `max_relations`, whole relationships within `max_to
 
 A relationship's score is the geometric mean of its tokens' probabilities. With `samples=N`
 (`--task-option relations.samples=128`) the greedy list is pooled with N lists sampled at temperature 1: each
-object's box agreed over the lists (fused: the median of the boxes at IoU >= 0.5), each relationship once,
+object's box agreed over the lists (fused: boxes clustered at IoU >= 0.5, each replaced by its cluster's
+median), each relationship once,
 scored by the share of lists that say it (the candidates recall@K ranks, beyond what one list holds). Metrics as the Visual Genome
 scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
 the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images; and, to
@@ -92,10 +93,11 @@ class Relations(BoxListAnswer):
 
     def pool(self, predictions: list) -> dict:
         """The greedy list and the sampled ones -> one list. First each object's box is agreed over the lists:
-        every box they mention replaced by the median of those at IoU >= 0.5 with it (`fused_boxes`). Then a
-        relationship said in several lists (the same names and predicate, both boxes at IoU >= 0.5) is kept
-        once, at its first saying's boxes, scored by the share of lists that say it ((lists saying it - 1 +
-        its best token score) / lists)."""
+        every box they mention joins the first cluster whose first box it overlaps at IoU >= 0.5 and is
+        replaced by its cluster's median (`fused_boxes`; names play no part, so two objects whose boxes overlap
+        that much share one box). Then a relationship said in several lists (the same names and predicate,
+        both boxes at IoU >= 0.5) is kept once, at its first saying's fused boxes, scored by the share of
+        lists that say it ((lists saying it - 1 + its best token score) / lists)."""
         kept = []                                               # [relationship, lists saying it, best score]
         for found in fused_lists([p["relations"] for p in predictions]):
             said = set()

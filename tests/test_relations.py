@@ -286,11 +286,21 @@ def test_copies_are_drawn_after_the_encoder_each_from_its_own_example(tiny_confi
     task = configured_task("relations", {})
     examples = world_examples(task, "test", 3, 32)
     greedy = _generate_answers(model, modalities, task, examples)
+    encoder_rows = []
+    hook = model.get_encoder().register_forward_pre_hook(
+        lambda module, args, kwargs: encoder_rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
     copies = _generate_answers(model, modalities, task, examples, copies=2, do_sample=True, top_k=1, seed=0)
+    hook.remove()
+    assert encoder_rows == [len(examples)]              # one encoder pass, before the rows are copied
     assert [a.ids for a in copies] == [g.ids for g in greedy for _ in range(2)]
     assert len({tuple(g.ids) for g in greedy}) > 1          # the examples differ, so a row mix-up would show
     with pytest.raises(ValueError, match="one answer an example"):
         _generate_answers(model, modalities, configured_task("find_all", {"via": "detection"}), examples, copies=2, do_sample=True)
+    with pytest.raises(ValueError, match="num_beams=2 must be 1"):
+        _generate_answers(model, modalities, task, examples, copies=2, num_beams=2)
+    classify = configured_task("classify", {})
+    with pytest.raises(ValueError, match="one answer an example"):                  # answer options are ranked
+        _generate_answers(model, modalities, classify, world_examples(classify, "test", 2, 32), copies=2, do_sample=True)
 
 
 def test_relation_samples_vote_on_the_predicate_over_the_answers():

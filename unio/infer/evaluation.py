@@ -80,21 +80,22 @@ def evaluation_split(source, split: str, name: str | None = None) -> str:
 
 def evaluate_model(model, modalities, pairs, sources, split: str = "test", n: int = 200, progress: bool = False,
                    perturbation: str | None = None, bad: BadRecords | None = None, tasks: TaskSet | None = None,
-                   guidance_scale: float | None = None) -> dict:
+                   guidance_scale: float | None = None, seed: int | None = None) -> dict:
     """{pair name: metrics} for `pairs` [(task, source)] over `sources` {name: source object};
     `bad`: whether bad records are skipped (and where they are counted); `tasks`: the TaskSet whose tasks
     answer (default: the model's tasks, with the options it was trained with); `guidance_scale`: classifier-free
     guidance for the tasks that take it (an unconditional prompt: generate, inpaint, map_to_image), greedy
-    decoding for the others and by default."""
+    decoding for the others and by default; `seed`: the first seed of sampled answers (a pooled task's samples)."""
     tasks = tasks or TaskSet(model.config.task_options, known_only=True)
     results = {}
     for task_name, source_name in pairs:
         task, source = tasks.get(task_name), sources[source_name]
         examples = split_examples(task, source, evaluation_split(source, split, source_name), n,
                                   model.config.image_size, perturbation=perturbation, bad=bad, name=source_name)
-        guided = {"guidance_scale": guidance_scale} if guidance_scale is not None and hasattr(task, "unconditional") else {}
+        options = {"guidance_scale": guidance_scale} if guidance_scale is not None and hasattr(task, "unconditional") else {}
+        options.update({"seed": seed} if seed is not None else {})
         results[pair_name(task_name, source_name)] = score(task, predict(model, modalities, task, examples,
-                                                                         progress=progress, **guided), examples)
+                                                                         progress=progress, **options), examples)
     return results
 
 

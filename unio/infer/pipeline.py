@@ -83,6 +83,8 @@ def generate_answers(model, mods, task, examples, tasks: TaskSet | None = None, 
     `pooled_samples` has its greedy answers pooled with that many sampled ones (unless `options` choose
     the decoding)."""
     check_generation_options(options)
+    if not examples:
+        return []
     samples = getattr(task, "pooled_samples", 0)
     if samples and not OWN_DECODING & set(options):
         return pooled_answers(model, mods, task, examples, tasks, samples, **options)
@@ -93,16 +95,17 @@ def pooled_answers(model, mods, task, examples, tasks, samples: int, **options) 
     """Each example's greedy answer and `samples` sampled answers (temperature 1 and the 50 likeliest tokens
     unless `options` say otherwise), its predictions pooled into one by the task's `pool([greedy, sampled
     ...])`: more candidates than one list holds, for metrics that rank many (recall@K). The samples are
-    drawn as copies of each example's row in one generate() call (its encoder run once), at most
-    SAMPLED_ROWS rows a call, the k-th call seeded `seed` + k (default from 0). The Answer's ids and score
-    stay the greedy one's. Sampling draws across a batch's rows, so pooled answers depend on which
-    examples share a batch."""
+    drawn as copies of each example's row after the encoder (one encoder pass a call), in generate() calls
+    of SAMPLED_ROWS rows at most (one copy a call where a batch holds more examples), the k-th call seeded
+    `seed` + k (default from 0): another draw needs a seed past the first draw's calls. The Answer's ids and
+    score stay the greedy one's. Sampling draws across a call's rows, so pooled answers depend on which
+    examples share a batch and on the copies a call (the batch size and SAMPLED_ROWS)."""
     first = options.pop("seed", None) or 0
     sampling = {k: options.pop(k) for k in SAMPLING if k in options}
     sampling.setdefault("top_k", POOLED_TOP_K)
     greedy = _generate_answers(model, mods, task, examples, tasks, **options)
     sampled: list = [[] for _ in examples]
-    per_call = max(1, min(samples, SAMPLED_ROWS // max(len(examples), 1)))
+    per_call = max(1, min(samples, SAMPLED_ROWS // len(examples)))
     for k, start in enumerate(range(0, samples, per_call)):
         copies = min(per_call, samples - start)
         drawn = _generate_answers(model, mods, task, examples, tasks, copies=copies, do_sample=True, seed=first + k,
@@ -133,6 +136,8 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
     options["return_dict_in_generate"] = True
     extra = [StopByMass()] if getattr(task, "stop_by_mass", False) else []
     if copies != 1:      # generate() expands each row into its copies after the encoder
+        if options.get("num_beams", 1) != 1:
+            raise ValueError(f"copies are sampled answers; num_beams={options['num_beams']} must be 1 with them")
         options["num_return_sequences"] = copies
     extra += ForcedPrefix.for_task(task, examples, mods, options.get("num_beams", 1) * copies)
     guidance = ClassifierFreeGuidance.from_options(scale, len(examples), options) if guided else None

@@ -28,6 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance for the tasks that take it (generate, inpaint, map_to_image; "
                         "default: greedy, as training's evaluation)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the first seed of sampled answers: a pooled task's (e.g. relations.samples=N) sampling calls are "
+                        "seeded SEED, SEED+1, ... (default 0), so another draw needs a SEED past the first's calls")
     p.add_argument("--perturb", default=None, help="evaluate on perturbed test images: a name of unio.data.photometric."
                    "PERTURBATIONS (darker, brighter, low_contrast, jpeg, noise, resized), several with commas, "
                    "or 'all' (clean included)")
@@ -92,7 +95,7 @@ def evaluate(args) -> int:
         check_split(args.split, sources)
         results = evaluate_perturbed(args.perturb, lambda name: evaluate_model(
             runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name, bad=bad,
-            tasks=tasks, guidance_scale=args.guidance_scale))
+            tasks=tasks, guidance_scale=args.guidance_scale, seed=args.seed))
     else:
         from unio.infer.evaluation import evaluate_baselines
         from unio.train.tokenizer_setup import ensure_modalities

@@ -7,9 +7,8 @@ subject's left edge, at most `max_relations`, whole relationships within `max_to
 A relationship's score is the geometric mean of its tokens' probabilities. With `samples=N`
 (`--task-option relations.samples=128`) the greedy list is pooled with N lists sampled at temperature 1: each
 object's box agreed over the lists (fused: boxes clustered at IoU >= 0.5, each replaced by its cluster's
-median), each relationship once,
-scored by the share of lists that say it (the candidates recall@K ranks, beyond what one list holds). Metrics as the Visual Genome
-scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
+median), each relationship once, scored by the share of lists that say it (the candidates recall@K ranks,
+beyond what one list holds). Metrics as the Visual Genome scene-graph papers report them: triplet recall@20 and @50 (a gold triplet is found when a prediction has
 the same subject, predicate and object names and both boxes at IoU >= 0.5), averaged over images; and, to
 tell what holds it, recall@50 with the names or the boxes left out of a match.
 """

@@ -19,6 +19,7 @@ import sys
 import bench_compare
 import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
 import torch
+from bench_grammar import grammar_cost
 from bench_readers import reader_speeds
 
 from unio.data.sources import build_source
@@ -45,10 +46,10 @@ def parser() -> argparse.ArgumentParser:
                    "segment, generate) and its batch throughput")
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "with length bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile"), default=None,
-                   help="measure one section alone: packing (as --packing) or profile (where the training step's "
+    p.add_argument("--only", choices=("packing", "profile", "grammar"), default=None,
+                   help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
-                        "on random ones)")
+                        "on random ones) or grammar (what each task's output grammar costs a generated token)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     if args.only and args.compare:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
     if args.only:
-        section = packing_report(args, res) if args.only == "packing" else profile_report(args, res)
+        section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              args.only: section}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
         report["generate"]["t5_compiled"] = t5_compiled
         report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
     model.compile_generation(False)   # unio.run below as its users run it by default
+    report["grammar"] = grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
     from unio.infer.runner import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     if not args.no_readers:   # each official-format reader on world scenes written at 640 px (bench_readers.py)
@@ -163,6 +165,16 @@ def profile_report(args, res: int) -> dict:
             model.compile_blocks()
         out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches)}
     return out
+
+
+def grammar_report(args, res: int) -> dict:
+    """bench_grammar.grammar_cost on the first padded batch of the default mixture, eager, as unio.run decodes."""
+    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    mods = ensure_modalities([(t, "world") for t in bench.TASKS4], {"world": build_source("world", None, res)}, res,
+                             config, progress=False)
+    model = model_from_preset(args.preset, mods.vocab.size).eval()
+    padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
+    return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
 
 
 def packing_report(args, res: int) -> dict:

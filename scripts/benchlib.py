@@ -454,18 +454,31 @@ def latency(model_dir: str, tasks=LATENCY_TASKS, n: int = 20, batch: int = 16) -
     return out
 
 
+# A fresh process's own peak: /proc's VmHWM (its address space's high-water mark) where there is one, since
+# Linux carries ru_maxrss over fork and exec, so a child of a large process would report its parent's peak.
+MEMORY_PROBE = """
+import resource, sys, torch
+from unio.model.presets import model_from_preset
+preset = sys.argv[1]
+model = None if preset == "-" else model_from_preset(preset, int(sys.argv[2])).eval()
+if model is not None:
+    c = model.config
+    model(pixel_values=torch.zeros(1, 3, c.image_size, c.image_size), input_ids=torch.ones(1, 8, dtype=torch.long),
+          labels=torch.ones(1, 8, dtype=torch.long))
+try:
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(0 if model is None else sum(q.numel() for q in model.parameters()), peak)
+"""
+
+
 def loaded_model_memory(presets=("toy", "tiny", "small", "base"), vocab_size: int = 1454) -> dict:
     """Per preset: its parameters and the peak resident memory (MB) of a fresh process that builds the
     model and runs one forward pass, against the same process importing unio alone."""
     import subprocess
     import sys
-    code = ("import resource, sys, torch; from unio.model.presets import model_from_preset; "
-            "p = sys.argv[1]; m = None if p == '-' else model_from_preset(p, int(sys.argv[2])).eval(); "
-            "c = None if m is None else m.config; "
-            "x = None if m is None else m(pixel_values=torch.zeros(1, 3, c.image_size, c.image_size), "
-            "input_ids=torch.ones(1, 8, dtype=torch.long), labels=torch.ones(1, 8, dtype=torch.long)); "
-            "print(0 if m is None else sum(q.numel() for q in m.parameters()), "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    code = MEMORY_PROBE
     # every process at once (each one's own peak is measured, so they may overlap): its imports take seconds
     started = {p: subprocess.Popen([sys.executable, "-c", code, p, str(vocab_size)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True) for p in ("-", *presets)}

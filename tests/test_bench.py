@@ -158,3 +158,37 @@ def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities,
     assert tokens(bucketed) == tokens(packed)
     use = bench.slot_use(packed, patches)
     assert use["rows_per_batch"] < 8 and 0 < use["encoder_slots_used"] <= 1 and 0 < use["decoder_slots_used"] <= 1
+
+
+def _load_bench_grammar():
+    if "bench_grammar" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_grammar", os.path.join(ROOT, "scripts", "bench_grammar.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["bench_grammar"] = module
+    return sys.modules["bench_grammar"]
+
+
+def test_grammar_cost_times_each_grammar_inside_its_processor(modalities, tiny_config):
+    from unio.model import UnioModel
+    from unio.registries import TASKS
+    from unio.vocab import EOS
+    bench_grammar = _load_bench_grammar()
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    batch = toy_batch(tiny_config, batch_size=3)
+    out = bench_grammar.grammar_cost(model, batch, modalities, tiny_config.image_size, new_tokens=6,
+                                     tasks=["vqa", "refexp", "detection"], repeat=1)
+    assert out["vqa"]["kind"] == "table" and out["refexp"]["kind"] == "automaton" and out["detection"]["kind"] == "automaton"
+    assert out["refexp"]["steps"] == 4 and out["vqa"]["steps"] == out["detection"]["steps"] == 6   # a box, then EOS
+    for task in ("vqa", "refexp", "detection"):
+        assert out[task]["processor_ms_per_step"] > 0 and 0 < out[task]["processor_share"] < 1
+        assert out[task]["plain_tokens_per_s"] > 0 and out[task]["constrained_tokens_per_s"] > 0
+    # the timed call decodes under the grammar: a fresh processor each call, every step through it
+    grammar = TASKS.get("refexp").grammar(modalities, tiny_config.image_size)
+    clock = {"seconds": 0.0, "calls": 0}
+    call = bench_grammar.grammar_call(model, batch, 4, lambda: grammar.processor(modalities.vocab, 41), clock)
+    ids = call()[:, 1:]
+    call()
+    assert clock["calls"] == 8
+    assert all(grammar.accepts(row.tolist() + [EOS], modalities.vocab) for row in ids)

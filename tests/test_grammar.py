@@ -46,6 +46,29 @@ def test_automaton_agrees_with_the_table(modalities, limit):
         assert torch.equal(table(rows, scores.clone()) > -1e30, automaton(rows, scores.clone()) > -1e30), length
 
 
+def test_the_automaton_steps_grown_rows_on_and_looks_reordered_rows_up(modalities):
+    """Rows that grew by one token since the last call step on from their trie nodes; rows reordered (as beams
+    reorder them) are looked up from the root: both give the masks a fresh processor gives the same rows."""
+    from unio.grammar import Automaton, AutomatonLogitsProcessor
+    grammar = detection_grammar()
+    box, word = ids(modalities, "coordinates", 4), ids(modalities, "text", 2)
+    first, second = box + word + box, ids(modalities, "coordinates", 4, offset=9) + word[:1] + box + word[:1]
+    stepped = AutomatonLogitsProcessor(Automaton(grammar, modalities.vocab), grammar.max_length)
+
+    def masks(processor, rows):
+        return processor(torch.tensor(rows), torch.zeros(len(rows), modalities.vocab.size)) > -1e30
+
+    def fresh(rows):
+        return masks(AutomatonLogitsProcessor(Automaton(grammar, modalities.vocab), grammar.max_length), rows)
+
+    for n in range(len(first) + 1):
+        rows = [[2] + first[:n], [2] + second[:n]]
+        assert torch.equal(masks(stepped, rows), fresh(rows)), n
+    swapped = [[2] + second + word[:1], [2] + first + word[1:]]
+    assert torch.equal(masks(stepped, swapped), fresh(swapped))
+    assert masks(stepped, swapped)[:, EOS].all() and not fresh([[2] + first])[0, EOS]   # a label ends; a box needs one
+
+
 @pytest.mark.parametrize("options", [{}, {"do_sample": True, "top_k": 0, "temperature": 3.0}, {"num_beams": 3}])
 def test_random_model_never_leaves_a_repeated_grammar(modalities, tiny_config, options):
     """Decoding from a randomly initialised model (its answers are noise) is always well formed, also

@@ -56,6 +56,31 @@ def test_kv_cache_generation_equals_full_recomputation(modalities, tiny_config, 
     assert torch.equal(logits.argmax(-1), cached[:, 1:])
 
 
+def test_one_query_attention_equals_sdpa():
+    """The decoding step's attention (one query a row) gives what SDPA gives: with no mask, a bool mask (a row
+    that sees no key: zeros, as SDPA), an additive one; in fp32 to rounding, in bf16 to bf16's precision."""
+    import torch.nn.functional as F
+
+    from unio.model.transformer import attend, one_query_attention
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 4, 1, 16), torch.randn(3, 4, 9, 16), torch.randn(3, 4, 9, 16)
+    hidden = torch.ones(3, 1, 1, 9, dtype=torch.bool)
+    hidden[0, ..., 5:] = False
+    hidden[2] = False
+    additive = torch.zeros(3, 1, 1, 9).masked_fill(~hidden, -1e4)
+    for mask, rows in ((None, 3), (hidden, 3), (additive[:2], 2)):   # (an additive mask's empty row: -1e4, not zeros)
+        a, b, c = q[:rows], k[:rows], v[:rows]
+        want = F.scaled_dot_product_attention(a, b, c, attn_mask=mask)
+        assert torch.allclose(one_query_attention(a, b, c, mask), want, atol=1e-5)
+        got = one_query_attention(a.bfloat16(), b.bfloat16(), c.bfloat16(), mask)
+        assert got.dtype == torch.bfloat16 and torch.allclose(got.float(), want, atol=3e-2)
+    assert torch.equal(one_query_attention(q, k, v, hidden)[2], torch.zeros(4, 1, 16))
+    with torch.no_grad():   # attend takes it for a decoding step, not for longer queries or with a gradient
+        assert torch.equal(attend(q, k, v, hidden, causal=False), one_query_attention(q, k, v, hidden))
+    long = torch.randn(3, 4, 2, 16)
+    assert torch.allclose(attend(long, k, v, hidden, causal=False), F.scaled_dot_product_attention(long, k, v, attn_mask=hidden))
+
+
 def test_beam_search_and_sampling_run(modalities, tiny_config):
     torch.manual_seed(0)
     model = UnioModel(tiny_config).eval()

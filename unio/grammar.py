@@ -250,20 +250,40 @@ class GrammarLogitsProcessor(LogitsProcessor):
 
 
 class AutomatonLogitsProcessor(LogitsProcessor):
-    """Runs the grammar's automaton over each row's answer so far (memoised by prefix, so beams that
-    reorder rows need no bookkeeping) and allows only the tokens that keep the answer well formed."""
+    """Runs the grammar's automaton over each row's answer so far and allows only the tokens that keep the
+    answer well formed. Answers are nodes of a trie (each prefix's states and allowed mask computed once):
+    where every row only grew by one token since the last call (greedy, sampling), each row steps from its
+    node by that token; otherwise (beams reorder rows) each row is looked up from the root."""
 
     def __init__(self, automaton: Automaton, limit: int, prefix_length: int = 1):
         self.automaton, self.limit, self.prefix_length = automaton, limit, prefix_length
-        self._states: dict = {(): automaton.start()}
+        self._root = _Prefix(automaton.start())
         self._masks: dict = {}
+        self._last = None          # (the answers of the last call, their nodes)
 
-    def _state(self, prefix: tuple) -> frozenset:
-        if prefix not in self._states:
-            before = self._state(prefix[:-1])
-            previous = prefix[-3] if len(prefix) >= 3 else None
-            self._states[prefix] = self.automaton.advance(before, prefix[-1], previous) if before else frozenset()
-        return self._states[prefix]
+    def _child(self, node: "_Prefix", token: int) -> "_Prefix":
+        if token not in node.children:
+            states = self.automaton.advance(node.states, token, node.before) if node.states else frozenset()
+            node.children[token] = _Prefix(states, node.depth + 1, node.last, token)
+        return node.children[token]
+
+    def _nodes(self, answers: torch.Tensor) -> list:
+        last = self._last
+        if last is not None and answers.shape[1] == last[0].shape[1] + 1 and torch.equal(answers[:, :-1], last[0]):
+            return [self._child(node, token) for node, token in zip(last[1], answers[:, -1].tolist())]
+        nodes = []
+        for row in answers.tolist():
+            node = self._root
+            for token in row:
+                node = self._child(node, token)
+            nodes.append(node)
+        return nodes
+
+    def _node_mask(self, node: "_Prefix") -> torch.Tensor:
+        if node.mask is None:
+            key = self.automaton.allowed(node.states, self.limit - 1 - node.depth, node.before)
+            node.mask = self._mask(key)
+        return node.mask
 
     def _mask(self, key) -> torch.Tensor:
         if key not in self._masks:
@@ -280,12 +300,22 @@ class AutomatonLogitsProcessor(LogitsProcessor):
         return self._masks[key]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        rows = []
-        for row in input_ids[:, self.prefix_length:].tolist():
-            budget, previous = self.limit - 1 - len(row), row[-2] if len(row) >= 2 else None
-            rows.append(self._mask(self.automaton.allowed(self._state(tuple(row)), budget, previous)))
-        allowed = torch.stack(rows)[:, : scores.shape[-1]].to(scores.device)
+        answers = input_ids[:, self.prefix_length:].cpu()
+        nodes = self._nodes(answers)
+        self._last = (answers, nodes)
+        allowed = torch.stack([self._node_mask(node) for node in nodes])[:, : scores.shape[-1]].to(scores.device)
         return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+
+
+class _Prefix:
+    """A node of the answers' trie: the automaton's states after a prefix of `depth` tokens; `last` and
+    `before`, its last token and the one before it (box segments compare a bin with the one two back)."""
+    __slots__ = ("states", "depth", "last", "before", "children", "mask")
+
+    def __init__(self, states: frozenset, depth: int = 0, before: int | None = None, last: int | None = None):
+        self.states, self.depth, self.before, self.last = states, depth, before, last
+        self.children: dict = {}
+        self.mask = None
 
 
 def answer_start_id(grammar: Grammar, vocab: Vocabulary) -> int:

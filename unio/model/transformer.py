@@ -78,11 +78,26 @@ class Attention(nn.Module):
 
 def attend(q, k, v, mask, causal: bool):
     """SDPA; when training on CPU, its math form, whose backward is faster than the CPU flash kernel's at
-    these lengths (docs/experiments.md) and which torch.compile fuses."""
-    if q.device.type != "cpu" or not torch.is_grad_enabled():
+    these lengths (docs/experiments.md) and which torch.compile fuses; a decoding step on CPU (one query a
+    row, no gradient), two matmuls and a softmax (`one_query_attention`)."""
+    on_cpu = q.device.type == "cpu"
+    if on_cpu and q.shape[-2] == 1 and not torch.is_grad_enabled() and not (causal and k.shape[-2] > 1):
+        return one_query_attention(q, k, v, mask)
+    if not on_cpu or not torch.is_grad_enabled():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     with sdpa_kernel(SDPBackend.MATH):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
+def one_query_attention(q, k, v, mask):
+    """Attention of one query a row (B, H, 1, D) over its keys, scores and softmax in fp32: SDPA's CPU kernel
+    takes 2.6x as long for 48 rows of 80 keys in bf16, 4.7x for 256 (docs/experiments.md, session 32).
+    `mask`: bool (True: attend) or additive, broadcast to (B, H, 1, S)."""
+    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+    if mask is None:
+        return scores.softmax(-1).to(v.dtype) @ v
+    scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return scores.softmax(-1).nan_to_num(0.0).to(v.dtype) @ v   # a row with no key: zeros, as SDPA gives
 
 
 class GatedMLP(nn.Module):

@@ -9,8 +9,10 @@ same examples (T5 in bf16 autocast on padded batches, as its users run it; unio 
 length-bucketed batches with its blocks compiled, as train_mixture.py trains), and against the
 machine's measured bf16 matmul rate (the best of three sizes). Generation (greedy, KV cache,
 `generate()`) is timed for each model in fp32 and in bf16 autocast, and for unio also compiled
-(UnioModel.compile_generation); each model's fastest mode is compared. `--peer-compiled` adds T5
-under torch.compile, in training and in generation (static cache, compiled decoding step).
+(UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
+timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least).
+`--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
+decoding step).
 """
 import argparse
 import json
@@ -119,11 +121,21 @@ def main(argv=None) -> int:
                                       None if args.no_compile else model.compile_generation)
     report["generate"] = {"unio": unio_gen, "t5": t5_gen, "unio_tokens_per_s": unio_gen["best"],
                           "t5_tokens_per_s": t5_gen["best"], "ratio": unio_gen["best"] / t5_gen["best"]}
+    if not unio_gen["best_mode"].startswith("compiled"):
+        model.compile_generation(False)   # generation_modes leaves it compiled
+    # each model in its fastest mode, timed in turns: the ratio a drifting machine moves least
+    unio_call = bench.mode_call(model.generate, padded[0], args.new_tokens, unio_gen["best_mode"])
+    interleaved = {"unio_mode": unio_gen["best_mode"], "t5_mode": t5_gen["best_mode"],
+                   "to_t5": bench.interleaved_ratio(unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens,
+                                                                               t5_gen["best_mode"]))}
+    report["generate"]["interleaved"] = interleaved
     if args.peer_compiled:
         t5_compiled = bench.compiled_generation(t5.generate, padded[0], args.new_tokens,
                                                 lambda: bench.compile_t5_generation(t5))
         report["generate"]["t5_compiled"] = t5_compiled
         report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
+        interleaved["to_t5_compiled"] = bench.interleaved_ratio(
+            unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens, "bf16"))
     model.compile_generation(False)   # unio.run below as its users run it by default
     report["grammar"] = grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
     from unio.infer.runner import Runner

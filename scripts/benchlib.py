@@ -296,6 +296,39 @@ def _why(compiled: int, warmup: list, max_warmup: int, spread: float) -> str:
     return "; ".join(reasons)
 
 
+def interleaved_ratio(first, second, rounds: int = 9) -> dict:
+    """How many times faster `first` is than `second` (no-argument calls doing the same work), timed in turns:
+    both warmed up as stable_timing warms, then each round times one call of each (first then second, the
+    next round second then first) and the ratio is the median of the rounds' ratios, so a drift of the
+    machine's speed over a bench's minutes, which moves separate timings apart, moves both sides alike."""
+    for fn in (first, second):
+        stable_timing(fn, repeat=1)
+    ratios = []
+    for r in range(rounds):
+        took = []
+        for fn in ((first, second) if r % 2 == 0 else (second, first)):
+            start = time.perf_counter()
+            fn()
+            took.append(time.perf_counter() - start)
+        first_s, second_s = took if r % 2 == 0 else took[::-1]
+        ratios.append(second_s / first_s)
+    median = float(np.median(ratios))
+    return {"ratio": median, "ratios": ratios, "spread": (max(ratios) - min(ratios)) / median, "rounds": rounds}
+
+
+def mode_call(generate, batch, new_tokens: int, mode: str):
+    """generation_call in one of generation_modes' modes: fp32, or bf16 autocast (bf16, compiled_bf16: the
+    model's compiled state is the caller's)."""
+    call = generation_call(generate, batch, new_tokens)
+    if mode == "fp32":
+        return call
+
+    def in_bf16():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return call()
+    return in_bf16
+
+
 def step_flops(model, batch, bf16: bool = True) -> float:
     """FLOPs of one forward + backward, counted by torch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -81,6 +81,17 @@ def _report(train=1000.0, generate=100.0, train_ratio=2.0, generate_ratio=1.5, m
             "unio_compiled": True}
 
 
+def test_an_interleaved_ratio_reads_the_speeds_in_turns():
+    import time
+    calls = []
+    fast = lambda: (calls.append("fast"), time.sleep(0.002))   # noqa: E731
+    slow = lambda: (calls.append("slow"), time.sleep(0.006))   # noqa: E731
+    out = bench.interleaved_ratio(fast, slow, rounds=4)
+    assert 2 < out["ratio"] < 4 and len(out["ratios"]) == 4 and out["spread"] >= 0
+    timed = calls[-8:]
+    assert timed == ["fast", "slow", "slow", "fast"] * 2   # the order alternates round by round
+
+
 def test_the_guard_fails_when_speed_falls_more_than_allowed():
     compare = load_script("bench_compare").compare
     lines, failures = compare(_report(), _report(train=900.0))            # -10%: within 15%
@@ -132,8 +143,10 @@ def test_latency_per_task_cold_and_warm(tiny_model_path, tmp_path):
 
 
 def test_loaded_model_memory_grows_with_the_preset():
+    ballast = torch.ones(192 * 2 ** 20)   # 768 MB in this process: a child must not report this process's peak
     found = _load_benchlib().loaded_model_memory(("toy", "tiny"), vocab_size=512)
-    assert found["import_only_mb"] > 0
+    del ballast
+    assert 0 < found["import_only_mb"] < bench.peak_rss_mb() - 600
     assert 0 < found["toy"]["parameters"] < found["tiny"]["parameters"]
     assert found["tiny"]["peak_rss_mb"] >= found["toy"]["peak_rss_mb"] - 20
 

@@ -9,14 +9,18 @@ from conftest import ROOT, load_script
 from unio.model.presets import model_from_preset
 
 
-def _load_benchlib():
-    """scripts/benchlib.py by path: putting scripts/ on sys.path would shadow packages (`evaluate`)."""
-    if "benchlib" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("benchlib", os.path.join(ROOT, "scripts", "benchlib.py"))
+def _load_script_module(name: str):
+    """scripts/NAME.py by path: putting scripts/ on sys.path would shadow packages (`evaluate`)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        sys.modules["benchlib"] = module
-    return sys.modules["benchlib"]
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def _load_benchlib():
+    return _load_script_module("benchlib")
 
 
 bench = _load_benchlib()
@@ -173,20 +177,11 @@ def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities,
     assert use["rows_per_batch"] < 8 and 0 < use["encoder_slots_used"] <= 1 and 0 < use["decoder_slots_used"] <= 1
 
 
-def _load_bench_grammar():
-    if "bench_grammar" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_grammar", os.path.join(ROOT, "scripts", "bench_grammar.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["bench_grammar"] = module
-    return sys.modules["bench_grammar"]
-
-
 def test_grammar_cost_times_each_grammar_inside_its_processor(modalities, tiny_config):
     from unio.model import UnioModel
     from unio.registries import TASKS
     from unio.vocab import EOS
-    bench_grammar = _load_bench_grammar()
+    bench_grammar = _load_script_module("bench_grammar")   # after benchlib, which it imports
     torch.manual_seed(0)
     model = UnioModel(tiny_config).eval()
     batch = toy_batch(tiny_config, batch_size=3)

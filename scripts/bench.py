@@ -180,7 +180,7 @@ def profile_report(args, res: int) -> dict:
 
 
 def grammar_report(args, res: int) -> dict:
-    """bench_grammar.grammar_cost on the first padded batch of the default mixture, eager, as unio.run decodes."""
+    """bench_grammar.grammar_cost on the first padded batch of the default mixture, eager, in bf16 autocast."""
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     mods = ensure_modalities([(t, "world") for t in bench.TASKS4], {"world": build_source("world", None, res)}, res,
                              config, progress=False)

@@ -54,8 +54,8 @@ def grammar_cost(model, batch: dict, mods, image_size: int, new_tokens: int, tas
                  repeat: int = 5) -> dict:
     """Per task: its grammar's kind, the steps timed (`new_tokens`, or fewer where the grammar's answers are
     shorter), tokens/s without and with the processor, and the processor's milliseconds a step (the whole
-    batch) and share of the constrained call. `batch`: one batch of the bench's examples (bf16 autocast,
-    eager: as unio.run decodes by default)."""
+    batch) and share of the constrained call. `batch`: one batch of the bench's examples, decoded eagerly in
+    bf16 autocast (unio.run decodes in fp32: the processors do the same work, the model's step differs)."""
     limit = model.config.max_target_length + 1
     rows = batch["input_ids"].shape[0]
     out = {"batch": rows}

@@ -61,9 +61,12 @@ def test_the_automaton_steps_grown_rows_on_and_looks_reordered_rows_up(modalitie
     def fresh(rows):
         return masks(AutomatonLogitsProcessor(Automaton(grammar, modalities.vocab), grammar.max_length), rows)
 
+    steps, child = [], stepped._child
+    stepped._child = lambda node, token: steps.append(token) or child(node, token)
     for n in range(len(first) + 1):
         rows = [[2] + first[:n], [2] + second[:n]]
         assert torch.equal(masks(stepped, rows), fresh(rows)), n
+    assert len(steps) == 2 * len(first)   # one step a row a call: each row stepped on, never walked again
     swapped = [[2] + second + word[:1], [2] + first + word[1:]]
     assert torch.equal(masks(stepped, swapped), fresh(swapped))
     assert masks(stepped, swapped)[:, EOS].all() and not fresh([[2] + first])[0, EOS]   # a label ends; a box needs one

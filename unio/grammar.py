@@ -264,7 +264,7 @@ class AutomatonLogitsProcessor(LogitsProcessor):
     def _child(self, node: "_Prefix", token: int) -> "_Prefix":
         if token not in node.children:
             states = self.automaton.advance(node.states, token, node.before) if node.states else frozenset()
-            node.children[token] = _Prefix(states, node.depth + 1, node.last, token)
+            node.children[token] = _Prefix(states, node.length + 1, node.last, token)
         return node.children[token]
 
     def _nodes(self, answers: torch.Tensor) -> list:
@@ -281,7 +281,7 @@ class AutomatonLogitsProcessor(LogitsProcessor):
 
     def _node_mask(self, node: "_Prefix") -> torch.Tensor:
         if node.mask is None:
-            key = self.automaton.allowed(node.states, self.limit - 1 - node.depth, node.before)
+            key = self.automaton.allowed(node.states, self.limit - 1 - node.length, node.before)
             node.mask = self._mask(key)
         return node.mask
 
@@ -300,7 +300,7 @@ class AutomatonLogitsProcessor(LogitsProcessor):
         return self._masks[key]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        answers = input_ids[:, self.prefix_length:].cpu()
+        answers = input_ids[:, self.prefix_length:].cpu().clone()   # kept for the next call: not the caller's tensor
         nodes = self._nodes(answers)
         self._last = (answers, nodes)
         allowed = torch.stack([self._node_mask(node) for node in nodes])[:, : scores.shape[-1]].to(scores.device)
@@ -308,12 +308,12 @@ class AutomatonLogitsProcessor(LogitsProcessor):
 
 
 class _Prefix:
-    """A node of the answers' trie: the automaton's states after a prefix of `depth` tokens; `last` and
+    """A node of the answers' trie: the automaton's states after a prefix of `length` tokens; `last` and
     `before`, its last token and the one before it (box segments compare a bin with the one two back)."""
-    __slots__ = ("states", "depth", "last", "before", "children", "mask")
+    __slots__ = ("states", "length", "last", "before", "children", "mask")
 
-    def __init__(self, states: frozenset, depth: int = 0, before: int | None = None, last: int | None = None):
-        self.states, self.depth, self.before, self.last = states, depth, before, last
+    def __init__(self, states: frozenset, length: int = 0, before: int | None = None, last: int | None = None):
+        self.states, self.length, self.before, self.last = states, length, before, last
         self.children: dict = {}
         self.mask = None
 

@@ -78,10 +78,11 @@ class Attention(nn.Module):
 
 def attend(q, k, v, mask, causal: bool):
     """SDPA; when training on CPU, its math form, whose backward is faster than the CPU flash kernel's at
-    these lengths (docs/experiments.md) and which torch.compile fuses; a decoding step on CPU (one query a
-    row, no gradient), two matmuls and a softmax (`one_query_attention`)."""
+    these lengths (docs/experiments.md) and which torch.compile fuses; a decoding step on CPU in bf16 or fp16
+    (one query a row, no gradient), two matmuls and a softmax (`one_query_attention`); in fp32, SDPA is faster."""
     on_cpu = q.device.type == "cpu"
-    if on_cpu and q.shape[-2] == 1 and not torch.is_grad_enabled() and not (causal and k.shape[-2] > 1):
+    if (on_cpu and q.shape[-2] == 1 and q.dtype in (torch.bfloat16, torch.float16) and not torch.is_grad_enabled()
+            and not (causal and k.shape[-2] > 1)):
         return one_query_attention(q, k, v, mask)
     if not on_cpu or not torch.is_grad_enabled():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
@@ -90,10 +91,12 @@ def attend(q, k, v, mask, causal: bool):
 
 
 def one_query_attention(q, k, v, mask):
-    """Attention of one query a row (B, H, 1, D) over its keys, scores and softmax in fp32: SDPA's CPU kernel
-    takes 2.6x as long for 48 rows of 80 keys in bf16, 4.7x for 256 (docs/experiments.md, session 32).
+    """Attention of one query a row (B, H, 1, D) over its keys, the scores and softmax in fp32 (from fp32 copies
+    of q and k, so as exact as SDPA's), the weights times the values in v's dtype. In bf16 SDPA's CPU kernel takes
+    3.3x as long for 48 rows of 80 keys, 2.1x for 256 (docs/experiments.md, session 32).
     `mask`: bool (True: attend) or additive, broadcast to (B, H, 1, S)."""
-    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+    with torch.autocast(q.device.type, enabled=False):   # autocast would take the product back to bf16
+        scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
     if mask is None:
         return scores.softmax(-1).to(v.dtype) @ v
     scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask

@@ -118,6 +118,21 @@ def test_across_machines_the_guard_reads_the_ratios_to_the_peer():
     assert compare(old, _report(machine="B"))[1] == ["train.ratio is missing from the old report"]
 
 
+def test_generation_timed_in_turns_is_guarded_where_both_reports_have_it():
+    compare = load_script("bench_compare").compare
+
+    def in_turns(ratio, **figures):
+        report = _report(**figures)
+        report["generate"]["interleaved"] = {"to_t5": {"ratio": ratio}}
+        return report
+    # the separate timings drifted 30% on one machine, the ratio timed in turns held: passes
+    assert not compare(in_turns(1.8), in_turns(1.75, generate=70.0))[1]
+    _, failures = compare(in_turns(1.8), in_turns(1.4, machine="B"))
+    assert failures == ["generate.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
+    # an old report without it: the separate timings are guarded, as before
+    assert compare(_report(), in_turns(1.8, generate=70.0))[1][0].startswith("generate.unio_tokens_per_s fell 30.0%")
+
+
 def test_a_missing_old_report_is_named(tmp_path):
     import pytest
     with pytest.raises(SystemExit, match="no bench report at .*missing.json"):

@@ -92,7 +92,7 @@ def test_bench_quick(tmp_path, toy_cache):
     proc = run_script_here("scripts/bench_compare.py", str(tmp_path / "old.json"), str(out))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "train.unio.useful_tokens_per_s: " in proc.stdout and "(+100.0%)" in proc.stdout
-    assert "guard (same machine: tokens/s)" in proc.stdout
+    assert "guard (same machine: tokens/s; generation: the ratio timed in turns)" in proc.stdout
 
 
 @pytest.mark.slow      # 2.5 minutes on 2 cores: run with `pytest -m slow` before changing scripts/gpu_check.sh

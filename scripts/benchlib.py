@@ -511,9 +511,8 @@ def loaded_model_memory(presets=("toy", "tiny", "small", "base"), vocab_size: in
     model and runs one forward pass, against the same process importing unio alone."""
     import subprocess
     import sys
-    code = MEMORY_PROBE
     # every process at once (each one's own peak is measured, so they may overlap): its imports take seconds
-    started = {p: subprocess.Popen([sys.executable, "-c", code, p, str(vocab_size)], stdout=subprocess.PIPE,
+    started = {p: subprocess.Popen([sys.executable, "-c", MEMORY_PROBE, p, str(vocab_size)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True) for p in ("-", *presets)}
     measured = {}
     for preset, proc in started.items():

@@ -35,13 +35,14 @@ mapped (and a COCO mask decoded) only when a task reads it: a framed object with
 read-only mapping (`FramedObject`) whose `mask` is the (size, size) bool array once asked for.
 
 Per-pixel maps (normals, classes) may be array-like values computed when first read (`LazyArray`), and
-stay so when framed.
+stay so when framed; a list few tasks read (the world's entailment pairs) may be a `LazyList`.
 
 An image that cannot be decoded (a truncated file) is a `BadRecord` naming its file and record.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -213,3 +214,29 @@ class LazyArray:
         if self._value is None:
             self._value = np.asarray(self._make())
         return self._value if dtype is None else self._value.astype(dtype)
+
+
+class LazyList(Sequence):
+    """A list-like record value computed by `make()` the first time it is read (its length, an item, a
+    loop), then kept: annotations few tasks read (the world's entailment pairs)."""
+
+    def __init__(self, make):
+        self._make, self._value = make, None
+
+    def _list(self) -> list:
+        if self._value is None:
+            self._value = list(self._make())
+        return self._value
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __eq__(self, other) -> bool:
+        return self._list() == (other._list() if isinstance(other, LazyList) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+

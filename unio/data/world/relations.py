@@ -21,10 +21,12 @@ Drawn by an rng of their own, seeded by the scene.
 """
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
 
+from unio.data.records import LazyList
 from unio.data.world.constants import COLORS, SHAPES, SIZES, SPLITS
 from unio.data.world.language import caption
 
@@ -117,5 +119,7 @@ def entailment_pairs(scene) -> list:
 
 
 def describe_relations(scene) -> None:
+    """The scene's relations, and its entailment pairs as a LazyList: drawn when first read (a tenth of a scene's
+    making, for the few tasks that read them), by their own rng, so the same pairs either way."""
     scene.relations = relations(scene.objects)
-    scene.entailment = entailment_pairs(scene)
+    scene.entailment = LazyList(partial(entailment_pairs, scene))

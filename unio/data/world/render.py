@@ -25,13 +25,16 @@ def _background_layers(res: int):
     rows = np.arange(res, dtype=np.float32)[:, None].repeat(res, 1)
     t = (rows / res)[..., None]
     sky = np.array([150, 190, 235], np.float32) * (1.05 - 0.3 * t)
-    return ground_depth(rows, res), 0.75 + 0.35 * t, (rows + 0.5 > HORIZON * res)[..., None], sky
+    first_ground = int(np.searchsorted(rows[:, 0] + 0.5, HORIZON * res, side="right"))   # the first row below the horizon
+    return ground_depth(rows, res), (0.75 + 0.35 * t)[first_ground:, :1], first_ground, sky
 
 
 def _background(res: int, rng: np.random.Generator):
-    depth, shade, is_ground, sky = _background_layers(res)
+    depth, shade, first_ground, sky = _background_layers(res)
     ground = np.array([120, 115, 100], np.float32) * rng.uniform(0.9, 1.1)
-    return np.where(is_ground, ground * shade, sky), depth.copy()
+    image = sky.copy()
+    image[first_ground:] = ground * shade        # one shade a row, the same across it
+    return image, depth.copy()
 
 
 def _footprint(obj, res: int):
@@ -91,8 +94,8 @@ def draw(objects: list, res: int, rng: np.random.Generator):
     for i in order:
         inside, pts = _shape_mask(objects[i], res)
         full_masks[i], points[i] = inside, pts
-        image = np.where(inside[..., None], _shade(objects[i], inside, res), image)
-        depth = np.where(inside, np.float32(objects[i].depth), depth)
+        image[inside] = np.broadcast_to(_shade(objects[i], inside, res), image.shape)[inside]
+        depth[inside] = np.float32(objects[i].depth)
         owner[inside] = i
     ok = True
     for i, obj in enumerate(objects):

@@ -1,8 +1,11 @@
 """The embedded world as a source: scene i of a split -> a record of the schema (unio/data/records.py)."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from unio.data.records import LazyList
 from unio.data.world.constants import MAX_DEPTH, SPLITS
 from unio.data.world.scene import World
 from unio.data.world.surfaces import pixel_maps
@@ -22,8 +25,12 @@ def scene_record(scene, name: str = "world") -> dict:
             "captions": [scene.caption], "questions": [[q, [a], t] for q, a, t in scene.questions],
             "objects": objects, "refexps": [list(r) for r in scene.refexps], "depth": scene.depth,
             "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH,
-            "relations": [list(r) for r in scene.relations], "entailment": [list(e) for e in scene.entailment],
+            "relations": [list(r) for r in scene.relations], "entailment": LazyList(partial(_pairs_as_lists, scene.entailment)),
             **pixel_maps(scene)}
+
+
+def _pairs_as_lists(pairs) -> list:
+    return [list(pair) for pair in pairs]
 
 
 class WorldSplit:

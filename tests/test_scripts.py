@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import runpy
 
 import pytest
 from conftest import ROOT, run_script, run_script_here
@@ -126,3 +127,14 @@ def test_probe_encoder_reports_each_attribute(tmp_path, tiny_model_path):
     proc = run_script_here("scripts/probe_encoder.py", "--model", str(tiny_model_path), "--attribute", "weight",
                       "--train-n", "4", "--test-n", "4")
     assert proc.returncode != 0 and "no object of 'train' has the attribute 'weight'" in proc.stderr
+
+
+def test_train_mixture_shortens_openmp_spinning_unless_told(monkeypatch):
+    """scripts/train_mixture.py sets GOMP_SPINCOUNT before torch loads OpenMP (docs/training.md), keeping a value given."""
+    script = os.path.join(ROOT, "scripts", "train_mixture.py")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")
+    runpy.run_path(script, run_name="not_main")
+    assert os.environ["GOMP_SPINCOUNT"] == "5"
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    runpy.run_path(script, run_name="not_main")
+    assert os.environ["GOMP_SPINCOUNT"] == "1000"

@@ -9,7 +9,7 @@ from PIL import Image
 
 from unio.data.batching import Collator
 from unio.data.mixture import parse_mixture
-from unio.data.records import frame_record, make_example
+from unio.data.records import LazyList, frame_record, make_example
 from unio.data.sources import as_source, build_source, check_pairs, parse_spec
 from unio.registries import SOURCES, TASKS
 from unio.task import to_original
@@ -153,3 +153,12 @@ def test_sources_registry_is_strict():
     with SOURCES.temporary("scratch", object):
         assert "scratch" in SOURCES
     assert "scratch" not in SOURCES
+
+
+def test_a_lazy_list_is_made_once_when_first_read():
+    made = []
+    lazy = LazyList(lambda: made.append(1) or [["a", "b"], ["c"]])
+    assert made == []
+    assert lazy and len(lazy) == 2 and lazy[0] == ["a", "b"] and lazy[-1] == ["c"] and list(lazy) == [["a", "b"], ["c"]]
+    assert lazy == [["a", "b"], ["c"]] and lazy == LazyList(lambda: [["a", "b"], ["c"]]) and lazy != [["a"]]
+    assert made == [1] and not LazyList(list) and repr(lazy) == "[['a', 'b'], ['c']]"

@@ -1,10 +1,12 @@
 """The world's relations between object pairs and its entailment pairs: true to the layout, labelled by
 construction, and drawn without touching the scene's random stream (existing records unchanged)."""
+import pickle
 import re
 
 import numpy as np
 
 from unio.data.world import SIZES, World, WorldObject
+from unio.data.world import relations as world_relations
 from unio.data.world import scene as world_scene
 from unio.data.world.relations import DEPTH_GAP, NUMBER_WORDS, entailment_pairs, relations
 from unio.data.world.scene import Scene
@@ -102,3 +104,16 @@ def test_existing_world_records_are_unchanged(monkeypatch):
         assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["depth"], b["depth"])
         assert (a["captions"], a["questions"], a["refexps"]) == (b["captions"], b["questions"], b["refexps"])
         assert [o["box"] for o in a["objects"]] == [o["box"] for o in b["objects"]]
+
+
+def test_entailment_pairs_are_drawn_when_first_read_and_kept(monkeypatch):
+    """A record's entailment pairs (a tenth of a scene's making) are drawn the first time a task reads them, once:
+    the same pairs as drawn at once, so records that no entailment task reads cost nothing for them."""
+    drawn, real = [], entailment_pairs
+    monkeypatch.setattr(world_relations, "entailment_pairs", lambda scene: drawn.append(scene.index) or real(scene))
+    record = scene_record(World("train", resolution=32)[3])
+    assert drawn == []
+    pairs = record["entailment"]
+    assert len(pairs) == 3 and drawn == [3]
+    assert list(pairs) == [list(p) for p in real(World("train", resolution=32)[3])] and drawn == [3]
+    assert pickle.loads(pickle.dumps(record))["entailment"] == pairs and pairs[-1][2] == "contradiction"

@@ -167,10 +167,7 @@ class VQTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) code ids. The batch goes in channels-last, for which the CPU's convolutions are ~1.6x as
-        fast on one thread (the data worker encodes every depth target): the same codes on every map tried
-        (docs/experiments.md, session 33); training (quantise) keeps the default layout."""
-        return self.quantise(self._as_batch(images).contiguous(memory_format=torch.channels_last))[1].long()
+        return self.quantise(images)[1].long()
 
     def _latents(self, flat: torch.Tensor) -> torch.Tensor:
         """(B, N) codes -> (B, N, D) the latent vectors the decoder reads."""

@@ -21,6 +21,7 @@ import sys
 import bench_compare
 import benchlib as bench  # scripts/benchlib.py: scripts/ is sys.path[0] when this file runs
 import torch
+from bench_data import data_worker_cost
 from bench_grammar import grammar_cost
 from bench_readers import reader_speeds
 
@@ -48,10 +49,11 @@ def parser() -> argparse.ArgumentParser:
                    "segment, generate) and its batch throughput")
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "with length bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile", "grammar"), default=None,
+    p.add_argument("--only", choices=("packing", "profile", "grammar", "data"), default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
-                        "on random ones) or grammar (what each task's output grammar costs a generated token)")
+                        "on random ones), grammar (what each task's output grammar costs a generated token) or "
+                        "data (what the data worker costs the default command's training step)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
     if args.only and args.compare:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
     if args.only:
-        section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report}[args.only](args, res)
+        section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
+                   "data": data_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              args.only: section}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
@@ -187,6 +190,14 @@ def grammar_report(args, res: int) -> dict:
     model = model_from_preset(args.preset, mods.vocab.size).eval()
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
     return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
+
+
+def data_report(args, res: int) -> dict:
+    """bench_data.data_worker_cost: the default command's step at --preset and --batch-size, fed by its data
+    worker against fed by batches built beforehand, in turns."""
+    if args.quick:
+        return data_worker_cost(args.preset, args.batch_size, steps=4, rounds=3, vq_steps=20, compile=not args.no_compile)
+    return data_worker_cost(args.preset, args.batch_size, compile=not args.no_compile)
 
 
 def packing_report(args, res: int) -> dict:

@@ -138,3 +138,15 @@ def test_train_mixture_shortens_openmp_spinning_unless_told(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT")
     runpy.run_path(script, run_name="not_main")
     assert os.environ["GOMP_SPINCOUNT"] == "1000"
+
+
+def test_bench_data_worker_quick(tmp_path, toy_cache):
+    """--only data: the default command's step fed by its data worker against prebuilt batches, timed in turns."""
+    out = tmp_path / "data.json"
+    proc = run_script("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "8", "--no-compile", "--only", "data",
+                      "--json", str(out), env={"UNIO_CACHE": toy_cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())["data"]
+    turns = data["step_with_worker_over_prebuilt"]
+    assert turns["ratio"] > 0 and len(turns["ratios"]) == turns["rounds"] == 3
+    assert data["worker_cpu_ms_per_batch"] > 0 and data["prebuilt_seconds_per_step"] > 0 and data["from_step"] == 1200

@@ -225,7 +225,7 @@ class LazyList(Sequence):
 
     def _list(self) -> list:
         if self._value is None:
-            self._value = list(self._make())
+            self._value, self._make = list(self._make()), None   # the maker (and what it holds) let go
         return self._value
 
     def __getitem__(self, index):

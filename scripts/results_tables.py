@@ -189,6 +189,7 @@ TEMPLATES.update({
 | 2 cores, a slower VM | tokenizer and `torch.compile` caches empty | {{v01-default-slow-vm:wall_s|min}} (peak RSS {{v01-default-slow-vm:peak_rss_mb|GB}}) | v0.1's |
 | 2 cores without AMX (bf16 matmul 0.16 TFLOP/s) | tokenizer cache empty | {{default-warm:wall_s|min}} ({{default-warm:train_s|s}} s training) | today's |
 | 2 cores, AMD EPYC with AVX512-BF16, no AMX (bf16 matmul 0.135 TFLOP/s, 3.0x its fp32), {{default-1202:date|raw}}, `--eval-n 500` | tokenizers cached | {{default-1202:wall_s|min}} ({{default-1202:train_s|s}} s training; peak RSS {{default-1202:peak_rss_mb|GB}}) | v0.3's (commit {{default-1202:commit|raw}}): vqa {{default-1202:vqa/accuracy}}, CIDEr-D {{default-1202:caption/cider}} ({{default-1202:caption/content_f1}}), refexp {{default-1202:refexp/acc@0.5}}, depth {{default-1202:depth/rmse|m}}, the README's figures to the last digit |
+| the same VM class, {{default-s33b:date|raw}}, before and after the data worker's changes (session 33) | tokenizers cached | {{default-cdea262:wall_s|min}} ({{default-cdea262:train_s|s}} s training) at {{default-cdea262:commit|raw}}; {{default-s33b:wall_s|min}} ({{default-s33b:train_s|s}} s) at {{default-s33b:commit|raw}} | v0.3's: the same eval.json, byte for byte (200 test; the default run's printed table) |
 """,
     "results-best": """
 | task | headline | model | baseline | target |

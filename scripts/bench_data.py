@@ -2,11 +2,13 @@
 
 train_mixture.py builds each batch in a worker process (rendering the world's scenes, encoding depth targets,
 augmenting) while the step runs on the machine's threads; on a CPU both share the cores. The stream of the
-default command (its mixture, stages and augmentation) is built as the trainer builds it, and then, in turns
-(benchlib.interleaved_ratio), a stretch of Trainer.train_step on batches built beforehand is timed against the
-same number of steps on batches from a data worker: the ratio is what the worker costs each step. Also the
-worker's CPU time a batch (built here on one thread) and GOMP_SPINCOUNT as this process got it (train_mixture.py
-sets 1,000 before torch loads; docs/training.md).
+default command (its mixture, stages and augmentation) is built as the trainer builds it; then, in rounds that
+alternate which goes first, a stretch of Trainer.train_step on batches built beforehand is timed against as many
+steps on batches from a data worker (a fresh one each turn, timed once it runs as in training, closed before the
+other turn); the median of the rounds' ratios is what the worker costs a step. Also the worker's CPU time a
+batch (built here on one thread) and GOMP_SPINCOUNT as this process got it: train_mixture.py sets 1,000 before
+torch loads (docs/training.md), so run `GOMP_SPINCOUNT=1000 python scripts/bench.py --only data` to measure
+what the default command runs.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import os
 import tempfile
 import time
 
-import benchlib as bench
+import numpy as np
 import torch
 
 from unio.data.batching import prefetcher
@@ -53,18 +55,44 @@ def data_worker_cost(preset: str = "tiny", batch_size: int = 48, steps: int = 20
         trainer = default_run_trainer(preset, batch_size, out, vq_steps, compile)
         stream = trainer.stream
         prebuilt = [stream.batch(step) for step in range(start, start + steps)]
-        worker = prefetcher(stream, start + 100_000, 1)   # other batches of the same stage, as many as the rounds ask
-        try:
-            from_worker = lambda: [trainer.train_step([worker.next()]) for _ in range(steps)]   # noqa: E731
-            built = lambda: [trainer.train_step([batch]) for batch in prebuilt]                  # noqa: E731
-            turns = bench.interleaved_ratio(built, from_worker, rounds=rounds)
-            began = time.perf_counter()
-            built()
-            prebuilt_s = (time.perf_counter() - began) / steps
-        finally:
-            worker.close()
-        # batches this process has not built: depth codes are cached per record
-        return {"step_with_worker_over_prebuilt": turns, "prebuilt_seconds_per_step": prebuilt_s,
-                "worker_cpu_ms_per_batch": worker_cpu_ms_per_batch(stream, start + 200_000, steps),
+        for _ in range(2):                       # where the model compiles, for both arms' shapes
+            steps_on(trainer, prebuilt)
+            worker_turn(trainer, stream, start + 50_000, steps)
+        ratios, took = [], {"prebuilt": [], "worker": []}
+        for r in range(rounds):
+            order = ("prebuilt", "worker") if r % 2 == 0 else ("worker", "prebuilt")
+            for arm in order:
+                took[arm].append(steps_on(trainer, prebuilt) if arm == "prebuilt" else
+                                 worker_turn(trainer, stream, start + 100_000 * (r + 1), steps))
+            ratios.append(took["worker"][-1] / took["prebuilt"][-1])
+        median = float(np.median(ratios))
+        return {"step_with_worker_over_prebuilt": {"ratio": median, "ratios": ratios, "rounds": rounds,
+                                                   "spread": (max(ratios) - min(ratios)) / median},
+                "prebuilt_seconds_per_step": float(np.median(took["prebuilt"])) / steps,
+                "worker_seconds_per_step": float(np.median(took["worker"])) / steps,
+                "worker_cpu_ms_per_batch": worker_cpu_ms_per_batch(stream, start + 100_000 * (rounds + 2), steps),
                 "steps_a_turn": steps, "from_step": start, "threads": torch.get_num_threads(),
                 "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}
+
+
+def steps_on(trainer, batches) -> float:
+    began = time.perf_counter()
+    for batch in batches:
+        trainer.train_step([batch])
+    return time.perf_counter() - began
+
+
+def worker_turn(trainer, stream, start: int, steps: int, depth: int = 4) -> float:
+    """Seconds of `steps` steps fed by a fresh data worker, timed once it runs as it does in training (its queue
+    of `depth` batches drained by as many untimed steps, so it builds while the step runs), then closed: no
+    worker is alive while the other arm is timed."""
+    worker = prefetcher(stream, start, 1)
+    try:
+        for _ in range(depth):
+            trainer.train_step([worker.next()])
+        began = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step([worker.next()])
+        return time.perf_counter() - began
+    finally:
+        worker.close()

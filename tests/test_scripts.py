@@ -138,6 +138,8 @@ def test_train_mixture_shortens_openmp_spinning_unless_told(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT")
     runpy.run_path(script, run_name="not_main")
     assert os.environ["GOMP_SPINCOUNT"] == "1000"
+    text = open(script).read()   # before anything that imports torch, or OpenMP has read its environment already
+    assert text.index('os.environ.setdefault("GOMP_SPINCOUNT"') < text.index("from unio") and "import torch" not in text
 
 
 def test_bench_data_worker_quick(tmp_path, toy_cache):

@@ -117,3 +117,6 @@ def test_entailment_pairs_are_drawn_when_first_read_and_kept(monkeypatch):
     assert len(pairs) == 3 and drawn == [3]
     assert list(pairs) == [list(p) for p in real(World("train", resolution=32)[3])] and drawn == [3]
     assert pickle.loads(pickle.dumps(record))["entailment"] == pairs and pairs[-1][2] == "contradiction"
+    monkeypatch.undo()                       # an unread record pickles with the module's own function inside
+    unread = scene_record(World("train", resolution=32)[4])
+    assert pickle.loads(pickle.dumps(unread))["entailment"] == [list(p) for p in real(World("train", resolution=32)[4])]

@@ -22,7 +22,8 @@ no image, `reads_image = False`: text pairs); a source fills what it has:
     class_names  [str, ...]: the source's classes, the same list (and order) in every record
     relations    [[subject index, predicate, object index]]   relations between `objects` (Visual Genome's
                  relationships; the world's left of, in front of, larger than, same color as ...)
-    entailment   [[premise, hypothesis, label]]   text pairs (label: entailment, neutral or contradiction)
+    entailment   [[premise, hypothesis, label]]   text pairs (label: entailment, neutral or contradiction); a
+                 sequence: the world's is a LazyList, drawn when first read (index it or list() it; not a list)
     premise, hypothesis, sentence, label, label_names   one text example (GLUE-style rows; no image needed)
 
 Columnar sources (Arrow / `datasets`) cannot hold mixed lists, so a question may also be a mapping
@@ -234,8 +235,8 @@ class LazyList(Sequence):
     def __len__(self) -> int:
         return len(self._list())
 
-    def __eq__(self, other) -> bool:
-        return self._list() == (other._list() if isinstance(other, LazyList) else other)
+    def __eq__(self, value) -> bool:
+        return self._list() == (value._list() if isinstance(value, LazyList) else value)
 
     def __repr__(self) -> str:
         return repr(self._list())

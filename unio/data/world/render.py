@@ -25,7 +25,8 @@ def _background_layers(res: int):
     rows = np.arange(res, dtype=np.float32)[:, None].repeat(res, 1)
     t = (rows / res)[..., None]
     sky = np.array([150, 190, 235], np.float32) * (1.05 - 0.3 * t)
-    first_ground = int(np.searchsorted(rows[:, 0] + 0.5, HORIZON * res, side="right"))   # the first row below the horizon
+    below = rows[:, 0] + 0.5 > HORIZON * res                   # the ground's rows, as ground_depth tests them
+    first_ground = int(below.argmax()) if below.any() else res
     return ground_depth(rows, res), (0.75 + 0.35 * t)[first_ground:, :1], first_ground, sky
 
 

@@ -240,4 +240,3 @@ class LazyList(Sequence):
 
     def __repr__(self) -> str:
         return repr(self._list())
-

@@ -25,7 +25,8 @@ def scene_record(scene, name: str = "world") -> dict:
             "captions": [scene.caption], "questions": [[q, [a], t] for q, a, t in scene.questions],
             "objects": objects, "refexps": [list(r) for r in scene.refexps], "depth": scene.depth,
             "depth_valid": np.ones(scene.depth.shape, bool), "max_depth": MAX_DEPTH,
-            "relations": [list(r) for r in scene.relations], "entailment": LazyList(partial(_pairs_as_lists, scene.entailment)),
+            "relations": [list(r) for r in scene.relations],
+            "entailment": LazyList(partial(_pairs_as_lists, scene.entailment)),   # drawn when a task reads it
             **pixel_maps(scene)}
 
 

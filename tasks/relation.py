@@ -10,7 +10,11 @@ the pair apart most: same shape, same colour, size, depth, then left or right; u
 the answer is a function of the pair. With `names` (`--task-option relation.names=true`) the model names
 both regions first ("large red cube, small red sphere: same color as"; each object's category) and the
 predicate after them is the answer (`.text` holds all of it): the look predicates become a rule over its own
-words. It then generates instead of ranking; metrics add how well it named the regions (`names_exact`,
+words. With `geometry` (`relation.geometry=true`) it also says, before the answer, where the pair stands ("large
+red cube, small red sphere; left of, in front of: same color as"): the layout predicates that hold of the pair
+(left or right of, in front of or behind; world pairs are always one of left or right), so every example trains
+reading the pair's order, not only the few asked it, and the last layout predicates are a rule over its words
+too. With either, it generates instead of ranking; metrics add how well it named the regions (`names_exact`,
 `names_color` ...); with `samples=N` too, the greedy answer and N sampled ones vote on the predicate
 (self-consistency). Metrics: predicate accuracy (also per predicate asked, e.g.
 `accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
@@ -33,6 +37,8 @@ from unio.task import Example, choose_prompt, pick, region_boxes
 # the order a pair's predicates are asked in: the rarest, most telling first
 PRIORITY = ("same shape as", "same color as", "larger than", "smaller than", "in front of", "behind", "left of",
             "right of")
+# where the pair stands: what `geometry` says before the answer, in this order
+LAYOUT = ("left of", "right of", "in front of", "behind")
 
 
 @register_task
@@ -45,21 +51,28 @@ class Relation(ShortTextAnswer):
     requires = ("image", "objects", "relations")
     headline, also_report = "accuracy", ("holds",)
 
-    def __init__(self, predicates: list | None = PREDICATES, names: bool = False, samples: int = 0):
+    def __init__(self, predicates: list | None = PREDICATES, names: bool = False, samples: int = 0,
+                 geometry: bool = False):
         self.predicates = list(predicates) if predicates is not None else None
-        self.names = bool(names)
-        if self.names:
-            self.max_tokens = 48     # two names and the predicate
+        self.names, self.geometry = bool(names), bool(geometry)
+        if self.names or self.geometry:
+            self.max_tokens = 48 + 16 * self.geometry    # two names, the layout predicates, the predicate
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
             raise ValueError(f"samples is how many sampled answers vote with the greedy one, an integer >= 0, got {samples!r}")
-        # only generated answers are sampled: ranked predicates (names=false) would vote the same answer N times
-        # (an option given alone, e.g. to evaluate.py for a model trained with names, must still build)
-        self.pooled_samples = samples if self.names else 0
+        # only generated answers are sampled: ranked predicates (neither names nor geometry) would vote the same
+        # answer N times (an option given alone, e.g. to evaluate.py for a model trained with names, must still build)
+        self.pooled_samples = samples if self.generates else 0
+
+    @property
+    def generates(self) -> bool:
+        """Whether the answer says more than the predicate (names, layout): generated, not ranked."""
+        return self.names or self.geometry
 
     @property
     def tokenizer_signature(self):
-        """The names are in the targets: the text tokenizer learns them (another cached set)."""
-        return "names" if self.names else None
+        """The names and layout are in the targets: the text tokenizer learns them (another cached set)."""
+        said = [kind for kind, on in (("names", self.names), ("geometry", self.geometry)) if on]
+        return "+".join(said) or None
 
     def example(self, record, rng) -> Example:
         objects, relations = record["objects"], record["relations"]
@@ -75,11 +88,13 @@ class Relation(ShortTextAnswer):
                        region=[list(objects[subject]["box"]), list(objects[obj]["box"])])
 
     def spoken(self, example) -> str:
-        """What the model is trained to say: the predicate, or with `names` both regions' names first."""
-        if not self.names:
-            return example.target
-        subject, obj = example.meta["names"]
-        return f"{subject}, {obj}: {example.target}"
+        """What the model is trained to say: the predicate, after both regions' names (`names`) and where
+        the pair stands (`geometry`): "large red cube, small red sphere; left of, in front of: same color as"."""
+        said = [", ".join(example.meta["names"])] if self.names else []
+        if self.geometry:
+            holding = example.meta.get("holds", [example.target])
+            said.append(", ".join(p for p in LAYOUT if p in holding))
+        return "; ".join(said) + f": {example.target}" if said else example.target
 
     def targets(self, examples, mods):
         return [mods.text_ids(self.spoken(ex)) for ex in examples]
@@ -88,8 +103,19 @@ class Relation(ShortTextAnswer):
         return [example.prompt, self.spoken(example)]
 
     def predicate(self, answer: str) -> str:
-        """The predicate of an answer: with `names`, the text after the names."""
-        return answer.rpartition(":")[2].strip() if self.names else answer
+        """The predicate of an answer: with `names` or `geometry`, the text after the last colon."""
+        return answer.rpartition(":")[2].strip() if self.generates else answer
+
+    def said_names(self, answer: str) -> str:
+        """The names part of an answer ("large red cube, small red sphere"): before the layout, if said."""
+        head = answer.rpartition(":")[0]
+        return head.rpartition(";")[0] if self.geometry and ";" in head else head
+
+    def said_layout(self, answer: str) -> set:
+        """The layout predicates an answer says before its predicate (`geometry`)."""
+        head = answer.rpartition(":")[0]
+        layout = head.rpartition(";")[2] if self.names else head
+        return {p.strip() for p in layout.split(",") if p.strip()}
 
     def pool(self, predictions: list) -> str:
         """The greedy answer and the sampled ones -> the first of them to say the predicate said most often
@@ -99,7 +125,7 @@ class Relation(ShortTextAnswer):
         return next(p for p in predictions if self.predicate(p) == winner)
 
     def answer_options(self, example):
-        return None if self.names else self.predicates
+        return None if self.generates else self.predicates
 
     def baselines(self):
         return {self.baseline_name: MostFrequentAnswer, "boxes_only": BoxesOnly}
@@ -110,12 +136,25 @@ class Relation(ShortTextAnswer):
         scores = {"accuracy": float(np.mean(right)),
                   "holds": float(np.mean([p in ex.meta.get("holds", [ex.target]) for p, ex in zip(predicates, examples)])),
                   **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}
-        named = self.names and any(":" in p for p in predictions)   # a baseline says the predicate alone
-        return {**scores, **(name_scores(predictions, examples) if named else {})}
+        said = any(":" in p for p in predictions)   # a baseline says the predicate alone
+        if self.names and said:
+            scores.update(name_scores([self.said_names(p) for p in predictions], examples))
+        if self.geometry and said:
+            scores.update(self.layout_scores(predictions, examples))
+        return scores
+
+    def layout_scores(self, predictions, examples) -> dict:
+        """How well it said where the pair stands: `layout_horizontal`, the share whose left / right of is the
+        pair's; `layout_depth`, whose in front of / behind (or neither) is."""
+        def part(said, holds, kinds):
+            return {p for p in said if p in kinds} == {p for p in holds if p in kinds}
+        pairs = [(self.said_layout(p), ex.meta.get("holds", [ex.target])) for p, ex in zip(predictions, examples)]
+        return {"layout_horizontal": float(np.mean([part(s, h, LAYOUT[:2]) for s, h in pairs])),
+                "layout_depth": float(np.mean([part(s, h, LAYOUT[2:]) for s, h in pairs]))}
 
 
-def name_scores(predictions, examples) -> dict:
-    """How well the names said before the predicate read the two regions: `names_exact`, the share of regions
+def name_scores(said_names, examples) -> dict:
+    """How well the names said before the predicate (each answer's names part) read the two regions: `names_exact`, the share of regions
     named exactly; `names_<attribute>`, the share whose name holds the object's attribute as a word (the
     world's size, color and shape; attributes that are not words of the gold name, such as Visual Genome's
     object ids, are not scored); to tell what holds a name, `names_<attribute>_<value>` per gold value (for
@@ -123,8 +162,8 @@ def name_scores(predictions, examples) -> dict:
     `names_<attribute>_smaller_half` / `_larger_half` over the regions whose box area is under / at least the
     median area of all evaluated regions (ties go to the larger half, so the halves need not be equal)."""
     pairs = [(said, gold, attributes, _area(box))
-             for p, ex in zip(predictions, examples)
-             for said, gold, attributes, box in zip(split_names(p.rpartition(":")[0], ex.meta["names"]), ex.meta["names"],
+             for names, ex in zip(said_names, examples)
+             for said, gold, attributes, box in zip(split_names(names, ex.meta["names"]), ex.meta["names"],
                                                     ex.meta.get("attributes", [{}, {}]), _two_boxes(ex.region))]
     scores = {"names_exact": float(np.mean([said == gold for said, gold, _, _ in pairs]))}
     named = [(str(value) in said.split(), key, str(value), area) for said, gold, attributes, area in pairs

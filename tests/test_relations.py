@@ -1,8 +1,10 @@
 """Relations between objects: the predicate of two regions (`relation`), relationship detection
 (`relations`, triplet recall@K as the Visual Genome papers count it), and Visual Genome's official files."""
+import json
+
 import numpy as np
 import pytest
-from conftest import world_examples
+from conftest import load_script, run_script_here, world_examples
 from official_formats import write_visual_genome
 
 import unio
@@ -111,6 +113,56 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     assert named.evaluate([f"man, horse: {ex.target}"], [vg])["names_exact"] == 0.5         # the object still right
     both = named.evaluate([named.spoken(ex), f"man, standing, horse: {ex.target}"], [ex, vg])
     assert both["names_color"] == 1.0 and "names_object_id" not in both                      # scored where named
+
+
+def test_relation_with_geometry_says_where_the_pair_stands_before_the_predicate(modalities):
+    cls = type(TASKS.get("relation"))
+    both, alone = cls(names=True, geometry=True), cls(geometry=True)
+    examples = world_examples(TASKS.get("relation"), "train", 30, 32)
+    assert both.tokenizer_signature == "names+geometry" and alone.tokenizer_signature == "geometry"
+    assert both.answer_options(examples[0]) is None and alone.answer_options(examples[0]) is None   # generated
+    for ex, ids in zip(examples, both.targets(examples, modalities)):
+        subject, obj = ex.meta["names"]
+        layout = [p for p in ("left of", "right of", "in front of", "behind") if p in ex.meta["holds"]]
+        assert len([p for p in layout if p in ("left of", "right of")]) == 1     # world pairs: one of the two
+        assert both.spoken(ex) == f"{subject}, {obj}; {', '.join(layout)}: {ex.target}"
+        assert alone.spoken(ex) == f"{', '.join(layout)}: {ex.target}"
+        assert both.decode(ids, modalities, ex) == both.spoken(ex) and len(ids) <= both.max_tokens
+        for task in (both, alone):
+            assert task.predicate(task.spoken(ex)) == ex.target and task.said_layout(task.spoken(ex)) == set(layout)
+        assert both.said_names(both.spoken(ex)) == f"{subject}, {obj}"
+    perfect = both.evaluate([both.spoken(ex) for ex in examples], examples)
+    assert perfect["accuracy"] == perfect["names_exact"] == perfect["layout_horizontal"] == perfect["layout_depth"] == 1.0
+    mirror = {"left of": "right of", "right of": "left of"}
+
+    def mirrored(ex):        # the layout's left / right said the wrong way; names and predicate kept
+        names, _, rest = both.spoken(ex).partition("; ")
+        layout, _, predicate = rest.rpartition(": ")
+        return f"{names}; {', '.join(mirror.get(p, p) for p in layout.split(', '))}: {predicate}"
+    half = len(examples) // 2
+    scores = both.evaluate([mirrored(ex) for ex in examples[:half]] + [both.spoken(ex) for ex in examples[half:]], examples)
+    assert scores["layout_horizontal"] == pytest.approx(1 - half / len(examples))
+    assert scores["layout_depth"] == 1.0 and scores["names_exact"] == 1.0
+    assert "layout_horizontal" not in both.evaluate([ex.target for ex in examples], examples)   # a baseline's answers
+    assert "names_exact" not in alone.evaluate([alone.spoken(ex) for ex in examples], examples)
+
+
+def test_confusion_script_tables_a_text_task_and_swaps_two_regions(tmp_path, all_tasks_run):
+    """scripts/confusion.py on the session's toy run of every task: relation's table, then its regions swapped."""
+    proc = run_script_here("scripts/confusion.py", "--model", str(all_tasks_run.out), "--task", "relation", "--n", "6",
+                           "--swap-regions", "--json", str(tmp_path / "c.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tables = json.loads((tmp_path / "c.json").read_text())
+    assert tables["n"] == 6 and set(tables["confusion"]) <= set(PREDICATES)
+    assert sum(sum(row.values()) for row in tables["confusion"].values()) == 6
+    assert sum(sum(row.values()) for row in tables["swapped"].values()) == 6      # every example has two regions
+    depth = run_script_here("scripts/confusion.py", "--model", str(all_tasks_run.out), "--task", "depth", "--n", "2")
+    assert depth.returncode != 0 and "not text" in depth.stderr
+    script = load_script("confusion")                          # its pure parts
+    confusion, swapped = script.confusion, script.swapped
+    assert confusion(["a", "a", "b"], ["a", "c", "b"]) == {"a": {"a": 1, "c": 1}, "b": {"b": 1}}
+    ex = world_examples(TASKS.get("relation"), "test", 1, 32)[0]
+    assert swapped(ex).region == ex.region[::-1] and swapped(ex).meta["names"] == ex.meta["names"][::-1]
 
 
 def test_two_regions_reach_the_encoder_as_eight_location_tokens(modalities):

@@ -138,7 +138,9 @@ class Relation(ShortTextAnswer):
                   **{f"accuracy_{p.replace(' ', '_')}": a for p, a in accuracy_by_target(right, examples).items()}}
         said = any(":" in p for p in predictions)   # a baseline says the predicate alone
         if self.names and said:
-            scores.update(name_scores([self.said_names(p) for p in predictions], examples))
+            names = [self.said_names(p) for p in predictions]
+            scores.update(name_scores(names, examples))
+            scores.update(split_by_naming(right, [n == ", ".join(ex.meta["names"]) for n, ex in zip(names, examples)]))
         if self.geometry and said:
             scores.update(self.layout_scores(predictions, examples))
         return scores
@@ -180,6 +182,18 @@ def name_scores(said_names, examples) -> dict:
             kept = [right for right, _, area in scored if area is not None and inside(area)]   # an area: a median
             if kept:
                 scores[f"names_{key}_{half}"] = float(np.mean(kept))
+    return scores
+
+
+def split_by_naming(right: list, named: list) -> dict:
+    """Whether the predicate fails with the names or beside them: `names_pair_exact`, the share of pairs whose
+    both names were said exactly; `accuracy_named_right` / `_named_wrong`, the predicate's accuracy over those
+    pairs / the rest (where there are any)."""
+    scores = {"names_pair_exact": float(np.mean(named))}
+    for key, want in (("accuracy_named_right", True), ("accuracy_named_wrong", False)):
+        kept = [r for r, n in zip(right, named) if n == want]
+        if kept:
+            scores[key] = float(np.mean(kept))
     return scores
 
 

@@ -79,6 +79,7 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     assert len(named.targets(examples, modalities)[0]) <= named.max_tokens
     perfect = named.evaluate([named.spoken(ex) for ex in examples], examples)
     assert perfect["accuracy"] == 1.0 and perfect["names_exact"] == 1.0
+    assert perfect["names_pair_exact"] == perfect["accuracy_named_right"] == 1.0 and "accuracy_named_wrong" not in perfect
     assert perfect["names_color"] == perfect["names_shape"] == perfect["names_size"] == 1.0
     shapes = {a["shape"] for ex in examples for a in ex.meta["attributes"]}
     assert all(perfect[f"names_shape_{shape}"] == 1.0 for shape in shapes)
@@ -103,6 +104,10 @@ def test_relation_with_names_says_both_regions_then_the_predicate(modalities):
     recoloured = f"{subject.replace(colour, other)}, {obj}: {ex.target}"
     one = named.evaluate([recoloured], [ex])
     assert one["accuracy"] == 1.0 and one["names_exact"] == 0.5 and one["names_color"] == 0.5 and one["names_shape"] == 1.0
+    assert one["names_pair_exact"] == 0.0 and one["accuracy_named_wrong"] == 1.0 and "accuracy_named_right" not in one
+    wrong_predicate = f"{subject}, {obj}: {next(p for p in PREDICATES if p != ex.target)}"
+    split = named.evaluate([wrong_predicate, recoloured], [ex, ex])          # named right, said wrong; and the reverse
+    assert split["accuracy_named_right"] == 0.0 and split["accuracy_named_wrong"] == 1.0 and split["names_pair_exact"] == 0.5
     assert "names_exact" not in named.evaluate([ex.target], [ex])            # no names said (a baseline)
     assert named.evaluate([ex.target, named.spoken(ex)], [ex, ex])["names_exact"] == 0.5
     # Visual Genome's names and ids

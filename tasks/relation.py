@@ -13,10 +13,11 @@ predicate after them is the answer (`.text` holds all of it): the look predicate
 words. With `geometry` (`relation.geometry=true`) it also says, before the answer, where the pair stands ("large
 red cube, small red sphere; left of, in front of: same color as"): the layout predicates that hold of the pair
 (left or right of, in front of or behind; world pairs are always one of left or right), so every example trains
-reading the pair's order, not only the few asked it, and the last layout predicates are a rule over its words
-too. With either, it generates instead of ranking; metrics add how well it named the regions (`names_exact`,
-`names_color` ...); with `samples=N` too, the greedy answer and N sampled ones vote on the predicate
-(self-consistency). Metrics: predicate accuracy (also per predicate asked, e.g.
+reading the pair's order, not only the few asked it, and an answer of left, right, in front or behind is one
+the model has just said. With either, it generates instead of ranking; metrics add how well it named the
+regions (`names_exact`, `names_color` ..., `names_pair_exact` and the predicate's accuracy over pairs named
+right / wrong) and said the layout (`layout_horizontal`, `layout_depth`); with `samples=N` too, the greedy
+answer and N sampled ones vote on the predicate (self-consistency). Metrics: predicate accuracy (also per predicate asked, e.g.
 `accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
 the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
 pixels: what can be told without looking at the objects).
@@ -156,11 +157,12 @@ class Relation(ShortTextAnswer):
 
 
 def name_scores(said_names, examples) -> dict:
-    """How well the names said before the predicate (each answer's names part) read the two regions: `names_exact`, the share of regions
-    named exactly; `names_<attribute>`, the share whose name holds the object's attribute as a word (the
-    world's size, color and shape; attributes that are not words of the gold name, such as Visual Genome's
-    object ids, are not scored); to tell what holds a name, `names_<attribute>_<value>` per gold value (for
-    attributes with at most 8 values among the evaluated regions: `names_shape_sphere`), and
+    """How well the names said before the predicate (each answer's names part) read the two regions:
+    `names_exact`, the share of regions named exactly; `names_<attribute>`, the share whose name holds the
+    object's attribute as a word (the world's size, color and shape; attributes that are not words of the
+    gold name, such as Visual Genome's object ids, are not scored); to tell what holds a name,
+    `names_<attribute>_<value>` per gold value (for attributes with at most 8 values among the evaluated
+    regions: `names_shape_sphere`), and
     `names_<attribute>_smaller_half` / `_larger_half` over the regions whose box area is under / at least the
     median area of all evaluated regions (ties go to the larger half, so the halves need not be equal)."""
     pairs = [(said, gold, attributes, _area(box))

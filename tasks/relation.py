@@ -17,8 +17,9 @@ reading the pair's order, not only the few asked it, and an answer of left, righ
 the model has just said. With either, it generates instead of ranking; metrics add how well it named the
 regions (`names_exact`, `names_color` ..., `names_pair_exact` and the predicate's accuracy over pairs named
 right / wrong) and said the layout (`layout_horizontal`, `layout_depth`); with `samples=N` too, the greedy
-answer and N sampled ones vote on the predicate (self-consistency). Metrics: predicate accuracy (also per predicate asked, e.g.
-`accuracy_same_shape_as`), and the share of answers that hold for the pair at all (`holds`). Baselines:
+answer and N sampled ones vote on the predicate (self-consistency). Metrics: predicate accuracy (also per
+predicate asked, e.g. `accuracy_same_shape_as`), and the share of answers that hold for the pair at all
+(`holds`). Baselines:
 the majority predicate, and `boxes_only` (nearest training pairs by the two boxes' geometry, never the
 pixels: what can be told without looking at the objects).
 """
@@ -162,9 +163,9 @@ def name_scores(said_names, examples) -> dict:
     object's attribute as a word (the world's size, color and shape; attributes that are not words of the
     gold name, such as Visual Genome's object ids, are not scored); to tell what holds a name,
     `names_<attribute>_<value>` per gold value (for attributes with at most 8 values among the evaluated
-    regions: `names_shape_sphere`), and
-    `names_<attribute>_smaller_half` / `_larger_half` over the regions whose box area is under / at least the
-    median area of all evaluated regions (ties go to the larger half, so the halves need not be equal)."""
+    regions: `names_shape_sphere`), and `names_<attribute>_smaller_half` / `_larger_half` over the regions
+    whose box area is under / at least the median area of all evaluated regions (ties go to the larger half,
+    so the halves need not be equal)."""
     pairs = [(said, gold, attributes, _area(box))
              for names, ex in zip(said_names, examples)
              for said, gold, attributes, box in zip(split_names(names, ex.meta["names"]), ex.meta["names"],

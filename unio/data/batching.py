@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from unio.allocator import keep_freed_memory
 from unio.data.encoding import encode_inputs
 from unio.data.mixture import Mixture, pair_name
 from unio.grammar import answer_start_id
@@ -113,6 +114,7 @@ class _StreamFrom(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         torch.set_num_threads(1)
+        keep_freed_memory()           # a process of its own: forked workers inherit it, spawned ones do not
         step = self.start
         while True:
             yield self.stream.batch(step)

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from unio.allocator import keep_freed_memory
 from unio.data.bad_records import BadRecords
 from unio.data.batching import prefetcher
 from unio.data.mixture import pair_name
@@ -88,6 +89,7 @@ class Trainer:
     """One training run: `train()` builds the pieces and runs the loop, `export()` saves the model."""
 
     def __init__(self, opts: TrainOptions):
+        keep_freed_memory()                              # no page faults for each step's activations
         load_plugins(opts.plugins)
         self.task_set = TaskSet(opts.task_options)       # the tasks with this run's options
         named = opts

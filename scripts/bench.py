@@ -12,7 +12,8 @@ machine's measured bf16 matmul rate (the best of three sizes). Generation (greed
 (UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
 timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least).
 `--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
-decoding step).
+decoding step). The whole process, peers included, runs with the allocator settings unio's trainer sets
+(`unio.allocator.keep_freed_memory`: freed blocks reused, not page-faulted back in every step).
 """
 import argparse
 import json
@@ -25,6 +26,7 @@ from bench_data import data_worker_cost
 from bench_grammar import grammar_cost
 from bench_readers import reader_speeds
 
+from unio.allocator import keep_freed_memory
 from unio.data.sources import build_source
 from unio.model.presets import load_preset, model_from_preset
 from unio.train.precision import machine_key
@@ -63,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    keep_freed_memory()                                                 # as the trainer runs; T5 gets it too
     old = bench_compare.read(args.compare) if args.compare else None    # a bad path fails before minutes of work
     torch.manual_seed(0)
     res = load_preset(args.preset)["image_size"]
@@ -109,12 +112,17 @@ def main(argv=None) -> int:
                                                           / unio_train["matmul_time_fraction"])
     # the fraction were the step nothing but its matmuls, each at its standalone rate
     report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak)
+    # the step's time against its matmuls' alone, timed in turns (issue 34's figure; the drift moves it least)
+    turns = bench.ceiling_in_turns(model, bucketed[:4], rounds=3 if args.quick else 9)
+    report["flops"]["ceiling_in_turns"] = turns
+    report["flops"]["fraction_of_matmul_ceiling"] = turns["fraction"]
     # FLOPs a matmul does in the time memory moves one byte: what elementwise work costs here
     report["flops"]["memory_bytes_per_s"] = bench.memory_rate(32 if args.quick else 256)
     report["flops"]["matmul_flop_per_memory_byte"] = peak / report["flops"]["memory_bytes_per_s"]
     if args.utilisation_preset:
         report["flops"]["preset_utilisation"] = bench.preset_utilisation(args.utilisation_preset,
-                                                                         args.utilisation_batch, peak)
+                                                                         args.utilisation_batch, peak,
+                                                                         rounds=3 if args.quick else 5)
     if args.packing:
         report["packing"] = packing_report(args, res)
     model.eval()

@@ -98,18 +98,45 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
     recorded from an eager forward + backward: an upper bound on fraction_of_matmul_rate that no
     change outside the matmul kernels can pass."""
     calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
-    device = model.device
     seconds, flops = 0.0, 0
-    for (op, operands), count in calls.items():
-        args = [strided_randn(size, stride, dtype, device) for size, stride, dtype in operands]
-        fn = torch.mm if op == "mm" else torch.bmm
-        seconds += count * timed(lambda: fn(*args), repeat=3, device=device)
-        flops += count * matmul_flops(f"aten::{op}", [a.shape for a in args])
+    for fn, args, count in matmul_operands(calls, model.device):
+        seconds += count * timed(lambda: fn(*args), repeat=3, device=model.device)
+        flops += count * matmul_flops(f"aten::{fn.__name__}", [a.shape for a in args])
     contiguous = lambda size: torch.empty(size, device="meta").stride()   # noqa: E731
     strided = sum(n for (_, ops), n in calls.items() if any(st != contiguous(s) for s, st, _ in ops))
     return {"matmul_calls": sum(calls.values()), "calls_with_a_non_contiguous_operand": strided,
             "matmul_only_seconds_per_step": seconds / len(batches), "matmul_only_flop_per_s": flops / seconds,
             "ceiling_fraction_of_matmul_rate": flops / seconds / peak}
+
+
+def matmul_operands(calls: Counter, device) -> list:
+    """(torch.mm or torch.bmm, random operands in the recorded layouts, count) for recorded_matmuls' calls."""
+    return [(torch.mm if op == "mm" else torch.bmm,
+             [strided_randn(size, stride, dtype, device) for size, stride, dtype in operands], count)
+            for (op, operands), count in calls.items()]
+
+
+def ceiling_in_turns(model, batches, rounds: int = 9, bf16: bool = True) -> dict:
+    """The step's share of its matmul-only ceiling timed in turns: each round one training pass over `batches`
+    (as train_throughput steps) and one pass of the same matmuls alone (recorded as matmul_ceiling records
+    them, run back to back), the fraction the median of the rounds' matmul-only / step times. Timed
+    separately, a ceiling and a step minutes apart moved this fraction by 20-40% on a drifting VM."""
+    out = interleaved_ratio(training_pass(model, batches, bf16), matmul_pass(model, batches, bf16), rounds)
+    return {"fraction": out["ratio"], "fractions": out["ratios"], "spread": out["spread"], "rounds": rounds}
+
+
+def matmul_pass(model, batches, bf16: bool = True):
+    """A call that runs the matmuls of one training step on each of `batches` and nothing else, back to back:
+    each recorded mm / bmm its number of times, on random operands in the recorded layouts."""
+    calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
+    prepared = matmul_operands(calls, model.device)
+
+    def matmuls_alone():
+        for fn, args, count in prepared:
+            for _ in range(count):
+                fn(*args)
+        synchronize(model.device)
+    return matmuls_alone
 
 
 def strided_randn(size, stride, dtype, device="cpu") -> torch.Tensor:
@@ -223,7 +250,19 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
     """Useful (non-pad) tokens per second over `batches`, one fused AdamW step each, after one untimed pass
     over the same batches (which is where torch.compile, if the model uses it, compiles); `profile`
     adds a third, profiled pass: the share of the step spent in matmuls."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)   # as the trainer steps
+    one_pass = training_pass(model, batches, bf16)
+    timing = stable_timing(one_pass)
+    seconds = timing["median_seconds"]
+    tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
+    out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
+           "first_pass_seconds": timing["warmup_seconds"][0], "timing": timing}
+    return {**out, **matmul_share(one_pass.step, batches)} if profile else out
+
+
+def training_pass(model, batches, bf16: bool = True):
+    """A call that trains `model` one step on each of `batches` (bf16 autocast, one fused AdamW step each, as
+    the trainer steps); its `step` attribute trains on one batch."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     device = next(model.parameters()).device
     model.train()
 
@@ -238,12 +277,8 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
         for batch in batches:
             step(batch)
         synchronize(device)
-    timing = stable_timing(one_pass)
-    seconds = timing["median_seconds"]
-    tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
-    out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
-           "first_pass_seconds": timing["warmup_seconds"][0], "timing": timing}
-    return {**out, **matmul_share(step, batches)} if profile else out
+    one_pass.step = step
+    return one_pass
 
 
 def unclean_timings(report, path: str = "") -> dict:
@@ -355,10 +390,11 @@ def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, tim
 
 
 def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3, prompt: int = 16,
-                       target: int = 16, device="cpu") -> dict:
+                       target: int = 16, device="cpu", rounds: int = 5) -> dict:
     """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
     lengths, as a fraction of `peak`, and its matmul-only ceiling: the matmul fraction where the
-    matrices are as large as the preset makes them. On a CPU, also the step's share of time in matmuls."""
+    matrices are as large as the preset makes them, and the step's share of it timed in `rounds` turns
+    (ceiling_in_turns). On a CPU, also the step's share of time in matmuls."""
     from unio.model.presets import model_from_preset
     model = model_from_preset(preset, 2048).to(device)
     cfg = model.config
@@ -369,9 +405,10 @@ def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3
     on_cpu = torch.device(device).type == "cpu"
     timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=on_cpu)
     seconds = timing["seconds_per_step"]
+    turns = ceiling_in_turns(model, [batch], rounds)
     out = {"preset": preset, "batch_size": batch_size, "device": str(device), "step_flops": flops,
            "seconds_per_step": seconds, "flop_per_s": flops / seconds, "fraction_of_matmul_rate": flops / seconds / peak,
-           "matmul_ceiling": ceiling}
+           "matmul_ceiling": ceiling, "ceiling_in_turns": turns, "fraction_of_matmul_ceiling": turns["fraction"]}
     return {**out, "matmul_time_fraction": timing["matmul_time_fraction"]} if on_cpu else out
 
 

@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import sys
+from collections import Counter
 
 import torch
 from conftest import ROOT, load_script
@@ -62,6 +63,29 @@ def test_matmul_ceiling_reports_a_rate():
     out = bench.matmul_ceiling(model, [toy_batch(model.config)], peak)
     assert out["matmul_calls"] > 0 and out["calls_with_a_non_contiguous_operand"] > 0
     assert out["matmul_only_flop_per_s"] > 0 and out["ceiling_fraction_of_matmul_rate"] > 0
+
+
+def test_the_matmul_pass_runs_exactly_the_steps_matmuls_and_the_ceiling_is_timed_in_turns():
+    """ceiling_in_turns' second side does each recorded matmul its number of times in its layout and nothing
+    more; the fraction is the median of the rounds' matmul-only / step times, below 1 (a part of the step)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    model = model_from_preset("toy", 128)
+    batches = [toy_batch(model.config), toy_batch(model.config, batch_size=2)]
+    step_calls = sum((bench.recorded_matmuls(model, b, True) for b in batches), Counter())
+    replayed = Counter()
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten.mm.default, torch.ops.aten.bmm.default):
+                replayed[func.__name__.split(".")[0], tuple((tuple(t.shape), t.stride(), t.dtype) for t in args[:2])] += 1
+            return func(*args, **(kwargs or {}))
+    matmuls = bench.matmul_pass(model, batches)
+    with Recorder():
+        matmuls()
+    assert replayed == step_calls
+    out = bench.ceiling_in_turns(model, batches, rounds=3)
+    assert len(out["fractions"]) == 3 and 0 < out["fraction"] < 1
+    assert out["fraction"] == sorted(out["fractions"])[1]
 
 
 def test_timing_waits_out_compilation_and_says_when_it_could_not():

@@ -81,6 +81,7 @@ def test_bench_quick(tmp_path, toy_cache):
     assert report["train"]["unio_compiled"] is False and report["generate"]["unio"]["bf16_tokens_per_s"] > 0
     assert 0 < report["flops"]["matmul_time_fraction"] < 1
     assert report["flops"]["matmul_ceiling"]["ceiling_fraction_of_matmul_rate"] > 0
+    assert report["flops"]["fraction_of_matmul_ceiling"] == report["flops"]["ceiling_in_turns"]["fraction"] > 0
     assert report["flops"]["memory_bytes_per_s"] > 0
     timing = report["train"]["unio"]["timing"]
     assert timing["repeats"] >= 3 and "spread" in timing

@@ -3,11 +3,11 @@
 glibc's malloc serves every block of 128 KB or more with its own mmap and unmaps it when freed (the threshold
 grows to the largest block freed, up to 32 MB), and gives the heap's free top back to the kernel once it passes
 128 KB. A training step allocates and frees the same activations every step, so each step asks the kernel for them
-again, page by page, zero-filled: on 2 cores the default command took ~20,000 minor page faults a step and a tenth
-of its CPU time in the kernel. `keep_freed_memory()` sets the mmap threshold to glibc's most (32 MB), the trim
-threshold to 1 GB and the heap's top pad to 256 MB: blocks are reused, the faults stop (3.5 M -> 1.1 M in a
-160-step run), and a step takes ~6% less (docs/training.md, "Threads, memory and the data worker"). Where memory
-lives, not what is computed: the values are the same bit for bit. Not glibc (macOS, musl): nothing is done.
+again, page by page, zero-filled: on 2 cores the default command took 32.6 M minor page faults (~15,000 a step)
+and 79 s of CPU time in the kernel. `keep_freed_memory()` sets the mmap threshold to glibc's most (32 MB), the trim
+threshold to 1 GB and the heap's top pad to 256 MB: blocks are reused, the faults stop (3.6-3.9 M -> 1.1 M in a
+160-step run) and its steps take 7-12% less (docs/training.md, "Threads, memory and the data worker"). Where
+memory lives, not what is computed: the values are the same bit for bit. Not glibc (macOS, musl): nothing is done.
 """
 from __future__ import annotations
 

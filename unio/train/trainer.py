@@ -191,7 +191,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             if task_index is not None:
-                losses = example_losses(out.logits, batch["labels"], example_of, len(task_index))
+                with torch.no_grad():                      # for the logs and the weighting: no graph kept
+                    losses = example_losses(out.logits, batch["labels"], example_of, len(task_index))
                 self.task_losses.add(losses, task_index)
                 if self.weighting is not None:
                     self.weighting.observe(losses, task_index)

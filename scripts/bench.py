@@ -10,7 +10,8 @@ length-bucketed batches with its blocks compiled, as train_mixture.py trains), a
 machine's measured bf16 matmul rate (the best of three sizes). Generation (greedy, KV cache,
 `generate()`) is timed for each model in fp32 and in bf16 autocast, and for unio also compiled
 (UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
-timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least).
+timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least);
+training is timed in turns as well (`train.interleaved`).
 `--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
 decoding step). The whole process, peers included, runs with the allocator settings unio's trainer sets
 (`unio.allocator.keep_freed_memory`: freed blocks reused, not page-faulted back in every step).
@@ -96,10 +97,16 @@ def main(argv=None) -> int:
     report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
     report["train"] = {"unio": unio_train, "t5": t5_train, "unio_compiled": not args.no_compile,
                        "ratio": unio_train["useful_tokens_per_s"] / t5_train["useful_tokens_per_s"]}
+    turns = 3 if args.quick else 7
+    # each pair timed in turns too: the ratio a drifting machine moves least
+    report["train"]["interleaved"] = {"to_t5": bench.train_ratio_in_turns(model, bucketed, t5, padded, patches, turns)}
     if args.peer_compiled:
-        t5_compiled = bench.train_throughput(torch.compile(bench.T5WithPatches(cfg), dynamic=True), padded, patches)
+        t5_compiled_model = torch.compile(bench.T5WithPatches(cfg), dynamic=True)
+        t5_compiled = bench.train_throughput(t5_compiled_model, padded, patches)
         report["train"]["t5_compiled"] = t5_compiled
         report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
+        report["train"]["interleaved"]["to_t5_compiled"] = bench.train_ratio_in_turns(
+            model, bucketed, t5_compiled_model, padded, patches, turns)
     rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048))
     peak = rates["best"]
     flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4

@@ -259,6 +259,17 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
     return {**out, **matmul_share(one_pass.step, batches)} if profile else out
 
 
+def train_ratio_in_turns(model, batches, peer, peer_batches, patches: int, rounds: int = 7) -> dict:
+    """How many times the peer's useful tokens/s `model` trains at, timed in turns (interleaved_ratio: one
+    training pass of each a round, order swapped each round, the median of the rounds' ratios): the same
+    examples laid out each model's way, so the ratio of pass times is the ratio of useful tokens/s."""
+    tokens = [sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in bs) for bs in (batches, peer_batches)]
+    out = interleaved_ratio(training_pass(model, batches), training_pass(peer, peer_batches), rounds)
+    scale = tokens[0] / tokens[1]                   # 1 when both hold the same examples
+    return {"ratio": out["ratio"] * scale, "ratios": [r * scale for r in out["ratios"]], "spread": out["spread"],
+            "rounds": rounds}
+
+
 def training_pass(model, batches, bf16: bool = True):
     """A call that trains `model` one step on each of `batches` (bf16 autocast, one fused AdamW step each, as
     the trainer steps); its `step` attribute trains on one batch."""

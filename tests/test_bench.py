@@ -88,6 +88,14 @@ def test_the_matmul_pass_runs_exactly_the_steps_matmuls_and_the_ceiling_is_timed
     assert out["fraction"] == sorted(out["fractions"])[1]
 
 
+def test_a_model_against_itself_trains_at_about_its_own_speed_in_turns():
+    """train_ratio_in_turns on one model and the same batches both ways: a ratio near 1 (timing noise only)."""
+    model = model_from_preset("toy", 128)
+    batches = [toy_batch(model.config)] * 2
+    out = bench.train_ratio_in_turns(model, batches, model, batches, patches=4, rounds=5)
+    assert len(out["ratios"]) == 5 and 0.5 < out["ratio"] < 2
+
+
 def test_timing_waits_out_compilation_and_says_when_it_could_not():
     """A function that compiles on its first calls is timed only after it stops; one that compiles
     during the timed calls is reported as not measured cleanly. (Dynamo's eager backend: the same frames

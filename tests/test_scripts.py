@@ -75,6 +75,7 @@ def test_bench_quick(tmp_path, toy_cache):
     for key in ("world", "tasks", "train", "flops", "generate", "run", "data_pipeline_examples_per_s"):
         assert key in report
     assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0
+    assert len(report["train"]["interleaved"]["to_t5"]["ratios"]) == 3 and report["train"]["interleaved"]["to_t5"]["ratio"] > 0
     assert report["generate"]["interleaved"]["to_t5"]["ratio"] > 0 and report["generate"]["interleaved"]["t5_mode"]
     assert report["grammar"]["detection"]["kind"] == "automaton" and report["grammar"]["vqa"]["processor_ms_per_step"] > 0
     assert 0 < report["memory"]["import_only_mb"] < report["memory"]["toy"]["peak_rss_mb"], (report["memory"], report["peak_rss_mb"])

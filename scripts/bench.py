@@ -13,8 +13,9 @@ machine's measured bf16 matmul rate (the best of three sizes). Generation (greed
 timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least);
 training is timed in turns as well (`train.interleaved`).
 `--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
-decoding step). The whole process, peers included, runs with the allocator settings unio's trainer sets
-(`unio.allocator.keep_freed_memory`: freed blocks reused, not page-faulted back in every step).
+decoding step). The process, peers included, runs with the allocator settings unio's trainer sets
+(`unio.allocator.keep_freed_memory`: freed blocks reused, not page-faulted back in every step); unio.run's
+latency is measured in a fresh process without them, as its users call it.
 """
 import argparse
 import json
@@ -52,11 +53,12 @@ def parser() -> argparse.ArgumentParser:
                    "segment, generate) and its batch throughput")
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "with length bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile", "grammar", "data"), default=None,
+    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency"), default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
-                        "on random ones), grammar (what each task's output grammar costs a generated token) or "
-                        "data (what the data worker costs the default command's training step)")
+                        "on random ones), grammar (what each task's output grammar costs a generated token), "
+                        "data (what the data worker costs the default command's training step) or latency "
+                        "(unio.run on --latency-model)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
     if args.only:
         section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
-                   "data": data_report}[args.only](args, res)
+                   "data": data_report, "latency": latency_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              args.only: section}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
@@ -97,16 +99,16 @@ def main(argv=None) -> int:
     report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
     report["train"] = {"unio": unio_train, "t5": t5_train, "unio_compiled": not args.no_compile,
                        "ratio": unio_train["useful_tokens_per_s"] / t5_train["useful_tokens_per_s"]}
-    turns = 3 if args.quick else 7
+    rounds = 3 if args.quick else 7
     # each pair timed in turns too: the ratio a drifting machine moves least
-    report["train"]["interleaved"] = {"to_t5": bench.train_ratio_in_turns(model, bucketed, t5, padded, patches, turns)}
+    report["train"]["interleaved"] = {"to_t5": bench.train_ratio_in_turns(model, bucketed, t5, padded, patches, rounds)}
     if args.peer_compiled:
         t5_compiled_model = torch.compile(bench.T5WithPatches(cfg), dynamic=True)
         t5_compiled = bench.train_throughput(t5_compiled_model, padded, patches)
         report["train"]["t5_compiled"] = t5_compiled
         report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
         report["train"]["interleaved"]["to_t5_compiled"] = bench.train_ratio_in_turns(
-            model, bucketed, t5_compiled_model, padded, patches, turns)
+            model, bucketed, t5_compiled_model, padded, patches, rounds)
     rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048))
     peak = rates["best"]
     flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4
@@ -120,9 +122,9 @@ def main(argv=None) -> int:
     # the fraction were the step nothing but its matmuls, each at its standalone rate
     report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak)
     # the step's time against its matmuls' alone, timed in turns (issue 34's figure; the drift moves it least)
-    turns = bench.ceiling_in_turns(model, bucketed[:4], rounds=3 if args.quick else 9)
-    report["flops"]["ceiling_in_turns"] = turns
-    report["flops"]["fraction_of_matmul_ceiling"] = turns["fraction"]
+    ceiling = bench.ceiling_in_turns(model, bucketed[:4], rounds=3 if args.quick else 9)
+    report["flops"]["ceiling_in_turns"] = ceiling
+    report["flops"]["fraction_of_matmul_ceiling"] = ceiling["fraction"]     # issue 34's key
     # FLOPs a matmul does in the time memory moves one byte: what elementwise work costs here
     report["flops"]["memory_bytes_per_s"] = bench.memory_rate(32 if args.quick else 256)
     report["flops"]["matmul_flop_per_memory_byte"] = peak / report["flops"]["memory_bytes_per_s"]
@@ -163,7 +165,7 @@ def main(argv=None) -> int:
     report["memory"] = bench.loaded_model_memory(("toy",) if args.quick else ("toy", "tiny", "small", "base"),
                                                  mods.vocab.size)
     if args.latency_model:
-        report["latency"] = bench.latency(args.latency_model, n=4 if args.quick else 20, batch=4 if args.quick else 16)
+        report["latency"] = latency_report(args, res)
     report["peak_rss_mb"] = bench.peak_rss_mb()
     return write_report(report, args, old)
 
@@ -205,6 +207,14 @@ def grammar_report(args, res: int) -> dict:
     model = model_from_preset(args.preset, mods.vocab.size).eval()
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
     return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
+
+
+def latency_report(args, res: int) -> dict:
+    """bench.latency on --latency-model, in a fresh process: unio.run as its users call it, without the
+    allocator settings this process trains with (they slow single calls by ~10%; experiments.md, session 35)."""
+    if not args.latency_model:
+        raise SystemExit("--only latency measures unio.run on a trained model: give --latency-model DIR")
+    return bench.latency_in_fresh_process(args.latency_model, n=4 if args.quick else 20, batch=4 if args.quick else 16)
 
 
 def data_report(args, res: int) -> dict:

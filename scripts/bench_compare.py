@@ -5,9 +5,9 @@
 The guard fails (exit 1) when training or generation speed fell by more than `--tolerance` (15%). On the
 same machine (the reports' `machine` agree) it guards tokens/s themselves; across machines, where
 tokens/s say more about the machine than the code, it guards the ratios to the peer (T5) measured in the
-same run, which a machine's speed moves far less. Where both reports timed generation in turns with T5
-(`generate.interleaved`), that ratio is guarded for generation on any machine: a VM's drift moves two
-separate timings of one run by 20-40% (docs/experiments.md, 2026-12-04), the ratio timed in turns least.
+same run, which a machine's speed moves far less. Where both reports timed training or generation in turns
+with T5 (`train.interleaved`, `generate.interleaved`), that ratio is guarded for it on any machine: a VM's drift
+moves two separate timings of one run by 20-40% (docs/experiments.md, 2026-12-04), the ratio timed in turns least.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sys
 
 SAME_MACHINE = ("train.unio.useful_tokens_per_s", "generate.unio_tokens_per_s")
 ANY_MACHINE = ("train.ratio", "generate.ratio")
-IN_TURNS = "generate.interleaved.to_t5.ratio"
+IN_TURNS = {"train.": "train.interleaved.to_t5.ratio", "generate.": "generate.interleaved.to_t5.ratio"}
 
 
 def flatten(report: dict, prefix: str = "") -> dict:
@@ -37,11 +37,12 @@ def same_machine(old: dict, new: dict) -> bool:
 
 
 def guarded(old: dict, new: dict) -> tuple:
-    """The keys the guard checks: tokens/s on one machine, peer ratios across machines; for generation, the
-    ratio timed in turns wherever both reports have it."""
+    """The keys the guard checks: tokens/s on one machine, peer ratios across machines; for training and for
+    generation, the ratio timed in turns wherever both reports have it."""
     keys = SAME_MACHINE if same_machine(old, new) else ANY_MACHINE
-    if IN_TURNS in flatten(old) and IN_TURNS in flatten(new):
-        keys = tuple(key for key in keys if not key.startswith("generate.")) + (IN_TURNS,)
+    for part, in_turns in IN_TURNS.items():
+        if in_turns in flatten(old) and in_turns in flatten(new):
+            keys = tuple(key for key in keys if not key.startswith(part)) + (in_turns,)
     return keys
 
 
@@ -67,7 +68,7 @@ def report_and_verdict(old: dict, new: dict, tolerance: float = 0.15, out=sys.st
     keys = guarded(old, new)
     print("\n".join(lines), file=out)
     print(f"guard ({'same machine: tokens/s' if same_machine(old, new) else 'other machine: ratios to the peer'}"
-          f"{'; generation: the ratio timed in turns' if IN_TURNS in keys else ''}): "
+          f"{''.join(f'; {part[:-1]}: the ratio timed in turns' for part, k in IN_TURNS.items() if k in keys)}): "
           + ("; ".join(failures) if failures else f"{', '.join(keys)} within {tolerance * 100:.0f}%"), file=out)
     return 1 if failures else 0
 

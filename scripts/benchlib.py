@@ -5,6 +5,8 @@ scripts/gpu_check.sh by path.
 """
 from __future__ import annotations
 
+import json
+import os
 import resource
 import time
 from collections import Counter
@@ -213,6 +215,11 @@ def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0
     return bucketed, padded, data_seconds
 
 
+def pass_tokens(batches, patches: int) -> int:
+    """The useful tokens of a pass over `batches`: prompt and target tokens that are not padding, and patches."""
+    return sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
+
+
 def useful_tokens(batch) -> int:
     """Non-pad prompt and target tokens (image patches are added by the caller)."""
     return int((batch["labels"] != -100).sum() + batch["attention_mask"].sum())
@@ -253,7 +260,7 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
     one_pass = training_pass(model, batches, bf16)
     timing = stable_timing(one_pass)
     seconds = timing["median_seconds"]
-    tokens = sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in batches)
+    tokens = pass_tokens(batches, patches)
     out = {"useful_tokens_per_s": tokens / seconds, "seconds_per_step": seconds / len(batches),
            "first_pass_seconds": timing["warmup_seconds"][0], "timing": timing}
     return {**out, **matmul_share(one_pass.step, batches)} if profile else out
@@ -263,9 +270,8 @@ def train_ratio_in_turns(model, batches, peer, peer_batches, patches: int, round
     """How many times the peer's useful tokens/s `model` trains at, timed in turns (interleaved_ratio: one
     training pass of each a round, order swapped each round, the median of the rounds' ratios): the same
     examples laid out each model's way, so the ratio of pass times is the ratio of useful tokens/s."""
-    tokens = [sum(useful_tokens(b) + b["pixel_values"].shape[0] * patches for b in bs) for bs in (batches, peer_batches)]
     out = interleaved_ratio(training_pass(model, batches), training_pass(peer, peer_batches), rounds)
-    scale = tokens[0] / tokens[1]                   # 1 when both hold the same examples
+    scale = pass_tokens(batches, patches) / pass_tokens(peer_batches, patches)   # 1 when both hold the same examples
     return {"ratio": out["ratio"] * scale, "ratios": [r * scale for r in out["ratios"]], "spread": out["spread"],
             "rounds": rounds}
 
@@ -504,6 +510,27 @@ def latency_asks(world_scene, task: str) -> tuple:
     prompt = handler.prompts[0]
     prompt = prompt.format(name) if "{}" in prompt else prompt
     return prompt, world_scene.image, None
+
+
+LATENCY_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import benchlib
+print(json.dumps(benchlib.latency(sys.argv[2], n=int(sys.argv[3]), batch=int(sys.argv[4]))))
+"""
+
+
+def latency_in_fresh_process(model_dir: str, n: int = 20, batch: int = 16) -> dict:
+    """`latency` in a new Python process: none of this process's settings (the trainer's allocator) or warm
+    caches carried over."""
+    import subprocess
+    import sys
+    scripts = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([sys.executable, "-c", LATENCY_PROBE, scripts, model_dir, str(n), str(batch)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"measuring unio.run's latency on {model_dir} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def latency(model_dir: str, tasks=LATENCY_TASKS, n: int = 20, batch: int = 16) -> dict:

@@ -88,12 +88,13 @@ def test_the_matmul_pass_runs_exactly_the_steps_matmuls_and_the_ceiling_is_timed
     assert out["fraction"] == sorted(out["fractions"])[1]
 
 
-def test_a_model_against_itself_trains_at_about_its_own_speed_in_turns():
-    """train_ratio_in_turns on one model and the same batches both ways: a ratio near 1 (timing noise only)."""
+def test_a_model_against_itself_on_three_times_the_batches_trains_at_its_own_tokens_per_s():
+    """train_ratio_in_turns, one model both sides, the peer's pass three times as long: its time and its tokens
+    scale alike, so about 1 (a missing token scale would give ~3, a ratio the wrong way up ~1/3)."""
     model = model_from_preset("toy", 128)
     batches = [toy_batch(model.config)] * 2
-    out = bench.train_ratio_in_turns(model, batches, model, batches, patches=4, rounds=5)
-    assert len(out["ratios"]) == 5 and 0.5 < out["ratio"] < 2
+    out = bench.train_ratio_in_turns(model, batches, model, batches * 3, patches=4, rounds=5)
+    assert len(out["ratios"]) == 5 and 0.6 < out["ratio"] < 1.6
 
 
 def test_timing_waits_out_compilation_and_says_when_it_could_not():
@@ -163,6 +164,19 @@ def test_generation_timed_in_turns_is_guarded_where_both_reports_have_it():
     assert failures == ["generate.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
     # an old report without it: the separate timings are guarded, as before
     assert compare(_report(), in_turns(1.8, generate=70.0))[1][0].startswith("generate.unio_tokens_per_s fell 30.0%")
+
+
+def test_training_timed_in_turns_is_guarded_where_both_reports_have_it():
+    compare = load_script("bench_compare").compare
+
+    def in_turns(ratio, **figures):
+        report = _report(**figures)
+        report["train"]["interleaved"] = {"to_t5": {"ratio": ratio}}
+        return report
+    assert not compare(in_turns(1.8), in_turns(1.75, train=700.0))[1]          # tokens/s drifted, the ratio held
+    _, failures = compare(in_turns(1.8), in_turns(1.4))
+    assert failures == ["train.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
+    assert compare(_report(), in_turns(1.8, train=700.0))[1][0].startswith("train.unio.useful_tokens_per_s fell 30.0%")
 
 
 def test_a_missing_old_report_is_named(tmp_path):

@@ -4,6 +4,7 @@ import os
 import sys
 from collections import Counter
 
+import pytest
 import torch
 from conftest import ROOT, load_script
 
@@ -151,32 +152,24 @@ def test_across_machines_the_guard_reads_the_ratios_to_the_peer():
     assert compare(old, _report(machine="B"))[1] == ["train.ratio is missing from the old report"]
 
 
-def test_generation_timed_in_turns_is_guarded_where_both_reports_have_it():
-    compare = load_script("bench_compare").compare
+def _in_turns(part: str, ratio: float, **figures) -> dict:
+    """_report with `part`'s (train or generate) ratio to T5 timed in turns."""
+    report = _report(**figures)
+    report[part]["interleaved"] = {"to_t5": {"ratio": ratio}}
+    return report
 
-    def in_turns(ratio, **figures):
-        report = _report(**figures)
-        report["generate"]["interleaved"] = {"to_t5": {"ratio": ratio}}
-        return report
+
+@pytest.mark.parametrize("part, drifted, fell", [
+    ("generate", {"generate": 70.0}, "generate.unio_tokens_per_s fell 30.0%"),
+    ("train", {"train": 700.0}, "train.unio.useful_tokens_per_s fell 30.0%")])
+def test_a_ratio_timed_in_turns_is_guarded_where_both_reports_have_it(part, drifted, fell):
+    compare = load_script("bench_compare").compare
     # the separate timings drifted 30% on one machine, the ratio timed in turns held: passes
-    assert not compare(in_turns(1.8), in_turns(1.75, generate=70.0))[1]
-    _, failures = compare(in_turns(1.8), in_turns(1.4, machine="B"))
-    assert failures == ["generate.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
+    assert not compare(_in_turns(part, 1.8), _in_turns(part, 1.75, **drifted))[1]
+    _, failures = compare(_in_turns(part, 1.8), _in_turns(part, 1.4, machine="B"))
+    assert failures == [f"{part}.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
     # an old report without it: the separate timings are guarded, as before
-    assert compare(_report(), in_turns(1.8, generate=70.0))[1][0].startswith("generate.unio_tokens_per_s fell 30.0%")
-
-
-def test_training_timed_in_turns_is_guarded_where_both_reports_have_it():
-    compare = load_script("bench_compare").compare
-
-    def in_turns(ratio, **figures):
-        report = _report(**figures)
-        report["train"]["interleaved"] = {"to_t5": {"ratio": ratio}}
-        return report
-    assert not compare(in_turns(1.8), in_turns(1.75, train=700.0))[1]          # tokens/s drifted, the ratio held
-    _, failures = compare(in_turns(1.8), in_turns(1.4))
-    assert failures == ["train.interleaved.to_t5.ratio fell 22.2% (1.8 -> 1.4), more than the 15% allowed"]
-    assert compare(_report(), in_turns(1.8, train=700.0))[1][0].startswith("train.unio.useful_tokens_per_s fell 30.0%")
+    assert compare(_report(), _in_turns(part, 1.8, **drifted))[1][0].startswith(fell)
 
 
 def test_a_missing_old_report_is_named(tmp_path):

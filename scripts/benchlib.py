@@ -99,7 +99,7 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
     matmuls, each run standalone (warm caches) with the shapes and memory layouts the step gives it,
     recorded from an eager forward + backward: an upper bound on fraction_of_matmul_rate that no
     change outside the matmul kernels can pass."""
-    calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
+    calls = step_matmuls(model, batches, bf16)
     seconds, flops = 0.0, 0
     for fn, args, count in matmul_operands(calls, model.device):
         seconds += count * timed(lambda: fn(*args), repeat=3, device=model.device)
@@ -109,6 +109,11 @@ def matmul_ceiling(model, batches, peak: float, bf16: bool = True) -> dict:
     return {"matmul_calls": sum(calls.values()), "calls_with_a_non_contiguous_operand": strided,
             "matmul_only_seconds_per_step": seconds / len(batches), "matmul_only_flop_per_s": flops / seconds,
             "ceiling_fraction_of_matmul_rate": flops / seconds / peak}
+
+
+def step_matmuls(model, batches, bf16: bool = True) -> Counter:
+    """recorded_matmuls summed over a training step on each of `batches`."""
+    return sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
 
 
 def matmul_operands(calls: Counter, device) -> list:
@@ -130,8 +135,7 @@ def ceiling_in_turns(model, batches, rounds: int = 9, bf16: bool = True) -> dict
 def matmul_pass(model, batches, bf16: bool = True):
     """A call that runs the matmuls of one training step on each of `batches` and nothing else, back to back:
     each recorded mm / bmm its number of times, on random operands in the recorded layouts."""
-    calls = sum((recorded_matmuls(model, b, bf16) for b in batches), Counter())
-    prepared = matmul_operands(calls, model.device)
+    prepared = matmul_operands(step_matmuls(model, batches, bf16), model.device)
 
     def matmuls_alone():
         for fn, args, count in prepared:
@@ -422,10 +426,10 @@ def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3
     on_cpu = torch.device(device).type == "cpu"
     timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=on_cpu)
     seconds = timing["seconds_per_step"]
-    turns = ceiling_in_turns(model, [batch], rounds)
+    in_turns = ceiling_in_turns(model, [batch], rounds)
     out = {"preset": preset, "batch_size": batch_size, "device": str(device), "step_flops": flops,
            "seconds_per_step": seconds, "flop_per_s": flops / seconds, "fraction_of_matmul_rate": flops / seconds / peak,
-           "matmul_ceiling": ceiling, "ceiling_in_turns": turns, "fraction_of_matmul_ceiling": turns["fraction"]}
+           "matmul_ceiling": ceiling, "ceiling_in_turns": in_turns, "fraction_of_matmul_ceiling": in_turns["fraction"]}
     return {**out, "matmul_time_fraction": timing["matmul_time_fraction"]} if on_cpu else out
 
 

@@ -9,10 +9,11 @@ from conftest import ROOT
 
 from unio.allocator import keep_freed_memory
 
-# A training step of one transformer layer, ten times; prints the minor page faults of those ten steps and a
-# gradient, in a fresh process (malloc's settings are the process's, and the tests' process has them set).
+# A training step of one transformer layer, ten times; prints the median of those steps' minor page faults and a
+# gradient, in a fresh process (malloc's settings are the process's, and the tests' process has them set). The
+# median, as a step that grows the heap now and then faults its new pages in either way (512 of them, seen in CI).
 STEPS = """
-import resource, sys, torch
+import resource, statistics, sys, torch
 from unio.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
@@ -24,18 +25,20 @@ def step():
     layer(x).square().mean().backward()
 for _ in range(3):
     step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+faults = []
 for _ in range(10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, repr(layer.linear1.weight.grad.sum().item()))
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(statistics.median(faults), repr(layer.linear1.weight.grad.sum().item()))
 """
 
 
-def faults_and_gradient(mode: str) -> tuple[int, str]:
+def faults_and_gradient(mode: str) -> tuple[float, str]:
     out = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout
     faults, gradient = out.split()
-    return int(faults), gradient
+    return float(faults), gradient
 
 
 def glibc_with_mallopt() -> bool:      # asked without setting anything in the tests' process
@@ -46,11 +49,11 @@ def glibc_with_mallopt() -> bool:      # asked without setting anything in the t
 def test_kept_memory_stops_the_page_faults_of_each_step_and_changes_no_value(monkeypatch):
     monkeypatch.delenv("UNIO_KEEP_FREED_MEMORY", raising=False)
     plain_faults, plain_gradient = faults_and_gradient("plain")
-    if plain_faults <= 2000:
-        pytest.skip(f"{plain_faults} page faults without the settings: this allocator (a preloaded one?) reuses "
+    if plain_faults <= 200:
+        pytest.skip(f"{plain_faults} page faults a step without the settings: this allocator (a preloaded one?) reuses "
                     "freed blocks already")
-    kept_faults, kept_gradient = faults_and_gradient("keep")     # ~13,000 faults without the settings, here
-    assert kept_faults < plain_faults / 4          # ~1,000
+    kept_faults, kept_gradient = faults_and_gradient("keep")     # ~1,500-2,000 a step without the settings, here
+    assert kept_faults < plain_faults / 4          # 0
     assert kept_gradient == plain_gradient         # where memory lives, not what is computed
 
 

@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--batch-size", type=int, default=48)
-    p.add_argument("--batches", type=int, default=8, help="training batches timed per model (a multiple of 4)")
+    p.add_argument("--batches", type=int, default=8, help="training batches timed per model")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
     p.add_argument("--no-compile", action="store_true", help="measure unio eager (train_mixture.py compiles its blocks)")

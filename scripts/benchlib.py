@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unio.data.batching import BatchStream, Collator, model_inputs
+from unio.data.batching import BUCKETS, BatchStream, Collator, model_inputs
 from unio.data.mixture import Mixture
 from unio.data.records import make_example
 from unio.data.sources import build_source
@@ -203,7 +203,7 @@ def task_speed(mods, n: int = 128, resolution: int = 64) -> dict:
 
 
 def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0):
-    """The same examples twice: length-bucketed (unio's way) and in sampling order, padded (a T5 user's way)."""
+    """The same examples twice: length-bucketed (unio's way) and shuffled, padded (a T5 user's way)."""
     tasks = {n: TASKS.get(n) for n in TASKS4}
     sources = {"world": build_source("world", None, config.image_size)}
     mixture = Mixture(tasks, sources, {(n, "world"): 1.0 for n in TASKS4}, config.image_size, 50_000, seed)
@@ -212,10 +212,9 @@ def mixture_batches(mods, config, batch_size: int, n_batches: int, seed: int = 0
     start = time.perf_counter()
     bucketed = [model_inputs(stream.batch(i)) for i in range(n_batches)]
     data_seconds = time.perf_counter() - start
-    padded = []
-    for index in range(n_batches // 4):
-        examples = mixture.megabatch(index, batch_size * 4)
-        padded += [collate(examples[i * batch_size:(i + 1) * batch_size]) for i in range(4)]
+    examples = [example for i in range(n_batches) for example in stream.examples(i)[0]]
+    order = np.random.default_rng(seed).permutation(len(examples))   # the bucketed batches sort out the drawn order
+    padded = [collate([examples[j] for j in order[i * batch_size:(i + 1) * batch_size]]) for i in range(n_batches)]
     return bucketed, padded, data_seconds
 
 
@@ -606,13 +605,23 @@ def loaded_model_memory(presets=("toy", "tiny", "small", "base"), vocab_size: in
 
 def layout_batches(tasks: list, mods, config, batch_size: int, n_batches: int, packing, seed: int = 0) -> list:
     """`n_batches` of the world mixture of `tasks` (weight 1 each), the trainer's way: length-bucketed
-    (`packing` None) or packed (a unio.data.packing.Packing); the same examples either way."""
+    (`packing` None) or packed (a unio.data.packing.Packing); the same examples either way, as long as they
+    are whole megabatches (a multiple of BUCKETS: a megabatch's batches hold its examples in another order
+    each way)."""
+    if n_batches % BUCKETS:
+        raise ValueError(f"{n_batches} batches are not whole megabatches of {BUCKETS}: the two layouts would "
+                         f"hold different examples")
     named = {n: TASKS.get(n) for n in tasks}
     sources = {"world": build_source("world", None, config.image_size)}
     mixture = Mixture(named, sources, {(n, "world"): 1.0 for n in tasks}, config.image_size, 50_000, seed)
     collate = Collator(named, mods, config.max_text_length, config.max_target_length)
     stream = BatchStream(mixture, collate, batch_size, packing)
     return [model_inputs(stream.batch(i)) for i in range(n_batches)]
+
+
+def whole_megabatches(n_batches: int) -> int:
+    """`n_batches` rounded up to whole megabatches."""
+    return -(-n_batches // BUCKETS) * BUCKETS
 
 
 def slot_use(batches: list, patches: int) -> dict:
@@ -638,7 +647,7 @@ def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: 
     for name, tasks in mixtures.items():
         row = {"tasks": tasks}
         for layout, packing in (("bucketed", None), ("packed", Packing.parse("auto", cfg))):
-            batches = layout_batches(tasks, mods, cfg, batch_size, n_batches, packing)
+            batches = layout_batches(tasks, mods, cfg, batch_size, whole_megabatches(n_batches), packing)
             row[layout] = {**train_throughput(model, batches, patches), **slot_use(batches, patches)}
         row["packed_over_bucketed"] = row["packed"]["useful_tokens_per_s"] / row["bucketed"]["useful_tokens_per_s"]
         out[name] = row

@@ -221,14 +221,24 @@ def test_the_step_profile_parts_add_up_to_the_step(modalities, tiny_config):
 
 
 def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities, tiny_config):
+    from unio.data.batching import BUCKETS
     from unio.data.packing import Packing
     patches = (tiny_config.image_size // tiny_config.patch_size) ** 2
-    bucketed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, 4, None)
-    packed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, 4, Packing.parse("auto", tiny_config))
+    bucketed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS, None)
+    packed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS, Packing.parse("auto", tiny_config))
     tokens = lambda batches: sum(bench.useful_tokens(b) for b in batches)   # noqa: E731
     assert tokens(bucketed) == tokens(packed)
     use = bench.slot_use(packed, patches)
     assert use["rows_per_batch"] < 8 and 0 < use["encoder_slots_used"] <= 1 and 0 < use["decoder_slots_used"] <= 1
+    with pytest.raises(ValueError, match="not whole megabatches"):
+        bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS // 2, None)
+
+
+def test_the_peer_trains_on_the_bucketed_batches_examples_shuffled_and_padded(modalities, tiny_config):
+    bucketed, padded, _ = bench.mixture_batches(modalities, tiny_config, 8, 3)   # part of a megabatch
+    assert len(padded) == 3 and sum(bench.useful_tokens(b) for b in bucketed) == sum(bench.useful_tokens(b) for b in padded)
+    pixels = lambda batches: sorted(float(x) for b in batches for x in b["pixel_values"].flatten(1).sum(1))  # noqa: E731
+    assert pixels(bucketed) == pixels(padded)
 
 
 def test_grammar_cost_times_each_grammar_inside_its_processor(modalities, tiny_config):

@@ -1,5 +1,6 @@
 """train_mixture.py end to end at toy size: outputs, falling loss, resume after SIGKILL, clear errors."""
 import json
+import math
 import os
 import re
 import signal
@@ -212,7 +213,7 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
         stages = spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32, trainer.warm)
         return trainer, (stages.first, stages.first_until)
     trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4)
-    assert set(first_tasks) == {"refexp", "depth"} and first_until == 40 // BUCKETS
+    assert set(first_tasks) == {"refexp", "depth"} and first_until == math.ceil(40 / BUCKETS)
     mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
     early = {ex.task for i in range(first_until) for ex in mixture.megabatch(i, 8)}
     late = {ex.task for i in range(first_until, first_until + 8) for ex in mixture.megabatch(i, 8)}
@@ -221,7 +222,7 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     assert stage("refexp,depth", spatial_first=0.4)[1] == ((), 0)
     # --first-tasks names the first stage's pairs instead (a box task alone, before the others)
     assert stage("detection,find_all,refexp", steps=100, spatial_first=0.2, first_tasks="detection")[1] == (
-        ("detection",), 20 // BUCKETS)
+        ("detection",), math.ceil(20 / BUCKETS))
     # a pair only --first-tasks names is trained in the first stage alone (a warm-up)
     trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4,
                                                 first_tasks="detection,refexp,depth")
@@ -235,6 +236,26 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
         stage("vqa,refexp", spatial_first=0, first_tasks="detection")
     with pytest.raises(ValueError, match="unknown task 'detektion'"):
         stage("vqa,refexp", spatial_first=0.2, first_tasks="detektion")
+
+
+def test_buckets_sort_each_megabatch_by_target_length_across_its_batches(modalities):
+    from unio.data.batching import BatchStream, Collator
+    from unio.data.mixture import Mixture
+    from unio.train.trainer import Trainer, TrainOptions
+    trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", spatial_first=0, warm_up=False))
+    mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0)
+    collate = Collator(trainer.tasks, modalities, 48, 72)
+    lengths = lambda stream, step: sorted(len(t) for t in stream.examples(step)[1])   # noqa: E731
+    drawn = BatchStream(mixture, collate, 8, buckets=1)
+    for step in range(3):    # one batch a megabatch: the examples drawn for it, their tasks mixed
+        assert sorted(e.prompt for e in drawn.examples(step)[0]) == sorted(e.prompt for e in mixture.megabatch(step, 8))
+    for buckets in (2, 4):
+        stream = BatchStream(mixture, collate, 8, buckets=buckets)
+        batches = [lengths(stream, step) for step in range(buckets)]        # megabatch 0, its batches shuffled
+        assert sorted(n for b in batches for n in b) == sorted(len(t) for t in collate.target_ids(mixture.megabatch(0, 8 * buckets)))
+        assert all(a[-1] <= b[0] or b[-1] <= a[0] for a in batches for b in batches if a is not b)
+    with pytest.raises(ValueError, match="--buckets 0: the batches a megabatch is cut into"):
+        Trainer(TrainOptions(tasks="vqa,refexp", buckets=0))
 
 
 def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
@@ -253,7 +274,7 @@ def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
     trainer, plan = stages("vqa,caption,refexp,depth")
     assert trainer.warm == {("detection", "world"): 2.0} and "detection" in trainer.tasks
     assert set(plan.first) == {"refexp", "depth", "detection"} and plan.first_only == ("detection",)
-    assert plan.first_until == 40 // BUCKETS
+    assert plan.first_until == math.ceil(40 / BUCKETS)
     assert trainer.out.name == "vqa-caption-refexp-depth-tiny-s0" and ("detection", "world") not in trainer.asked
     mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, plan.first, plan.first_until,
                       first_only=plan.first_only)
@@ -262,7 +283,7 @@ def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
         "vqa", "caption", "refexp", "depth"}
     # without a first stage of the run's own, the warm-up forms it
     trainer, plan = stages("vqa,caption")
-    assert plan.first == ("detection",) and plan.first_until == 40 // BUCKETS
+    assert plan.first == ("detection",) and plan.first_until == math.ceil(40 / BUCKETS)
     # none with --no-warm-up, with --first-tasks (named by hand) or without a first stage
     for options in ({"warm_up": False}, {"first_tasks": "refexp"}, {"spatial_first": 0}):
         trainer, plan = stages("vqa,caption,refexp,depth", **options)

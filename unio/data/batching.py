@@ -20,7 +20,7 @@ from unio.grammar import answer_start_id
 from unio.model.transformer import shift_right
 from unio.vocab import BOS, EOS, IGNORE, PAD
 
-BUCKETS = 4  # batches per megabatch: examples are sorted by target length across them
+BUCKETS = 4  # batches per megabatch (--buckets): examples are sorted by target length across them
 
 
 class Collator:
@@ -74,30 +74,20 @@ class Collator:
 
 
 class BatchStream:
-    """Batch `step` of a bucketed mixture: megabatches of BUCKETS*B examples sorted by target length.
+    """Batch `step` of a bucketed mixture: megabatches of `buckets` * B examples sorted by target length, cut
+    into `buckets` batches (each nearly one task on the world's mixtures; docs/experiments.md, session 36).
     Each batch also says which task each example is from (`task_index`, into `mixture.names`).
     With `packing` (a Packing), batches keep the megabatch's drawn order and each is packed into rows
     instead (unio.data.packing): the same examples, by another layout."""
 
-    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int, packing=None):
+    def __init__(self, mixture: Mixture, collator: Collator, batch_size: int, packing=None, buckets: int = BUCKETS):
         self.mixture, self.collate, self.batch_size, self.packing = mixture, collator, batch_size, packing
+        self.buckets = buckets
         self._cached = (None, None, [])
 
     def batch(self, step: int) -> dict:
         """Batch `step`; with `skipped_records` [(source, message)] where its megabatch skipped bad records."""
-        index, part = divmod(step, BUCKETS)
-        if self._cached[0] != index:
-            skipped = []
-            examples = self.mixture.megabatch(index, self.batch_size * BUCKETS, skipped)
-            targets = self.collate.target_ids(examples)
-            order = list(range(len(examples)))
-            if self.packing is None:
-                order.sort(key=lambda i: len(targets[i]))
-            chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(BUCKETS)]
-            perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(BUCKETS)
-            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm],
-                            skipped)
-        examples, targets = self._cached[1][part]
+        examples, targets = self.examples(step)
         batch = self.collate(examples, targets)
         if self.packing is not None:
             batch = self.packing(batch)
@@ -106,6 +96,22 @@ class BatchStream:
         if self._cached[2]:        # on every batch of the megabatch: the trainer counts each record once
             batch["skipped_records"] = list(self._cached[2])
         return batch
+
+    def examples(self, step: int) -> tuple:
+        """(examples, their target ids): what batch `step` is built from."""
+        index, part = divmod(step, self.buckets)
+        if self._cached[0] != index:
+            skipped = []
+            examples = self.mixture.megabatch(index, self.batch_size * self.buckets, skipped)
+            targets = self.collate.target_ids(examples)
+            order = list(range(len(examples)))
+            if self.packing is None:
+                order.sort(key=lambda i: len(targets[i]))
+            chunks = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(self.buckets)]
+            perm = np.random.default_rng([self.mixture.seed, index, 3]).permutation(self.buckets)
+            self._cached = (index, [([examples[i] for i in chunks[p]], [targets[i] for i in chunks[p]]) for p in perm],
+                            skipped)
+        return self._cached[1][part]
 
 
 class _StreamFrom(torch.utils.data.IterableDataset):

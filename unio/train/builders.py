@@ -119,7 +119,7 @@ def build_data(opts: TrainOptions, tasks: dict, sources: dict, weights: dict, mo
     mixture = Mixture(tasks, sources, weights, config.image_size, opts.pool, opts.seed, rank, stages.first,
                       stages.first_until, opts.photometric, bad=bad, first_only=stages.first_only, world=world)
     packing = Packing.parse(opts.packing, config) if opts.packing else None
-    return BatchStream(mixture, collate, opts.batch_size, packing)
+    return BatchStream(mixture, collate, opts.batch_size, packing, opts.buckets)
 
 
 def build_modalities(opts: TrainOptions, weights: dict, sources: dict, existing: Path | None,

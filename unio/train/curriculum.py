@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from unio.data.batching import BUCKETS
 from unio.data.mixture import pair_name
 from unio.data.sources import missing_keys
 from unio.grammar import Repeat
@@ -80,4 +79,4 @@ def spatial_stage(opts: TrainOptions, weights: dict, tasks: dict, mods: Modaliti
     if not opts.spatial_first or not (own or warm):
         return Stages()
     batches = opts.spatial_first * opts.steps * opts.grad_accum
-    return Stages((*own, *warm), math.ceil(batches / BUCKETS), (*first_only(opts), *warm))
+    return Stages((*own, *warm), math.ceil(batches / opts.buckets), (*first_only(opts), *warm))

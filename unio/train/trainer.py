@@ -106,6 +106,9 @@ class Trainer:
         if opts.packing and (opts.loss_mean != "token" or opts.task_weighting != "none" or opts.decoder_only):
             raise ValueError("--packing weighs every target token alike; leave out --loss-mean task, "
                              "--task-weighting and --decoder-only, which weigh or detach examples")
+        if not isinstance(opts.buckets, int) or opts.buckets < 1:
+            raise ValueError(f"--buckets {opts.buckets!r}: the batches a megabatch is cut into, a whole number, 1 or more "
+                             "(4: the default; 1: batches in drawn order)")
         if opts.probe_gradients and opts.deepspeed:
             raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
         self.backend = build_backend(opts)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unio.data.batching import BUCKETS
 from unio.data.mixture import pair_name
 from unio.model.presets import DEFAULT_PRESET
 from unio.train import checkpoint as ckpt
@@ -38,7 +39,7 @@ class TrainOptions:
     task_weighting: str = "none"       # loss: each task's tokens weigh as its recent loss (unio/train/balance.py)
     decoder_only: tuple = ()           # pairs (by name) whose gradients stop at the encoder's output
     packing: str | None = None         # None: batches bucketed by target length; auto or "ENC,DEC": packed rows
-    buckets: int = 4                   # batches per megabatch, whose examples bucketing sorts by target length
+    buckets: int = BUCKETS             # batches per megabatch, whose examples bucketing sorts by target length
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones

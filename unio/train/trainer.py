@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from unio.allocator import keep_freed_memory
 from unio.data.bad_records import BadRecords
-from unio.data.batching import prefetcher
+from unio.data.batching import BUCKETS, prefetcher
 from unio.data.mixture import pair_name
 from unio.data.packing import parse_rooms
 from unio.task_set import TaskSet, with_source_options
@@ -108,7 +108,7 @@ class Trainer:
                              "--task-weighting and --decoder-only, which weigh or detach examples")
         if not isinstance(opts.buckets, int) or opts.buckets < 1:
             raise ValueError(f"--buckets {opts.buckets!r}: the batches a megabatch is cut into, a whole number, 1 or more "
-                             "(4: the default; 1: batches in drawn order)")
+                             f"({BUCKETS}: the default; 1: each batch as drawn, its tasks mixed)")
         if opts.probe_gradients and opts.deepspeed:
             raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
         self.backend = build_backend(opts)

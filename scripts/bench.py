@@ -52,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
                    "unio.run's cold and warm latency per task it knows (caption, vqa, refexp, depth, detection, "
                    "segment, generate) and its batch throughput")
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
-                   "with length bucketing, on the default mixture and on every task the world feeds")
+                   "and on mixed batches (--buckets 1) decoded whole or in two groups (--sub-batches 2) with length "
+                   "bucketing, on the default mixture and on every task the world feeds")
     p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency"), default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "

@@ -611,12 +611,33 @@ def layout_batches(tasks: list, mods, config, batch_size: int, n_batches: int, p
     if n_batches % BUCKETS:
         raise ValueError(f"{n_batches} batches are not whole megabatches of {BUCKETS}: the two layouts would "
                          f"hold different examples")
+    stream = world_stream(tasks, mods, config, batch_size, packing, seed)
+    return [model_inputs(stream.batch(i)) for i in range(n_batches)]
+
+
+def world_stream(tasks: list, mods, config, batch_size: int, packing=None, seed: int = 0) -> BatchStream:
     named = {n: TASKS.get(n) for n in tasks}
     sources = {"world": build_source("world", None, config.image_size)}
     mixture = Mixture(named, sources, {(n, "world"): 1.0 for n in tasks}, config.image_size, 50_000, seed)
     collate = Collator(named, mods, config.max_text_length, config.max_target_length)
-    stream = BatchStream(mixture, collate, batch_size, packing)
-    return [model_inputs(stream.batch(i)) for i in range(n_batches)]
+    return BatchStream(mixture, collate, batch_size, packing)
+
+
+def mixed_batches(tasks: list, mods, config, batch_size: int, n_batches: int, groups: int = 1, seed: int = 0) -> list:
+    """layout_batches' examples in their drawn order, each batch's tasks mixed (the layout of --buckets 1);
+    with `groups` > 1, each decoded in at most that many groups of like target lengths (--sub-batches)."""
+    from unio.train.balance import token_weights
+    from unio.train.sub_batches import target_groups
+    stream, out = world_stream(tasks, mods, config, batch_size, seed=seed), []
+    for index in range(n_batches // BUCKETS):
+        examples = stream.mixture.megabatch(index, batch_size * BUCKETS)
+        for start in range(0, len(examples), batch_size):
+            batch = model_inputs(stream.collate(examples[start:start + batch_size]))
+            if groups > 1:
+                batch["label_weights"] = token_weights(batch["labels"], torch.zeros(len(batch["labels"])), "token")
+                batch["target_groups"] = target_groups(batch["labels"], groups)
+            out.append(batch)
+    return out
 
 
 def whole_megabatches(n_batches: int) -> int:
@@ -631,25 +652,36 @@ def slot_use(batches: list, patches: int) -> dict:
     def slots(b):
         if "encoder_index" in b:
             return b["encoder_index"].numel(), b["labels"].numel()
-        return b["input_ids"].numel() + len(b["input_ids"]) * patches, b["labels"].numel()
+        decoder = sum(len(rows) * length for rows, length in b.get("target_groups", [(b["labels"], b["labels"].shape[1])]))
+        return b["input_ids"].numel() + len(b["input_ids"]) * patches, decoder
     encoder_slots, decoder_slots = (sum(x) for x in zip(*(slots(b) for b in batches)))
     return {"encoder_slots_used": encoder_used / encoder_slots, "decoder_slots_used": decoder_used / decoder_slots,
             "rows_per_batch": sum(len(b["labels"]) for b in batches) / len(batches)}
 
 
 def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: int) -> dict:
-    """Useful tokens/s of training on length-bucketed batches against packed ones (--packing auto), the
-    same examples, for each mixture {name: tasks}: medians of 5 timed passes, their spread, slot use."""
+    """Useful tokens/s of training on length-bucketed batches against packed ones (--packing auto), and
+    against batches whose tasks are mixed (--buckets 1), decoded whole or in two groups of like target
+    lengths (--sub-batches 2); the same examples, for each mixture {name: tasks}: medians of 5 timed
+    passes, their spread, slot use."""
     from unio.data.packing import Packing
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2
+    n_batches = whole_megabatches(n_batches)
     out = {}
     for name, tasks in mixtures.items():
         row = {"tasks": tasks}
-        for layout, packing in (("bucketed", None), ("packed", Packing.parse("auto", cfg))):
-            batches = layout_batches(tasks, mods, cfg, batch_size, whole_megabatches(n_batches), packing)
+        layouts = {"bucketed": lambda: layout_batches(tasks, mods, cfg, batch_size, n_batches, None),
+                   "packed": lambda: layout_batches(tasks, mods, cfg, batch_size, n_batches, Packing.parse("auto", cfg)),
+                   "mixed": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches),
+                   "mixed_grouped": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches, groups=2)}
+        for layout, batches_of in layouts.items():
+            batches = batches_of()
             row[layout] = {**train_throughput(model, batches, patches), **slot_use(batches, patches)}
-        row["packed_over_bucketed"] = row["packed"]["useful_tokens_per_s"] / row["bucketed"]["useful_tokens_per_s"]
+        speed = {layout: row[layout]["useful_tokens_per_s"] for layout in layouts}
+        row["packed_over_bucketed"] = speed["packed"] / speed["bucketed"]
+        row["mixed_over_bucketed"] = speed["mixed"] / speed["bucketed"]
+        row["mixed_grouped_over_mixed"] = speed["mixed_grouped"] / speed["mixed"]
         out[name] = row
     return out
 

@@ -232,6 +232,12 @@ def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities,
     assert use["rows_per_batch"] < 8 and 0 < use["encoder_slots_used"] <= 1 and 0 < use["decoder_slots_used"] <= 1
     with pytest.raises(ValueError, match="not whole megabatches"):
         bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS // 2, None)
+    mixed = bench.mixed_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS)
+    grouped = bench.mixed_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS, groups=2)
+    assert tokens(mixed) == tokens(grouped) == tokens(bucketed)
+    pixels = lambda batches: sorted(float(x) for b in batches for x in b["pixel_values"].flatten(1).sum(1))  # noqa: E731
+    assert pixels(mixed) == pixels(bucketed)
+    assert bench.slot_use(grouped, patches)["decoder_slots_used"] > bench.slot_use(mixed, patches)["decoder_slots_used"]
 
 
 def test_the_peer_trains_on_the_bucketed_batches_examples_shuffled_and_padded(modalities, tiny_config):

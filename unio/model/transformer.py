@@ -402,12 +402,14 @@ class UnioModel(PreTrainedModel, GenerationMixin):
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 labels=None, encoder_outputs=None, cache=None, use_cache=None, image_mask=None, label_weights=None,
                 detach_encoder=None, encoder_index=None, encoder_segment_ids=None, decoder_segment_ids=None,
-                decoder_positions=None, region_boxes=None, **kwargs):
+                decoder_positions=None, region_boxes=None, target_groups=None, **kwargs):
         """`label_weights` (B, L), optional: each target token's weight in the loss (summing to 1 over the
         tokens that count), instead of one mean over all of them. `detach_encoder` (B,) bool, optional: the
         examples whose gradients stop at the encoder's output (they train the decoder alone).
         Packed rows (unio.data.packing): `encoder_index`, `encoder_segment_ids`, `decoder_segment_ids` and
-        `decoder_positions`, with labels and decoder inputs (R, L) of the rows; logits come out per row."""
+        `decoder_positions`, with labels and decoder inputs (R, L) of the rows; logits come out per row.
+        `target_groups` [(rows, length)], optional, with `label_weights`: the decoder runs once per group of
+        rows on targets cut to `length` (grouped_forward)."""
         if encoder_index is not None:
             return self.packed_forward(pixel_values, input_ids, image_mask, encoder_index, encoder_segment_ids,
                                        decoder_input_ids, decoder_segment_ids, decoder_positions, labels, label_weights,
@@ -424,6 +426,9 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             if labels is None:
                 raise ValueError("pass decoder_input_ids or labels")
             decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
+        if target_groups is not None:
+            return self.grouped_forward(memory, full_encoder_mask(attention_mask, memory.shape[1], image_mask),
+                                        decoder_input_ids, labels, label_weights, target_groups, aux)
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
         hidden = self.decoder(decoder_input_ids, memory, full_encoder_mask(attention_mask, memory.shape[1], image_mask),
@@ -448,24 +453,63 @@ class UnioModel(PreTrainedModel, GenerationMixin):
         loss = self.loss(logits, labels, aux, label_weights) if labels is not None else None
         return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=memory)
 
+    def grouped_forward(self, memory, memory_mask, decoder_input_ids, labels, label_weights, groups, aux):
+        """The decoder once per group of rows, [(rows, length)], on targets cut to `length`, over one encoder
+        pass (unio.train.sub_batches: less padding where targets' lengths differ). The loss is the whole
+        batch's: `label_weights` weigh its target tokens, z-loss is the mean over all of them, and each
+        group's MoE balancing weighs as its share of the rows. Logits come out as a list, one per group."""
+        if label_weights is None or labels is None:
+            raise ValueError("target_groups needs labels and label_weights (each target token's weight in the loss)")
+        cfg, loss, z, outputs, decoder_aux = self.config, 0.0, 0.0, [], []
+        for rows, length in groups:
+            group_aux: list = []
+            hidden = self.decoder(decoder_input_ids[rows, :length], memory[rows],
+                                  None if memory_mask is None else memory_mask[rows], aux=group_aux)
+            logits = self.lm_head(hidden * cfg.d_model ** -0.5)
+            target = labels[rows, :length]
+            scored = self.loss_logits(logits, target)
+            loss = loss + self.target_loss(scored, target, label_weights[rows, :length])
+            if cfg.z_loss:
+                z = z + (torch.logsumexp(scored, -1).pow(2) * (target != IGNORE)).sum()
+            decoder_aux += [(b * len(rows) / len(labels), bz * len(rows) / len(labels)) for b, bz in group_aux]
+            outputs.append(logits)
+        if cfg.z_loss:
+            loss = loss + cfg.z_loss * z / (labels != IGNORE).sum().clamp(min=1)
+        layers = len(aux) + len(decoder_aux) // len(groups)     # the mean over the model's MoE layers
+        loss = self.with_balancing(loss, aux + decoder_aux, layers)
+        return Seq2SeqLMOutput(loss=loss, logits=outputs, encoder_last_hidden_state=memory)
+
     def loss(self, logits, labels, aux, label_weights=None):
         cfg = self.config
-        logits = logits.float()
-        if cfg.loss_range_starts:
-            logits = range_masked(logits, labels, cfg.loss_range_starts)
-        if cfg.ordinal_range and cfg.ordinal_sigma > 0:
-            loss = ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma, label_weights)
-        elif label_weights is not None:
-            per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="none")
-            loss = (per_token * label_weights.flatten()).sum()
-        else:
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        logits = self.loss_logits(logits, labels)
+        loss = self.target_loss(logits, labels, label_weights)
         if cfg.z_loss:
             valid = labels != IGNORE
             loss = loss + cfg.z_loss * (torch.logsumexp(logits, -1).pow(2) * valid).sum() / valid.sum().clamp(min=1)
+        return self.with_balancing(loss, aux, len(aux))
+
+    def loss_logits(self, logits, labels):
+        """The logits the loss reads: float, and with --range-loss each target's own vocabulary range."""
+        logits = logits.float()
+        if self.config.loss_range_starts:
+            logits = range_masked(logits, labels, self.config.loss_range_starts)
+        return logits
+
+    def target_loss(self, logits, labels, label_weights=None):
+        """The targets' cross-entropy: the mean over their tokens, or weighted by `label_weights`."""
+        cfg = self.config
+        if cfg.ordinal_range and cfg.ordinal_sigma > 0:
+            return ordinal_smoothed_loss(logits, labels, cfg.ordinal_range, cfg.ordinal_sigma, label_weights)
+        if label_weights is not None:
+            per_token = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="none")
+            return (per_token * label_weights.flatten()).sum()
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+
+    def with_balancing(self, loss, aux: list, layers: int):
+        """`loss` plus MoE balancing: the mean of the router losses in `aux` over `layers` MoE layers."""
         if aux:
-            loss = loss + cfg.moe_aux_weight * sum(b for b, _ in aux) / len(aux)
-            loss = loss + cfg.moe_z_weight * sum(z for _, z in aux) / len(aux)
+            loss = loss + self.config.moe_aux_weight * sum(b for b, _ in aux) / layers
+            loss = loss + self.config.moe_z_weight * sum(z for _, z in aux) / layers
         return loss
 
 

@@ -64,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
                    help="batches per megabatch, whose examples length bucketing sorts by target length before cutting "
                         "them into batches (default 4); more pad less but make each batch more alike (one task, one "
                         "answer length); 1: each batch holds the examples drawn for it, its tasks mixed")
+    p.add_argument("--sub-batches", type=int, default=None, metavar="K",
+                   help="decode each batch in at most K groups of rows of like target lengths, each padded to its own "
+                        "longest, over one encoder pass: the batch's loss and step, less padding (with --buckets 1, "
+                        "mixed batches nearer the cost of one-task ones; 2 measured fastest); default 1")
     p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
@@ -129,7 +133,7 @@ def options_from(args):
     if args.decoder_only:
         opts.decoder_only = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
     for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
-                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision", "packing", "buckets"):
+                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision", "packing", "buckets", "sub_batches"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts

@@ -40,6 +40,7 @@ class TrainOptions:
     decoder_only: tuple = ()           # pairs (by name) whose gradients stop at the encoder's output
     packing: str | None = None         # None: batches bucketed by target length; auto or "ENC,DEC": packed rows
     buckets: int = BUCKETS             # batches per megabatch, whose examples bucketing sorts by target length
+    sub_batches: int = 1               # at most this many sub-batches of like target lengths a batch runs in
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones

@@ -44,6 +44,7 @@ from unio.train.logs import MetricsLog, TaskLosses
 from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything
 from unio.train.precision import resolve as resolve_precision
 from unio.train.single_device import SingleDevice
+from unio.train.sub_batches import check_sub_batches, grouped_example_losses, target_groups
 from unio.vocab import IGNORE
 
 
@@ -109,6 +110,7 @@ class Trainer:
         if not isinstance(opts.buckets, int) or opts.buckets < 1:
             raise ValueError(f"--buckets {opts.buckets!r}: the batches a megabatch is cut into, a whole number, 1 or more "
                              f"({BUCKETS}: the default; 1: each batch as drawn, its tasks mixed)")
+        check_sub_batches(opts)
         if opts.probe_gradients and opts.deepspeed:
             raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
         self.backend = build_backend(opts)
@@ -189,26 +191,34 @@ class Trainer:
             example_of = batch.pop("decoder_example", None)     # packed rows: each token's example
             if task_index is not None:
                 batch.update(self._by_task(batch["labels"], task_index))
+            if self.opts.sub_batches > 1:
+                batch["target_groups"] = target_groups(batch["labels"], self.opts.sub_batches)
             out = self.backend.forward(self.model, batch)
             if not self._finite_everywhere(out.loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             if task_index is not None:
-                with torch.no_grad():                      # for the logs and the weighting: no graph kept
-                    losses = example_losses(out.logits, batch["labels"], example_of, len(task_index))
-                self.task_losses.add(losses, task_index)
-                if self.weighting is not None:
-                    self.weighting.observe(losses, task_index)
+                self._log_task_losses(out.logits, batch, example_of, task_index)
             self.backend.backward(out.loss / len(batches))
             total += out.loss.item() / len(batches)
         self.backend.update(self.model, self.optimizer, self.scheduler)
         return total
 
+    @torch.no_grad()                       # for the logs and the weighting: no graph kept
+    def _log_task_losses(self, logits, batch: dict, example_of, task_index) -> None:
+        if "target_groups" in batch:
+            losses = grouped_example_losses(logits, batch["labels"], batch["target_groups"])
+        else:
+            losses = example_losses(logits, batch["labels"], example_of, len(task_index))
+        self.task_losses.add(losses, task_index)
+        if self.weighting is not None:
+            self.weighting.observe(losses, task_index)
+
     def _by_task(self, labels, task_index) -> dict:
         """What the options make of each example's task: its tokens' weights in the loss (--loss-mean,
         --task-weighting) and whether its gradients reach the encoder (--decoder-only); {} by default."""
         extra = {}
-        if self.opts.loss_mean != "token" or self.weighting is not None:
+        if self.opts.loss_mean != "token" or self.weighting is not None or self.opts.sub_batches > 1:
             weights = token_weights(labels, task_index, self.opts.loss_mean)
             extra["label_weights"] = weights if self.weighting is None else self.weighting.scale(weights, task_index)
         if len(self.detached):

@@ -40,6 +40,16 @@ def test_task_means_weigh_each_task_of_a_batch_alike():
     assert (weights[labels == IGNORE] == 0).all()
 
 
+def test_sqrt_means_weigh_each_task_as_the_root_of_its_tokens():
+    labels = torch.tensor([[1, 2, 3, 4], [5, IGNORE, IGNORE, IGNORE], [6, 7, 8, 9], [1, IGNORE, IGNORE, IGNORE]])
+    weights = token_weights(labels, torch.tensor([0, 1, 0, 1]), "sqrt")
+    assert torch.isclose(weights.sum(), torch.tensor(1.0)) and (weights[labels == IGNORE] == 0).all()
+    assert torch.isclose(weights[[0, 2]].sum() / weights[[1, 3]].sum(), torch.tensor(2.0))   # sqrt(8) : sqrt(2)
+    assert torch.allclose(weights[0], weights[2]) and torch.allclose(weights[0, 0], weights[0, 3])
+    one_task = torch.zeros(4, dtype=torch.long)
+    assert torch.allclose(token_weights(labels, one_task, "sqrt"), token_weights(labels, one_task, "token"))
+
+
 def test_task_weights_follow_each_tasks_loss_and_survive_a_resume():
     weighting = LossWeighting([0.5, 0.25, 0.25], decay=0.5)
     assert torch.equal(weighting.weights(), torch.ones(3, dtype=torch.float64))      # nothing seen: all 1

@@ -1,4 +1,4 @@
-"""--sub-batches: a batch run as sub-batches of like target lengths gives the whole batch's loss and gradients."""
+"""--sub-batches: a batch decoded in groups of like target lengths gives the whole batch's loss and gradients."""
 import itertools
 
 import pytest

@@ -1,8 +1,10 @@
 """How a batch's target tokens weigh in the loss.
 
 `--loss-mean`: `token`, one mean over every target token of the batch (a 65-token depth map outweighs a
-2-token answer 30 to 1), or `task`, 4M's per-modality normalisation applied to tasks: the mean over each
-task's tokens, then the mean over the tasks in the batch.
+2-token answer 30 to 1), `task`, 4M's per-modality normalisation applied to tasks: the mean over each
+task's tokens, then the mean over the tasks in the batch, or `sqrt`, between the two: each task's mean
+weighs as the square root of its target tokens in the batch (its share under `token`, tempered as
+temperature sampling tempers examples' shares; a task's sampling weight still counts).
 
 `--task-weighting loss`: each task's tokens also weigh in proportion to the task's recent loss (an
 exponential mean of its token cross-entropy), normalised to a mean of 1 over the mixture, so the gradient
@@ -16,7 +18,7 @@ import torch
 
 from unio.vocab import IGNORE
 
-LOSS_MEANS = ("token", "task")
+LOSS_MEANS = ("token", "task", "sqrt")
 TASK_WEIGHTINGS = ("none", "loss")
 
 
@@ -28,10 +30,22 @@ def task_balanced_weights(labels: torch.Tensor, task_index: torch.Tensor) -> tor
     return valid / (tokens[inverse] * len(tasks)).clamp(min=1)[:, None]
 
 
+def sqrt_weights(labels: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
+    """(B, L) token weights summing to 1: each task of the batch a share in proportion to the square root
+    of its target tokens there, shared by those tokens."""
+    valid = (labels != IGNORE).float()
+    tasks, inverse = task_index.to(labels.device).unique(return_inverse=True)
+    tokens = torch.zeros(len(tasks), device=labels.device).index_add_(0, inverse, valid.sum(1))
+    share = tokens.sqrt() / tokens.sqrt().sum().clamp(min=1e-12)
+    return valid * (share / tokens.clamp(min=1))[inverse][:, None]
+
+
 def token_weights(labels: torch.Tensor, task_index: torch.Tensor, loss_mean: str) -> torch.Tensor:
     """(B, L) weights summing to 1 over the target tokens, as `loss_mean` says."""
     if loss_mean == "task":
         return task_balanced_weights(labels, task_index)
+    if loss_mean == "sqrt":
+        return sqrt_weights(labels, task_index)
     valid = (labels != IGNORE).float()
     return valid / valid.sum().clamp(min=1)
 

@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--loss-mean", choices=LOSS_MEANS, default=None,
                    help="token: one mean over a batch's target tokens (default); task: the mean over each task's "
-                        "tokens, then over the tasks in the batch (4M's per-modality normalisation)")
+                        "tokens, then over the tasks in the batch (4M's per-modality normalisation); sqrt: each task's "
+                        "mean weighs as the square root of its tokens in the batch")
     p.add_argument("--task-weighting", choices=TASK_WEIGHTINGS, default=None,
                    help="loss: each task's tokens weigh in proportion to its recent loss (mean 1 over the mixture), "
                         "so tasks that have learned stop taking the shared step from those still learning")

@@ -118,3 +118,19 @@ def test_a_detached_example_trains_the_decoder_alone(tiny_config):
     detached.backward()
     assert torch.allclose(plain, detached) and all(p.grad is None or not p.grad.any() for p in encoder)
     assert any(p.grad is not None and p.grad.any() for n, p in model.named_parameters() if n.startswith("decoder"))
+
+
+def test_loss_shares_script_tables_each_tasks_share_under_every_mean(toy_cache):
+    from conftest import run_script
+    proc = run_script("scripts/loss_shares.py", "--tasks", "vqa,caption,refexp,depth", "--preset", "toy", "--batch-size", "8",
+                      "--vq-steps", "20", "--buckets", "1", "--spatial-first", "0", "--no-warm-up", "--at", "0,5", "--batches", "3",
+                      env={"UNIO_CACHE": toy_cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["0-2"], ["5-7"])]
+    assert [r[1] for r in rows] == ["token", "task", "sqrt"] * 2
+    for row in rows:
+        values = [float(x) for x in row[2:]]
+        assert len(values) == 4 and abs(sum(values) - 1) < 2e-3
+    for window in (rows[:3], rows[3:]):      # vqa's answers are the shortest: the token mean weighs them least
+        token, task, sqrt = (float(r[2]) for r in window)
+        assert token < sqrt < task

@@ -22,20 +22,23 @@ LOSS_MEANS = ("token", "task", "sqrt")
 TASK_WEIGHTINGS = ("none", "loss")
 
 
-def task_balanced_weights(labels: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
-    """(B, L) token weights summing to 1: each task of the batch 1/tasks, shared by its target tokens."""
+def task_tokens(labels: torch.Tensor, task_index: torch.Tensor) -> tuple:
+    """(valid (B, L) float, each row's task among the batch's tasks (B,), each task's target tokens)."""
     valid = (labels != IGNORE).float()
     tasks, inverse = task_index.to(labels.device).unique(return_inverse=True)
-    tokens = torch.zeros(len(tasks), device=labels.device).index_add_(0, inverse, valid.sum(1))
-    return valid / (tokens[inverse] * len(tasks)).clamp(min=1)[:, None]
+    return valid, inverse, torch.zeros(len(tasks), device=labels.device).index_add_(0, inverse, valid.sum(1))
+
+
+def task_balanced_weights(labels: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
+    """(B, L) token weights summing to 1: each task of the batch 1/tasks, shared by its target tokens."""
+    valid, inverse, tokens = task_tokens(labels, task_index)
+    return valid / (tokens[inverse] * len(tokens)).clamp(min=1)[:, None]
 
 
 def sqrt_weights(labels: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
     """(B, L) token weights summing to 1: each task of the batch a share in proportion to the square root
     of its target tokens there, shared by those tokens."""
-    valid = (labels != IGNORE).float()
-    tasks, inverse = task_index.to(labels.device).unique(return_inverse=True)
-    tokens = torch.zeros(len(tasks), device=labels.device).index_add_(0, inverse, valid.sum(1))
+    valid, inverse, tokens = task_tokens(labels, task_index)
     share = tokens.sqrt() / tokens.sqrt().sum().clamp(min=1e-12)
     return valid * (share / tokens.clamp(min=1))[inverse][:, None]
 

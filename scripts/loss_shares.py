@@ -2,9 +2,9 @@
 each step of `--at` of the summed weights of each task's target tokens, under every --loss-mean (the
 weights sum to 1 a batch). Takes train_mixture.py's options; nothing is trained.
 
-    python scripts/loss_shares.py --tasks vqa,caption:2,refexp,depth --buckets 1 --no-warm-up --steps 2400 --at 0,1200
+    python scripts/loss_shares.py --at 0,1200          # the default mixture, at steps 0 and 1,200
 
-Under one-task batches (length bucketing, the default) every mean gives each task its share of batches.
+Under one-task batches (length bucketing, --buckets 4) every mean gives each task its share of batches.
 """
 from __future__ import annotations
 

@@ -29,9 +29,9 @@ class Caption(ShortTextAnswer):
                "Describe the image.", "What is this image?", "What's in the image?", "What is in the picture?"]
     requires = ("image", "captions")
     headline, also_report = "cider", ("content_f1",)
-    # detection on the same source in the first stage: its labels name every object's attributes, which
-    # teaches the encoder the shapes captions name (docs/experiments.md, "Why the default model names shapes poorly")
-    warm_up = {"detection": 2.0}
+    # twice the examples of a task at weight 1: captions learn the shapes they name from their own examples,
+    # and lose them at weight 1 in a mixture that trains them from step 0 (docs/experiments.md, session 37)
+    weight = 2.0
     max_tokens, baseline_name = 48, "most_frequent"
 
     def example(self, record, rng) -> Example:

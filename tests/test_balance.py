@@ -123,7 +123,7 @@ def test_a_detached_example_trains_the_decoder_alone(tiny_config):
 def test_loss_shares_script_tables_each_tasks_share_under_every_mean(toy_cache):
     from conftest import run_script
     proc = run_script("scripts/loss_shares.py", "--tasks", "vqa,caption,refexp,depth", "--preset", "toy", "--batch-size", "8",
-                      "--vq-steps", "20", "--buckets", "1", "--spatial-first", "0", "--no-warm-up", "--at", "0,5", "--batches", "3",
+                      "--vq-steps", "20", "--buckets", "1", "--spatial-first", "0", "--at", "0,5", "--batches", "3",
                       env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["0-2"], ["5-7"])]

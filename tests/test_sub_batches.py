@@ -36,7 +36,7 @@ def trainer_on(modalities, **options):
     from unio.train.logs import TaskLosses
     from unio.train.trainer import Trainer, TrainOptions
     trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", preset="toy", precision="fp32", compile=False,
-                                   spatial_first=0, warm_up=False, buckets=1, **options))
+                                   spatial_first=0, buckets=1, **options))
     torch.manual_seed(0)
     trainer.mods, trainer.model = modalities, model_from_preset("toy", modalities.vocab.size)
     trainer.task_losses, trainer.weighting, trainer.detached = TaskLosses([pair_name(*p) for p in trainer.weights]), None, torch.tensor([])
@@ -62,7 +62,7 @@ def loss_and_gradients(trainer, batch):
 
 @pytest.mark.parametrize("loss_mean", ["token", "task"])
 def test_sub_batches_give_the_whole_batchs_loss_and_gradients(modalities, loss_mean):
-    whole = trainer_on(modalities, loss_mean=loss_mean)
+    whole = trainer_on(modalities, loss_mean=loss_mean, sub_batches=1)
     batch = mixed_batch(whole, modalities)
     split = trainer_on(modalities, loss_mean=loss_mean, sub_batches=4)
     assert len(target_groups(batch["labels"], 4)) > 1

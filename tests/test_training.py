@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,15 +35,14 @@ def test_toy_training_run_writes_everything(tmp_path, toy_cache):
                  "model/vocab.json", "model/tokenizers/text/spiece.model", "model/tokenizers/depth_codes/model.safetensors"):
         assert (out / name).is_file(), name
     curve = [loss for _, loss in losses(out)]
-    first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8   # 8 steps = 2 megabatches of every length bucket
+    first, last = sum(curve[:8]) / 8, sum(curve[-8:]) / 8
     assert last < 0.8 * first, (first, last)
     logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"task_loss"' in line]
-    # caption's warm-up: detection in the first stage alone, said on stdout, trained but not evaluated
-    assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth", "detection"}
-    assert "detection" not in logged[-1]["task_loss"] and "warm-up: detection on world (weight 2)" in proc.stdout
-    card = (out / "model" / "README.md").read_text()   # the table: the pairs trained to the end, their shares
-    assert "| caption | world | 1 | 25% |" in card and "| detection |" not in card
-    assert "- first stage only (not in the table): detection on world (weight 2)" in card
+    assert set().union(*(row["task_loss"] for row in logged)) == {"vqa", "caption", "refexp", "depth"}
+    card = (out / "model" / "README.md").read_text()   # the table: the weights the tasks declare, their shares
+    assert "| caption | world | 2 | 36% |" in card and "| depth | world | 1.5 | 27% |" in card
+    assert "- first stage (40% of the steps): refexp, depth" in card and "- loss mean: sqrt" in card
+    assert "- batches: tasks mixed as drawn, decoded in up to 2 groups of like target lengths" in card
     config = json.loads((out / "model" / "config.json").read_text())   # what it knows travels with it
     assert config["trained_tasks"] == ["caption", "depth", "refexp", "vqa"]
     assert "precision: bf16 autocast" in proc.stdout or "precision: fp32" in proc.stdout
@@ -209,11 +210,12 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     from unio.train.trainer import Trainer, TrainOptions
 
     def stage(tasks, **options):
-        trainer = Trainer(TrainOptions(tasks=tasks, **{"warm_up": False, **options}))
-        stages = spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32, trainer.warm)
+        trainer = Trainer(TrainOptions(tasks=tasks, **options))
+        stages = spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32)
         return trainer, (stages.first, stages.first_until)
     trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4)
-    assert set(first_tasks) == {"refexp", "depth"} and first_until == math.ceil(40 / BUCKETS)
+    assert set(first_tasks) == {"refexp", "depth"} and first_until == 40    # batches (one a megabatch by default)
+    assert stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4, buckets=BUCKETS)[1][1] == math.ceil(40 / BUCKETS)
     mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, first_tasks, first_until)
     early = {ex.task for i in range(first_until) for ex in mixture.megabatch(i, 8)}
     late = {ex.task for i in range(first_until, first_until + 8) for ex in mixture.megabatch(i, 8)}
@@ -222,7 +224,7 @@ def test_spatial_first_stage_samples_only_the_non_text_tasks_then_all(modalities
     assert stage("refexp,depth", spatial_first=0.4)[1] == ((), 0)
     # --first-tasks names the first stage's pairs instead (a box task alone, before the others)
     assert stage("detection,find_all,refexp", steps=100, spatial_first=0.2, first_tasks="detection")[1] == (
-        ("detection",), math.ceil(20 / BUCKETS))
+        ("detection",), 20)
     # a pair only --first-tasks names is trained in the first stage alone (a warm-up)
     trainer, (first_tasks, first_until) = stage("vqa,caption,refexp,depth", steps=100, spatial_first=0.4,
                                                 first_tasks="detection,refexp,depth")
@@ -242,7 +244,7 @@ def test_buckets_sort_each_megabatch_by_target_length_across_its_batches(modalit
     from unio.data.batching import BatchStream, Collator
     from unio.data.mixture import Mixture
     from unio.train.trainer import Trainer, TrainOptions
-    trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", spatial_first=0, warm_up=False))
+    trainer = Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", spatial_first=0))
     mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0)
     collate = Collator(trainer.tasks, modalities, 48, 72)
     lengths = lambda stream, step: sorted(len(t) for t in stream.examples(step)[1])   # noqa: E731
@@ -258,41 +260,19 @@ def test_buckets_sort_each_megabatch_by_target_length_across_its_batches(modalit
         Trainer(TrainOptions(tasks="vqa,refexp", buckets=0))
 
 
-def test_a_tasks_warm_up_joins_the_first_stage_alone(modalities, capsys):
-    import datasets
-    import numpy as np
+def test_a_task_named_without_a_weight_has_the_weight_it_declares():
+    from unio.task_set import TaskSet
+    from unio.train.builders import build_mixture, expand_all
+    from unio.train.trainer import TrainOptions
 
-    from unio.data.batching import BUCKETS
-    from unio.data.mixture import Mixture
-    from unio.train.curriculum import spatial_stage
-    from unio.train.trainer import Trainer, TrainOptions
-
-    def stages(tasks, **options):
-        trainer = Trainer(TrainOptions(tasks=tasks, **{"steps": 100, "spatial_first": 0.4, **options}))
-        return trainer, spatial_stage(trainer.opts, trainer.weights, trainer.tasks, modalities, 32, trainer.warm)
-    # caption declares detection (weight 2): it joins refexp and depth (weight 1 each) in the first stage
-    trainer, plan = stages("vqa,caption,refexp,depth")
-    assert trainer.warm == {("detection", "world"): 2.0} and "detection" in trainer.tasks
-    assert set(plan.first) == {"refexp", "depth", "detection"} and plan.first_only == ("detection",)
-    assert plan.first_until == math.ceil(40 / BUCKETS)
-    assert trainer.out.name == "vqa-caption-refexp-depth-tiny-s0" and ("detection", "world") not in trainer.asked
-    mixture = Mixture(trainer.tasks, trainer.sources, trainer.weights, 32, 100, 0, 0, plan.first, plan.first_until,
-                      first_only=plan.first_only)
-    assert dict(zip(mixture.names, mixture.first_probs))["detection"] == 0.5
-    assert {ex.task for i in range(plan.first_until, plan.first_until + 8) for ex in mixture.megabatch(i, 8)} == {
-        "vqa", "caption", "refexp", "depth"}
-    # without a first stage of the run's own, the warm-up forms it
-    trainer, plan = stages("vqa,caption")
-    assert plan.first == ("detection",) and plan.first_until == math.ceil(40 / BUCKETS)
-    # none with --no-warm-up, with --first-tasks (named by hand) or without a first stage
-    for options in ({"warm_up": False}, {"first_tasks": "refexp"}, {"spatial_first": 0}):
-        trainer, plan = stages("vqa,caption,refexp,depth", **options)
-        assert trainer.warm == {} and "detection" not in trainer.tasks and "detection" not in plan.first
-    # nor on a source without the records detection reads, which is said
-    captions = datasets.Dataset.from_dict({"image": [np.zeros((8, 8, 3), np.uint8)], "captions": [["a cube"]]})
-    trainer, plan = stages("caption@mine", sources={"mine": captions})
-    assert trainer.warm == {} and plan.first == ()
-    assert "caption's warm-up detection is skipped on source 'mine': it has no 'objects'" in capsys.readouterr().out
+    def weights(spec):
+        opts = expand_all(TrainOptions(tasks=spec), TaskSet())
+        return {task: w for (task, _), w in build_mixture(opts, TaskSet())[0].items()}
+    assert weights("vqa,caption,refexp,depth") == {"vqa": 1.0, "caption": 2.0, "refexp": 1.0, "depth": 1.5}
+    assert weights("vqa,caption:1,depth:3") == {"vqa": 1.0, "caption": 1.0, "depth": 3.0}    # given weights win
+    every = weights("all")
+    assert every["caption"] == 2.0 and every["depth"] == 1.5 and every["detection"] == 1.0
+    assert set(weights("all:0.5").values()) == {0.5} and weights("all,caption:1")["caption"] == 1.0
 
 
 def test_model_overrides_from_the_command_line():
@@ -418,20 +398,22 @@ def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     assert (tmp_path / "checkpoint" / "trainer_state.pt").is_file()
 
 
-def test_the_default_warm_up_trains_what_the_explicit_first_tasks_command_trains(modalities):
-    """The default command's warm-up is step for step `--first-tasks detection:2,refexp,depth` with the
-    four tasks' tokenizers (runs/warm2 in docs/results.md, whose figures are the default model's)."""
+def test_the_default_command_trains_what_session_37s_explicit_command_trained(modalities):
+    """`train_mixture.py` with no options is step for step docs/results.md's `--tasks vqa,caption:2,refexp,
+    depth:1.5 --buckets 1 --sub-batches 2 --loss-mean sqrt --steps 2400` (records default-s37-cap2-depth15-sqrt-2400)."""
+    from unio.data.batching import BatchStream, Collator
     from unio.data.mixture import Mixture
     from unio.train.curriculum import spatial_stage
     from unio.train.trainer import Trainer, TrainOptions
-    runs = [Trainer(TrainOptions(tasks="vqa,caption,refexp,depth", **options))
-            for options in ({}, {"first_tasks": "detection:2,refexp,depth", "warm_up": False})]
-    plans = [spatial_stage(t.opts, t.weights, t.tasks, modalities, 32, t.warm) for t in runs]
+    runs = [Trainer(TrainOptions()), Trainer(TrainOptions(tasks="vqa,caption:2,refexp,depth:1.5", buckets=1, sub_batches=2,
+                                                          loss_mean="sqrt", steps=2400))]
+    assert replace(runs[0].opts, tasks=None) == replace(runs[1].opts, tasks=None)
     assert list(runs[0].weights.items()) == list(runs[1].weights.items())
-    assert [(set(p.first), p.first_until, p.first_only) for p in plans] == [({"detection", "refexp", "depth"}, 210, ("detection",))] * 2
-    assert list(runs[0].asked) == [(t, "world") for t in ("vqa", "caption", "refexp", "depth")]   # its tokenizers' corpus
-    mixtures = [Mixture(t.tasks, t.sources, t.weights, 32, 1000, 0, 0, p.first, p.first_until, 1.0, first_only=p.first_only)
-                for t, p in zip(runs, plans)]
-    for index in (0, 209, 210):
-        drawn = [[(e.task, e.prompt, str(e.target), e.image.tobytes()) for e in m.megabatch(index, 16)] for m in mixtures]
+    assert runs[0].out == runs[1].out == Path("runs/vqa-caption-refexp-depth-tiny-s0")
+    plans = [spatial_stage(t.opts, t.weights, t.tasks, modalities, 32) for t in runs]
+    assert plans[0] == plans[1] and set(plans[0].first) == {"refexp", "depth"} and plans[0].first_until == 960
+    streams = [BatchStream(Mixture(t.tasks, t.sources, t.weights, 32, 1000, 0, 0, p.first, p.first_until, 1.0),
+                           Collator(t.tasks, modalities, 48, 72), 16, buckets=t.opts.buckets) for t, p in zip(runs, plans)]
+    for step in (0, 959, 960):
+        drawn = [[(e.task, e.prompt, str(e.target), e.image.tobytes()) for e in s.examples(step)[0]] for s in streams]
         assert drawn[0] == drawn[1]

@@ -129,6 +129,8 @@ OPTIONAL_HOOKS = {
     "helper_call": (None, "(run, *args, **options): its own `unio.<task>` function (unio.generate)"),
     "hub_task": (None, "its task type on the Hugging Face hub, for the model card (default: its name)"),
     # -- training ----------------------------------------------------------------------------------
+    "weight": (1.0, "its weight in a mixture that names it without one (--tasks caption = caption:2 where it "
+                    "declares 2); relative to the other tasks' declared weights"),
     "for_training": (None, "(example, rng) -> a training example changed (e.g. guidance's null prompts)"),
     "photometric": (None, "the photometric kinds its answers tolerate (default: all of them)"),
     "options_from_sources": (None, "(splits) -> constructor options read from the training splits of the sources "
@@ -137,7 +139,6 @@ OPTIONAL_HOOKS = {
     "tokenizer_signature": (None, "what its options change in the tokenizers' corpus (a cache key; None: nothing)"),
     "codes": (None, "an ImageCodes (unio/kit/answers.py) when it answers with images: its `kind` (rgb, depth, "
                     "mask ...) picks the codebook, which learns from its training_images"),
-    "warm_up": ({}, "{task: weight}: tasks trained on its source in the first stage alone"),
     "report_samples": (1, "how many answers the run's report draws"),
     "report_options": ({}, "the generation options of those answers"),
     "report_image": (None, "(example) -> the image a user would give to ask it (default: the record's image; "

@@ -70,6 +70,7 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
     opts = trainer.opts
     training = {"preset": opts.preset, "steps": trainer.step, "batch size": opts.batch_size * opts.grad_accum,
                 "learning rate": opts.lr, "warmup steps": opts.warmup, "seed": opts.seed,
+                "batches": batch_layout(opts), "loss mean": opts.loss_mean,
                 "training time (s)": round(getattr(trainer, "elapsed", 0.0)),
                 "parameters": sum(p.numel() for p in model.parameters())}
     trained = set(trainer.trained_pairs)
@@ -80,9 +81,17 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
     return write(folder, to_the_end, training, data, model.config, evaluation)
 
 
+def batch_layout(opts) -> str:
+    """How the run's batches were laid out (--packing, --buckets, --sub-batches), in words."""
+    if opts.packing:
+        return f"packed rows ({opts.packing})"
+    kind = "tasks mixed as drawn" if opts.buckets == 1 else f"bucketed by target length over {opts.buckets} batches"
+    return kind + (f", decoded in up to {opts.sub_batches} groups of like target lengths" if opts.sub_batches > 1 else "")
+
+
 def stage_lines(trainer, trained: set) -> dict:
     """The first stage, if any: which pairs it trains, for how much of the run, and which of them
-    (a task's warm-up, --first-tasks pairs --tasks lacks: not in `trained`) stop after it."""
+    (--first-tasks pairs --tasks lacks: not in `trained`) stop after it."""
     stages = getattr(trainer, "stages", None)
     if not stages or not stages.first:
         return {}

@@ -42,8 +42,9 @@ def default_mixture() -> str:
 
 def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:
     """({(task, source): weight}, {name: task of `task_set`}) from --tasks; a task given without a weight
-    has weight 1. Pairs that only --first-tasks names join for the first stage alone (a
-    warm-up: `first_only`). Raises on unknown tasks and bad weights, before any work."""
+    has the weight it declares (1 unless it says otherwise: caption 2, depth 1.5). Pairs that only
+    --first-tasks names join for the first stage alone (a warm-up: `first_only`). Raises on unknown
+    tasks and bad weights, before any work."""
     weights = parse_tasks(opts.tasks or default_mixture())
     if opts.first_tasks:
         weights = {**weights, **{p: w for p, w in parse_tasks(opts.first_tasks).items() if p not in weights}}
@@ -51,7 +52,8 @@ def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:
 
 
 def parse_tasks(spec) -> dict:
-    return parse_mixture(spec, TASKS.names())
+    """A --tasks spec as {(task, source): weight}; a task named without a weight has the weight it declares."""
+    return parse_mixture(spec, TASKS.names(), default_weight=lambda name: getattr(TASKS.get(name), "weight", 1.0))
 
 
 def expand_all(opts: TrainOptions, task_set: TaskSet) -> TrainOptions:

@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", default=[], metavar="NAME=SPEC",
                    help="configure a source: NAME=hf:PATH,image=col,..., NAME=folder:PATH, NAME=config.yaml")
     p.add_argument("--preset", default="tiny", help="model size preset or a YAML file")
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2400)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -48,9 +48,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--loss-mean", choices=LOSS_MEANS, default=None,
-                   help="token: one mean over a batch's target tokens (default); task: the mean over each task's "
-                        "tokens, then over the tasks in the batch (4M's per-modality normalisation); sqrt: each task's "
-                        "mean weighs as the square root of its tokens in the batch")
+                   help="token: one mean over a batch's target tokens (the default with --packing); task: the mean "
+                        "over each task's tokens, then over the tasks in the batch (4M's per-modality normalisation); "
+                        "sqrt (the default): each task's mean weighs as the square root of its tokens in the batch")
     p.add_argument("--task-weighting", choices=TASK_WEIGHTINGS, default=None,
                    help="loss: each task's tokens weigh in proportion to its recent loss (mean 1 over the mixture), "
                         "so tasks that have learned stop taking the shared step from those still learning")
@@ -63,12 +63,12 @@ def parser() -> argparse.ArgumentParser:
                         "batch's longest example's encoder tokens, its longest target)")
     p.add_argument("--buckets", type=int, default=None, metavar="N",
                    help="batches per megabatch, whose examples length bucketing sorts by target length before cutting "
-                        "them into batches (default 4); more pad less but make each batch more alike (one task, one "
-                        "answer length); 1: each batch holds the examples drawn for it, its tasks mixed")
+                        "them into batches (default 1: each batch holds the examples drawn for it, its tasks mixed); more "
+                        "pad less but make each batch more alike (one task, one answer length; 4 before v0.3)")
     p.add_argument("--sub-batches", type=int, default=None, metavar="K",
                    help="decode each batch in at most K groups of rows of like target lengths, each padded to its own "
                         "longest, over one encoder pass: the batch's loss and step, less padding (with --buckets 1, "
-                        "mixed batches nearer the cost of one-task ones; 2 measured fastest); default 1")
+                        "mixed batches nearer the cost of one-task ones; 2 measured fastest); default 2 (1 with --packing)")
     p.add_argument("--range-loss", action="store_true", help="train each target's softmax over its own vocabulary range")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="override one field of the preset, e.g. --model stem=conv --model d_model=256")
@@ -77,8 +77,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--first-tasks", default=None, help="the pairs the first stage (--spatial-first) trains, e.g. "
                    "detection (default: those whose answers are not text); a pair --tasks lacks is trained in the "
                    "first stage only, at the weight given here; the others keep their --tasks weight")
-    p.add_argument("--no-warm-up", action="store_true",
-                   help="leave out the warm-ups the tasks declare (caption's: detection in the first stage alone)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="bf16 autocast or fp32; auto (default): bf16 where this machine's bf16 matmuls beat fp32 by "
                         "10%%, measured once and cached in ~/.cache/unio/precision.json")
@@ -128,7 +126,7 @@ def options_from(args):
                         deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss,
-                        skip_bad_records=args.skip_bad_records, warm_up=not args.no_warm_up)
+                        skip_bad_records=args.skip_bad_records)
     opts.model_overrides = model_overrides(args.model)
     opts.task_options = parse_task_options(args.task_option)
     if args.decoder_only:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from unio.data.batching import BUCKETS
 from unio.data.mixture import pair_name
 from unio.model.presets import DEFAULT_PRESET
 from unio.train import checkpoint as ckpt
@@ -21,7 +20,7 @@ class TrainOptions:
     tasks: str | dict | None = None    # (task, source) pairs with weights; None: configs/data/default.yaml
     sources: dict = field(default_factory=dict)   # name -> spec string, config dict, source or Dataset
     preset: str = DEFAULT_PRESET
-    steps: int = 2100
+    steps: int = 2400
     minutes: float | None = None       # stop early when this much training time has passed
     batch_size: int = 48
     lr: float = 1e-3                   # peak; 2e-3 before v0.2 (docs/experiments.md, v0.2 "The default run")
@@ -35,16 +34,17 @@ class TrainOptions:
     deepspeed: str | None = None
     moe: bool | str = False            # True or "token": token-choice MoE every 2nd layer; "attribute": routed by kind
     precision: str = "auto"            # auto: bf16 autocast where this machine's bf16 matmuls win (train/precision.py)
-    loss_mean: str = "token"           # token: one mean over a batch's target tokens; task: per task, then over tasks
+    loss_mean: str | None = None       # token: one mean over a batch's target tokens; task: per task, then over tasks;
+                                       # sqrt: each task's mean weighs as the root of its tokens (None: with_layout_defaults)
     task_weighting: str = "none"       # loss: each task's tokens weigh as its recent loss (unio/train/balance.py)
     decoder_only: tuple = ()           # pairs (by name) whose gradients stop at the encoder's output
     packing: str | None = None         # None: batches bucketed by target length; auto or "ENC,DEC": packed rows
-    buckets: int = BUCKETS             # batches per megabatch, whose examples bucketing sorts by target length
-    sub_batches: int = 1               # at most this many sub-batches of like target lengths a batch runs in
+    buckets: int = 1                   # batches per megabatch, whose examples bucketing sorts by target length
+                                       # (1: each batch as drawn, its tasks mixed; 4 before v0.3)
+    sub_batches: int | None = None     # at most this many sub-batches of like target lengths a batch runs in
     range_loss: bool = False           # each target's softmax over its own vocabulary range only
     spatial_first: float = 0.4         # fraction of the steps that sample only the non-text tasks
     first_tasks: str | None = None     # the pairs of that first stage instead ("detection"); None: the non-text ones
-    warm_up: bool = True               # the warm-ups the tasks declare join the first stage (`add_warm_ups`)
     photometric: float = 1.0           # photometric augmentation strength (unio/data/photometric.py); 0: off
     compile: bool = True               # regional torch.compile of the blocks (single process only)
     num_bins: int | None = None        # location bins (None: the tokenizer config's)
@@ -64,6 +64,15 @@ class TrainOptions:
     plugins: list = field(default_factory=list)
     model_overrides: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)   # {task: {constructor option: value}}, e.g. detection order
+
+
+def with_layout_defaults(opts: TrainOptions) -> TrainOptions:
+    """The options with --loss-mean and --sub-batches the batch layout's defaults where not given: the
+    square-root mean and two groups for mixed batches (docs/experiments.md, session 37); the token mean
+    and one group for packed rows (--packing), which take no other."""
+    packed = bool(opts.packing)
+    return replace(opts, loss_mean=opts.loss_mean or ("token" if packed else "sqrt"),
+                   sub_batches=(1 if packed else 2) if opts.sub_batches is None else opts.sub_batches)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:

@@ -73,7 +73,7 @@ def check_sub_batches(opts) -> None:
     """A clear error for a --sub-batches value or combination that cannot run."""
     if not isinstance(opts.sub_batches, int) or isinstance(opts.sub_batches, bool) or opts.sub_batches < 1:
         raise ValueError(f"--sub-batches {opts.sub_batches!r}: the most groups of like target lengths a batch is decoded in, a whole "
-                         f"number, 1 or more (1: the default, the batch decoded whole)")
+                         f"number, 1 or more (2: the default; 1: the batch decoded whole)")
     if opts.sub_batches > 1 and opts.packing:
         raise ValueError("--sub-batches groups a batch's rows by target length; packed rows (--packing) hold several "
                          "examples each: use one or the other")

@@ -38,10 +38,10 @@ from unio.train.builders import (
     deepspeed_config,
     expand_all,
 )
-from unio.train.curriculum import add_warm_ups, spatial_stage
+from unio.train.curriculum import spatial_stage
 from unio.train.gradients import GradientProbe
 from unio.train.logs import MetricsLog, TaskLosses
-from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything
+from unio.train.options import TrainOptions, resume_from, run_dir, seed_everything, with_layout_defaults
 from unio.train.precision import resolve as resolve_precision
 from unio.train.single_device import SingleDevice
 from unio.train.sub_batches import check_sub_batches, grouped_example_losses, target_groups
@@ -94,13 +94,10 @@ class Trainer:
         load_plugins(opts.plugins)
         self.task_set = TaskSet(opts.task_options)       # the tasks with this run's options
         named = opts
-        self.opts = opts = expand_all(opts, self.task_set)   # `all` written out as the pairs it stands for
+        self.opts = opts = with_layout_defaults(expand_all(opts, self.task_set))   # `all` written out as its pairs
         self.weights, self.tasks = build_mixture(opts, self.task_set)     # clear errors before any work
         self.sources = build_sources(opts, self.weights, self.tasks)
-        self.asked = self.weights                       # the run folder and the tokenizers go by these
-        self.out = run_dir(named, self.asked)
-        self.weights, self.tasks, self.warm = add_warm_ups(opts, self.weights, self.tasks, self.sources,
-                                                          self.task_set)
+        self.out = run_dir(named, self.weights)
         self.bad = BadRecords(opts.skip_bad_records)     # the bad records met (skipped) in this run
         if opts.packing:
             parse_rooms(opts.packing)                    # a bad value fails before any work
@@ -109,7 +106,7 @@ class Trainer:
                              "--task-weighting and --decoder-only, which weigh or detach examples")
         if not isinstance(opts.buckets, int) or opts.buckets < 1:
             raise ValueError(f"--buckets {opts.buckets!r}: the batches a megabatch is cut into, a whole number, 1 or more "
-                             f"({BUCKETS}: the default; 1: each batch as drawn, its tasks mixed)")
+                             f"(1: the default, each batch as drawn, its tasks mixed; {BUCKETS}: v0.2's bucketing)")
         check_sub_batches(opts)
         if opts.probe_gradients and opts.deepspeed:
             raise ValueError("--probe-gradients measures the gradients of one process; run it without --deepspeed")
@@ -122,16 +119,15 @@ class Trainer:
         seed_everything(opts.seed)
         existing = resume_from(opts, self.out)
         self.mods = self._on_rank0_first(
-            lambda: build_modalities(opts, self.asked, self.sources, existing, opts.progress and self.rank == 0,
+            lambda: build_modalities(opts, self.weights, self.sources, existing, opts.progress and self.rank == 0,
                                      self.bad, self.task_set))
         self.model = build_model(opts, self.mods, existing)
         check_region_marks(self.model.config, self.tasks)
         backend.place(self.model)
-        self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size, self.warm)
+        self.stages = spatial_stage(opts, self.weights, self.tasks, self.mods, self.model.config.image_size)
         self.model.config.trained_tasks = sorted({task for task, _ in self.trained_pairs})
         self.model.config.task_options = with_source_options(self.model.config.task_options, self.trained_pairs,
                                                              self.tasks, self.sources)   # what the sources name
-        self._say_warm_ups()
         self.stream = build_data(opts, self.tasks, self.sources, self.weights, self.mods, self.model.config, self.rank,
                                  self.stages, self.bad, backend.world)
         self.optimizer = build_optimizer(opts, self.model, fused=backend.fused)
@@ -159,11 +155,6 @@ class Trainer:
             if name not in known:
                 raise ValueError(f"{flag} names {name!r}, not a pair of this run; its pairs: {', '.join(known)}")
         return torch.tensor([known.index(n) for n in names], dtype=torch.long)
-
-    def _say_warm_ups(self) -> None:
-        if self.warm and self.rank == 0:
-            names = ", ".join(f"{t} on {s} (weight {w:g})" for (t, s), w in self.warm.items())
-            print(f"warm-up: {names} in the first stage alone, the tasks' own warm_up (--no-warm-up: none)")
 
     @property
     def trained_pairs(self) -> list:

@@ -275,6 +275,12 @@ def test_a_task_named_without_a_weight_has_the_weight_it_declares():
     assert set(weights("all:0.5").values()) == {0.5} and weights("all,caption:1")["caption"] == 1.0
 
 
+def test_v02s_no_warm_up_flag_still_parses_and_says_it_changes_nothing(capsys):
+    from unio.train.cli import options_from, parser
+    assert options_from(parser().parse_args(["--no-warm-up"])) == options_from(parser().parse_args([]))
+    assert "no task declares a warm-up since v0.3" in capsys.readouterr().out
+
+
 def test_model_overrides_from_the_command_line():
     from unio.train.cli import model_overrides
     assert model_overrides(["stem=conv", "share_encoder_embeddings=false", "d_model=256"]) == {

@@ -86,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-records", action="store_true",
                    help="skip records a reader finds bad (a missing or truncated image, a box without area ...): "
                         "each reported once and counted per source in metrics.jsonl (default: stop, naming the record)")
+    p.add_argument("--no-warm-up", action="store_true", help=argparse.SUPPRESS)   # v0.2's; no task declares one now
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -122,6 +123,8 @@ def source_options(items: list) -> dict:
 def options_from(args):
     from unio.task_set import parse_task_options
     from unio.train.trainer import TrainOptions
+    if args.no_warm_up:
+        print("--no-warm-up: no task declares a warm-up since v0.3 (caption's detection is gone); the flag changes nothing")
     opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,

@@ -162,7 +162,7 @@ def test_the_exported_folder_has_a_model_card_of_its_run(trained):
     assert "model-index" not in meta                          # not evaluated yet
     for name in PROMPTS:
         assert all(f"`{p}`" in body for p in unio.TASKS.get(name).prompts)
-        assert f"| {name} | world | 1 |" in body
+        assert f"| {name} | world | {getattr(unio.TASKS.get(name), 'weight', 1):g} |" in body   # the weight it declares
     assert "- steps: 6" in body and "AutoProcessor.from_pretrained" in body
     assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "image-text-to-text"
     assert {"visual-question-answering", "image-to-text", "zero-shot-object-detection", "depth-estimation"} <= set(meta["tags"])

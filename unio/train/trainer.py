@@ -182,7 +182,7 @@ class Trainer:
             example_of = batch.pop("decoder_example", None)     # packed rows: each token's example
             if task_index is not None:
                 batch.update(self._by_task(batch["labels"], task_index))
-            if self.opts.sub_batches > 1:
+            if self.opts.sub_batches > 1 and "label_weights" in batch:     # a batch without tasks runs whole
                 batch["target_groups"] = target_groups(batch["labels"], self.opts.sub_batches)
             out = self.backend.forward(self.model, batch)
             if not self._finite_everywhere(out.loss):

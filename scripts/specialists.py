@@ -1,0 +1,121 @@
+"""The equal-step specialists of a generalist run, trained one after another, then its interference table.
+
+    python scripts/specialists.py runs/all --out runs/eq                 # each missing specialist, then the table
+    python scripts/specialists.py runs/all --out runs/eq --dry-run       # the steps and commands only
+    python scripts/specialists.py runs/all --out runs/eq --only vqa,depth --json interference.json
+
+Each specialist is scripts/train_mixture.py on one pair of the generalist alone, with the generalist's preset,
+batch size, learning rate, warm-up, seed, model overrides, task options and tokenizers (its run's
+model/tokenizers), for the steps that pair got there: its examples in the generalist's batches (both stages,
+replayed from the run's seed) over the batch size, rounded, at least 1. A specialist whose folder already holds
+an eval.json is not trained again, so a stopped sweep goes on where it stopped. The table is
+scripts/interference.py's (--equal-steps). Issue 33, item 5.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+
+from unio.infer.interference import compare, markdown, read_eval
+from unio.train import checkpoint as ckpt
+from unio.train.options import TrainOptions
+
+
+def generalist_options(run: Path) -> TrainOptions:
+    """The generalist's options (its options.json), with the steps it trained (its checkpoint's, where
+    --minutes stopped it early)."""
+    saved = json.loads((run / "options.json").read_text())
+    opts = TrainOptions(**{f.name: saved[f.name] for f in fields(TrainOptions) if f.name in saved})
+    found = ckpt.find_checkpoint(run)
+    if found is not None:
+        opts.steps = ckpt.load_state(found)["step"]
+    return opts
+
+
+def examples_per_pair(run: Path) -> dict:
+    """{pair name: its examples in the generalist's batches}, the run's own draws replayed from its seed."""
+    from unio.train.trainer import Trainer
+    opts = generalist_options(run)
+    with tempfile.TemporaryDirectory() as scratch:
+        opts.out, opts.tokenizers, opts.resume = scratch, str(run / "model" / "tokenizers"), False
+        opts.compile, opts.progress, opts.deepspeed = False, False, None
+        trainer = Trainer(opts)
+        trainer.setup()
+        stream = trainer.stream
+        megabatches = -(-opts.steps * opts.grad_accum // stream.buckets)
+        drawn = stream.mixture.draws_before(megabatches, opts.batch_size * stream.buckets)
+    return {name: int(n) for name, n in zip(stream.mixture.names, drawn)}
+
+
+def steps_per_pair(run: Path) -> dict:
+    """{pair name: the steps its examples fill in the generalist's batches, at least 1}."""
+    batch_size = generalist_options(run).batch_size
+    return {name: max(1, round(n / batch_size)) for name, n in examples_per_pair(run).items()}
+
+
+def command(run: Path, pair: str, steps: int, out: Path, eval_n: int) -> list:
+    """train_mixture.py for `pair` alone, `steps` steps, in the generalist's recipe."""
+    opts = generalist_options(run)
+    args = [sys.executable, str(Path(__file__).parent / "train_mixture.py"), "--tasks", pair, "--steps", str(steps),
+            "--preset", opts.preset, "--batch-size", str(opts.batch_size), "--lr", str(opts.lr),
+            "--warmup", str(opts.warmup), "--seed", str(opts.seed), "--tokenizers", str(run / "model" / "tokenizers"),
+            "--eval-n", str(eval_n), "--no-progress", "--out", str(out)]
+    for key, value in opts.model_overrides.items():
+        args += ["--model", f"{key}={value}"]
+    for task, options in opts.task_options.items():
+        args += [a for key, value in options.items() for a in ("--task-option", f"{task}.{key}={value}")]
+    return args + ([] if opts.compile else ["--no-compile"])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("generalist", type=Path, help="the generalist's run folder (options.json, model/, eval.json)")
+    p.add_argument("--out", type=Path, required=True, help="the folder the specialists' run folders go in")
+    p.add_argument("--only", default=None, help="these pairs only, comma-separated (default: every pair)")
+    p.add_argument("--eval-n", type=int, default=None, help="test examples per task (default: the generalist's)")
+    p.add_argument("--dry-run", action="store_true", help="print each pair's steps and command; train nothing")
+    p.add_argument("--json", help="also write the table's figures here")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not (args.generalist / "options.json").is_file() or not (args.generalist / "model" / "tokenizers").is_dir():
+        p.error(f"{args.generalist} is not a finished train_mixture.py run folder (options.json and model/tokenizers)")
+    steps = steps_per_pair(args.generalist)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(steps)
+    unknown = [n for n in only if n not in steps]
+    if unknown:
+        p.error(f"--only names {', '.join(unknown)}, not pairs of the generalist; its pairs: {', '.join(steps)}")
+    eval_n = args.eval_n or generalist_options(args.generalist).eval_n
+    done = {}
+    for pair in only:
+        out = args.out / f"eq-{pair}"
+        argv_ = command(args.generalist, pair, steps[pair], out, eval_n)
+        print(f"{pair}: {steps[pair]} steps -> {out}", flush=True)
+        if args.dry_run:
+            print("  " + " ".join(argv_[1:]))
+            continue
+        if not (out / "eval.json").is_file():
+            proc = subprocess.run(argv_)
+            if proc.returncode != 0:
+                print(f"the specialist of {pair} failed (exit {proc.returncode}); the others go on", file=sys.stderr)
+                continue
+        done[pair] = read_eval(out)
+    if args.dry_run or not done:
+        return 0
+    comparison = compare(read_eval(args.generalist), {"equal_steps": done})
+    print(markdown(comparison))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**comparison, "steps": {p: steps[p] for p in done}}, indent=2))
+    return 0 if len(done) == len(only) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

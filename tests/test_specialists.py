@@ -1,0 +1,45 @@
+"""scripts/specialists.py: the equal-step specialists of a generalist (conftest's toy run of every task)."""
+import json
+import re
+
+from conftest import load_script, run_script
+
+specialists = load_script("specialists")
+TRAINED = re.compile(r"trained \d+ steps")   # what train_mixture.py prints at the end of a run
+
+
+def test_each_pairs_steps_are_its_examples_in_the_generalists_batches(all_tasks_run):
+    options = json.loads((all_tasks_run.out / "options.json").read_text())
+    drawn = specialists.examples_per_pair(all_tasks_run.out)
+    trained = json.loads((all_tasks_run.out / "eval.json").read_text())["model"]
+    assert set(drawn) == set(trained)
+    assert sum(drawn.values()) == options["steps"] * options["batch_size"]   # every example of every batch, once
+    steps = specialists.steps_per_pair(all_tasks_run.out)
+    assert all(steps[p] == max(1, round(n / options["batch_size"])) for p, n in drawn.items())
+    command = specialists.command(all_tasks_run.out, "vqa", 3, all_tasks_run.out / "x", 6)
+    assert command[command.index("--tasks") + 1] == "vqa" and command[command.index("--steps") + 1] == "3"
+    assert "detection.order=x" in command and "--no-compile" in command            # the generalist's recipe
+
+
+def test_a_specialist_trains_on_the_generalists_tokenizers_and_joins_the_table(tmp_path, all_tasks_run, toy_cache):
+    env = {"UNIO_CACHE": toy_cache}
+    proc = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
+                      "--eval-n", "4", "--json", str(tmp_path / "table.json"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert set(table["steps"]) == {"vqa", "count"}
+    assert all(table["pairs"][p]["equal_steps"] is not None for p in ("vqa", "count"))
+    assert table["pairs"]["depth"]["equal_steps"] is None and table["tasks_in_delta_m"]["equal_steps"] <= 2
+    assert "| vqa |" in proc.stdout and len(TRAINED.findall(proc.stdout)) == 2 and (tmp_path / "eq-vqa" / "model" / "tokenizers").is_dir()
+    # a second call finds both eval.json files and trains nothing
+    again = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
+                       "--eval-n", "4", env=env)
+    assert again.returncode == 0 and not TRAINED.search(again.stdout), again.stdout[-2000:]
+
+
+def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_path, all_tasks_run):
+    proc = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "ocr",
+                      "--dry-run")
+    assert proc.returncode == 2 and "not pairs of the generalist" in proc.stderr and "vqa" in proc.stderr
+    proc = run_script("scripts/specialists.py", str(tmp_path), "--out", str(tmp_path))
+    assert proc.returncode == 2 and "not a finished train_mixture.py run folder" in proc.stderr

@@ -28,6 +28,7 @@ FORMATS = {                      # how the docs round: every figure goes through
     "3": lambda v: f"{v:.3f}",   # shares, accuracies, mIoU, F1, AP, loss-free ratios
     "2": lambda v: f"{v:.2f}",   # CIDEr-D
     "1": lambda v: f"{v:.1f}",
+    "4": lambda v: f"{v:.4f}",   # a figure next to its target's edge
     "m": lambda v: f"{v:.3f} m",     # depth RMSE
     "dB": lambda v: f"{v:.2f} dB",   # PSNR
     "min": minutes,                  # wall time
@@ -146,19 +147,19 @@ TEMPLATES = {
     "readme-tasks": """
 | task | prompt (first of several) | answer | metric | best measured | trained by |
 |---|---|---|---|---|---|
-| `vqa` | the bare question | text | accuracy | {{default-1205:vqa/accuracy}} | default |
-| `caption` | "What does the image describe?" | text | CIDEr-D (content F1) | {{default-1205:caption/cider|2}} ({{default-1205:caption/content_f1}}) | default |
+| `vqa` | the bare question | text | accuracy | {{all-s39-long:vqa/accuracy}} (default {{default-1205:vqa/accuracy}}) | `runs/all-s39-long` |
+| `caption` | "What does the image describe?" | text | CIDEr-D (content F1) | {{all-s39-long:caption/cider|2}} ({{all-s39-long:caption/content_f1}}; default {{default-1205:caption/content_f1}}) | `runs/all-s39-long` |
 | `refexp` | 'Which region does the text "{}" describe?' | a box | Acc@0.5 | {{seg-conv:refexp/acc@0.5}} (default {{default-1205:refexp/acc@0.5}}) | `runs/seg-conv` |
 | `depth` | "What is the depth map of the image?" | depth map | RMSE | {{default-1205:depth/rmse|m}} (alone: {{single-depth:depth/rmse|m}}) | default; alone: `runs/single-depth` |
 | `detection` | "List all objects and their locations." | boxes + labels | AP (AP50) | {{det-x:detection/ap}} ({{det-x:detection/ap50}}) | `runs/det-x` |
 | `find_all` | 'Find every "{}".' | boxes | recall (FP on absent) | {{det-x-find-all:find_all/recall}} ({{det-x-find-all:find_all/fp_rate_absent}}), via detection | `runs/det-x` |
-| `region_caption` | "What does the region describe?" + region | text | exact match | {{det-first:region_caption/exact_match}} | `runs/det-first` |
+| `region_caption` | "What does the region describe?" + region | text | exact match | {{all-s39-long:region_caption/exact_match}} | `runs/all-s39-long` |
 | `itm` | 'Does the image match "{}"?' | yes / no | accuracy | {{det-x-itm:itm/accuracy}}, via detection | `runs/det-x` |
 | `segment` | 'Segment "{}".' or a region | mask | mIoU (referring) | {{seg-conv:segment/miou}} ({{seg-conv:segment/miou_referring}}) | `runs/seg-conv` |
 | `keypoints` | "Find the keypoints of the object in the region." | points | PCK@0.1 | {{kp-det-first:keypoints/pck@0.1}} | `runs/kp-det-first` |
 | `generate` | "Generate an image of: {}" | image | colour F1 (count acc.) | {{gen-rgb-scan:generate/color_f1}} ({{gen-rgb-scan:generate/count_accuracy}}), guidance {{gen-rgb-scan:options/guidance_scale|1}} | `runs/gen-rgb` |
 | `inpaint` | "Fill in the region." + region | image | PSNR in the region | {{gen-rgb:inpaint/psnr|dB}} | `runs/gen-rgb` |
-| `region_class`, `classify`, `count`, `person_keypoints` | see docs/tasks.md | text / points | accuracy / PCK | not trained in a measured run | |
+| `region_class`, `classify`, `count` | see docs/tasks.md | text | accuracy | {{all-s39-long:region_class/accuracy}}, {{all-s39-long:classify/accuracy}}, {{all-s39-long:count/accuracy}} (`person_keypoints`: not trained) | `runs/all-s39-long` |
 | `segment_every`, `keypoints_every` | 'Segment every "{}".' | masks / points | | composed of detection and a box task | |
 """,
     "readme-results": """
@@ -206,28 +207,33 @@ TEMPLATES.update({
 | keypoints | PCK@0.1 {{kp-det-first:keypoints/pck@0.1}} | `runs/kp-det-first` (lr 2e-3) | {{kp-det-first:baselines/keypoints/mean_relative/pck@0.1}} | >= 0.7 — met |
 | generate | colour-set F1 {{gen-rgb-scan:generate/color_f1}}, count accuracy {{gen-rgb-scan:generate/count_accuracy}} (greedy, guidance {{gen-rgb-scan:options/guidance_scale|1}}); seed 1: {{gen-rgb-s1-scan:generate/color_f1}} / {{gen-rgb-s1-scan:generate/count_accuracy}} | `runs/gen-rgb` (lr 2e-3) | chance {{gen-rgb-scan:baselines/generate/chance/color_f1}} / {{gen-rgb-scan:baselines/generate/chance/count_accuracy}} | F1 >= 0.8, count >= 0.6 — met on one seed of two |
 | inpaint | PSNR in the region {{gen-rgb:inpaint/psnr|dB}} | `runs/gen-rgb` (lr 2e-3) | mean colour {{gen-rgb:baselines/inpaint/mean_colour/psnr|dB}} | +3 dB — met |
-| region_class, classify, count, person_keypoints | not trained in any measured run | | | |
+| region_class, classify, count | accuracy {{all-s39-long:region_class/accuracy}}, {{all-s39-long:classify/accuracy}}, {{all-s39-long:count/accuracy}} (person_keypoints: not trained in any measured run) | `runs/all-s39-long` (`--tasks all`) | majority {{all-s39-long:baselines/region_class/majority/accuracy}}, {{all-s39-long:baselines/classify/majority/accuracy}}, {{all-s39-long:baselines/count/majority/accuracy}} | |
 | segment_every, keypoints_every | composed of detection and the box tasks; not measured | | | |
 """,
-    "results-all-60": """
-All 21 tasks the world feeds, each at weight 1, from step 0, each answer starting from its vocabulary range's
-token; {{all-60:steps|s}} steps (`--minutes 50` stopped the 4,100-step schedule), {{all-60:wall_s|min}} on a 2-core AMD EPYC without AMX ({{all-60:date|raw}}), {{all-60:n|raw}} test examples per task:
-vqa {{all-60:vqa/accuracy}}, caption content F1 {{all-60:caption/content_f1}}, refexp {{all-60:refexp/acc@0.5}}, depth {{all-60:depth/rmse|m}}, detection AP50 {{all-60:detection/ap50}}, find_all recall {{all-60:find_all/recall}}
-(FP on absent {{all-60:find_all/fp_rate_absent}}), segment mIoU {{all-60:segment/miou}}, keypoints PCK@0.1 {{all-60:keypoints/pck@0.1}}, generate colour F1 {{all-60:generate/color_f1}}, inpaint {{all-60:inpaint/psnr|dB}}, ITM {{all-60:itm/accuracy}}, count
-{{all-60:count/accuracy}}, classify {{all-60:classify/accuracy}}, region caption {{all-60:region_caption/exact_match}}, region class {{all-60:region_class/accuracy}}, normals {{all-60:normals/mean_angle|2}}° (mean normal {{all-60:baselines/normals/mean_normal/mean_angle|2}}°), semantic
-segmentation mIoU {{all-60:semantic_segmentation/miou}} (majority {{all-60:baselines/semantic_segmentation/majority/miou}}), relation {{all-60:relation/accuracy}}, relations recall@50 {{all-60:relations/recall@50}}, map to image {{all-60:map_to_image/agreement}}, entailment
-{{all-60:entailment/accuracy}}. Every task answers through `unio.run`; every target of issue 33 is missed: each task gets about 190 batches, and
-every task's loss was still falling at the end. The full table, against session 19's run: experiments.md
-(2026-12-03, session 26).
-""",
-    "results-all-start": """
-All 16 tasks the world feeds, each at weight 1, from step 0, each answer starting from its vocabulary range's
-token; {{all-start:steps|s}} steps, {{all-start:wall_s|min}} on a 2-core AMD EPYC without AMX ({{all-start:date|raw}}), {{all-start:n|raw}} test examples per task:
-vqa {{all-start:vqa/accuracy}}, caption CIDEr-D {{all-start:caption/cider|2}} (content F1 {{all-start:caption/content_f1}}), refexp {{all-start:refexp/acc@0.5}}, depth {{all-start:depth/rmse|m}}, detection AP {{all-start:detection/ap}} (AP50
-{{all-start:detection/ap50}}), find_all recall {{all-start:find_all/recall}} (FP on absent {{all-start:find_all/fp_rate_absent}}), segment mIoU {{all-start:segment/miou}}, keypoints PCK@0.1 {{all-start:keypoints/pck@0.1}}, generate
-colour F1 {{all-start:generate/color_f1}}, inpaint {{all-start:inpaint/psnr|dB}}, ITM {{all-start:itm/accuracy}}, count {{all-start:count/accuracy}}, classify {{all-start:classify/accuracy}}, region caption {{all-start:region_caption/exact_match}}, region class
-{{all-start:region_class/accuracy}}. Every task learns something in one model and none is blocked, but each gets 250 batches and every
-target of issue 33 is missed; the full table and what holds each task: experiments.md (2026-12-02, session 19).
+    "results-all": """
+| task | metric | `--tasks all`, 7,600 steps | 4,100 steps | best recipe of its own (table above) | target (item 6) |
+|---|---|---|---|---|---|
+| vqa | accuracy (shape; spatial) | **{{all-s39-long:vqa/accuracy}}** ({{all-s39-long:vqa/accuracy_shape}}; {{all-s39-long:vqa/accuracy_spatial}}) | {{all-s39:vqa/accuracy}} ({{all-s39:vqa/accuracy_shape}}; {{all-s39:vqa/accuracy_spatial}}) | {{default-1205:vqa/accuracy}} ({{default-1205:vqa/accuracy_shape}}; {{default-1205:vqa/accuracy_spatial}}), default | >= 0.80, shape and spatial >= 0.70 — met but spatial (majority {{all-s39-long:baselines/vqa/majority/accuracy_spatial}}; 44 questions) |
+| caption | CIDEr-D (content F1) | **{{all-s39-long:caption/cider|2}}** ({{all-s39-long:caption/content_f1}}) | {{all-s39:caption/cider|2}} ({{all-s39:caption/content_f1}}) | {{default-1205:caption/cider|2}} ({{default-1205:caption/content_f1}}), default | content F1 >= 0.60 — met |
+| refexp | Acc@0.5 | **{{all-s39-long:refexp/acc@0.5}}** | {{all-s39:refexp/acc@0.5}} | {{seg-conv:refexp/acc@0.5}}, `runs/seg-conv` | >= 0.85 — met |
+| depth | RMSE | **{{all-s39-long:depth/rmse|m}}** | {{all-s39:depth/rmse|m}} | {{default-1205:depth/rmse|m}}, default | <= 0.528 m — met |
+| detection | AP (AP50) | **{{all-s39-long:detection/ap}}** ({{all-s39-long:detection/ap50}}) | {{all-s39:detection/ap}} ({{all-s39:detection/ap50}}) | {{det-x:detection/ap}} ({{det-x:detection/ap50}}), `runs/det-x` | AP50 >= 0.6 — met |
+| segment | mIoU (referring) | **{{all-s39-long:segment/miou}}** ({{all-s39-long:segment/miou_referring|4}}) | {{all-s39:segment/miou}} ({{all-s39:segment/miou_referring}}) | {{seg-conv:segment/miou}} ({{seg-conv:segment/miou_referring}}), `runs/seg-conv` | referring >= 0.6 — not met, by 0.0002 |
+| keypoints | PCK@0.1 | **{{all-s39-long:keypoints/pck@0.1}}** | {{all-s39:keypoints/pck@0.1}} | {{kp-det-first:keypoints/pck@0.1}}, `runs/kp-det-first` | >= 0.7 — not met |
+| generate | colour F1 (count accuracy) | **{{all-s39-long:generate/color_f1}}** ({{all-s39-long:generate/count_accuracy}}) | {{all-s39:generate/color_f1}} ({{all-s39:generate/count_accuracy}}) | {{gen-rgb-scan:generate/color_f1}} ({{gen-rgb-scan:generate/count_accuracy}}), `runs/gen-rgb` | colour F1 >= 0.8 — not met |
+| itm | accuracy (on matching pairs) | **{{all-s39-long:itm/accuracy}}** ({{all-s39-long:itm/accuracy_positive}}) | {{all-s39:itm/accuracy}} ({{all-s39:itm/accuracy_positive}}) | {{itm-first:itm/accuracy}}, `runs/itm-first` | >= 0.85 — not met |
+| find_all | recall (FP on absent) | **{{all-s39-long:find_all/recall}}** ({{all-s39-long:find_all/fp_rate_absent}}) | {{all-s39:find_all/recall}} ({{all-s39:find_all/fp_rate_absent}}) | {{det-first:find_all/recall}} ({{det-first:find_all/fp_rate_absent}}), `runs/det-first` | recall >= 0.8 — met; FP <= 0.1 — not met |
+| inpaint | PSNR in the region | **{{all-s39-long:inpaint/psnr|dB}}** | {{all-s39:inpaint/psnr|dB}} | {{gen-rgb:inpaint/psnr|dB}}, `runs/gen-rgb` | |
+| region_caption | exact match | **{{all-s39-long:region_caption/exact_match}}** | {{all-s39:region_caption/exact_match}} | {{det-first:region_caption/exact_match}}, `runs/det-first` | |
+| region_class | accuracy | **{{all-s39-long:region_class/accuracy}}** | {{all-s39:region_class/accuracy}} | | |
+| classify | accuracy | **{{all-s39-long:classify/accuracy}}** | {{all-s39:classify/accuracy}} | | |
+| count | accuracy | **{{all-s39-long:count/accuracy}}** | {{all-s39:count/accuracy}} | | |
+| normals | mean angle | **{{all-s39-long:normals/mean_angle|2}}°** | {{all-s39:normals/mean_angle|2}}° | {{normals-20:normals/mean_angle|2}}°, alone (below) | |
+| semantic_segmentation | mIoU | **{{all-s39-long:semantic_segmentation/miou}}** | {{all-s39:semantic_segmentation/miou}} | {{semseg-conv-17:semantic_segmentation/miou}}, alone (below) | |
+| relation | accuracy | **{{all-s39-long:relation/accuracy}}** | {{all-s39:relation/accuracy}} | {{relation-geometry-2400-s34:relation/accuracy}}, alone with names and geometry (below) | |
+| relations | recall@50 | **{{all-s39-long:relations/recall@50}}** | {{all-s39:relations/recall@50}} | {{relations-conv-s30:relations/recall@50}}, alone, greedy (below) | |
+| map_to_image | agreement | **{{all-s39-long:map_to_image/agreement}}** | {{all-s39:map_to_image/agreement}} | {{map-to-image-17:map_to_image/agreement}}, alone (below) | |
+| entailment | accuracy | **{{all-s39-long:entailment/accuracy}}** | {{all-s39:entailment/accuracy}} | {{entailment2-20:entailment/accuracy}}, alone (below) | |
 """,
     "results-seeds": seeds_table,
     "results-issue35-alone": """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,8 @@ def steps_per_pair(run: Path) -> dict:
 def command(run: Path, pair: str, steps: int, out: Path, eval_n: int) -> list:
     """train_mixture.py for `pair` alone, `steps` steps, in the generalist's recipe."""
     opts = generalist_options(run)
-    args = [sys.executable, str(Path(__file__).parent / "train_mixture.py"), "--tasks", pair, "--steps", str(steps),
+    script = os.path.relpath(Path(__file__).parent / "train_mixture.py")   # as a user would type it, from here
+    args = [sys.executable, script, "--tasks", pair, "--steps", str(steps),
             "--preset", opts.preset, "--batch-size", str(opts.batch_size), "--lr", str(opts.lr),
             "--warmup", str(opts.warmup), "--seed", str(opts.seed), "--tokenizers", str(run / "model" / "tokenizers"),
             "--eval-n", str(eval_n), "--no-progress", "--out", str(out)]

@@ -19,7 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import fields
+from dataclasses import fields, replace
+from functools import lru_cache
 from pathlib import Path
 
 from unio.infer.interference import compare, markdown, read_eval
@@ -27,9 +28,10 @@ from unio.train import checkpoint as ckpt
 from unio.train.options import TrainOptions
 
 
+@lru_cache(maxsize=None)
 def generalist_options(run: Path) -> TrainOptions:
     """The generalist's options (its options.json), with the steps it trained (its checkpoint's, where
-    --minutes stopped it early)."""
+    --minutes stopped it early); read once a run. Shared: change a copy (dataclasses.replace)."""
     saved = json.loads((run / "options.json").read_text())
     opts = TrainOptions(**{f.name: saved[f.name] for f in fields(TrainOptions) if f.name in saved})
     found = ckpt.find_checkpoint(run)
@@ -41,10 +43,9 @@ def generalist_options(run: Path) -> TrainOptions:
 def examples_per_pair(run: Path) -> dict:
     """{pair name: its examples in the generalist's batches}, the run's own draws replayed from its seed."""
     from unio.train.trainer import Trainer
-    opts = generalist_options(run)
     with tempfile.TemporaryDirectory() as scratch:
-        opts.out, opts.tokenizers, opts.resume = scratch, str(run / "model" / "tokenizers"), False
-        opts.compile, opts.progress, opts.deepspeed = False, False, None
+        opts = replace(generalist_options(run), out=scratch, tokenizers=str(run / "model" / "tokenizers"), resume=False,
+                       compile=False, progress=False, deepspeed=None)
         trainer = Trainer(opts)
         trainer.setup()
         stream = trainer.stream

@@ -78,7 +78,17 @@ def write_for(trainer, folder: Path | None = None, evaluation: dict | None = Non
     data = {name: source_description(name, source, opts.sources.get(name)) for name, source in trainer.sources.items()}
     folder = Path(folder or trainer.out / "model")
     to_the_end = {pair: w for pair, w in trainer.weights.items() if pair in trained}
-    return write(folder, to_the_end, training, data, model.config, evaluation)
+    return write(folder, to_the_end, training, data, model.config, evaluation, run_shares(trainer))
+
+
+def run_shares(trainer) -> dict:
+    """{(task, source): the share of the run's examples it is drawn for}, both stages counted: the first
+    stage's probabilities for its megabatches, the rest's after (what a weight alone would not say)."""
+    mixture = trainer.stream.mixture
+    megabatches = max(1, -(-max(trainer.step, 1) * trainer.opts.grad_accum // trainer.stream.buckets))
+    first = min(mixture.first_until, megabatches) / megabatches
+    expected = first * mixture.first_probs + (1 - first) * mixture.probs
+    return dict(zip(mixture.pairs, expected.tolist()))
 
 
 def batch_layout(opts) -> str:
@@ -103,13 +113,15 @@ def stage_lines(trainer, trained: set) -> dict:
     return lines
 
 
-def write(folder: Path, mixture: dict, training: dict, data: dict, config, evaluation: dict | None = None) -> Path:
+def write(folder: Path, mixture: dict, training: dict, data: dict, config, evaluation: dict | None = None,
+          shares: dict | None = None) -> Path:
     """README.md in `folder`. `mixture`: {(task, source): weight}; `training`: {what: value};
-    `data`: {source: description}; `evaluation`: eval.json's contents (None: not evaluated)."""
+    `data`: {source: description}; `evaluation`: eval.json's contents (None: not evaluated); `shares`:
+    {(task, source): share of the run's examples} (None: each weight over their sum)."""
     name = Path(folder).resolve().parent.name if Path(folder).name == "model" else Path(folder).name
     tasks = list(dict.fromkeys(task for task, _ in mixture))
     parts = ["---", yaml.safe_dump(metadata(name, tasks, data, evaluation), sort_keys=False).strip(), "---",
-             f"# {name}", "", intro(config), "", tasks_section(tasks), "", training_section(mixture, training, data)]
+             f"# {name}", "", intro(config), "", tasks_section(tasks), "", training_section(mixture, training, data, shares)]
     if evaluation:
         parts += ["", evaluation_section(evaluation)]
     parts += ["", usage_section(tasks), "", USE_AND_LIMITS.format(size=config.image_size), "", CITATION]
@@ -180,10 +192,11 @@ def tasks_section(tasks: list) -> str:
     return "\n".join(rows)
 
 
-def training_section(mixture: dict, training: dict, data: dict) -> str:
+def training_section(mixture: dict, training: dict, data: dict, shares: dict | None = None) -> str:
     total = sum(mixture.values())
-    rows = ["## Training", "", "| task | source | weight | share |", "|---|---|---|---|"]
-    rows += [f"| {task} | {source} | {weight:g} | {weight / total:.0%} |" for (task, source), weight in mixture.items()]
+    shares = shares or {pair: weight / total for pair, weight in mixture.items()}
+    rows = ["## Training", "", "| task | source | weight | share of the run's examples |", "|---|---|---|---|"]
+    rows += [f"| {task} | {source} | {weight:g} | {shares[task, source]:.0%} |" for (task, source), weight in mixture.items()]
     rows += ["", *(f"- {what}: {value}" for what, value in training.items()), "", "Data:", ""]
     rows += [f"- {name}: {description}" for name, description in data.items()]
     return "\n".join(rows)

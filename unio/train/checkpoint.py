@@ -63,10 +63,23 @@ def staging(directory: Path) -> Path:
     return directory.with_name(directory.name + ".tmp")
 
 
+def save_weights(model, folder: Path) -> None:
+    """model.save_pretrained(folder) without transformers' "Writing model shards" bar, which would put a
+    line in the log at every checkpoint (--no-progress or not)."""
+    from transformers.utils import logging
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def write_contents(tmp: Path, model, modalities, step: int, extra: dict, optimizer=None, scheduler=None) -> None:
     """The weights (save_pretrained), the tokenizers and the trainer's state; the optimizer and scheduler
     unless an engine (DeepSpeed) keeps them in its own files beside these."""
-    model.save_pretrained(tmp / "model")
+    save_weights(model, tmp / "model")
     modalities.save(tmp / "tokenizers")
     state = {"step": step, "rng": rng_state(), "extra": extra}
     if optimizer is not None:

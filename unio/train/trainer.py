@@ -339,7 +339,7 @@ class Trainer:
         final = self.out / "model"
         tmp = self.out / "model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        ckpt.save_weights(model, tmp)
         UnioProcessor.for_model(model.config, self.mods).save_pretrained(tmp)
         model_card.write_for(self, tmp)
         shutil.rmtree(final, ignore_errors=True)

@@ -35,6 +35,15 @@ def test_a_specialist_trains_on_the_generalists_tokenizers_and_joins_the_table(t
     again = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
                        "--eval-n", "4", env=env)
     assert again.returncode == 0 and not TRAINED.search(again.stdout), again.stdout[-2000:]
+    # the whole budget's specialist: the generalist's steps; the table keeps the equal-step column beside it
+    whole = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
+                       "--budget", "whole", "--eval-n", "4", "--json", str(tmp_path / "both.json"), env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    both = json.loads((tmp_path / "both.json").read_text())
+    steps = json.loads((all_tasks_run.out / "options.json").read_text())["steps"]
+    assert both["steps"] == {"vqa": steps, "count": steps} and len(TRAINED.findall(whole.stdout)) == 2
+    assert json.loads((tmp_path / "whole-vqa" / "options.json").read_text())["steps"] == steps
+    assert all(both["pairs"][p][k] is not None for p in ("vqa", "count") for k in ("equal_steps", "whole_budget"))
 
 
 def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_path, all_tasks_run):

@@ -77,6 +77,36 @@ def seeds_table(records: dict) -> str:
     return "\n".join(rows)
 
 
+MOE_RUNS = (("moe-s40-dense", "dense"), ("moe-s40-token", "`--moe` (token choice)"),
+            ("moe-s40-attribute", "`--moe attribute`"), ("moe-s40-dense-1525", "dense, the attribute run's steps"))
+
+
+def moe_table(records: dict) -> str:
+    """Item 4 of issue 33: every task's headline in each run of the dense / MoE comparison, the mean and
+    median signed relative change against the first run (Δm, as interference.py's), then each run's steps,
+    training time and peak memory."""
+    import statistics
+    from unio.infer.interference import headline
+    from unio.task_set import TaskSet
+    tasks, runs = TaskSet(), [(n, words) for n, words in MOE_RUNS if n in records]
+    rows = ["| task | metric | " + " | ".join(words for _, words in runs) + " |", "|---|---|" + "---:|" * len(runs)]
+    changes = {n: [] for n, _ in runs}   # each run's signed relative change against the first, task by task
+    for pair, metrics in records[runs[0][0]]["metrics"].items():
+        task = tasks.get(pair)
+        key, lower = headline(task, metrics), getattr(task, "lower_is_better", False)
+        values = [records[n]["metrics"][pair][key] for n, _ in runs]
+        for (n, _), value in zip(runs, values):
+            if values[0]:   # undefined against 0
+                changes[n].append((value - values[0]) / abs(values[0]) * (-1 if lower else 1))
+        rows.append(f"| {pair} | {key}{' ↓' if lower else ' ↑'} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    rows.append(f"| Δm against {runs[0][1]} (median; tasks better) | | – | " + " | ".join(
+        f"{statistics.mean(c):+.1%} ({statistics.median(c):+.1%}; {sum(d > 0 for d in c)} of {len(c)})"
+        for c in list(changes.values())[1:]) + " |")
+    for words, key, fmt in (("steps", "steps", "s"), ("training time", "train_s", "min"), ("peak RSS", "peak_rss_mb", "GB")):
+        rows.append(f"| {words} | | " + " | ".join(FORMATS[fmt](records[n][key]) for n, _ in runs) + " |")
+    return "\n".join(rows)
+
+
 def render(name: str, records: dict) -> str:
     template = TEMPLATES[name]
     if callable(template):
@@ -236,6 +266,7 @@ TEMPLATES.update({
 | entailment | accuracy | **{{all-s39-long:entailment/accuracy}}** | {{all-s39:entailment/accuracy}} | {{entailment2-20:entailment/accuracy}}, alone (below) | |
 """,
     "results-seeds": seeds_table,
+    "results-moe": moe_table,
     "results-issue35-alone": """
 | task | command | wall time | headline | baseline | issue 35's target |
 |---|---|---|---|---|---|

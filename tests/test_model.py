@@ -307,6 +307,27 @@ def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalit
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] == before   # no tracing of the KV-cache path
 
 
+@pytest.mark.parametrize("routing", ["token", "attribute"])
+def test_compiled_moe_blocks_match_eager_training_and_keep_their_balancing_losses(modalities, tiny_config, routing):
+    """An MoE block compiles its attention and keeps its experts eager: the same loss and gradients as all
+    eager, the balance and z losses still counted (the loss moves with moe_aux_weight)."""
+    torch.manual_seed(0)
+    tiny_config.moe_every, tiny_config.capacity_factor = 2, 100.0
+    tiny_config.moe_routing, tiny_config.vocab_range_starts = routing, range_starts(modalities)
+    model = UnioModel(tiny_config).train()
+    batch, _ = batch_for(["vqa", "depth"], modalities, tiny_config)
+    eager = model(**batch).loss
+    eager_grads = torch.autograd.grad(eager, model.encoder.patch.proj.weight)[0]
+    model.compile_blocks()
+    assert all(block.compiled is not None for block in (*model.encoder.layers, *model.decoder.layers))
+    compiled = model(**batch).loss
+    compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.proj.weight)[0]
+    assert torch.allclose(compiled, eager, rtol=1e-4), (compiled, eager)
+    assert torch.allclose(compiled_grads, eager_grads, rtol=1e-3, atol=1e-6)
+    model.config.moe_aux_weight *= 100      # the balancing losses reach the loss through the compiled blocks
+    assert not torch.allclose(model(**batch).loss, compiled, rtol=1e-3)
+
+
 def test_range_masked_loss_keeps_each_target_inside_its_vocabulary_range():
     from unio.model.transformer import range_masked
     logits = torch.zeros(1, 4, 10)

@@ -151,13 +151,23 @@ class Block(nn.Module):
 
     def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None, attributes=None):
         if self.compiled is not None and cache is None and (self.training or self.compiled_at_inference):
-            return self.compiled(x, mask, memory, memory_mask)
+            if isinstance(self.ff, GatedMLP):
+                return self.compiled(x, mask, memory, memory_mask)           # the whole block
+            return self.feed(self.compiled(x, mask, memory, memory_mask), aux, attributes)   # MoE: attention only
         return self.uncompiled(x, mask, memory, memory_mask, cache, aux, attributes)
 
     def uncompiled(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None, attributes=None):
+        return self.feed(self.attend(x, mask, memory, memory_mask, cache), aux, attributes)
+
+    def attend(self, x, mask=None, memory=None, memory_mask=None, cache=None):
+        """The block's attention: self-attention, then cross-attention in the decoder."""
         x = x + self.drop(self.self_attn(self.norm_self(x), mask=mask, causal=self.decoder, cache=cache))
         if self.decoder:
             x = x + self.drop(self.cross_attn(self.norm_cross(x), source=memory, mask=memory_mask, cache=cache))
+        return x
+
+    def feed(self, x, aux=None, attributes=None):
+        """The block's feed-forward (an MoE layer's balance and z losses go to `aux`)."""
         out, balance, z_loss = self.ff(self.norm_ff(x), attributes)
         if balance is not None and aux is not None:
             aux.append((balance, z_loss))
@@ -351,12 +361,13 @@ class UnioModel(PreTrainedModel, GenerationMixin):
             nn.init.zeros_(module.region_marks)
 
     def compile_blocks(self) -> None:
-        """Regional compilation of the dense blocks for training: one graph per block kind (far less
-        compile time than the whole model's, for the same faster steps). Inference stays eager unless
-        compile_generation() is called; MoE blocks stay eager."""
+        """Regional compilation of the blocks for training: one graph per block kind (far less compile
+        time than the whole model's, for the same faster steps). An MoE block compiles its attention and
+        keeps its expert layer eager (routing has data-dependent shapes, and its losses leave the block).
+        Inference stays eager unless compile_generation() is called."""
         for block in (*self.encoder.layers, *self.decoder.layers):
-            if isinstance(block.ff, GatedMLP):
-                block.compiled = torch.compile(block.uncompiled, dynamic=True)
+            block.compiled = torch.compile(block.uncompiled if isinstance(block.ff, GatedMLP) else block.attend,
+                                           dynamic=True)
 
     def compile_generation(self, enabled: bool = True) -> None:
         """Faster generate(): the blocks compiled for passes without a KV cache (the encoder's), and a

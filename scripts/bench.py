@@ -54,12 +54,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "and on mixed batches (--buckets 1) decoded whole or in two groups (--sub-batches 2) with length "
                    "bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency"), default=None,
+    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency", "moe"), default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
                         "on random ones), grammar (what each task's output grammar costs a generated token), "
-                        "data (what the data worker costs the default command's training step) or latency "
-                        "(unio.run on --latency-model)")
+                        "data (what the data worker costs the default command's training step), latency "
+                        "(unio.run on --latency-model) or moe (what compiling MoE blocks' attention saves a step "
+                        "of --tasks all, for each routing)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
     if args.only:
         section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
-                   "data": data_report, "latency": latency_report}[args.only](args, res)
+                   "data": data_report, "latency": latency_report, "moe": moe_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              args.only: section}, args, old)
     config = load_tokenizer_config(steps=20 if args.quick else 400)
@@ -224,6 +225,16 @@ def data_report(args, res: int) -> dict:
     if args.quick:
         return data_worker_cost(args.preset, args.batch_size, steps=4, rounds=3, vq_steps=20, compile=not args.no_compile)
     return data_worker_cost(args.preset, args.batch_size, compile=not args.no_compile)
+
+
+def moe_report(args, res: int) -> dict:
+    """bench_moe.moe_compile_cost for each routing: --tasks all's step at --preset and --batch-size with the
+    MoE blocks' attention compiled against wholly eager, in turns (quick: three tasks, a few steps)."""
+    from bench_moe import moe_compile_cost
+    if args.quick:
+        return {r: moe_compile_cost(r, "vqa,refexp,depth", args.preset, args.batch_size, steps=2, rounds=2, start=40,
+                                    expert_d_ff=32, vq_steps=20) for r in ("token", "attribute")}
+    return {r: moe_compile_cost(r, "all", args.preset, args.batch_size) for r in ("token", "attribute")}
 
 
 def packing_report(args, res: int) -> dict:

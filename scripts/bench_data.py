@@ -26,9 +26,10 @@ from unio.train.trainer import Trainer
 
 
 def default_run_trainer(preset: str, batch_size: int, out: str, vq_steps: int | None = None,
-                        compile: bool = True) -> Trainer:
-    """A Trainer of the default command at `preset` and `batch_size`, set up (tokenizers, model, stream) but not run."""
-    argv = ["--no-progress", "--out", out, "--preset", preset, "--batch-size", str(batch_size)]
+                        compile: bool = True, extra: tuple = ()) -> Trainer:
+    """A Trainer of the default command at `preset` and `batch_size` (and `extra` train_mixture.py arguments),
+    set up (tokenizers, model, stream) but not run."""
+    argv = ["--no-progress", "--out", out, "--preset", preset, "--batch-size", str(batch_size), *extra]
     argv += (["--vq-steps", str(vq_steps)] if vq_steps else []) + ([] if compile else ["--no-compile"])
     trainer = Trainer(options_from(train_parser().parse_args(argv)))
     trainer.setup()

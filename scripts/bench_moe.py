@@ -13,21 +13,11 @@ import statistics
 import tempfile
 import time
 
+from bench_data import default_run_trainer
 from unio.model.transformer import GatedMLP
-from unio.train.cli import options_from
-from unio.train.cli import parser as train_parser
 from unio.train.trainer import Trainer
 
 ARMS = ("attention compiled", "wholly eager")
-
-
-def moe_trainer(routing: str, tasks: str, preset: str, batch_size: int, out: str, expert_d_ff: int,
-                vq_steps: int | None = None) -> Trainer:
-    argv = ["--tasks", tasks, "--moe", routing, "--model", f"expert_d_ff={expert_d_ff}", "--no-progress",
-            "--out", out, "--preset", preset, "--batch-size", str(batch_size)]
-    trainer = Trainer(options_from(train_parser().parse_args(argv + (["--vq-steps", str(vq_steps)] if vq_steps else []))))
-    trainer.setup()
-    return trainer
 
 
 def arm_times(trainer: Trainer, batches: list, blocks: list, compiled: list, arm: str) -> list:
@@ -45,7 +35,8 @@ def arm_times(trainer: Trainer, batches: list, blocks: list, compiled: list, arm
 def moe_compile_cost(routing: str, tasks: str = "all", preset: str = "tiny", batch_size: int = 48, steps: int = 10,
                      rounds: int = 3, start: int = 1500, expert_d_ff: int = 256, vq_steps: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        trainer = moe_trainer(routing, tasks, preset, batch_size, out, expert_d_ff, vq_steps)
+        trainer = default_run_trainer(preset, batch_size, out, vq_steps, extra=(
+            "--tasks", tasks, "--moe", routing, "--model", f"expert_d_ff={expert_d_ff}"))
         batches = [trainer.stream.batch(step) for step in range(start, start + steps)]
         blocks = [b for b in (*trainer.model.encoder.layers, *trainer.model.decoder.layers) if not isinstance(b.ff, GatedMLP)]
         compiled = [block.compiled for block in blocks]

@@ -86,7 +86,7 @@ def moe_table(records: dict) -> str:
     median signed relative change against the first run (Δm, as interference.py's), then each run's steps,
     training time and peak memory."""
     import statistics
-    from unio.infer.interference import headline
+    from unio.infer.interference import headline, relative_change
     from unio.task_set import TaskSet
     tasks, runs = TaskSet(), [(n, words) for n, words in MOE_RUNS if n in records]
     rows = ["| task | metric | " + " | ".join(words for _, words in runs) + " |", "|---|---|" + "---:|" * len(runs)]
@@ -97,7 +97,7 @@ def moe_table(records: dict) -> str:
         values = [records[n]["metrics"][pair][key] for n, _ in runs]
         for (n, _), value in zip(runs, values):
             if values[0]:   # undefined against 0
-                changes[n].append((value - values[0]) / abs(values[0]) * (-1 if lower else 1))
+                changes[n].append(relative_change(value, values[0], lower))
         rows.append(f"| {pair} | {key}{' ↓' if lower else ' ↑'} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     rows.append(f"| Δm against {runs[0][1]} (median; tasks better) | | – | " + " | ".join(
         f"{statistics.mean(c):+.1%} ({statistics.median(c):+.1%}; {sum(d > 0 for d in c)} of {len(c)})"

@@ -67,9 +67,11 @@ BUDGETS = {"equal": ("eq", "equal_steps"), "whole": ("whole", "whole_budget")}  
 
 
 def budget_steps(run: Path, budget: str) -> dict:
-    """{pair name: its specialist's steps}: the pair's share of the generalist's batches, or all of them."""
-    steps = steps_per_pair(run)
-    return steps if budget == "equal" else dict.fromkeys(steps, generalist_options(run).steps)
+    """{pair name: its specialist's steps}: the pair's share of the generalist's batches (its draws replayed),
+    or all of them (each pair the generalist was evaluated on; no replay needed)."""
+    if budget == "equal":
+        return steps_per_pair(run)
+    return dict.fromkeys(read_eval(run)["model"], generalist_options(run).steps)
 
 
 def finished(out: Path, pairs: list) -> dict:

@@ -6,7 +6,8 @@ names some of them ("cube", "red cube", "large cube", "large red cube", "red obj
 every object that has them; elsewhere it names a category. A share `absent` of the examples asks
 for something the image does not hold. Metrics: precision and recall of the returned boxes at IoU
 0.5 on queries with matches (recall also for exactly one and for several), and the false-positive
-rate: the share of absent queries that got any box.
+rate: the share of absent queries that got any box (also for each form of query: `fp_rate_absent_shape`,
+`..._color_shape`, ...).
 
 With `via="detection"` the task is answered through detection instead of its own trained answers (a
 model trained with detection, with or without find_all): the image's detected boxes whose label names
@@ -14,6 +15,8 @@ the query (every word of it; a category query: the whole label), as a closed-set
 "find every X". Training is unchanged; the option only changes how answers are made.
 """
 from __future__ import annotations
+
+from collections import defaultdict
 
 import numpy as np
 
@@ -32,6 +35,11 @@ VIAS = (None, "detection")   # None: its own trained answers
 def phrase(values: dict) -> str:
     words = [values[a] for a in ("size", "color") if a in values]
     return " ".join(words + [values.get("shape", "object")])
+
+
+def query_form(query: dict) -> str:
+    """Which attributes a query names ("color_shape"), or "category": the slices of the false-positive rate."""
+    return "category" if "category" in query else "_".join(a for a in ("size", "color", "shape") if a in query)
 
 
 def matches(obj, query: dict) -> bool:
@@ -66,7 +74,7 @@ class FindAll(BoxListAnswer):
         boxes = sorted((list(o["box"]) for o in objects if matches(o, query)), key=lambda b: (b[0], b[1]))
         text = query.get("category") or phrase(query)
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects],
-                       {"query": text, "matches": len(boxes), "category": "category" in query})
+                       {"query": text, "matches": len(boxes), "category": "category" in query, "form": query_form(query)})
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the query is the text the prompt puts between the quotes."""
@@ -112,12 +120,13 @@ class FindAll(BoxListAnswer):
 
     def evaluate(self, predictions, examples) -> dict:
         counts = {"tp": 0, "predicted": 0, "gold": 0, "absent": 0, "absent_fp": 0}
-        recall_by = {"one": [0, 0], "several": [0, 0]}
+        recall_by, absent_by_form = {"one": [0, 0], "several": [0, 0]}, defaultdict(list)
         for pred, ex in zip(predictions, examples):
             gold = [ex.frame.box_to_original(b) if ex.frame else b for b in ex.target]
             if not gold:
                 counts["absent"] += 1
                 counts["absent_fp"] += bool(pred["boxes"])
+                absent_by_form[ex.meta.get("form", "unknown")].append(bool(pred["boxes"]))
                 continue
             hit = match(gold, pred["boxes"])
             counts["tp"] += hit
@@ -128,7 +137,8 @@ class FindAll(BoxListAnswer):
         return {"precision": counts["tp"] / max(counts["predicted"], 1), "recall": counts["tp"] / max(counts["gold"], 1),
                 "fp_rate_absent": counts["absent_fp"] / max(counts["absent"], 1),
                 "recall_one": recall_by["one"][0] / max(recall_by["one"][1], 1),
-                "recall_several": recall_by["several"][0] / max(recall_by["several"][1], 1)}
+                "recall_several": recall_by["several"][0] / max(recall_by["several"][1], 1),
+                **{f"fp_rate_absent_{form}": float(np.mean(v)) for form, v in sorted(absent_by_form.items())}}
 
     def baselines(self):
         return {"none": baseline(lambda example, mods: {"boxes": [], "scores": []}), "mean_box": _MeanBox}

@@ -5,7 +5,8 @@ object's size, colour or shape changed, or with one object dropped or repeated (
 negatives are made on world-style captions ("a large red cube, a small blue sphere and a green cone.");
 a caption of another form is only asked as a positive. `easy` (a training option: `--task-option itm.easy=0.5`)
 swaps that share of the training negatives for easy ones, a random caption. The answer is ranked between "yes" and "no" by
-likelihood. Metric: accuracy (also on positives and on each kind of negative).
+likelihood. Metric: accuracy (also on positives, on each kind of negative and by the number of objects the caption
+lists: `accuracy_objects_N`), and `yes_share`, the share of answers that are "yes" (half of the examples' are).
 
 With `via="detection"` the task is answered through detection instead of its own trained answers (a
 model trained with detection, with or without itm): "yes" when the objects the caption lists (size,
@@ -127,9 +128,14 @@ class ImageTextMatch(ShortTextAnswer):
         return list(self.options)
 
     def evaluate(self, predictions, examples) -> dict:
-        by_kind = defaultdict(list)
+        by_kind, by_objects = defaultdict(list), defaultdict(list)
         for p, ex in zip(predictions, examples):
             by_kind[ex.meta["kind"]].append(p == ex.target)
-        out = {"accuracy": float(np.mean([c for v in by_kind.values() for c in v]))}
+            listed = parse(ex.meta.get("text", ""))
+            if listed is not None:
+                by_objects[len(listed)].append(p == ex.target)
+        out = {"accuracy": float(np.mean([c for v in by_kind.values() for c in v])),
+               "yes_share": float(np.mean([p == "yes" for p in predictions]))}
         out.update({f"accuracy_{k}": float(np.mean(v)) for k, v in sorted(by_kind.items())})
+        out.update({f"accuracy_objects_{n}": float(np.mean(v)) for n, v in sorted(by_objects.items())})
         return out

@@ -211,6 +211,19 @@ def test_find_all_metrics_by_hand():
     result = task.evaluate(predictions, exs)
     assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
     assert result["recall_one"] == 1.0 and result["recall_several"] == 0.5 and result["fp_rate_absent"] == 1.0
+    assert result[f"fp_rate_absent_{exs[2].meta['form']}"] == 1.0
+
+
+def test_find_all_false_positives_by_the_form_of_the_query():
+    """fp_rate_absent for each form of absent query: which attributes it names."""
+    task = TASKS.get("find_all")
+    record = scene(("small", "red", "cube", [0, 0, 10, 10]))
+    queries = [{"shape": "cone"}, {"shape": "sphere"}, {"color": "blue"}, {"size": "large", "shape": "cube"}]
+    exs = [task.for_query(record, q, np.random.default_rng(0)) for q in queries]
+    assert [ex.meta["form"] for ex in exs] == ["shape", "shape", "color", "size_shape"] and not any(ex.target for ex in exs)
+    result = task.evaluate([{"boxes": [[0, 0, 10, 10]]}, {"boxes": []}, {"boxes": []}, {"boxes": [[0, 0, 10, 10]]}], exs)
+    assert result["fp_rate_absent"] == 0.5 and result["fp_rate_absent_shape"] == 0.5
+    assert result["fp_rate_absent_color"] == 0.0 and result["fp_rate_absent_size_shape"] == 1.0
 
 
 def test_stop_by_mass_weighs_eos_against_every_continuation():

@@ -105,6 +105,21 @@ def test_region_and_classification_metrics_by_hand():
     assert TASKS.get("itm").evaluate([ex.target for ex in exs], exs)["accuracy"] == 1.0
 
 
+def test_itm_accuracy_by_listed_objects_and_yes_share():
+    """Answering "no" to everything: right on every negative, wrong on every positive, yes_share 0; the
+    accuracy of each number of listed objects is the share of negatives among those captions."""
+    from importlib import import_module
+    itm = import_module(type(TASKS.get("itm")).__module__)
+    exs = world_examples(TASKS.get("itm"), "test", 60, 32)
+    result = TASKS.get("itm").evaluate(["no"] * len(exs), exs)
+    assert result["yes_share"] == 0.0 and result["accuracy_positive"] == 0.0
+    for n in {len(itm.parse(ex.meta["text"])) for ex in exs}:
+        these = [ex for ex in exs if len(itm.parse(ex.meta["text"])) == n]
+        assert result[f"accuracy_objects_{n}"] == pytest.approx(sum(ex.target == "no" for ex in these) / len(these))
+    assert TASKS.get("itm").evaluate([ex.target for ex in exs], exs)["yes_share"] == pytest.approx(
+        sum(ex.target == "yes" for ex in exs) / len(exs))
+
+
 def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities, all_tasks_run):
     """The session's toy run of every task (conftest's ALL_TASKS_RUN: with --task-option detection.order=x
     and classify@world_single), then the baselines through evaluate.py."""

@@ -67,6 +67,17 @@ def test_vqa_evaluate_by_type():
     assert wrong["accuracy"] == 0.0
 
 
+def test_vqa_yes_share_for_the_types_answered_yes_or_no():
+    task = TASKS.get("vqa")
+    exs = examples("vqa", n=60)
+    binary = {ex.meta["type"] for ex in exs if ex.target in ("yes", "no")}
+    assert binary and binary < {ex.meta["type"] for ex in exs}
+    result = task.evaluate(["yes"] * len(exs), exs)
+    assert {k for k in result if k.startswith("yes_share_")} == {f"yes_share_{kind}" for kind in binary}
+    assert all(result[f"yes_share_{kind}"] == 1.0 for kind in binary)
+    assert all(v == 0.0 for k, v in task.evaluate([" No"] * len(exs), exs).items() if k.startswith("yes_share_"))
+
+
 def test_box_iou_by_hand():
     assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
     assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)

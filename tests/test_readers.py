@@ -243,8 +243,10 @@ def test_vqa_evaluate_per_answer_type(data):
     metrics = score(vqa, predictions, examples)
     expected = [official_vqa_accuracy(p, ex.meta["answers"]) for p, ex in zip(predictions, examples)]
     assert metrics["accuracy"] == pytest.approx(np.mean(expected))
-    assert set(metrics) == {"accuracy", "accuracy_other", "accuracy_yes/no", "accuracy_number"}
+    assert set(metrics) == {"accuracy", "accuracy_other", "accuracy_yes/no", "accuracy_number", "yes_share_yes/no"}
     assert metrics["accuracy_yes/no"] == pytest.approx(1.0) and metrics["accuracy_number"] == pytest.approx(1.0)
+    binary = [p for p, ex in zip(predictions, examples) if ex.meta["type"] == "yes/no"]
+    assert metrics["yes_share_yes/no"] == pytest.approx(sum(p == "yes" for p in binary) / len(binary))
 
 
 # RefCOCO

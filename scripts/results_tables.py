@@ -81,14 +81,19 @@ MOE_RUNS = (("moe-s40-dense", "dense"), ("moe-s40-token", "`--moe` (token choice
             ("moe-s40-attribute", "`--moe attribute`"), ("moe-s40-dense-1525", "dense, the attribute run's steps"))
 
 
-def moe_table(records: dict) -> str:
-    """Item 4 of issue 33: every task's headline in each run of the dense / MoE comparison, the mean and
+SHARES_RUNS = (("all-s39-long", "declared weights (`all-s39-long`)"),
+               ("all-s42-kp3", "keypoints 3, captions 1 (`all-s42-kp3`)"),
+               ("all-s42-wide", "declared weights, wider (`all-s42-wide`)"))
+
+
+def runs_table(records: dict, named_runs) -> str:
+    """Every task's headline in each of `named_runs` ((record, words) pairs, those recorded), the mean and
     median signed relative change against the first run (Δm, as interference.py's), then each run's steps,
     training time and peak memory."""
     import statistics
     from unio.infer.interference import headline, relative_change
     from unio.task_set import TaskSet
-    tasks, runs = TaskSet(), [(n, words) for n, words in MOE_RUNS if n in records]
+    tasks, runs = TaskSet(), [(n, words) for n, words in named_runs if n in records]
     rows = ["| task | metric | " + " | ".join(words for _, words in runs) + " |", "|---|---|" + "---:|" * len(runs)]
     changes = {n: [] for n, _ in runs}   # each run's signed relative change against the first, task by task
     for pair, metrics in records[runs[0][0]]["metrics"].items():
@@ -105,6 +110,16 @@ def moe_table(records: dict) -> str:
     for words, key, fmt in (("steps", "steps", "s"), ("training time", "train_s", "min"), ("peak RSS", "peak_rss_mb", "GB")):
         rows.append(f"| {words} | | " + " | ".join(FORMATS[fmt](records[n][key]) for n, _ in runs) + " |")
     return "\n".join(rows)
+
+
+def moe_table(records: dict) -> str:
+    """Item 4 of issue 33: the dense / MoE comparison on the all-task mixture."""
+    return runs_table(records, MOE_RUNS)
+
+
+def shares_table(records: dict) -> str:
+    """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, and wider."""
+    return runs_table(records, SHARES_RUNS)
 
 
 def render(name: str, records: dict) -> str:
@@ -267,6 +282,7 @@ TEMPLATES.update({
 """,
     "results-seeds": seeds_table,
     "results-moe": moe_table,
+    "results-shares": shares_table,
     "results-issue35-alone": """
 | task | command | wall time | headline | baseline | issue 35's target |
 |---|---|---|---|---|---|

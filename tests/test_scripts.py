@@ -180,3 +180,21 @@ def test_bench_data_worker_quick(tmp_path, toy_cache):
     turns = data["step_with_worker_over_prebuilt"]
     assert turns["ratio"] > 0 and len(turns["ratios"]) == turns["rounds"] == 3
     assert data["worker_cpu_ms_per_batch"] > 0 and data["prebuilt_seconds_per_step"] > 0 and data["from_step"] == 1200
+
+
+def test_final_losses_averages_each_task_over_the_last_steps(tmp_path):
+    def write(run, rows):
+        run.mkdir()
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    write(tmp_path / "a", [{"step": s, "loss": 2.0 if s <= 10 else 1.0, "task_loss": {"vqa": 0.5, "depth": 1.0 + s}}
+                           for s in (10, 20, 30)] + [{"step": 30, "eval": {"vqa": 0.9}}])
+    write(tmp_path / "b", [{"step": s, "loss": 1.5, "task_loss": {"vqa": 0.25}} for s in (10, 20, 30)])
+    proc = run_script_here("scripts/final_losses.py", str(tmp_path / "a"), str(tmp_path / "b"), "--steps", "15")
+    assert proc.returncode == 0, proc.stderr
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in proc.stdout.splitlines()[2:]]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["total"][:3] == ["1.000", "1.500", "+50.0%"]         # steps 20 and 30 only: 10 is outside the last 15
+    assert rows["depth"][0] == "26.000" and rows["depth"][1] == ""   # (21 + 31) / 2; run b logs no depth
+    assert rows["vqa"][:3] == ["0.500", "0.250", "-50.0%"]
+    bad = run_script_here("scripts/final_losses.py", str(tmp_path / "a"), "--steps", "0")
+    assert bad.returncode != 0 and "--steps must be a positive" in bad.stderr

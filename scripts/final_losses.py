@@ -17,13 +17,14 @@ from unio.infer.report import read_losses
 
 
 def final_losses(run: Path, steps: int) -> dict:
-    """{curve name: mean loss over the logged steps after the run's last step - `steps`} ("total" first)."""
+    """{curve name: mean loss over the logged steps after the run's last step - `steps`} ("total" first); a
+    task not logged there (trained in a first stage only) is left out, as a run that never logged it."""
     curves = read_losses(Path(run) / "metrics.jsonl")
     if not curves:
         raise SystemExit(f"{run}/metrics.jsonl logs no losses")
     last = max(max(s) for s, _ in curves.values())
-    return {name: float(np.mean([v for s, v in zip(ss, vs) if s > last - steps]))
-            for name, (ss, vs) in curves.items()}
+    recent = {name: [v for s, v in zip(ss, vs) if s > last - steps] for name, (ss, vs) in curves.items()}
+    return {name: float(np.mean(values)) for name, values in recent.items() if values}
 
 
 def table(runs: list, steps: int) -> str:

@@ -83,7 +83,8 @@ MOE_RUNS = (("moe-s40-dense", "dense"), ("moe-s40-token", "`--moe` (token choice
 
 SHARES_RUNS = (("all-s39-long", "declared weights (`all-s39-long`)"),
                ("all-s42-kp3", "keypoints 3, captions 1 (`all-s42-kp3`)"),
-               ("all-s42-wide", "declared weights, wider (`all-s42-wide`)"))
+               ("all-s42-wide", "declared weights, wider (`all-s42-wide`)"),
+               ("all-s43-wide69", "wider, in the hour (`all-s43-wide69`)"))
 
 
 def runs_table(records: dict, named_runs) -> str:

@@ -51,7 +51,9 @@ def worker_cpu_ms_per_batch(stream, start: int, batches: int) -> float:
 
 def data_worker_cost(preset: str = "tiny", batch_size: int = 48, steps: int = 20, start: int = 1200,
                      rounds: int = 5, vq_steps: int | None = None, compile: bool = True) -> dict:
-    """The step on batches from a data worker against the step on batches built beforehand, timed in turns."""
+    """The step on batches from a data worker against the step on batches built beforehand, timed in turns; the
+    worker as the trainer runs it (on the cores the step leaves idle) and at the normal priority it had before."""
+    arms = {"prebuilt": None, "worker": True, "worker_normal_priority": False}   # arm: the worker's `idle`
     with tempfile.TemporaryDirectory() as out:
         trainer = default_run_trainer(preset, batch_size, out, vq_steps, compile)
         stream = trainer.stream
@@ -59,21 +61,25 @@ def data_worker_cost(preset: str = "tiny", batch_size: int = 48, steps: int = 20
         for _ in range(2):                       # where the model compiles, for both arms' shapes
             steps_on(trainer, prebuilt)
             worker_turn(trainer, stream, start + 50_000, steps)
-        ratios, took = [], {"prebuilt": [], "worker": []}
+        took = {arm: [] for arm in arms}
         for r in range(rounds):
-            order = ("prebuilt", "worker") if r % 2 == 0 else ("worker", "prebuilt")
-            for arm in order:
-                took[arm].append(steps_on(trainer, prebuilt) if arm == "prebuilt" else
-                                 worker_turn(trainer, stream, start + 100_000 * (r + 1), steps))
-            ratios.append(took["worker"][-1] / took["prebuilt"][-1])
-        median = float(np.median(ratios))
-        return {"step_with_worker_over_prebuilt": {"ratio": median, "ratios": ratios, "rounds": rounds,
-                                                   "spread": (max(ratios) - min(ratios)) / median},
-                "prebuilt_seconds_per_step": float(np.median(took["prebuilt"])) / steps,
-                "worker_seconds_per_step": float(np.median(took["worker"])) / steps,
+            for arm in (list(arms) if r % 2 == 0 else list(arms)[::-1]):
+                took[arm].append(steps_on(trainer, prebuilt) if arms[arm] is None else
+                                 worker_turn(trainer, stream, start + 100_000 * (r + 1), steps, idle=arms[arm]))
+        report = {f"step_with_{arm}_over_prebuilt": ratio_summary(took[arm], took["prebuilt"])
+                  for arm in arms if arms[arm] is not None}
+        return {**report, "step_with_idle_worker_over_normal": ratio_summary(took["worker"], took["worker_normal_priority"]),
+                **{f"{arm}_seconds_per_step": float(np.median(took[arm])) / steps for arm in arms},
                 "worker_cpu_ms_per_batch": worker_cpu_ms_per_batch(stream, start + 100_000 * (rounds + 2), steps),
                 "steps_a_turn": steps, "from_step": start, "threads": torch.get_num_threads(),
                 "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}
+
+
+def ratio_summary(numerators: list, denominators: list) -> dict:
+    """The median of the rounds' ratios, the ratios and their spread."""
+    ratios = [a / b for a, b in zip(numerators, denominators)]
+    median = float(np.median(ratios))
+    return {"ratio": median, "ratios": ratios, "rounds": len(ratios), "spread": (max(ratios) - min(ratios)) / median}
 
 
 def steps_on(trainer, batches) -> float:
@@ -83,11 +89,11 @@ def steps_on(trainer, batches) -> float:
     return time.perf_counter() - began
 
 
-def worker_turn(trainer, stream, start: int, steps: int, depth: int = 4) -> float:
+def worker_turn(trainer, stream, start: int, steps: int, depth: int = 4, idle: bool = True) -> float:
     """Seconds of `steps` steps fed by a fresh data worker, timed once it runs as it does in training (its queue
     of `depth` batches drained by as many untimed steps, so it builds while the step runs), then closed: no
     worker is alive while the other arm is timed."""
-    worker = prefetcher(stream, start, 1)
+    worker = prefetcher(stream, start, 1, idle=idle)
     try:
         for _ in range(depth):
             trainer.train_step([worker.next()])

@@ -177,9 +177,12 @@ def test_bench_data_worker_quick(tmp_path, toy_cache):
                       "--json", str(out), env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())["data"]
-    turns = data["step_with_worker_over_prebuilt"]
-    assert turns["ratio"] > 0 and len(turns["ratios"]) == turns["rounds"] == 3
+    for key in ("step_with_worker_over_prebuilt", "step_with_worker_normal_priority_over_prebuilt",
+                "step_with_idle_worker_over_normal"):
+        turns = data[key]
+        assert turns["ratio"] > 0 and len(turns["ratios"]) == turns["rounds"] == 3
     assert data["worker_cpu_ms_per_batch"] > 0 and data["prebuilt_seconds_per_step"] > 0 and data["from_step"] == 1200
+    assert data["worker_seconds_per_step"] > 0 and data["worker_normal_priority_seconds_per_step"] > 0
 
 
 def test_final_losses_averages_each_task_over_the_last_steps(tmp_path):

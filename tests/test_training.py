@@ -428,3 +428,25 @@ def test_the_default_command_trains_what_session_37s_explicit_command_trained(mo
     for step in (0, 959, 960):
         drawn = [[(e.task, e.prompt, str(e.target), e.image.tobytes()) for e in s.examples(step)[0]] for s in streams]
         assert drawn[0] == drawn[1]
+
+class _PolicyStream:
+    """A stand-in for BatchStream: each 'batch' says which scheduling policy built it."""
+
+    def batch(self, step: int) -> dict:
+        return {"step": step, "policy": os.sched_getscheduler(0)}
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's scheduling policies only")
+@pytest.mark.parametrize("idle, policy", [(True, "SCHED_IDLE"), (False, "SCHED_OTHER")])
+def test_the_data_worker_builds_on_the_cores_the_step_leaves_idle(idle, policy):
+    """The trainer's data worker runs at Linux's idle policy (the training step's threads are never preempted for
+    it); the bench's other arm keeps the normal one; the trainer's own process is untouched either way."""
+    from unio.data.batching import WorkerPrefetcher
+    worker = WorkerPrefetcher(_PolicyStream(), 5, idle=idle)
+    try:
+        batches = [worker.next() for _ in range(3)]
+    finally:
+        worker.close()
+    assert [b["step"] for b in batches] == [5, 6, 7]
+    assert {b["policy"] for b in batches} == {getattr(os, policy)}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -6,6 +6,7 @@ position exactly, and nothing beyond the batches in flight is held in memory.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Mapping
@@ -114,13 +115,30 @@ class BatchStream:
         return self._cached[1][part]
 
 
+def yield_cores_to_training() -> bool:
+    """Run the calling process only on cores the training step leaves idle (Linux's SCHED_IDLE policy), so the
+    step's threads are not preempted in the middle of a kernel while its other threads wait for them at the
+    next barrier; the worker builds while they sleep between kernels and steps, or while the trainer waits for
+    a batch. True where the policy took (Linux); elsewhere nothing changes. Scheduling only: the batches are
+    the same. Measured: docs/training.md, "Threads, memory and the data worker"."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        return False
+    return True
+
+
 class _StreamFrom(torch.utils.data.IterableDataset):
-    def __init__(self, stream: BatchStream, start: int):
-        self.stream, self.start = stream, start
+    def __init__(self, stream: BatchStream, start: int, idle: bool = True):
+        self.stream, self.start, self.idle = stream, start, idle
 
     def __iter__(self):
         torch.set_num_threads(1)
         keep_freed_memory()           # a process of its own: forked workers inherit it, spawned ones do not
+        if self.idle:
+            yield_cores_to_training()
         step = self.start
         while True:
             yield self.stream.batch(step)
@@ -128,10 +146,11 @@ class _StreamFrom(torch.utils.data.IterableDataset):
 
 
 class WorkerPrefetcher:
-    """Builds batches start, start+1, ... in a worker process: no GIL shared with the training step."""
+    """Builds batches start, start+1, ... in a worker process: no GIL shared with the training step. `idle`:
+    the worker runs on the cores the step leaves idle (yield_cores_to_training)."""
 
-    def __init__(self, stream: BatchStream, start: int, depth: int = 4):
-        loader = torch.utils.data.DataLoader(_StreamFrom(stream, start), batch_size=None, num_workers=1,
+    def __init__(self, stream: BatchStream, start: int, depth: int = 4, idle: bool = True):
+        loader = torch.utils.data.DataLoader(_StreamFrom(stream, start, idle), batch_size=None, num_workers=1,
                                              prefetch_factor=depth, persistent_workers=False)
         self.iterator = iter(loader)
 
@@ -142,8 +161,8 @@ class WorkerPrefetcher:
         del self.iterator
 
 
-def prefetcher(stream: BatchStream, start: int, workers: int):
-    return WorkerPrefetcher(stream, start) if workers > 0 else Prefetcher(stream, start)
+def prefetcher(stream: BatchStream, start: int, workers: int, idle: bool = True):
+    return WorkerPrefetcher(stream, start, idle=idle) if workers > 0 else Prefetcher(stream, start)
 
 
 class Prefetcher:

@@ -186,7 +186,7 @@ TEMPLATES = {
     "readme-wall": """
 | machine | wall time |
 |---|---|
-| 2 cores, AMD EPYC with AVX512-BF16, no AMX ({{default-1205:date|raw}}), tokenizers cached, `--eval-n 500` | {{default-1205:wall_s|min}}; right after, at `--seed 1`: {{default-1205-s1:wall_s|min}} |
+| 2 cores, AMD EPYC with AVX512-BF16, no AMX ({{default-1205:date|raw}}), tokenizers cached, `--eval-n 500` | {{default-1205:wall_s|min}}; right after, at `--seed 1`: {{default-1205-s1:wall_s|min}}; another VM of the class, {{default-s43-idle:date|raw}}, with the data worker at idle priority: {{default-s43-idle:wall_s|min}} ({{default-s43-before:wall_s|min}} before it) |
 | 2 cores with AMX (the reference machine), v0.2's default command (2,100 steps; {{default-1202:wall_s|min}} on the EPYC) | {{warm2:wall_s|min}} |
 """,
     "readme-printed": lambda records: printed_table(records, "default-1205"),
@@ -237,6 +237,7 @@ TEMPLATES.update({
 | the same VM class (bf16 matmul 0.135 TFLOP/s, 3.0x its fp32), {{default-1202:date|raw}}, `--eval-n 500` | tokenizers cached | {{default-1202:wall_s|min}} ({{default-1202:train_s|s}} s training; peak RSS {{default-1202:peak_rss_mb|GB}}) | v0.2's default command (commit {{default-1202:commit|raw}}, 2,100 steps): vqa {{default-1202:vqa/accuracy}}, CIDEr-D {{default-1202:caption/cider}} ({{default-1202:caption/content_f1}}), refexp {{default-1202:refexp/acc@0.5}}, depth {{default-1202:depth/rmse|m}} |
 | the same VM class, {{default-s33b:date|raw}}, before and after the data worker's changes (session 33) | tokenizers cached | {{default-cdea262:wall_s|min}} ({{default-cdea262:train_s|s}} s training) at {{default-cdea262:commit|raw}}; {{default-s33b:wall_s|min}} ({{default-s33b:train_s|s}} s) at {{default-s33b:commit|raw}}; {{default-s33c:wall_s|min}} ({{default-s33c:train_s|s}} s) at {{default-s33c:commit|raw}}, the same training code 50 minutes later on a slower VM | v0.3's: the same eval.json, byte for byte, in all three (200 test; the default run's printed table) |
 | the same VM class, {{default-s35:date|raw}}, v0.2's last commit and today's back to back (session 35) | tokenizers cached | {{default-v02-s35:wall_s|min}} ({{default-v02-s35:train_s|s}} s training) at {{default-v02-s35:commit|raw}}, v0.2's; **{{default-s35:wall_s|min}} ({{default-s35:train_s|s}} s)** at {{default-s35:commit|raw}} | the same eval.json, byte for byte (200 test): vqa {{default-s35:vqa/accuracy}}, CIDEr-D {{default-s35:caption/cider}} ({{default-s35:caption/content_f1}}), refexp {{default-s35:refexp/acc@0.5}}, depth {{default-s35:depth/rmse|m}} |
+| the same VM class (bf16 matmuls 4.32x its fp32), {{default-s43-idle:date|raw}}, `--eval-n 500`, before and after the data worker at idle priority, back to back (session 43) | tokenizers cached | {{default-s43-before:wall_s|min}} ({{default-s43-before:train_s|s}} s training) at {{default-s43-before:commit|raw}}; **{{default-s43-idle:wall_s|min}} ({{default-s43-idle:train_s|s}} s)** at {{default-s43-idle:commit|raw}} | today's default command: the same eval.json, byte for byte, as `default-1205`'s (the README's figures) |
 """,
     "results-best": """
 | task | headline | model | baseline | target |

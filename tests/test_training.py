@@ -429,6 +429,7 @@ def test_the_default_command_trains_what_session_37s_explicit_command_trained(mo
         drawn = [[(e.task, e.prompt, str(e.target), e.image.tobytes()) for e in s.examples(step)[0]] for s in streams]
         assert drawn[0] == drawn[1]
 
+
 class _PolicyStream:
     """A stand-in for BatchStream: each 'batch' says which scheduling policy built it."""
 

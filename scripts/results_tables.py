@@ -119,7 +119,8 @@ def moe_table(records: dict) -> str:
 
 
 def shares_table(records: dict) -> str:
-    """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, and wider."""
+    """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, and wider (at the
+    same steps and at the steps an hour holds)."""
     return runs_table(records, SHARES_RUNS)
 
 

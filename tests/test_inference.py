@@ -82,6 +82,16 @@ def test_empty_prompt_and_unknown_task(runner):
         unio.run("hello", image, model=runner, task="nope")
 
 
+def test_a_prompt_longer_than_the_model_reads_is_refused(runner):
+    image = World("test")[0].image
+    limit = runner.model.config.max_text_length
+    with pytest.raises(ValueError, match=f"more than this model reads \\(max_text_length {limit}\\); shorten it"):
+        unio.run("What is " + "the colour of " * limit + "the cube?", image, model=runner)
+    with pytest.raises(ValueError, match="tokens and 4 for its region"):
+        unio.run("Describe the region " + "in detail " * limit, image, model=runner, region=[2, 2, 20, 20],
+                 task="region_caption")
+
+
 def test_batch_equals_single_calls(runner):
     scenes = [World("test")[i].image for i in range(4)]
     prompts = [PROMPTS["vqa"], PROMPTS["refexp"], PROMPTS["vqa"], PROMPTS["depth"]]

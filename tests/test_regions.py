@@ -2,6 +2,7 @@
 captioning and classification, image classification with answer options, image-text matching,
 unio.detect, and a toy run of the real scripts with these tasks."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from conftest import run_script_here, world_examples
 from PIL import Image
 
 import unio
+from unio.data import encoding
 from unio.data.encoding import box_ids, encode_prompts
 from unio.data.world import World
 from unio.kit.images import Frame
@@ -40,11 +42,16 @@ def test_prompts_without_a_region_encode_as_before(modalities):
         assert row[:sum(m)] == modalities.text_ids(ex.prompt)
 
 
-def test_a_long_prompt_keeps_its_region(modalities):
+def test_a_long_prompt_keeps_its_region_and_its_cut_is_reported_once_per_task(modalities):
     ex = world_examples(TASKS.get("region_caption"), "test", 1, 32)[0]
     ex.prompt = "describe " * 60
-    ids, _ = encode_prompts([ex], modalities, 48)
+    encoding._CUT_REPORTED.discard("region_caption")
+    with pytest.warns(UserWarning, match="'region_caption': a prompt is longer than the model's max_text_length"):
+        ids, _ = encode_prompts([ex], modalities, 48)
     assert ids.shape[1] == 48 and ids[0, -4:].tolist() == box_ids(ex.region, modalities, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode_prompts([ex], modalities, 48)     # reported already: no second warning
 
 
 def test_run_with_a_region_and_the_helpers(runner):

@@ -438,12 +438,17 @@ class _PolicyStream:
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's scheduling policies only")
-@pytest.mark.parametrize("idle, policy", [(True, "SCHED_IDLE"), (False, "SCHED_OTHER")])
-def test_the_data_worker_builds_on_the_cores_the_step_leaves_idle(idle, policy):
-    """The trainer's data worker runs at Linux's idle policy (the training step's threads are never preempted for
-    it); the bench's other arm keeps the normal one; the trainer's own process is untouched either way."""
-    from unio.data.batching import WorkerPrefetcher
-    worker = WorkerPrefetcher(_PolicyStream(), 5, idle=idle)
+@pytest.mark.parametrize("flag, policy", [([], "SCHED_IDLE"), (["--data-worker", "normal"], "SCHED_OTHER"),
+                                          (["--data-worker", "thread"], "SCHED_OTHER")])
+def test_the_data_worker_builds_on_the_cores_the_step_leaves_idle(flag, policy):
+    """The trainer's data worker runs at Linux's idle policy by default (the training step's threads are never
+    preempted for it); --data-worker normal keeps the normal one, thread builds in the training process; the
+    trainer's own process is untouched either way."""
+    from unio.data.batching import Prefetcher, WorkerPrefetcher, prefetcher
+    from unio.train.cli import options_from, parser
+    opts = options_from(parser().parse_args(flag))
+    worker = prefetcher(_PolicyStream(), 5, opts.data_workers, idle=opts.idle_data_worker)
+    assert isinstance(worker, Prefetcher if flag[-1:] == ["thread"] else WorkerPrefetcher)
     try:
         batches = [worker.next() for _ in range(3)]
     finally:

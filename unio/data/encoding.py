@@ -2,6 +2,8 @@
 model of `region_marks` marks on its patches). Training, evaluation and `unio.run` all encode their inputs here."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -12,13 +14,44 @@ from unio.vocab import PAD
 
 def prompt_ids(example, mods, max_length: int) -> list:
     """A prompt's ids: its text, then its region's location tokens (never cut) where it has one (each box's
-    in turn where it holds several)."""
+    in turn where it holds several). Text past `max_length` is cut, and the first cut prompt of each task is
+    reported (a warning); unio.run refuses such a prompt instead (check_prompt_length)."""
+    ids, location = prompt_parts(example, mods)
+    if len(ids) + len(location) > max_length:
+        report_cut(example, max_length)
+    return ids[:max_length - len(location)] + location
+
+
+def prompt_parts(example, mods) -> tuple:
+    """(the prompt's text ids, its region's location ids: [] without a region)."""
     ids = mods.text_ids(example.prompt)
     if getattr(example, "region", None) is None:
-        return ids[:max_length]
+        return ids, []
     height, width = example.image.shape[:2]
-    location = [i for box in region_boxes(example.region) for i in box_ids(box, mods, width, height)]
-    return ids[:max_length - len(location)] + location
+    return ids, [i for box in region_boxes(example.region) for i in box_ids(box, mods, width, height)]
+
+
+_CUT_REPORTED: set = set()
+
+
+def report_cut(example, max_length: int) -> None:
+    """Warn once per task (per process) that its prompts are longer than the model reads."""
+    task = getattr(example, "task", None)
+    if task in _CUT_REPORTED:
+        return
+    _CUT_REPORTED.add(task)
+    warnings.warn(f"task {task!r}: a prompt is longer than the model's max_text_length ({max_length} tokens) and is "
+                  f"cut to it, so the model never reads its end (e.g. {example.prompt[-60:]!r}); raise it with "
+                  f"--model max_text_length=N to read such prompts whole. Reported once per task.", stacklevel=2)
+
+
+def check_prompt_length(example, mods, max_length: int) -> None:
+    """Raise where a prompt (with its region's location tokens) is longer than the model reads."""
+    ids, location = prompt_parts(example, mods)
+    if len(ids) + len(location) > max_length:
+        region = f" and {len(location)} for its region" if location else ""
+        raise ValueError(f"the prompt is {len(ids)} tokens{region}, more than this model reads "
+                         f"(max_text_length {max_length}); shorten it to at most {max_length - len(location)} tokens")
 
 
 def box_ids(box, mods, width: float, height: float) -> list:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
-from unio.data.encoding import encode_inputs
+from unio.data.encoding import check_prompt_length, encode_inputs
 from unio.grammar import Grammar, Segment
 from unio.infer.calls import check_asks, check_trained
 from unio.infer.hf_pipeline import AnsweredAsks, Asked
@@ -145,7 +145,9 @@ class UnioProcessor(ProcessorMixin):
                           record={"image": original, "prompt": prompt},
                           region=None if region is None else frame.region_to_model(region))
         prepare = getattr(handler, "prepare", None)
-        return example if prepare is None else prepare(example)
+        example = example if prepare is None else prepare(example)
+        check_prompt_length(example, self.modalities, self.max_text_length)
+        return example
 
     def examples(self, prompts: list, images: list, task: str | None = None, regions=None) -> list:
         if len(prompts) != len(images):

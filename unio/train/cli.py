@@ -10,6 +10,8 @@ from unio.train.balance import LOSS_MEANS, TASK_WEIGHTINGS
 from unio.train.precision import PRECISIONS
 from unio.train.records import write_run_record
 
+DATA_WORKERS = ("idle", "normal", "thread")   # --data-worker: where batches are built
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a unio generalist on a weighted task mixture.")
@@ -86,6 +88,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-records", action="store_true",
                    help="skip records a reader finds bad (a missing or truncated image, a box without area ...): "
                         "each reported once and counted per source in metrics.jsonl (default: stop, naming the record)")
+    p.add_argument("--data-worker", choices=DATA_WORKERS, default="idle",
+                   help="where batches are built: idle (default) a worker process on the cores the training step "
+                        "leaves idle (Linux SCHED_IDLE); normal a worker at normal priority (where other work on the "
+                        "machine would starve an idle one); thread a thread of the training process")
     p.add_argument("--no-warm-up", action="store_true", help=argparse.SUPPRESS)   # v0.2's; no task declares one now
     p.add_argument("--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -129,7 +135,8 @@ def options_from(args):
                         deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
                         plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
                         compile=not args.no_compile, range_loss=args.range_loss,
-                        skip_bad_records=args.skip_bad_records)
+                        skip_bad_records=args.skip_bad_records, data_workers=0 if args.data_worker == "thread" else 1,
+                        idle_data_worker=args.data_worker == "idle")
     opts.model_overrides = model_overrides(args.model)
     opts.task_options = parse_task_options(args.task_option)
     if args.decoder_only:

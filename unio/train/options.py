@@ -59,6 +59,7 @@ class TrainOptions:
     probe_gradients: int = 0           # every N steps: each pair's gradient norms and cosines (unio/train/gradients.py)
     pool: int = 50_000
     data_workers: int = 1              # 0: build batches in a thread of the training process
+    idle_data_worker: bool = True      # the worker on the cores the step leaves idle (SCHED_IDLE); False: normal
     skip_bad_records: bool = False     # skip (report once, count per source) records a reader finds bad
     progress: bool = True
     plugins: list = field(default_factory=list)

@@ -242,7 +242,7 @@ class Trainer:
 
     def _loop(self, log: MetricsLog) -> dict:
         opts, accum, start = self.opts, self.backend.accum, self.step
-        prefetch = prefetcher(self.stream, start * accum, opts.data_workers)
+        prefetch = prefetcher(self.stream, start * accum, opts.data_workers, idle=opts.idle_data_worker)
         bar = tqdm(range(start, opts.steps), initial=start, total=opts.steps, desc="train",
                    disable=not opts.progress or self.rank != 0)
         self.model.train()

@@ -59,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
                         "on random ones), grammar (what each task's output grammar costs a generated token), "
                         "data (what the data worker costs the default command's training step), latency "
-                        "(unio.run on --latency-model) or moe (what compiling MoE blocks' attention saves a step "
-                        "of --tasks all, for each routing)")
+                        "(unio.run on --latency-model) or moe (a step of --tasks all with MoE layers, each routing, "
+                        "against a dense step)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -228,13 +228,14 @@ def data_report(args, res: int) -> dict:
 
 
 def moe_report(args, res: int) -> dict:
-    """bench_moe.moe_compile_cost for each routing: --tasks all's step at --preset and --batch-size with the
-    MoE blocks' attention compiled against wholly eager, in turns (quick: three tasks, a few steps)."""
-    from bench_moe import moe_compile_cost
+    """bench_moe.moe_step_cost: --tasks all's step at --preset and --batch-size with MoE layers (token choice;
+    attribute routing, its experts dispatched densely and each on its own tokens) against dense, in turns
+    (quick: three tasks, a few steps)."""
+    from bench_moe import moe_step_cost
     if args.quick:
-        return {r: moe_compile_cost(r, "vqa,refexp,depth", args.preset, args.batch_size, steps=2, rounds=2, start=40,
-                                    expert_d_ff=32, vq_steps=20) for r in ("token", "attribute")}
-    return {r: moe_compile_cost(r, "all", args.preset, args.batch_size) for r in ("token", "attribute")}
+        return moe_step_cost("vqa,refexp,depth", args.preset, args.batch_size, steps=2, rounds=2, start=40,
+                             expert_d_ff=32, vq_steps=20)
+    return moe_step_cost("all", args.preset, args.batch_size)
 
 
 def packing_report(args, res: int) -> dict:

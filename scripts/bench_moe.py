@@ -1,29 +1,42 @@
-"""What compiling an MoE block's attention saves a training step (`scripts/bench.py --only moe`).
+"""What an MoE step costs against a dense one (`scripts/bench.py --only moe`).
 
-`compile_blocks` compiles a dense block whole and an MoE block's attention alone (its expert layer has
-data-dependent shapes and stays eager); before session 40 an MoE block ran wholly eager. A Trainer of
-`--tasks TASKS --moe ROUTING` (every second layer 4 experts of width `expert_d_ff`, top-2) is set up as
-train_mixture.py sets it up; then, on batches of its second stage built beforehand, stretches of
-Trainer.train_step with the MoE blocks' attention compiled and with those blocks wholly eager are timed in
-turns. Per routing: each arm's median seconds a step and their ratio.
+Trainers of `--tasks TASKS` are set up as train_mixture.py sets them up, one per arm: dense; `--moe` (token
+choice: its blocks' attention compiled, the expert layer eager, since routing has data-dependent shapes);
+`--moe attribute` with its experts dispatched densely (every expert on every token, weighted 0 but on the
+token's k: the whole block compiles, at E/k times the experts' work), and the same routing with each expert
+run on its own tokens (k experts' work, eager, as before session 44). The MoE arms make every second layer's
+feed-forward 4 experts of width `expert_d_ff`, top-2. On batches of their second stage built beforehand
+(the same examples for every arm), stretches of Trainer.train_step are timed in turns; each arm's median
+seconds a step and its ratio to dense's.
 """
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from bench_data import default_run_trainer
-from unio.model.transformer import GatedMLP
+from unio.model.moe import AttributeMoEFeedForward
 from unio.train.trainer import Trainer
 
-ARMS = ("attention compiled", "wholly eager")
+ARMS = {"dense": (), "token": ("--moe", "token"), "attribute": ("--moe", "attribute"),
+        "attribute_each_expert": ("--moe", "attribute")}
 
 
-def arm_times(trainer: Trainer, batches: list, blocks: list, compiled: list, arm: str) -> list:
-    """Seconds of each step on `batches`, the MoE blocks' attention compiled or the blocks wholly eager."""
-    for block, graph in zip(blocks, compiled):
-        block.compiled = graph if arm == ARMS[0] else None
+def arm_trainer(arm: str, tasks: str, preset: str, batch_size: int, out: str, expert_d_ff: int,
+                vq_steps: int | None) -> Trainer:
+    moe = ARMS[arm] + (("--model", f"expert_d_ff={expert_d_ff}") if ARMS[arm] else ())
+    trainer = default_run_trainer(preset, batch_size, str(Path(out) / arm), vq_steps, extra=("--tasks", tasks, *moe))
+    if arm == "attribute_each_expert":
+        for layer in trainer.model.modules():
+            if isinstance(layer, AttributeMoEFeedForward):
+                layer.dense_dispatch = False
+        trainer.model.compile_blocks()     # the MoE blocks' attention alone, as Block.region now says
+    return trainer
+
+
+def step_times(trainer: Trainer, batches: list) -> list:
     times = []
     for batch in batches:
         began = time.perf_counter()
@@ -32,20 +45,21 @@ def arm_times(trainer: Trainer, batches: list, blocks: list, compiled: list, arm
     return times
 
 
-def moe_compile_cost(routing: str, tasks: str = "all", preset: str = "tiny", batch_size: int = 48, steps: int = 10,
-                     rounds: int = 3, start: int = 1500, expert_d_ff: int = 256, vq_steps: int | None = None) -> dict:
+def moe_step_cost(tasks: str = "all", preset: str = "tiny", batch_size: int = 48, steps: int = 10, rounds: int = 3,
+                  start: int = 1500, expert_d_ff: int = 256, vq_steps: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        trainer = default_run_trainer(preset, batch_size, out, vq_steps, extra=(
-            "--tasks", tasks, "--moe", routing, "--model", f"expert_d_ff={expert_d_ff}"))
-        batches = [trainer.stream.batch(step) for step in range(start, start + steps)]
-        blocks = [b for b in (*trainer.model.encoder.layers, *trainer.model.decoder.layers) if not isinstance(b.ff, GatedMLP)]
-        compiled = [block.compiled for block in blocks]
-        for arm in ARMS:                                  # compiles, and the allocator's first steps
-            arm_times(trainer, batches[:3], blocks, compiled, arm)
-        took = {arm: [] for arm in ARMS}
+        trainers = {arm: arm_trainer(arm, tasks, preset, batch_size, out, expert_d_ff, vq_steps) for arm in ARMS}
+        batches = [trainers["dense"].stream.batch(step) for step in range(start, start + steps)]
+        for trainer in trainers.values():                 # compiles, and the allocator's first steps
+            step_times(trainer, batches[:3])
+        took: dict = {arm: [] for arm in ARMS}
         for r in range(rounds):
-            for arm in (ARMS if r % 2 == 0 else ARMS[::-1]):
-                took[arm] += arm_times(trainer, batches, blocks, compiled, arm)
+            for arm in (list(ARMS) if r % 2 == 0 else list(ARMS)[::-1]):
+                took[arm] += step_times(trainers[arm], batches)
         medians = {arm: statistics.median(times) for arm, times in took.items()}
-        return {"seconds_per_step": medians, "ratio_compiled_to_eager": medians[ARMS[0]] / medians[ARMS[1]],
-                "steps_timed_per_arm": steps * rounds, "from_step": start, "tasks": tasks, "moe_layers": len(blocks)}
+        spread = {arm: [min(times), max(times)] for arm, times in took.items()}
+        moe_layers = sum(isinstance(m, AttributeMoEFeedForward) for m in trainers["attribute"].model.modules())
+        return {"seconds_per_step": medians, "seconds_per_step_range": spread,
+                "ratio_to_dense": {arm: medians[arm] / medians["dense"] for arm in ARMS if arm != "dense"},
+                "steps_timed_per_arm": steps * rounds, "from_step": start, "tasks": tasks, "moe_layers": moe_layers,
+                "expert_d_ff": expert_d_ff}

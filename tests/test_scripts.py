@@ -158,16 +158,17 @@ def test_train_mixture_shortens_openmp_spinning_unless_told(monkeypatch):
 
 
 def test_bench_moe_quick(tmp_path, toy_cache):
-    """--only moe: an MoE step with its blocks' attention compiled against wholly eager, in turns, each routing."""
+    """--only moe: a step with MoE layers (each routing, attribute routing dispatched both ways) against a dense
+    step, in turns."""
     out = tmp_path / "moe.json"
     proc = run_script("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "8", "--only", "moe",
                       "--json", str(out), env={"UNIO_CACHE": toy_cache})
     assert proc.returncode == 0, proc.stderr[-2000:]
     moe = json.loads(out.read_text())["moe"]
-    for routing in ("token", "attribute"):
-        arms = moe[routing]["seconds_per_step"]
-        assert set(arms) == {"attention compiled", "wholly eager"} and all(v > 0 for v in arms.values())
-        assert moe[routing]["steps_timed_per_arm"] == 4 and moe[routing]["moe_layers"] >= 1
+    arms = {"dense", "token", "attribute", "attribute_each_expert"}
+    assert set(moe["seconds_per_step"]) == arms and all(v > 0 for v in moe["seconds_per_step"].values())
+    assert set(moe["ratio_to_dense"]) == arms - {"dense"}
+    assert moe["steps_timed_per_arm"] == 4 and moe["moe_layers"] >= 1
 
 
 def test_bench_data_worker_quick(tmp_path, toy_cache):

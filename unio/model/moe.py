@@ -64,7 +64,8 @@ class MoEFeedForward(nn.Module):
 
 
 class AttributeMoEFeedForward(nn.Module):
-    def __init__(self, d_model: int, d_ff: int, num_experts: int, top_k: int, num_attributes: int):
+    def __init__(self, d_model: int, d_ff: int, num_experts: int, top_k: int, num_attributes: int,
+                 dense_dispatch: bool = True):
         super().__init__()
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"moe_top_k must be in 1..num_experts ({num_experts}), got {top_k}")
@@ -75,25 +76,46 @@ class AttributeMoEFeedForward(nn.Module):
         self.w_in = nn.Parameter(torch.randn(num_experts, d_model, 2 * d_ff) * d_model ** -0.5)
         self.w_out = nn.Parameter(torch.randn(num_experts, d_ff, d_model) * d_ff ** -0.5)
         self.last_load = None
+        self.dense_dispatch = dense_dispatch
 
     def forward(self, x: torch.Tensor, attributes=None):
         if attributes is None:
             raise ValueError("an attribute-routed MoE layer needs each token's attributes (moe_routing='attribute')")
         shape = x.shape
-        tokens = x.reshape(-1, shape[-1])                                    # (N, D)
-        logits = self.router[attributes.reshape(-1)].float()                 # (N, E)
-        probs = logits.softmax(-1)
-        gates, experts = probs.topk(self.top_k, dim=-1)                      # (N, K)
-        gates = (gates / gates.sum(-1, keepdim=True)).to(tokens.dtype)
-        out = torch.zeros_like(tokens)
-        for e in range(self.num_experts):                                    # each expert on its own tokens
-            token, choice = (experts == e).nonzero(as_tuple=True)
-            if len(token) == 0:
-                continue
-            value, gate = (tokens[token] @ self.w_in[e].to(tokens.dtype)).chunk(2, dim=-1)
-            out.index_add_(0, token, (F.silu(gate) * value) @ self.w_out[e].to(tokens.dtype) * gates[token, choice, None])
-        fraction = F.one_hot(experts, self.num_experts).float().sum(1).mean(0) / self.top_k     # (E,) sums to 1
+        tokens, kinds = x.reshape(-1, shape[-1]), attributes.reshape(-1)     # (N, D), (N,)
+        weights, chosen, probs, logits = self.kind_weights()
+        combine = weights[kinds].to(tokens.dtype)                            # (N, E): 0 but on its k experts
+        out = self.all_experts(tokens, combine) if self.dense_dispatch else self.each_expert(tokens, combine)
+        fraction = chosen[kinds].mean(0) / self.top_k                        # (E,) sums to 1
         self.last_load = fraction.detach()
-        balance = self.num_experts * (fraction * probs.mean(0)).sum()
-        z_loss = torch.logsumexp(logits, dim=-1).pow(2).mean()
+        balance = self.num_experts * (fraction * probs[kinds].mean(0)).sum()
+        z_loss = torch.logsumexp(logits, dim=-1)[kinds].pow(2).mean()
         return out.reshape(shape), balance, z_loss
+
+    def kind_weights(self) -> tuple:
+        """Per kind of token (A rows): its gate on each expert, renormalised over its top-k and 0 elsewhere;
+        which experts it chooses (0/1); the router's probabilities and logits. Each is (A, E)."""
+        logits = self.router.float()
+        probs = logits.softmax(-1)
+        gates, experts = probs.topk(self.top_k, dim=-1)                      # (A, K)
+        gates = gates / gates.sum(-1, keepdim=True)
+        chosen = F.one_hot(experts, self.num_experts).sum(1).float()
+        return torch.zeros_like(probs).scatter(1, experts, gates), chosen, probs, logits
+
+    def all_experts(self, tokens: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
+        """Every expert on every token, summed by `combine` (N, E): an expert a token does not choose has
+        weight 0, so this is its k experts' output, at E/k times their work but in two dense matmuls of fixed
+        shapes (it compiles with the block; routing each expert its own tokens does not)."""
+        hidden = torch.einsum("nd,edf->nef", tokens, self.w_in.to(tokens.dtype))      # (N, E, 2F)
+        value, gate = hidden.chunk(2, dim=-1)
+        return torch.einsum("nef,efd->nd", F.silu(gate) * value * combine[..., None], self.w_out.to(tokens.dtype))
+
+    def each_expert(self, tokens: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
+        """Each expert on the tokens that choose it alone (k experts' work, shapes that depend on the data)."""
+        out = torch.zeros_like(tokens)
+        for e in range(self.num_experts):
+            token = combine[:, e].nonzero(as_tuple=True)[0]
+            if len(token):
+                value, gate = (tokens[token] @ self.w_in[e].to(tokens.dtype)).chunk(2, dim=-1)
+                out.index_add_(0, token, (F.silu(gate) * value) @ self.w_out[e].to(tokens.dtype) * combine[token, e, None])
+        return out

@@ -124,6 +124,11 @@ def feed_forward(cfg: UnioConfig, layer_idx: int) -> nn.Module:
     return GatedMLP(cfg.d_model, cfg.d_ff)
 
 
+def fixed_shapes(ff: nn.Module) -> bool:
+    """Whether a feed-forward layer's shapes are fixed by its input's (dense, or experts dispatched densely)."""
+    return isinstance(ff, GatedMLP) or getattr(ff, "dense_dispatch", False)
+
+
 def token_attributes(cfg: UnioConfig, ids, patches: int = 0, target: bool = False):
     """(B, patches + T) ids of what kind each token is, for attribute-routed MoE layers: 0 an image patch;
     1 + r a prompt token of vocabulary range r; 1 + R + r a target token of range r (R ranges). None
@@ -153,11 +158,29 @@ class Block(nn.Module):
         if self.compiled is not None and cache is None and (self.training or self.compiled_at_inference):
             if isinstance(self.ff, GatedMLP):
                 return self.compiled(x, mask, memory, memory_mask)           # the whole block
-            return self.feed(self.compiled(x, mask, memory, memory_mask), aux, attributes)   # MoE: attention only
+            if not fixed_shapes(self.ff):
+                return self.feed(self.compiled(x, mask, memory, memory_mask), aux, attributes)   # attention only
+            x, balance, z_loss = self.compiled(x, mask, memory, memory_mask, attributes)  # the whole MoE block
+            if aux is not None:
+                aux.append((balance, z_loss))
+            return x
         return self.uncompiled(x, mask, memory, memory_mask, cache, aux, attributes)
 
     def uncompiled(self, x, mask=None, memory=None, memory_mask=None, cache=None, aux=None, attributes=None):
         return self.feed(self.attend(x, mask, memory, memory_mask, cache), aux, attributes)
+
+    def routed(self, x, mask=None, memory=None, memory_mask=None, attributes=None):
+        """An MoE block whole, its layer's balance and z losses returned beside its output."""
+        x = self.attend(x, mask, memory, memory_mask)
+        out, balance, z_loss = self.ff(self.norm_ff(x), attributes)
+        return x + self.drop(out), balance, z_loss
+
+    def region(self):
+        """What compile_blocks compiles: the whole block, or an MoE block's attention alone where its expert
+        layer routes with data-dependent shapes."""
+        if isinstance(self.ff, GatedMLP):
+            return self.uncompiled
+        return self.routed if fixed_shapes(self.ff) else self.attend
 
     def attend(self, x, mask=None, memory=None, memory_mask=None, cache=None):
         """The block's attention: self-attention, then cross-attention in the decoder."""
@@ -362,12 +385,12 @@ class UnioModel(PreTrainedModel, GenerationMixin):
 
     def compile_blocks(self) -> None:
         """Regional compilation of the blocks for training: one graph per block kind (far less compile
-        time than the whole model's, for the same faster steps). An MoE block compiles its attention and
-        keeps its expert layer eager (routing has data-dependent shapes, and its losses leave the block).
+        time than the whole model's, for the same faster steps). A token-choice MoE block compiles its
+        attention and keeps its expert layer eager (routing has data-dependent shapes); an attribute-routed
+        one with dense dispatch compiles whole (Block.region).
         Inference stays eager unless compile_generation() is called."""
         for block in (*self.encoder.layers, *self.decoder.layers):
-            block.compiled = torch.compile(block.uncompiled if isinstance(block.ff, GatedMLP) else block.attend,
-                                           dynamic=True)
+            block.compiled = torch.compile(block.region(), dynamic=True)
 
     def compile_generation(self, enabled: bool = True) -> None:
         """Faster generate(): the blocks compiled for passes without a KV cache (the encoder's), and a

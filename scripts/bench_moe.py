@@ -4,7 +4,7 @@ Trainers of `--tasks TASKS` are set up as train_mixture.py sets them up, one per
 choice: its blocks' attention compiled, the expert layer eager, since routing has data-dependent shapes);
 `--moe attribute` with its experts dispatched densely (every expert on every token, weighted 0 but on the
 token's k: the whole block compiles, at E/k times the experts' work), and the same routing with each expert
-run on its own tokens (k experts' work, eager, as before session 44). The MoE arms make every second layer's
+run on its own tokens (`--model moe_dispatch=each`: k experts' work, eager, as before session 44). The MoE arms make every second layer's
 feed-forward 4 experts of width `expert_d_ff`, top-2. On batches of their second stage built beforehand
 (the same examples for every arm), stretches of Trainer.train_step are timed in turns; each arm's median
 seconds a step and its ratio to dense's.
@@ -21,19 +21,13 @@ from unio.model.moe import AttributeMoEFeedForward
 from unio.train.trainer import Trainer
 
 ARMS = {"dense": (), "token": ("--moe", "token"), "attribute": ("--moe", "attribute"),
-        "attribute_each_expert": ("--moe", "attribute")}
+        "attribute_each_expert": ("--moe", "attribute", "--model", "moe_dispatch=each")}
 
 
 def arm_trainer(arm: str, tasks: str, preset: str, batch_size: int, out: str, expert_d_ff: int,
                 vq_steps: int | None) -> Trainer:
     moe = ARMS[arm] + (("--model", f"expert_d_ff={expert_d_ff}") if ARMS[arm] else ())
-    trainer = default_run_trainer(preset, batch_size, str(Path(out) / arm), vq_steps, extra=("--tasks", tasks, *moe))
-    if arm == "attribute_each_expert":
-        for layer in trainer.model.modules():
-            if isinstance(layer, AttributeMoEFeedForward):
-                layer.dense_dispatch = False
-        trainer.model.compile_blocks()     # the MoE blocks' attention alone, as Block.region now says
-    return trainer
+    return default_run_trainer(preset, batch_size, str(Path(out) / arm), vq_steps, extra=("--tasks", tasks, *moe))
 
 
 def step_times(trainer: Trainer, batches: list) -> list:

@@ -6,6 +6,7 @@ from conftest import overfit, world_examples
 from unio.data.batching import Collator
 from unio.model import UnioConfig, UnioModel
 from unio.model.decoding import generate_constrained, score_candidates, strip_answer
+from unio.model.transformer import GatedMLP
 from unio.registries import TASKS
 from unio.vocab import EOS
 
@@ -254,6 +255,27 @@ def test_attribute_routing_sends_each_kind_of_token_to_its_own_experts(modalitie
         layer(x)
 
 
+def test_attribute_experts_dispatched_densely_equal_each_expert_on_its_own_tokens():
+    """moe_dispatch 'dense' (every expert on every token, weighted 0 off its top-k) and 'each' give the same
+    outputs, losses and gradients, to float rounding."""
+    from unio.model.moe import AttributeMoEFeedForward
+    torch.manual_seed(0)
+    layer = AttributeMoEFeedForward(32, 24, num_experts=4, top_k=2, num_attributes=5)
+    x, kinds = torch.randn(3, 40, 32), torch.randint(0, 5, (3, 40))
+    results = []
+    for dense in (True, False):
+        layer.dense_dispatch = dense
+        inputs = x.clone().requires_grad_()
+        out, balance, z_loss = layer(inputs, kinds)
+        (out.square().sum() + balance + z_loss).backward()
+        results.append([out, balance, z_loss, inputs.grad, layer.router.grad, layer.w_in.grad, layer.w_out.grad])
+        layer.zero_grad()
+    for dense, each in zip(*results):
+        torch.testing.assert_close(dense, each, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="moe_dispatch must be 'dense' or 'each'"):
+        UnioConfig(moe_dispatch="sparse")
+
+
 def test_an_attribute_routed_model_trains_with_the_same_active_width(modalities, tiny_config):
     tiny_config.moe_every, tiny_config.moe_routing, tiny_config.moe_top_k = 2, "attribute", 2
     tiny_config.vocab_range_starts, tiny_config.expert_d_ff = range_starts(modalities), tiny_config.d_ff // 2
@@ -307,19 +329,25 @@ def test_compiled_blocks_match_eager_training_and_leave_generation_eager(modalit
     assert torch._dynamo.utils.counters["stats"]["calls_captured"] == before   # no tracing of the KV-cache path
 
 
-@pytest.mark.parametrize("routing", ["token", "attribute"])
-def test_compiled_moe_blocks_match_eager_training_and_keep_their_balancing_losses(modalities, tiny_config, routing):
-    """An MoE block compiles its attention and keeps its experts eager: the same loss and gradients as all
-    eager, the balance and z losses still counted (the loss moves with moe_aux_weight)."""
+@pytest.mark.parametrize("routing, dispatch", [("token", "dense"), ("attribute", "dense"), ("attribute", "each")])
+def test_compiled_moe_blocks_match_eager_training_and_keep_their_balancing_losses(modalities, tiny_config, routing,
+                                                                                  dispatch):
+    """An MoE block compiles whole (attribute routing dispatched densely) or its attention alone, its experts
+    eager: the same loss and gradients as all eager, the balance and z losses still counted (the loss moves
+    with moe_aux_weight)."""
     torch.manual_seed(0)
     tiny_config.moe_every, tiny_config.capacity_factor = 2, 100.0
     tiny_config.moe_routing, tiny_config.vocab_range_starts = routing, range_starts(modalities)
+    tiny_config.moe_dispatch = dispatch
     model = UnioModel(tiny_config).train()
     batch, _ = batch_for(["vqa", "depth"], modalities, tiny_config)
     eager = model(**batch).loss
     eager_grads = torch.autograd.grad(eager, model.encoder.patch.proj.weight)[0]
     model.compile_blocks()
-    assert all(block.compiled is not None for block in (*model.encoder.layers, *model.decoder.layers))
+    blocks = (*model.encoder.layers, *model.decoder.layers)
+    assert all(block.compiled is not None for block in blocks)
+    whole = {block.region().__name__ for block in blocks if not isinstance(block.ff, GatedMLP)}
+    assert whole == ({"routed"} if routing == "attribute" and dispatch == "dense" else {"attend"})
     compiled = model(**batch).loss
     compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.proj.weight)[0]
     assert torch.allclose(compiled, eager, rtol=1e-4), (compiled, eager)

@@ -19,7 +19,7 @@ class UnioConfig(PretrainedConfig):
                  share_encoder_embeddings: bool = True, unio_format: int = 1, task_options: dict | None = None,
                  decoder_start: str = "bos", trained_tasks: list | None = None, moe_routing: str = "token",
                  expert_d_ff: int | None = None, vocab_range_starts: list | None = None, region_marks: int = 0,
-                 **kwargs):
+                 moe_dispatch: str = "dense", **kwargs):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if image_size % patch_size:
@@ -48,6 +48,12 @@ class UnioConfig(PretrainedConfig):
         if moe_routing == "attribute" and not vocab_range_starts:
             raise ValueError("moe_routing='attribute' needs vocab_range_starts, the first id of each vocabulary range")
         self.moe_routing, self.expert_d_ff = moe_routing, expert_d_ff
+        # how an attribute-routed layer runs its experts: "dense", every expert on every token, weighted 0 off
+        # the token's top-k (E/k times the work, fixed shapes: its block compiles whole), or "each", each
+        # expert on its own tokens (k experts' work, eager)
+        if moe_dispatch not in ("dense", "each"):
+            raise ValueError(f"moe_dispatch must be 'dense' or 'each', got {moe_dispatch!r}")
+        self.moe_dispatch = moe_dispatch
         self.vocab_range_starts = list(vocab_range_starts) if vocab_range_starts else None
         # ids [start, stop) are ordered bins (location tokens): their targets are smoothed over
         # neighbouring bins with a Gaussian of `ordinal_sigma` bins (0 = plain cross-entropy)

@@ -8,7 +8,9 @@ tokens * k / experts` tokens, first choices first; overflow tokens pass through 
 not the token's representation but what kind of token it is (`attributes`, one id a token: an image
 patch, or a prompt or target token of a given vocabulary range: unio.model.transformer.token_attributes),
 through a learned table of logits; every token reaches its top-k experts (no capacity, nothing dropped),
-so tokens of one kind share experts and different kinds can keep apart.
+so tokens of one kind share experts and different kinds can keep apart. Dispatched densely by default
+(`dense_dispatch`: every expert on every token, weighted 0 off its k; fixed shapes, so its block compiles
+whole: 1.15x a dense step on 2 cores at 4 experts, top-2, against 1.46x for each expert on its own tokens).
 
 Losses of both: the Switch load-balancing loss (experts * sum_e fraction_e * mean_prob_e) and the router
 z-loss. Letters: N tokens, D width, F expert hidden width, E experts, K choices, C capacity, A attributes.

@@ -119,7 +119,8 @@ def feed_forward(cfg: UnioConfig, layer_idx: int) -> nn.Module:
         width = cfg.expert_d_ff or cfg.d_ff
         if cfg.moe_routing == "attribute":
             kinds = 1 + 2 * len(cfg.vocab_range_starts)
-            return AttributeMoEFeedForward(cfg.d_model, width, cfg.num_experts, cfg.moe_top_k, kinds)
+            return AttributeMoEFeedForward(cfg.d_model, width, cfg.num_experts, cfg.moe_top_k, kinds,
+                                           dense_dispatch=cfg.moe_dispatch == "dense")
         return MoEFeedForward(cfg.d_model, width, cfg.num_experts, cfg.moe_top_k, cfg.capacity_factor)
     return GatedMLP(cfg.d_model, cfg.d_ff)
 

@@ -9,7 +9,9 @@ from conftest import ROOT
 from PIL import Image
 
 import unio
+from unio.data.encoding import PromptTooLong
 from unio.data.world import World
+from unio.infer.runner import Runner
 from unio.kit.images import Frame, to_rgb_array
 
 PROMPTS = {"vqa": "What color is the cube?", "caption": "What does the image describe?",
@@ -90,6 +92,11 @@ def test_a_prompt_longer_than_the_model_reads_is_refused(runner):
     with pytest.raises(ValueError, match="tokens and 4 for its region"):
         unio.run("Describe the region " + "in detail " * limit, image, model=runner, region=[2, 2, 20, 20],
                  task="region_caption")
+    long_query = 'Find every "' + "red " * limit + 'cube".'
+    with pytest.raises(PromptTooLong):
+        runner.processor.example(long_query, image, task="find_all")
+    through = Runner(runner.model, runner.mods, task_options={"find_all": {"via": "detection"}})
+    assert through.processor.example(long_query, image, task="find_all").meta["query"].endswith("red cube")
 
 
 def test_batch_equals_single_calls(runner):

@@ -348,7 +348,9 @@ def test_compiled_moe_blocks_match_eager_training_and_keep_their_balancing_losse
     assert all(block.compiled is not None for block in blocks)
     whole = {block.region().__name__ for block in blocks if not isinstance(block.ff, GatedMLP)}
     assert whole == ({"routed"} if routing == "attribute" and dispatch == "dense" else {"attend"})
+    torch._dynamo.utils.counters.clear()
     compiled = model(**batch).loss
+    assert not torch._dynamo.utils.counters["graph_break"]       # each compiled region one graph
     compiled_grads = torch.autograd.grad(compiled, model.encoder.patch.proj.weight)[0]
     assert torch.allclose(compiled, eager, rtol=1e-4), (compiled, eager)
     assert torch.allclose(compiled_grads, eager_grads, rtol=1e-3, atol=1e-6)

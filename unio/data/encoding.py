@@ -45,13 +45,19 @@ def report_cut(example, max_length: int) -> None:
                   f"--model max_text_length=N to read such prompts whole. Reported once per task.", stacklevel=2)
 
 
+class PromptTooLong(ValueError):
+    """A prompt longer than the model reads (unio.run refuses it; training cuts it)."""
+
+
 def check_prompt_length(example, mods, max_length: int) -> None:
-    """Raise where a prompt (with its region's location tokens) is longer than the model reads."""
+    """Raise PromptTooLong where a prompt (with its region's location tokens) is longer than the model reads."""
     ids, location = prompt_parts(example, mods)
     if len(ids) + len(location) > max_length:
         region = f" and {len(location)} for its region" if location else ""
-        raise ValueError(f"the prompt is {len(ids)} tokens{region}, more than this model reads "
-                         f"(max_text_length {max_length}); shorten it to at most {max_length - len(location)} tokens")
+        fits = (f"shorten it to at most {max_length - len(location)} tokens" if len(location) < max_length
+                else "the region alone is more than it reads")
+        raise PromptTooLong(f"the prompt is {len(ids)} tokens{region}, more than this model reads "
+                            f"(max_text_length {max_length}); {fits}")
 
 
 def box_ids(box, mods, width: float, height: float) -> list:

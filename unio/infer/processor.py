@@ -146,7 +146,8 @@ class UnioProcessor(ProcessorMixin):
                           region=None if region is None else frame.region_to_model(region))
         prepare = getattr(handler, "prepare", None)
         example = example if prepare is None else prepare(example)
-        check_prompt_length(example, self.modalities, self.max_text_length)
+        if not getattr(handler, "via", None):   # a task answered through another reads that task's prompt instead
+            check_prompt_length(example, self.modalities, self.max_text_length)
         return example
 
     def examples(self, prompts: list, images: list, task: str | None = None, regions=None) -> list:

@@ -170,6 +170,7 @@ def finish(trainer, eval_n: int) -> dict:
 
 def draw_samples(trainer, pairs, sources) -> None:
     """report.png: the loss curves and one test answer per pair, each drawn as its task draws it."""
+    from unio.data.encoding import PromptTooLong
     from unio.infer.evaluation import evaluation_split, split_examples
     from unio.infer.runner import Runner
     runner, results = Runner(trainer.model, trainer.mods), []
@@ -181,7 +182,10 @@ def draw_samples(trainer, pairs, sources) -> None:
         options = getattr(trainer.task_set.get(task), "report_options", {})
         shown = getattr(trainer.task_set.get(task), "report_image", None)           # default: the record's image
         image = example.record.get("image") if shown is None else shown(example)
-        results += runner([example.prompt] * n, [image] * n, task=task, regions=[region] * n, **options)
+        try:
+            results += runner([example.prompt] * n, [image] * n, task=task, regions=[region] * n, **options)
+        except PromptTooLong as error:   # training cut it; unio.run refuses it
+            print(f"report.png: no sample of {task}: its first test prompt is too long for unio.run ({error})")
     draw_report(trainer.out, results)
 
 

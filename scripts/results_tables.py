@@ -85,7 +85,8 @@ MOE_RUNS = (("moe-s40-dense", "dense"), ("moe-s40-token", "`--moe` (token choice
 SHARES_RUNS = (("all-s39-long", "declared weights (`all-s39-long`)"),
                ("all-s42-kp3", "keypoints 3, captions 1 (`all-s42-kp3`)"),
                ("all-s42-wide", "declared weights, wider (`all-s42-wide`)"),
-               ("all-s43-wide69", "wider, in the hour (`all-s43-wide69`)"))
+               ("all-s43-wide69", "wider, in the hour (`all-s43-wide69`)"),
+               ("all-s44-attribute", "`--moe attribute` (`all-s44-attribute`)"))
 
 
 def runs_table(records: dict, named_runs) -> str:
@@ -120,8 +121,8 @@ def moe_table(records: dict) -> str:
 
 
 def shares_table(records: dict) -> str:
-    """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, and wider (at the
-    same steps and at the steps an hour holds)."""
+    """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, wider (at the
+    same steps and at the steps an hour holds), and with attribute-routed experts."""
     return runs_table(records, SHARES_RUNS)
 
 

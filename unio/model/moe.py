@@ -2,7 +2,9 @@
 
 `MoEFeedForward`, token choice as in GShard / Switch / LIMoE: each token picks its top-k experts from its
 own representation (gates renormalised over the k); an expert takes at most `capacity = capacity_factor *
-tokens * k / experts` tokens, first choices first; overflow tokens pass through the residual alone.
+tokens * k / experts` tokens, first choices first; overflow tokens pass through the residual alone. Its
+buffers have a spare slot that overflow goes to with gate 0, so no shape depends on the routing and its
+block compiles whole.
 
 `AttributeMoEFeedForward`, routed by the token's attributes as Uni-Perceiver-MoE routes: the router reads
 not the token's representation but what kind of token it is (`attributes`, one id a token: an image
@@ -25,6 +27,8 @@ from torch import nn
 
 
 class MoEFeedForward(nn.Module):
+    static_shapes = True   # its block compiles whole (`dispatch`)
+
     def __init__(self, d_model: int, d_ff: int, num_experts: int, top_k: int, capacity_factor: float):
         super().__init__()
         if not 1 <= top_k <= num_experts:
@@ -48,21 +52,29 @@ class MoEFeedForward(nn.Module):
         expert_flat = experts.t().reshape(-1)                  # (K*N,)
         onehot = F.one_hot(expert_flat, self.num_experts)      # (K*N, E)
         slot = ((onehot.cumsum(0) - 1) * onehot).sum(-1)       # (K*N,)
-        keep = slot < capacity
-        token_flat = torch.arange(n, device=x.device).repeat(self.top_k)
-        gate_flat = gates.t().reshape(-1)
-        buffer = tokens.new_zeros(self.num_experts, capacity, shape[-1])          # (E, C, D)
-        buffer[expert_flat[keep], slot[keep]] = tokens[token_flat[keep]]
-        hidden = torch.einsum("ecd,edf->ecf", buffer, self.w_in.to(buffer.dtype))
-        value, gate = hidden.chunk(2, dim=-1)
-        out_buffer = torch.einsum("ecf,efd->ecd", F.silu(gate) * value, self.w_out.to(buffer.dtype))
-        picked = out_buffer[expert_flat[keep], slot[keep]] * gate_flat[keep, None].to(buffer.dtype)
-        out = tokens.new_zeros(tokens.shape).index_add_(0, token_flat[keep], picked)
+        out = self.dispatch(tokens, expert_flat, slot, gates.t().reshape(-1), capacity)
         fraction = onehot.float().mean(0)                      # (E,) sums to 1
         self.last_load = fraction.detach()
         balance = self.num_experts * (fraction * probs.mean(0)).sum()
         z_loss = torch.logsumexp(logits, dim=-1).pow(2).mean()
         return out.reshape(shape), balance, z_loss
+
+    def dispatch(self, tokens, expert_flat, slot, gate_flat, capacity: int) -> torch.Tensor:
+        """Each (choice, token) to its slot of its expert's buffer (E, C + 1, D), the experts on their
+        buffers, each token's outputs weighted by its gates and summed. A choice past its expert's capacity
+        goes to the spare last slot with gate 0 (its token passes through the residual alone): every shape
+        follows from N, none from the routing, so the block compiles whole."""
+        n, width = tokens.shape
+        keep = slot < capacity
+        row = expert_flat * (capacity + 1) + slot.clamp(max=capacity)          # (K*N,) into E * (C + 1)
+        token_flat = torch.arange(n, device=tokens.device).repeat(self.top_k)
+        buffer = tokens.new_zeros(self.num_experts * (capacity + 1), width).index_put((row,), tokens[token_flat], accumulate=True)
+        hidden = torch.einsum("ecd,edf->ecf", buffer.view(self.num_experts, capacity + 1, width),
+                              self.w_in.to(tokens.dtype))
+        value, gate = hidden.chunk(2, dim=-1)
+        out_buffer = torch.einsum("ecf,efd->ecd", F.silu(gate) * value, self.w_out.to(tokens.dtype))
+        weight = (gate_flat * keep).to(tokens.dtype)[:, None]
+        return tokens.new_zeros(tokens.shape).index_add(0, token_flat, out_buffer.reshape(-1, width)[row] * weight)
 
 
 class AttributeMoEFeedForward(nn.Module):
@@ -79,6 +91,10 @@ class AttributeMoEFeedForward(nn.Module):
         self.w_out = nn.Parameter(torch.randn(num_experts, d_ff, d_model) * d_ff ** -0.5)
         self.last_load = None
         self.dense_dispatch = dense_dispatch
+
+    @property
+    def static_shapes(self) -> bool:
+        return self.dense_dispatch
 
     def forward(self, x: torch.Tensor, attributes=None):
         if attributes is None:

@@ -126,8 +126,9 @@ def feed_forward(cfg: UnioConfig, layer_idx: int) -> nn.Module:
 
 
 def fixed_shapes(ff: nn.Module) -> bool:
-    """Whether a feed-forward layer's shapes are fixed by its input's (dense, or experts dispatched densely)."""
-    return isinstance(ff, GatedMLP) or getattr(ff, "dense_dispatch", False)
+    """Whether a feed-forward layer's shapes are fixed by its input's (dense, token-choice experts, or
+    attribute-routed experts dispatched densely), so its block compiles whole."""
+    return isinstance(ff, GatedMLP) or getattr(ff, "static_shapes", False)
 
 
 def token_attributes(cfg: UnioConfig, ids, patches: int = 0, target: bool = False):
@@ -178,7 +179,7 @@ class Block(nn.Module):
 
     def region(self):
         """What compile_blocks compiles: the whole block, or an MoE block's attention alone where its expert
-        layer routes with data-dependent shapes."""
+        layer routes with data-dependent shapes (attribute routing with moe_dispatch='each')."""
         if isinstance(self.ff, GatedMLP):
             return self.uncompiled
         return self.routed if fixed_shapes(self.ff) else self.attend

@@ -48,3 +48,19 @@ def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path, all_tasks_ru
     assert {name for name, a in asked.items() if a["ok"]} >= trainable_on_the_world()
     refused = [a for a in asked.values() if not a["ok"]]
     assert all("this model was not trained on" in a["error"] and not a["trained"] for a in refused)
+
+
+def test_yes_no_margins_agree_with_the_evaluation_answers(tmp_path, all_tasks_run):
+    """scripts/yes_no_margins.py on the toy all-task run: at margin 0 its ITM answers are evaluation's (the same
+    6 test examples: the same accuracy and share of yes); the best threshold is at least as accurate as margin 0,
+    and the AUC is in [0, 1] (undefined where a kind's truth is all one answer)."""
+    out = all_tasks_run.out
+    proc = run_script_here("scripts/yes_no_margins.py", str(out), "--n", "6", "--json", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "m.json").read_text())[str(out)]
+    assert set(figures) == {"itm", "vqa_spatial", "vqa_exist"}
+    itm = json.loads((out / "eval.json").read_text())["model"]["itm"]
+    assert figures["itm"]["accuracy_at_0"] == round(itm["accuracy"], 3)
+    assert figures["itm"]["yes_said"] == round(itm["yes_share"], 3)
+    assert all(f["accuracy_best_threshold"] >= f["accuracy_at_0"] for f in figures.values())
+    assert all(f["auc"] is None or 0 <= f["auc"] <= 1 for f in figures.values()) and figures["itm"]["auc"] is not None

@@ -1,7 +1,8 @@
 """What an MoE step costs against a dense one (`scripts/bench.py --only moe`).
 
 Trainers of `--tasks TASKS` are set up as train_mixture.py sets them up, one per arm: dense; `--moe` (token
-choice: its blocks' attention compiled, the expert layer eager, since routing has data-dependent shapes);
+choice: its buffers have a spare slot for what overflows capacity, so the whole block compiles; before
+session 45 its expert layer ran eagerly);
 `--moe attribute` with its experts dispatched densely (every expert on every token, weighted 0 but on the
 token's k: the whole block compiles, at E/k times the experts' work), and the same routing with each expert
 run on its own tokens (`--model moe_dispatch=each`: k experts' work, eager, as before session 44). The MoE arms make every second layer's

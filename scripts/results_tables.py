@@ -79,7 +79,8 @@ def seeds_table(records: dict) -> str:
 
 MOE_RUNS = (("moe-s40-dense", "dense"), ("moe-s40-token", "`--moe` (token choice)"),
             ("moe-s40-attribute", "`--moe attribute`"), ("moe-s40-dense-1525", "dense, the attribute run's steps"),
-            ("moe-s44-attribute-dense", "`--moe attribute`, dispatched densely"))
+            ("moe-s44-attribute-dense", "`--moe attribute`, dispatched densely"),
+            ("moe-s45-token", "`--moe`, compiled whole"))
 
 
 SHARES_RUNS = (("all-s39-long", "declared weights (`all-s39-long`)"),

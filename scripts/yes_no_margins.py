@@ -76,13 +76,17 @@ def run_margins(run: str, n: int) -> dict:
     return out
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders (or their model/ folders)")
     p.add_argument("--n", type=int, default=500, help="test examples of ITM; of each vqa kind, at most this many "
                    "among 4n questions")
     p.add_argument("--json", help="write {run: {kind: figures}} here")
-    args = p.parse_args()
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     report = {}
     for run in args.runs:
         report[run] = run_margins(run, args.n)

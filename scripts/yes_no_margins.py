@@ -18,9 +18,9 @@ import torch
 
 from unio.data.encoding import encode_inputs
 from unio.data.sources import build_source
-from unio.grammar import answer_start_id
 from unio.infer.evaluation import split_examples
 from unio.infer.model_folder import load_model_folder
+from unio.infer.pipeline import ranking_start
 from unio.model.decoding import score_candidates
 from unio.task_set import TaskSet
 
@@ -29,9 +29,7 @@ VQA_KINDS = ("spatial", "exist")
 
 def margins(model, mods, task, examples) -> np.ndarray:
     """log p("yes") - log p("no") of each example, scored as evaluation ranks a task's answer options."""
-    start = None
-    if getattr(model.config, "decoder_start", "bos") == "answer":
-        start = answer_start_id(task.grammar(mods, model.config.image_size), mods.vocab)
+    start = ranking_start(model, mods, task)
     inputs = encode_inputs(examples, mods, model.config.max_text_length)
     options = [mods.text_ids("yes"), mods.text_ids("no")]
     with torch.no_grad():

@@ -318,15 +318,21 @@ def answer_options(task, examples) -> list | None:
 def rank_answers(model, mods, task, examples, inputs, candidates) -> list:
     """The likeliest candidate of each example (summed token log-probabilities, as Unified-IO ranks answer options)."""
     answers = []
-    start = None
-    if getattr(model.config, "decoder_start", "bos") == "answer":
-        start = answer_start_id(task.grammar(mods, model.config.image_size), mods.vocab)
+    start = ranking_start(model, mods, task)
     for i, (example, texts) in enumerate(zip(examples, candidates)):
         ids = [mods.text_ids(t) for t in texts]
         scores = score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, ids, start)
         best = int(scores.argmax())
         answers.append(Answer(ids[best], float(scores[best]), task.decode(ids[best], mods, example)))
     return answers
+
+
+def ranking_start(model, mods, task) -> int | None:
+    """The decoder's first token when ranking a task's answer options: its answer range's start token for a
+    model that starts there (decoder_start 'answer'), else None (the model's own start)."""
+    if getattr(model.config, "decoder_start", "bos") != "answer":
+        return None
+    return answer_start_id(task.grammar(mods, model.config.image_size), mods.vocab)
 
 
 def token_scores(out) -> list:

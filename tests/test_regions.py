@@ -46,8 +46,9 @@ def test_a_long_prompt_keeps_its_region_and_its_cut_is_reported_once_per_task(mo
     ex = world_examples(TASKS.get("region_caption"), "test", 1, 32)[0]
     ex.prompt = "describe " * 60
     encoding._CUT_REPORTED.discard("region_caption")
-    with pytest.warns(UserWarning, match="'region_caption': a prompt is longer than the model's max_text_length"):
+    with pytest.warns(UserWarning, match="'region_caption': a prompt is longer than the model's max_text_length") as got:
         ids, _ = encode_prompts([ex], modalities, 48)
+    assert got[0].filename == __file__          # it points at the caller, not at unio's own code
     assert ids.shape[1] == 48 and ids[0, -4:].tolist() == box_ids(ex.region, modalities, 32, 32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

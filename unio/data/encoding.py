@@ -2,6 +2,8 @@
 model of `region_marks` marks on its patches). Training, evaluation and `unio.run` all encode their inputs here."""
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -42,7 +44,18 @@ def report_cut(example, max_length: int) -> None:
     _CUT_REPORTED.add(task)
     warnings.warn(f"task {task!r}: a prompt is longer than the model's max_text_length ({max_length} tokens) and is "
                   f"cut to it, so the model never reads its end (e.g. {example.prompt[-60:]!r}); raise it with "
-                  f"--model max_text_length=N to read such prompts whole. Reported once per task.", stacklevel=2)
+                  f"--model max_text_length=N to read such prompts whole. Reported once per task.",
+                  stacklevel=first_frame_outside_unio())
+
+
+def first_frame_outside_unio() -> int:
+    """The `stacklevel` that points a warning raised in unio at the first caller outside the package (a script,
+    the user's code), however deep in the data pipeline it was raised (Python 3.12's skip_file_prefixes)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1      # level 1: the function that calls warnings.warn
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class PromptTooLong(ValueError):

@@ -60,7 +60,9 @@ def check_split(split: str, sources: dict) -> None:
 
 
 def main(argv=None) -> int:
+    from unio.allocator import keep_freed_memory
     from unio.data.bad_records import BadRecord
+    keep_freed_memory()     # batched evaluation, as in the trainer's process (same values; unio.run does without)
     try:
         return evaluate(parser().parse_args(argv))
     except BadRecord as error:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from conftest import world_examples
 
+from unio.kit.answers import location_tokenizer
 from unio.kit.metrics import box_iou, depth_errors
 from unio.registries import TASKS
 from unio.task import Grammar, Segment
@@ -65,6 +66,46 @@ def test_vqa_evaluate_by_type():
     assert result["accuracy"] == 1.0
     wrong = task.evaluate(["zebra"] * len(exs), exs)
     assert wrong["accuracy"] == 0.0
+
+
+def test_vqa_spatial_share_asks_spatial_questions_in_training_only():
+    vqa = type(TASKS.get("vqa"))
+    plain = examples("vqa", n=40)
+    default_rng = np.random.default_rng(0)
+    assert all(vqa().for_training(ex, default_rng) is ex for ex in plain)   # the default: unchanged,
+    assert default_rng.random() == np.random.default_rng(0).random()       # and no random number drawn
+    spatial = list(world_examples(vqa(spatial=1.0), "train", 40, 32))
+    assert [ex.prompt for ex in spatial] == [ex.prompt for ex in plain]     # evaluation's examples keep their mix
+    having = sum(bool(ex.meta["spatial"]) for ex in spatial)      # images with two objects it can name apart
+    rng = np.random.default_rng(1)
+    trained = [vqa(spatial=1.0).for_training(ex, rng) for ex in spatial]
+    assert sum(ex.meta["type"] == "spatial" for ex in plain) < len(plain) / 4
+    asked = [ex for ex in trained if ex.meta["type"] == "spatial"]
+    assert len(asked) == having > len(trained) / 2 and all(" left of " in ex.prompt for ex in asked)
+    assert all(ex.target == ex.meta["answers"][0] in ("yes", "no") for ex in asked)
+    assert all("spatial" not in ex.meta for ex in trained)
+    with pytest.raises(ValueError, match="share of training examples that ask a spatial question"):
+        vqa(spatial=1.5)
+
+
+def test_vqa_ground_says_the_two_boxes_before_a_spatial_answer(modalities):
+    vqa = type(TASKS.get("vqa"))(ground=True)
+    exs = list(world_examples(vqa, "train", 200, 64))
+    spatial = [ex for ex in exs if ex.meta["type"] == "spatial"]
+    assert spatial and all(len(ex.meta["boxes"]) == 2 for ex in spatial)
+    assert all(ex.meta["boxes"] == [] for ex in exs if ex.meta["type"] != "spatial")
+    grammar = vqa.grammar(modalities, 64)
+    for ex, ids in zip(exs, vqa.targets(exs, modalities)):
+        boxes = len(ex.meta["boxes"])
+        assert len(ids) == 4 * boxes + len(modalities.text_ids(ex.target))
+        assert modalities.vocab.owner(ids[0]) == (location_tokenizer(modalities) if boxes else modalities.prompt_name)
+        assert grammar.accepts(ids + [EOS], modalities.vocab) and vqa.decode(ids, modalities, ex) == ex.target
+    # the boxes are the named objects': the subject's centre left of the object's where the answer is yes
+    left = [(a[0] + a[2]) < (b[0] + b[2]) for a, b in (ex.meta["boxes"] for ex in spatial)]
+    agree = np.mean([said == (ex.target == "yes") for said, ex in zip(left, spatial)])
+    assert agree >= 0.9     # the world decides by the centre column; an occluded box can shift its visible centre
+    plain = type(TASKS.get("vqa"))()
+    assert plain.targets(exs, modalities) == [modalities.text_ids(ex.target) for ex in exs]
 
 
 def test_vqa_yes_share_for_the_types_answered_yes_or_no():

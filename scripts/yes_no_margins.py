@@ -4,7 +4,11 @@ over test examples of the world. Reported per kind: the share of yes in the trut
 accuracy at margin 0 (the model's own answers), at the best threshold on these examples (an upper bound for
 any recalibration), at a threshold set on training examples to their yes share, and the ROC AUC (0.5: no
 signal at all). A bias shows as a high AUC with a low accuracy at 0; a question the model has not learnt, as
-an AUC near 0.5 whatever its threshold.
+an AUC near 0.5 whatever its threshold. "yes" and "no" are spelt as the task's targets spell them: a
+`vqa.ground` model's spatial answer after the two objects' gold boxes, so there the margin is the comparison
+given the boxes (the boxes' own likelihood is the same in both and cancels); there it is scored a second time
+(`vqa_spatial_refexp_boxes`) after the boxes the model's own refexp finds for the two named objects, the answer
+a route through refexp would give.
 
     python scripts/yes_no_margins.py runs/all-s39-long runs/eq-long/whole-vqa --n 500
 """
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -20,22 +26,27 @@ from unio.data.encoding import encode_inputs
 from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
 from unio.infer.model_folder import load_model_folder
-from unio.infer.pipeline import ranking_start
+from unio.infer.pipeline import generate_answers, ranking_start
 from unio.model.decoding import score_candidates
 from unio.task_set import TaskSet
 
 VQA_KINDS = ("spatial", "exist")
+SPATIAL = re.compile(r"^Is (.+) left of (.+)\?$")   # the world's spatial questions (tasks/vqa.py)
 
 
 def margins(model, mods, task, examples) -> np.ndarray:
     """log p("yes") - log p("no") of each example, scored as evaluation ranks a task's answer options."""
     start = ranking_start(model, mods, task)
     inputs = encode_inputs(examples, mods, model.config.max_text_length)
-    options = [mods.text_ids("yes"), mods.text_ids("no")]
     with torch.no_grad():
-        scores = [score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, options, start)
-                  for i in range(len(examples))]
+        scores = [score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, answer_options(task, mods, ex),
+                                   start) for i, ex in enumerate(examples)]
     return np.array([float(s[0] - s[1]) for s in scores])
+
+
+def answer_options(task, mods, example) -> list:
+    """The ids of "yes" and of "no" as the task's targets for this example spell them."""
+    return [task.targets([replace(example, target=answer)], mods)[0] for answer in ("yes", "no")]
 
 
 def summary(margin: np.ndarray, truth: np.ndarray, threshold: float | None = None) -> dict:
@@ -71,7 +82,21 @@ def run_margins(run: str, n: int) -> dict:
             chosen = [e for e in questions if e.meta.get("type") == kind][:n]
             truth = np.array([e.meta["answers"][0] == "yes" for e in chosen])
             out[f"vqa_{kind}"] = summary(margins(model, mods, vqa, chosen), truth)
+            if kind == "spatial" and getattr(vqa, "ground", False) and "refexp" in trained:
+                found = with_refexp_boxes(model, mods, tasks, chosen)
+                out["vqa_spatial_refexp_boxes"] = summary(margins(model, mods, vqa, found), truth)
     return out
+
+
+def with_refexp_boxes(model, mods, tasks, examples) -> list:
+    """The spatial questions with their two objects' boxes replaced by the ones the model's refexp finds for
+    the expressions the question names (model frame)."""
+    refexp = tasks.get("refexp")
+    named = [SPATIAL.match(ex.meta["question"]).groups() for ex in examples]
+    asked = [replace(ex, task="refexp", prompt=refexp.prompts[0].format(text), target=None, region=None, meta={})
+             for ex, pair in zip(examples, named) for text in pair]
+    boxes = [a.prediction for a in generate_answers(model, mods, refexp, asked, tasks)]
+    return [replace(ex, meta={**ex.meta, "boxes": boxes[2 * i:2 * i + 2]}) for i, ex in enumerate(examples)]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,11 +11,14 @@ image's spatial question ("Is A left of B?") where it has one; evaluation keeps 
 `ground` (`vqa.ground=true`, a model option: training and inference) has the answer to a spatial question say
 the two objects' boxes first, as refexp would, then "yes" or "no" (4 + 4 location tokens, then the text; the
 decoded answer is the text): the comparison is then between two boxes the decoder has just said.
+`ground="refexp"` trains the same and, at inference, starts such an answer from the boxes the model's own
+refexp finds for the two named objects (asked first), then lets it say "yes" or "no".
 """
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from functools import partial
 
 from unio.data.records import question_of, refexp_of
@@ -43,11 +46,15 @@ class VQA(ShortTextAnswer):
     requires = ("image", "questions")
     max_tokens = 8
 
-    def __init__(self, spatial: float = 0.0, ground: bool = False):
+    def __init__(self, spatial: float = 0.0, ground: bool | str = False):
         if isinstance(spatial, bool) or not isinstance(spatial, (int, float)) or not 0.0 <= spatial <= 1.0:
             raise ValueError(f"spatial is the share of training examples that ask a spatial question, a number "
                              f"between 0 and 1, got {spatial!r}")
-        self.spatial, self.ground = float(spatial), bool(ground)
+        if ground not in (False, True, "refexp"):
+            raise ValueError(f"ground is false, true (a spatial answer says the two boxes first) or 'refexp' (those "
+                             f"boxes found by the model's refexp at inference), got {ground!r}")
+        self.spatial, self.ground = float(spatial), ground
+        self.ask_first = self.refexp_boxes_first if ground == "refexp" else None    # the pipeline's hook
 
     def example(self, record, rng) -> Example:
         question, answers, kind = question_of(pick(record["questions"], rng, record, "question"))
@@ -75,6 +82,24 @@ class VQA(ShortTextAnswer):
         """The answer's text ids; with `ground`, after the boxes of a spatial question's two objects."""
         return [[i for box in ex.meta.get("boxes", ()) for i in box_to_ids(box, mods, ex)] + mods.text_ids(ex.target)
                 for ex in examples] if self.ground else super().targets(examples, mods)
+
+    def refexp_boxes_first(self, examples, tasks, ask) -> None:
+        """With `ground="refexp"`, each spatial question's two boxes as the model's refexp finds them, asked
+        before the answer (`ask(task name, examples)` -> their predictions); answer_prefix starts from them."""
+        asked = [(ex, SPATIAL.match(str(ex.meta.get("question") or ex.prompt))) for ex in examples]
+        asked = [(ex, match.groups()) for ex, match in asked if match]
+        if not asked:
+            return
+        refexp = tasks.get("refexp")
+        found = ask("refexp", [replace(ex, task="refexp", prompt=refexp.prompts[0].format(text), target=None,
+                                       region=None, meta={}) for ex, pair in asked for text in pair])
+        for i, (ex, _) in enumerate(asked):
+            ex.meta["found_boxes"] = found[2 * i:2 * i + 2]
+
+    def answer_prefix(self, example, mods) -> list | None:
+        """The boxes `ask_first` found, as the answer's first 8 tokens (None: the model says its own)."""
+        boxes = example.meta.get("found_boxes")
+        return [i for box in boxes for i in box_to_ids(box, mods, example)] if boxes else None
 
     def grammar(self, mods, image_size: int) -> Grammar:
         if not self.ground:

@@ -1,13 +1,22 @@
 """`--tasks all`: every registered task the source can feed, in one model."""
 import json
+from dataclasses import replace
+from importlib import import_module
 
+import pytest
 from conftest import run_script_here
 
 from unio.data.sources import build_source
+from unio.infer.evaluation import split_examples
+from unio.infer.model_folder import load_model_folder
+from unio.infer.pipeline import generate_answers
+from unio.kit.answers import box_to_ids
 from unio.registries import TASKS
 from unio.task_set import TaskSet
 from unio.train.builders import expand_all, feedable, parse_tasks
 from unio.train.options import TrainOptions
+
+SPATIAL = import_module(type(TASKS.get("vqa")).__module__).SPATIAL    # the world's "Is A left of B?"
 
 
 def trainable_on_the_world() -> set:
@@ -64,3 +73,27 @@ def test_yes_no_margins_agree_with_the_evaluation_answers(tmp_path, all_tasks_ru
     assert figures["itm"]["yes_said"] == round(itm["yes_share"], 3)
     assert all(f["accuracy_best_threshold"] >= f["accuracy_at_0"] for f in figures.values())
     assert all(f["auc"] is None or 0 <= f["auc"] <= 1 for f in figures.values()) and figures["itm"]["auc"] is not None
+
+
+def test_vqa_grounded_through_refexp_starts_from_the_boxes_refexp_finds(all_tasks_run):
+    """vqa.ground=refexp: a spatial question's answer starts from the two boxes the same model's refexp finds
+    for the objects it names (asked first, in one batch), then says its text; other questions are untouched."""
+    model, mods = load_model_folder(all_tasks_run.out)
+    tasks = TaskSet({**model.config.task_options, "vqa": {"ground": "refexp"}}, known_only=True)
+    vqa, refexp = tasks.get("vqa"), tasks.get("refexp")
+    source, size = build_source("world", None, model.config.image_size), model.config.image_size
+    examples = split_examples(vqa, source, "test", 60, size)
+    spatial = [ex for ex in examples if ex.meta["type"] == "spatial"][:3]
+    other = [ex for ex in examples if ex.meta["type"] != "spatial"][:2]
+    named = [text for ex in spatial for text in SPATIAL.match(ex.meta["question"]).groups()]
+    found = generate_answers(model, mods, refexp, [replace(ex, task="refexp", prompt=refexp.prompts[0].format(t),
+                             target=None, region=None, meta={}) for ex, t in zip([e for e in spatial for _ in "ab"], named)], tasks)
+    answers = generate_answers(model, mods, vqa, spatial + other, tasks)
+    for i, (ex, answer) in enumerate(zip(spatial, answers)):
+        boxes = [a.prediction for a in found[2 * i:2 * i + 2]]
+        assert list(answer.ids[:8]) == [t for box in boxes for t in box_to_ids(box, mods, ex)]
+        assert answer.prediction == mods.text_from_ids(answer.ids).strip()
+    assert all("found_boxes" not in ex.meta for ex in other)
+    model.config.trained_tasks = ["vqa"]
+    with pytest.raises(ValueError, match="asks 'refexp' first, which this model was not trained on"):
+        generate_answers(model, mods, vqa, spatial, tasks)

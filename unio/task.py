@@ -113,6 +113,8 @@ OPTIONAL_HOOKS = {
     "pool": (None, "([greedy prediction, sampled ...]) -> one prediction (with `pooled_samples`)"),
     "stop_by_mass": (False, "end a list only when EOS outweighs every continuation together"),
     "answer_prefix": (None, "(example, mods) -> global ids the answer must start with (a box the prompt gives)"),
+    "ask_first": (None, "(examples, tasks, ask) -> None: asks other tasks of the same model first (`ask(name, "
+                        "examples)` -> their predictions) and notes what answer_prefix reads (vqa.ground=refexp)"),
     "answer_options": (None, "(example) -> candidate answers ranked by likelihood instead of generated (None: generate)"),
     "unconditional": (None, "(example) -> its null-prompt twin: classifier-free guidance applies"),
     "via": (None, "the name of a task whose answers this one is made from, by `from_answer` (None: its own)"),

@@ -122,6 +122,8 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
         if copies != 1:
             raise ValueError(f"task {task.name!r} is answered through {task.via!r}: it draws one answer an example")
         return answers_through(model, mods, task, examples, tasks or TaskSet(model.config.task_options, True), **options)
+    if getattr(task, "ask_first", None):
+        ask_first(model, mods, task, examples, tasks or TaskSet(model.config.task_options, True))
     model.eval()
     device = next(model.parameters()).device
     seed, scale = options.pop("seed", None), options.pop("guidance_scale", None)
@@ -182,6 +184,17 @@ def answers_through(model, mods, task, examples, tasks: TaskSet, **options) -> l
     answers = generate_answers(model, mods, other, asked, tasks, **options)
     return [Answer(a.ids, a.score, task.from_answer(a.prediction, ex, ask), a.token_logprobs)
             for a, ex in zip(answers, examples)]
+
+
+def ask_first(model, mods, task, examples, tasks: TaskSet) -> None:
+    """A task's `ask_first` hook: it asks other tasks of the same model (greedy) before its own answer."""
+    def ask(name: str, asked: list) -> list:
+        trained = model.config.trained_tasks
+        if trained is not None and name not in trained:
+            raise ValueError(f"task {task.name!r} asks {name!r} first, which this model was not trained on "
+                             f"(it was trained on {', '.join(trained)})")
+        return [a.prediction for a in generate_answers(model, mods, tasks.get(name), asked, tasks)] if asked else []
+    task.ask_first(examples, tasks, ask)
 
 
 def result_fields(task, prediction, frame) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -31,7 +30,6 @@ from unio.model.decoding import score_candidates
 from unio.task_set import TaskSet
 
 VQA_KINDS = ("spatial", "exist")
-SPATIAL = re.compile(r"^Is (.+) left of (.+)\?$")   # the world's spatial questions (tasks/vqa.py)
 
 
 def margins(model, mods, task, examples) -> np.ndarray:
@@ -83,20 +81,19 @@ def run_margins(run: str, n: int) -> dict:
             truth = np.array([e.meta["answers"][0] == "yes" for e in chosen])
             out[f"vqa_{kind}"] = summary(margins(model, mods, vqa, chosen), truth)
             if kind == "spatial" and getattr(vqa, "ground", False) and "refexp" in trained:
-                found = with_refexp_boxes(model, mods, tasks, chosen)
+                found = with_refexp_boxes(model, mods, tasks, vqa, chosen)
                 out["vqa_spatial_refexp_boxes"] = summary(margins(model, mods, vqa, found), truth)
     return out
 
 
-def with_refexp_boxes(model, mods, tasks, examples) -> list:
-    """The spatial questions with their two objects' boxes replaced by the ones the model's refexp finds for
-    the expressions the question names (model frame)."""
-    refexp = tasks.get("refexp")
-    named = [SPATIAL.match(ex.meta["question"]).groups() for ex in examples]
-    asked = [replace(ex, task="refexp", prompt=refexp.prompts[0].format(text), target=None, region=None, meta={})
-             for ex, pair in zip(examples, named) for text in pair]
-    boxes = [a.prediction for a in generate_answers(model, mods, refexp, asked, tasks)]
-    return [replace(ex, meta={**ex.meta, "boxes": boxes[2 * i:2 * i + 2]}) for i, ex in enumerate(examples)]
+def with_refexp_boxes(model, mods, tasks, vqa, examples) -> list:
+    """Copies of the spatial questions whose two boxes are the ones the model's refexp finds for the expressions
+    they name (`vqa.ground=refexp`'s route, tasks/vqa.py), instead of the gold ones."""
+    def ask(name, asked):
+        return [a.prediction for a in generate_answers(model, mods, tasks.get(name), asked, tasks)]
+    copies = [replace(ex, meta=dict(ex.meta)) for ex in examples]
+    vqa.refexp_boxes_first(copies, tasks, ask)
+    return [replace(ex, meta={**ex.meta, "boxes": ex.meta["found_boxes"]}) for ex in copies]
 
 
 def parser() -> argparse.ArgumentParser:

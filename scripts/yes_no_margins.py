@@ -8,7 +8,8 @@ an AUC near 0.5 whatever its threshold. "yes" and "no" are spelt as the task's t
 `vqa.ground` model's spatial answer after the two objects' gold boxes, so there the margin is the comparison
 given the boxes (the boxes' own likelihood is the same in both and cancels); there it is scored a second time
 (`vqa_spatial_refexp_boxes`) after the boxes the model's own refexp finds for the two named objects, the answer
-a route through refexp would give.
+a route through refexp would give. An `itm.ground` model's ITM answer is scored after the image's gold objects
+(its evaluation answers after the objects its own detection finds).
 
     python scripts/yes_no_margins.py runs/all-s39-long runs/eq-long/whole-vqa --n 500
 """

@@ -14,17 +14,13 @@ from collections import Counter
 
 import numpy as np
 
-from unio.kit.answers import BoxListAnswer, box_groups, box_segment, box_to_ids, whole_groups
+from unio.kit.answers import BoxListAnswer, box_groups, box_segment, listed_ids
 from unio.kit.boxes import coco_ap, nms
+from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, choose_prompt
 
 ORDERS = ("random", "x", "area")
-
-
-def label_of(obj, attribute=None) -> str:
-    attributes = obj.get("attributes") or {}
-    return str(attributes[attribute]) if attribute and attribute in attributes else str(obj.get("category", "object"))
 
 
 @register_task
@@ -51,14 +47,13 @@ class Detection(BoxListAnswer):
 
     def ordered(self, objects, rng) -> list:
         if self.order == "x":
-            return sorted(objects, key=lambda o: (o[0][0], o[0][1]))
+            return left_to_right(objects)
         if self.order == "area":
             return sorted(objects, key=lambda o: -(o[0][2] - o[0][0]) * (o[0][3] - o[0][1]))
         return [objects[i] for i in rng.permutation(len(objects))]
 
     def targets(self, examples, mods):
-        return [whole_groups([box_to_ids(box, mods, ex) + mods.text_ids(label)[:self.max_label_tokens]
-                              for box, label in ex.target], self.max_tokens) for ex in examples]
+        return [listed_ids(ex.target, mods, ex, self.max_label_tokens, self.max_tokens) for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
         label = Segment(mods.prompt_name, 1, self.max_label_tokens)

@@ -13,6 +13,11 @@ With `via="detection"` the task is answered through detection instead of its own
 model trained with detection, with or without find_all): the image's detected boxes whose label names
 the query (every word of it; a category query: the whole label), as a closed-set detector answers
 "find every X". Training is unchanged; the option only changes how answers are made.
+
+`ground="detection"` (a model option: training and inference) has the answer list the image's objects first, as
+detection does (boxes and labels, left to right), then the boxes the query names: picking from a list the
+decoder has just said, not finding them in the image in one step. At inference that list is the model's own
+detection of the image, asked first; the decoded prediction is the boxes after it.
 """
 from __future__ import annotations
 
@@ -21,15 +26,17 @@ from collections import defaultdict
 import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES
-from unio.kit.answers import BoxListAnswer, baseline, box_groups, box_segment, box_to_ids
+from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_objects, baseline, box_groups,
+                               box_segment, box_to_ids, listed_ids)
 from unio.kit.boxes import match, nms
-from unio.kit.labels import query_matches
+from unio.kit.labels import label_of, left_to_right, query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, choose_prompt, slot_of
+from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 VIAS = (None, "detection")   # None: its own trained answers
+GROUNDS = (False, "detection")
 
 
 def phrase(values: dict) -> str:
@@ -50,7 +57,7 @@ def matches(obj, query: dict) -> bool:
 
 
 @register_task
-class FindAll(BoxListAnswer):
+class FindAll(ListedObjectsFirst, BoxListAnswer):
     name, hub_task = "find_all", "zero-shot-object-detection"   # registry name; task type on the hub
     prompts = ['Find every "{}".', 'Where is every "{}" in the image?', 'Locate all "{}" in the image.']
     requires = ("image", "objects")
@@ -58,10 +65,18 @@ class FindAll(BoxListAnswer):
     uses_token_logprobs = True
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
-    def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None):
+    def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None,
+                 ground: bool | str = False):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
-        self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
+        if ground not in GROUNDS:
+            raise ValueError(f"ground is false or 'detection' (the answer lists the image's objects first), "
+                             f"got {ground!r}")
+        if via and ground:
+            raise ValueError("find_all answers either through detection's labels (via) or by its own answer after "
+                             "detection's list (ground), not both")
+        self.absent, self.max_objects, self.nms_iou, self.via, self.ground = absent, max_objects, nms_iou, via, ground
+        self.ask_first = self.objects_first if ground else None     # the pipeline's hook
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
@@ -73,8 +88,10 @@ class FindAll(BoxListAnswer):
         objects = [o for o in record["objects"] if o.get("box") is not None]
         boxes = sorted((list(o["box"]) for o in objects if matches(o, query)), key=lambda b: (b[0], b[1]))
         text = query.get("category") or phrase(query)
-        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects],
-                       {"query": text, "matches": len(boxes), "category": "category" in query, "form": query_form(query)})
+        meta = {"query": text, "matches": len(boxes), "category": "category" in query, "form": query_form(query)}
+        if self.ground:
+            meta["objects"] = left_to_right([(list(o["box"]), label_of(o)) for o in objects])
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects], meta)
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the query is the text the prompt puts between the quotes."""
@@ -98,12 +115,20 @@ class FindAll(BoxListAnswer):
         return None
 
     def targets(self, examples, mods):
-        return [[i for box in ex.target for i in box_to_ids(box, mods, ex)] for ex in examples]
+        """The boxes' ids; with `ground`, after the image's objects as detection lists them."""
+        return [(listed_ids(ex.meta["objects"], mods, ex) if self.ground else [])
+                + [i for box in ex.target for i in box_to_ids(box, mods, ex)] for ex in examples]
 
     def grammar(self, mods, image_size: int) -> Grammar:
-        return Grammar((Repeat((box_segment(mods),), 0, self.max_objects),))
+        boxes = Repeat((box_segment(mods),), 0, self.max_objects)
+        if not self.ground:
+            return Grammar((boxes,))
+        return Grammar((Repeat((box_segment(mods), Segment(mods.prompt_name, 1, 6)), 0, 10), boxes))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:
+        """{boxes, scores} of the answer's boxes (with `ground`: those after the listed objects)."""
+        if self.ground:
+            ids, logprobs = after_listed_objects(ids, logprobs, mods, len(self.answer_prefix(example, mods) or []))
         boxes, groups = box_groups(ids, logprobs, mods, example, labelled=False)
         scores = [g.score for g in groups]
         kept = sorted(nms(boxes, scores, None, self.nms_iou))

@@ -13,6 +13,11 @@ model trained with detection, with or without itm): "yes" when the objects the c
 colour, shape each) are exactly the image's detected labels, as many of each. Only captions that list
 objects in the world's form can be judged this way; another caption is an error naming it. Training is
 unchanged; the option only changes how answers are made.
+
+`ground="detection"` (a model option: training and inference) has the answer say the image's objects first, as
+detection lists them (boxes and labels, left to right), then "yes" or "no": the caption is then compared with a
+list the decoder has just said, not with the image in one step. At inference that list is the model's own
+detection of the image, asked first; "yes" and "no" are ranked after it.
 """
 from __future__ import annotations
 
@@ -21,15 +26,18 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+
 from unio.data.world.constants import COLORS, SHAPES, SIZES
-from unio.kit.answers import ShortTextAnswer
+from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, box_segment, listed_ids
+from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
-from unio.task import Example, choose_prompt, pick, slot_of
+from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, pick, slot_of
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
 PHRASE = re.compile(r"^an? (\w+) (\w+) (\w+)$")
 VIAS = (None, "detection")   # None: its own trained answers
+GROUNDS = (False, "detection")
 
 
 def parse(caption: str) -> list | None:
@@ -62,6 +70,14 @@ def hard_negative(objects: list, kind: str, rng) -> str:
     return render(objects)
 
 
+def gold_objects(record) -> list:
+    """[(box, label)] of a record's objects, left to right, as detection's targets list them."""
+    if record.get("objects") is None:
+        raise ValueError("itm.ground=detection lists the image's objects before its answer, so its records need "
+                         "'objects' (boxes and categories); this source has none")
+    return left_to_right([(list(o["box"]), label_of(o)) for o in record["objects"] if o.get("box") is not None])
+
+
 def random_caption(rng) -> str:
     """A world-style caption of 1-4 objects with random attributes."""
     objects = [[VALUES[a][int(rng.integers(len(VALUES[a])))] for a in ("size", "color", "shape")]
@@ -70,7 +86,7 @@ def random_caption(rng) -> str:
 
 
 @register_task
-class ImageTextMatch(ShortTextAnswer):
+class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
     max_tokens = 4
     name = "itm"
     hub_task = "zero-shot-image-classification"
@@ -79,13 +95,20 @@ class ImageTextMatch(ShortTextAnswer):
     requires = ("image", "captions")
     options = ("yes", "no")
 
-    def __init__(self, easy: float = 0.0, via: str | None = None):
+    def __init__(self, easy: float = 0.0, via: str | None = None, ground: bool | str = False):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
         if via not in VIAS:
             raise ValueError(f"itm answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
+        if ground not in GROUNDS:
+            raise ValueError(f"ground is false or 'detection' (the answer lists the image's objects first), "
+                             f"got {ground!r}")
+        if via and ground:
+            raise ValueError("itm answers either through detection's labels (via) or by its own answer after "
+                             "detection's list (ground), not both")
         self.easy = easy   # training only: this share of examples asks about a random caption instead
-        self.via = via
+        self.via, self.ground = via, ground
+        self.ask_first = self.objects_first if ground else None     # the pipeline's hook
 
     def for_training(self, example, rng) -> Example:
         """With `easy` > 0, that share of the training negatives become easy ones (a random world-style
@@ -105,8 +128,22 @@ class ImageTextMatch(ShortTextAnswer):
             text, answer, kind = caption, "yes", "positive"
         else:
             text, answer = hard_negative(objects, kind, rng), "no"
-        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer,
-                       {"kind": kind, "text": text})
+        meta = {"kind": kind, "text": text}
+        if self.ground:
+            meta["objects"] = gold_objects(record)
+        return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer, meta)
+
+    def targets(self, examples, mods):
+        """"yes" or "no"; with `ground`, after the image's objects as detection lists them."""
+        if not self.ground:
+            return super().targets(examples, mods)
+        return [listed_ids(ex.meta["objects"], mods, ex) + mods.text_ids(ex.target) for ex in examples]
+
+    def grammar(self, mods, image_size: int) -> Grammar:
+        if not self.ground:
+            return super().grammar(mods, image_size)
+        label = Segment(mods.prompt_name, 1, 6)
+        return Grammar((Repeat((box_segment(mods), label), 0, 10), Segment(mods.prompt_name, 1, self.max_tokens)))
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the caption is the text the prompt puts between the quotes."""

@@ -10,7 +10,8 @@ from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
 from unio.infer.model_folder import load_model_folder
 from unio.infer.pipeline import generate_answers
-from unio.kit.answers import box_to_ids
+from unio.kit.answers import box_to_ids, listed_ids
+from unio.kit.labels import left_to_right
 from unio.registries import TASKS
 from unio.task_set import TaskSet
 from unio.train.builders import expand_all, feedable, parse_tasks
@@ -97,3 +98,34 @@ def test_vqa_grounded_through_refexp_starts_from_the_boxes_refexp_finds(all_task
     model.config.trained_tasks = ["vqa"]
     with pytest.raises(ValueError, match="asks 'refexp' first, which this model was not trained on"):
         generate_answers(model, mods, vqa, spatial, tasks)
+
+
+def test_itm_and_find_all_grounded_through_detection_answer_after_the_objects_detection_finds(all_tasks_run):
+    """itm.ground=detection and find_all.ground=detection: each answer starts from the objects the same model's
+    detection finds (left to right, boxes and labels); ITM ranks "yes" and "no" after them, find_all's prediction
+    is the boxes it says after them."""
+    model, mods = load_model_folder(all_tasks_run.out)
+    grounded = {name: {"ground": "detection"} for name in ("itm", "find_all")}
+    tasks = TaskSet({**model.config.task_options, **grounded}, known_only=True)
+    detection, source = tasks.get("detection"), build_source("world", None, model.config.image_size)
+    trained = model.config.trained_tasks
+    for name in grounded:
+        task = tasks.get(name)
+        examples = split_examples(task, source, "test", 4, model.config.image_size)
+        found = generate_answers(model, mods, detection, [replace(ex, task="detection", prompt=detection.prompts[0],
+                                 target=None, region=None, meta={}) for ex in examples], tasks)
+        answers = generate_answers(model, mods, task, examples, tasks)
+        for ex, answer, detected in zip(examples, answers, found):
+            objects = left_to_right([(box, label) for box, label in zip(detected.prediction["boxes"],
+                                     detected.prediction["labels"]) if label.strip()])
+            prefix = listed_ids(objects, mods, ex)
+            assert list(answer.ids[:len(prefix)]) == prefix
+            own = list(answer.ids[len(prefix):])
+            if name == "itm":
+                assert answer.prediction in ("yes", "no") and own == mods.text_ids(answer.prediction)
+            else:
+                assert len(answer.prediction["boxes"]) <= len(own) // 4
+        model.config.trained_tasks = ["itm", "find_all"]
+        with pytest.raises(ValueError, match="asks 'detection' first, which this model was not trained on"):
+            generate_answers(model, mods, task, examples, tasks)
+        model.config.trained_tasks = trained

@@ -108,6 +108,44 @@ def test_vqa_ground_says_the_two_boxes_before_a_spatial_answer(modalities):
     assert plain.targets(exs, modalities) == [modalities.text_ids(ex.target) for ex in exs]
 
 
+def test_itm_ground_lists_the_objects_as_detection_does_before_yes_or_no(modalities):
+    itm, detection = type(TASKS.get("itm"))(ground="detection"), TASKS.get("detection")
+    exs = list(world_examples(itm, "train", 40, 64))
+    listed = list(world_examples(detection, "train", 40, 64))
+    grammar = itm.grammar(modalities, 64)
+    for ex, ids, det, det_ids in zip(exs, itm.targets(exs, modalities), listed, detection.targets(listed, modalities)):
+        assert ex.meta["objects"] == det.target       # the same records in the same order: detection's own list
+        assert ids == det_ids + modalities.text_ids(ex.target) and ex.target in ("yes", "no")
+        assert grammar.accepts(ids + [EOS], modalities.vocab)
+        assert itm.decode(modalities.text_ids(ex.target), modalities, ex) == ex.target
+    assert grammar.first_range == location_tokenizer(modalities)
+    plain = TASKS.get("itm")
+    assert plain.targets(exs, modalities) == [modalities.text_ids(ex.target) for ex in exs]
+    with pytest.raises(ValueError, match="ground is false or 'detection'"):
+        type(plain)(ground="refexp")
+    with pytest.raises(ValueError, match="not both"):
+        type(plain)(ground="detection", via="detection")
+
+
+def test_find_all_ground_lists_the_objects_as_detection_does_before_the_boxes_it_names(modalities):
+    find_all, detection = type(TASKS.get("find_all"))(ground="detection"), TASKS.get("detection")
+    exs = list(world_examples(find_all, "train", 40, 64))
+    listed = list(world_examples(detection, "train", 40, 64))
+    grammar, half_bin = find_all.grammar(modalities, 64), 64 / (2 * modalities["coordinates"].num_bins)
+    plain = TASKS.get("find_all")
+    assert any(not ex.target for ex in exs) and any(ex.target for ex in exs)
+    for ex, ids, det, det_ids, own in zip(exs, find_all.targets(exs, modalities), listed,
+                                          detection.targets(listed, modalities), plain.targets(exs, modalities)):
+        assert ex.meta["objects"] == det.target and ids == det_ids + own
+        assert grammar.accepts(ids + [EOS], modalities.vocab)
+        decoded = find_all.decode(ids, modalities, ex, [0.0] * len(ids))["boxes"]
+        assert len(decoded) == len(ex.target)     # the listed objects are not the answer
+        if decoded:
+            assert np.abs(np.array(sorted(decoded)) - np.array(sorted(ex.target))).max() <= half_bin + 1e-9
+    with pytest.raises(ValueError, match="not both"):
+        type(plain)(ground="detection", via="detection")
+
+
 def test_vqa_yes_share_for_the_types_answered_yes_or_no():
     task = TASKS.get("vqa")
     exs = examples("vqa", n=60)

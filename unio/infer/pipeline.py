@@ -314,10 +314,9 @@ class ForcedPrefix(LogitsProcessor):
         position = input_ids.shape[1] - 1                   # tokens generated after the start token
         for row in range(scores.shape[0]):
             prefix = self.prefixes[(row // self.num_beams) % len(self.prefixes)]
-            if prefix and position < len(prefix):
-                forced = scores[row, prefix[position]].clone()
-                scores[row] = torch.finfo(scores.dtype).min
-                scores[row, prefix[position]] = forced
+            if prefix and position < len(prefix):     # the one finite score (log-probability 0 after softmax),
+                scores[row] = torch.finfo(scores.dtype).min   # whatever an earlier processor (StopByMass) left there
+                scores[row, prefix[position]] = 0.0
         return scores
 
 
@@ -329,14 +328,17 @@ def answer_options(task, examples) -> list | None:
 
 
 def rank_answers(model, mods, task, examples, inputs, candidates) -> list:
-    """The likeliest candidate of each example (summed token log-probabilities, as Unified-IO ranks answer options)."""
+    """The likeliest candidate of each example (summed token log-probabilities, as Unified-IO ranks answer options),
+    each after the ids the task's `answer_prefix` gives (itm.ground: the objects detection found)."""
     answers = []
     start = ranking_start(model, mods, task)
+    answer_prefix = getattr(task, "answer_prefix", None)
     for i, (example, texts) in enumerate(zip(examples, candidates)):
-        ids = [mods.text_ids(t) for t in texts]
+        prefix = (answer_prefix(example, mods) if answer_prefix else None) or []
+        ids = [prefix + mods.text_ids(t) for t in texts]
         scores = score_candidates(model, {k: v[i:i + 1] for k, v in inputs.items()}, ids, start)
         best = int(scores.argmax())
-        answers.append(Answer(ids[best], float(scores[best]), task.decode(ids[best], mods, example)))
+        answers.append(Answer(ids[best], float(scores[best]), task.decode(ids[best][len(prefix):], mods, example)))
     return answers
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from unio.grammar import Grammar, Segment
 from unio.kit.boxes import split_groups
 from unio.kit.image_codes import CodeCache, decode_expected_grid, decode_grid, image_grammar
 from unio.kit.images import image_tensor
+from unio.kit.labels import left_to_right
 
 
 def baseline(answer):
@@ -154,6 +156,43 @@ def box_groups(ids, logprobs, mods, example, labelled: bool = True) -> tuple:
     name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
     groups = split_groups(ids, logprobs, mods.vocab, name, labelled=labelled)
     return [mods[name].decode_box(g.location, w, h) for g in groups], groups
+
+
+def listed_ids(objects, mods, example, max_label_tokens: int = 6, max_tokens: int = 64) -> list:
+    """[(box, label)] as a detection answer's ids: each box's 4 location tokens, then its label's words, whole
+    objects within `max_tokens` (itm.ground=detection starts its answers with this list too)."""
+    return whole_groups([box_to_ids(box, mods, example) + mods.text_ids(label)[:max_label_tokens]
+                         for box, label in objects], max_tokens)
+
+
+def after_listed_objects(ids, logprobs, mods, prefix: int = 0) -> tuple:
+    """(ids, logprobs) of a box list said after a list of labelled objects (find_all.ground): the tokens after
+    the forced `prefix` and after the last label's text the model said past it."""
+    name = location_tokenizer(mods)
+    start = 1 + max((i for i, t in enumerate(ids) if i >= prefix and mods.vocab.owner(t) != name), default=prefix - 1)
+    return list(ids[start:]), logprobs and logprobs[start:]
+
+
+class ListedObjectsFirst:
+    """Mixin for a task option `ground=TASK` (itm and find_all: "detection"): the answer starts with the image's
+    objects as TASK's answer lists them (boxes and labels, left to right). At inference the pipeline's
+    `ask_first` hook (set to `objects_first` by the task where ground is on) asks the same model's TASK, and
+    `answer_prefix` starts the answer from what it found."""
+
+    def objects_first(self, examples, tasks, ask) -> None:
+        """Each example's image's objects as the model's `ground` task finds them (`ask(task name, examples)` ->
+        their predictions: {boxes, labels}), left to right, in meta["found_objects"]."""
+        lister = tasks.get(self.ground)
+        found = ask(self.ground, [replace(ex, task=lister.name, prompt=lister.prompts[0], target=None, region=None,
+                                          meta={}) for ex in examples])
+        for ex, listed in zip(examples, found):    # a box whose label is no word is not an object of the list
+            ex.meta["found_objects"] = left_to_right([(box, label) for box, label in
+                                                      zip(listed["boxes"], listed["labels"]) if label.strip()])
+
+    def answer_prefix(self, example, mods) -> list | None:
+        """The objects `objects_first` found, as the answer's first tokens (None: no prefix)."""
+        found = example.meta.get("found_objects")
+        return listed_ids(found, mods, example) if found else None
 
 
 def whole_groups(groups, max_tokens: int) -> list:

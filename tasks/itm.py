@@ -26,7 +26,6 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-
 from unio.data.world.constants import COLORS, SHAPES, SIZES
 from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, box_segment, listed_ids
 from unio.kit.labels import label_of, left_to_right

@@ -89,6 +89,10 @@ SHARES_RUNS = (("all-s39-long", "declared weights (`all-s39-long`)"),
                ("all-s43-wide69", "wider, in the hour (`all-s43-wide69`)"),
                ("all-s44-attribute", "`--moe attribute` (`all-s44-attribute`)"))
 
+GROUND_RUNS = (("all-s39-long", "declared (`all-s39-long`)"),
+               ("all-s46-ground", "`vqa.ground=refexp` (`all-s46-ground`)"),
+               ("all-s47-itm-ground", "and `itm.ground=detection` (`all-s47-itm-ground`)"))
+
 
 def runs_table(records: dict, named_runs) -> str:
     """Every task's headline in each of `named_runs` ((record, words) pairs, those recorded), the mean and
@@ -125,6 +129,11 @@ def shares_table(records: dict) -> str:
     """Item 6 of issue 33: the all-task run at its declared weights, with keypoints weighted up, wider (at the
     same steps and at the steps an hour holds), and with attribute-routed experts."""
     return runs_table(records, SHARES_RUNS)
+
+
+def ground_table(records: dict) -> str:
+    """Items 3 and 6 of issue 33: the all-task run with answers that say the objects first."""
+    return runs_table(records, GROUND_RUNS)
 
 
 def render(name: str, records: dict) -> str:
@@ -289,6 +298,7 @@ TEMPLATES.update({
     "results-seeds": seeds_table,
     "results-moe": moe_table,
     "results-shares": shares_table,
+    "results-ground": ground_table,
     "results-issue35-alone": """
 | task | command | wall time | headline | baseline | issue 35's target |
 |---|---|---|---|---|---|

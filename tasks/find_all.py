@@ -69,14 +69,8 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
                  ground: bool | str = False):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
-        if ground not in GROUNDS:
-            raise ValueError(f"ground is false or 'detection' (the answer lists the image's objects first), "
-                             f"got {ground!r}")
-        if via and ground:
-            raise ValueError("find_all answers either through detection's labels (via) or by its own answer after "
-                             "detection's list (ground), not both")
-        self.absent, self.max_objects, self.nms_iou, self.via, self.ground = absent, max_objects, nms_iou, via, ground
-        self.ask_first = self.objects_first if ground else None     # the pipeline's hook
+        self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
+        self.set_ground(ground, GROUNDS, via)
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]

@@ -99,15 +99,9 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
         if via not in VIAS:
             raise ValueError(f"itm answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
-        if ground not in GROUNDS:
-            raise ValueError(f"ground is false or 'detection' (the answer lists the image's objects first), "
-                             f"got {ground!r}")
-        if via and ground:
-            raise ValueError("itm answers either through detection's labels (via) or by its own answer after "
-                             "detection's list (ground), not both")
         self.easy = easy   # training only: this share of examples asks about a random caption instead
-        self.via, self.ground = via, ground
-        self.ask_first = self.objects_first if ground else None     # the pipeline's hook
+        self.via = via
+        self.set_ground(ground, GROUNDS, via)
 
     def for_training(self, example, rng) -> Example:
         """With `easy` > 0, that share of the training negatives become easy ones (a random world-style

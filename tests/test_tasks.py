@@ -121,7 +121,7 @@ def test_itm_ground_lists_the_objects_as_detection_does_before_yes_or_no(modalit
     assert grammar.first_range == location_tokenizer(modalities)
     plain = TASKS.get("itm")
     assert plain.targets(exs, modalities) == [modalities.text_ids(ex.target) for ex in exs]
-    with pytest.raises(ValueError, match="ground is false or 'detection'"):
+    with pytest.raises(ValueError, match="ground is one of False, 'detection'"):
         type(plain)(ground="refexp")
     with pytest.raises(ValueError, match="not both"):
         type(plain)(ground="detection", via="detection")

@@ -179,6 +179,18 @@ class ListedObjectsFirst:
     `ask_first` hook (set to `objects_first` by the task where ground is on) asks the same model's TASK, and
     `answer_prefix` starts the answer from what it found."""
 
+    def set_ground(self, ground, allowed: tuple, via=None) -> None:
+        """Checks and sets the `ground` option (False, or the task whose list the answer starts with; `allowed`
+        names them) and the `ask_first` hook it needs."""
+        if ground not in allowed:
+            raise ValueError(f"ground is one of {', '.join(map(repr, allowed))} (a task's name: the answer lists the "
+                             f"image's objects first, as that task answers), got {ground!r}")
+        if via and ground:
+            raise ValueError(f"{self.name} answers either through {via}'s answers (via) or by its own answer after "
+                             f"{ground}'s list (ground), not both")
+        self.ground = ground
+        self.ask_first = self.objects_first if ground else None     # the pipeline's hook
+
     def objects_first(self, examples, tasks, ask) -> None:
         """Each example's image's objects as the model's `ground` task finds them (`ask(task name, examples)` ->
         their predictions: {boxes, labels}), left to right, in meta["found_objects"]."""

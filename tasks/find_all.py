@@ -31,7 +31,7 @@ from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_ob
 from unio.kit.boxes import match, nms
 from unio.kit.labels import label_of, left_to_right, query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, slot_of
+from unio.task import Example, Grammar, Repeat, choose_prompt, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
@@ -117,7 +117,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         boxes = Repeat((box_segment(mods),), 0, self.max_objects)
         if not self.ground:
             return Grammar((boxes,))
-        return Grammar((Repeat((box_segment(mods), Segment(mods.prompt_name, 1, 6)), 0, 10), boxes))
+        return Grammar((self.objects_list(mods), boxes))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:
         """{boxes, scores} of the answer's boxes (with `ground`: those after the listed objects)."""

@@ -27,10 +27,10 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES
-from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, box_segment, listed_ids
+from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, listed_ids
 from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, Segment, choose_prompt, pick, slot_of
+from unio.task import Example, Grammar, Segment, choose_prompt, pick, slot_of
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
@@ -135,8 +135,7 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
     def grammar(self, mods, image_size: int) -> Grammar:
         if not self.ground:
             return super().grammar(mods, image_size)
-        label = Segment(mods.prompt_name, 1, 6)
-        return Grammar((Repeat((box_segment(mods), label), 0, 10), Segment(mods.prompt_name, 1, self.max_tokens)))
+        return Grammar((self.objects_list(mods), Segment(mods.prompt_name, 1, self.max_tokens)))
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the caption is the text the prompt puts between the quotes."""

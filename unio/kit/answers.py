@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from unio.grammar import Grammar, Segment
+from unio.grammar import Grammar, Repeat, Segment
 from unio.kit.boxes import split_groups
 from unio.kit.image_codes import CodeCache, decode_expected_grid, decode_grid, image_grammar
 from unio.kit.images import image_tensor
@@ -190,6 +190,10 @@ class ListedObjectsFirst:
                              f"{ground}'s list (ground), not both")
         self.ground = ground
         self.ask_first = self.objects_first if ground else None     # the pipeline's hook
+
+    def objects_list(self, mods) -> Repeat:
+        """The grammar of the list the answer starts with: listed_ids' boxes, each with its label's words."""
+        return Repeat((box_segment(mods), Segment(mods.prompt_name, 1, 6)), 0, 10)
 
     def objects_first(self, examples, tasks, ask) -> None:
         """Each example's image's objects as the model's `ground` task finds them (`ask(task name, examples)` ->

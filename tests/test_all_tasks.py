@@ -2,6 +2,7 @@
 import json
 from dataclasses import replace
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 from conftest import run_script_here
@@ -36,6 +37,47 @@ def test_all_stands_for_every_task_the_source_can_feed():
     weights = parse_tasks(expand_all(TrainOptions(tasks="all:0.5,vqa:2", preset="toy"), TaskSet()).tasks)
     assert weights[("vqa", "world")] == 2.0 and weights[("depth", "world")] == 0.5
     assert {t for t, _ in weights} == trainable_on_the_world()
+
+
+ALL_RECIPE_RECORD = "all-s48-share-fa"   # the run whose command configs/data/all.yaml's recipe spells out
+
+
+def train_options(*argv):
+    from unio.train.cli import options_from, parser
+    return options_from(parser().parse_args(list(argv)))
+
+
+def test_tasks_all_alone_is_the_recipe_of_the_recorded_all_task_run(capsys):
+    """`--tasks all` is configs/data/all.yaml's recipe: the options of the record's command, less its --out."""
+    import shlex
+    record = json.loads((Path(__file__).parents[1] / "docs" / "records" / f"{ALL_RECIPE_RECORD}.json").read_text())
+    argv = shlex.split(record["command"])[2:]
+    argv = argv[:argv.index("--out")] + argv[argv.index("--out") + 2:]
+    assert train_options("--tasks", "all") == train_options(*argv)
+    assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2, vqa.ground=refexp" in capsys.readouterr().out
+    from unio.train.options import run_dir
+    assert run_dir(train_options("--tasks", "all"), {}) == Path("runs/all-tiny-s0")
+
+
+def test_flags_given_override_the_recipe_and_other_specs_have_none():
+    mine = train_options("--tasks", "all", "--steps", "6", "--task-option", "itm.ground=false",
+                         "--task-option", "itm.easy=0.2")
+    assert (mine.steps, mine.minutes, mine.eval_n) == (6, 56, 500)
+    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False, "easy": 0.2}}
+    for spec in ("all@world", "all,vqa:2", "vqa,depth"):
+        plain = train_options("--tasks", spec)
+        assert (plain.tasks, plain.steps, plain.minutes, plain.eval_n, plain.task_options) == (spec, 2400, None, 200, {})
+    assert train_options().tasks is None and train_options("--tasks", "default").tasks == "vqa,caption,refexp,depth"
+
+
+def test_a_mixture_file_with_an_unknown_key_is_refused(tmp_path, monkeypatch):
+    from unio.train import builders
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.yaml").write_text("mixture: vqa\nstep: 9\n")
+    monkeypatch.setattr(builders, "builtin_dir", lambda name: tmp_path)
+    with pytest.raises(ValueError, match="unknown keys step; a mixture file holds mixture, task_options and steps"):
+        builders.named_mixture("mine")
+    assert builders.named_mixture("vqa") == {}
 
 
 def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path, all_tasks_run):

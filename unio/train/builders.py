@@ -34,10 +34,30 @@ ALL = "all"   # in --tasks: every task the source can feed (expand_all)
 
 
 # -- builders ---------------------------------------------------------------------------------
+RECIPE_KEYS = ("steps", "minutes", "eval_n")   # what a named mixture may set besides its pairs and task options
+
+
 def default_mixture() -> str:
     """The mixture of configs/data/default.yaml: what `train_mixture.py` trains without --tasks."""
+    return named_mixture("default")["mixture"]
+
+
+def named_mixture(spec) -> dict:
+    """configs/data/NAME.yaml when --tasks is NAME (`default`, `all`) and that file names a mixture: the pairs
+    (`mixture`) and the recipe its figures were measured with (`task_options`, and RECIPE_KEYS' options),
+    which flags given on the command line override; {} for any other spec."""
     import yaml
-    return yaml.safe_load((builtin_dir("configs") / "data" / "default.yaml").read_text())["mixture"]
+    if not isinstance(spec, str) or not spec.strip().isidentifier():
+        return {}
+    path = builtin_dir("configs") / "data" / f"{spec.strip()}.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(config, dict) or "mixture" not in config:
+        return {}
+    unknown = set(config) - {"mixture", "task_options", *RECIPE_KEYS}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {', '.join(sorted(unknown))}; a mixture file holds mixture, task_options "
+                         f"and {', '.join(RECIPE_KEYS)}")
+    return config
 
 
 def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:

@@ -128,24 +128,40 @@ def source_options(items: list) -> dict:
 
 def options_from(args):
     from unio.task_set import parse_task_options
+    from unio.train.builders import RECIPE_KEYS, named_mixture
     from unio.train.trainer import TrainOptions
     if args.no_warm_up:
         print("--no-warm-up: no task declares a warm-up since v0.3 (caption's detection is gone); the flag changes nothing")
-    opts = TrainOptions(tasks=args.tasks, sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
+    recipe = named_mixture(args.tasks)        # --tasks all: configs/data/all.yaml's pairs, options and steps
+    if set(recipe) - {"mixture"}:
+        print(f"--tasks {args.tasks}: configs/data/{args.tasks}.yaml's recipe ({describe_recipe(recipe)}); flags given override it")
+    opts = TrainOptions(tasks=recipe.get("mixture", args.tasks), sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
                         deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
-                        plugins=args.plugin, progress=not args.no_progress, minutes=args.minutes,
+                        plugins=args.plugin, progress=not args.no_progress,
                         compile=not args.no_compile, range_loss=args.range_loss,
                         skip_bad_records=args.skip_bad_records, data_workers=0 if args.data_worker == "thread" else 1,
                         idle_data_worker=args.data_worker == "idle")
     opts.model_overrides = model_overrides(args.model)
-    opts.task_options = parse_task_options(args.task_option)
+    given = parse_task_options(args.task_option)
+    recipe_options = recipe.get("task_options") or {}
+    opts.task_options = {task: {**recipe_options.get(task, {}), **given.get(task, {})} for task in {**recipe_options, **given}}
+    for name in RECIPE_KEYS:
+        if name in recipe:
+            setattr(opts, name, recipe[name])     # the loop below puts back what the flags give
     if args.decoder_only:
         opts.decoder_only = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
-    for name in ("steps", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
+    for name in ("steps", "minutes", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
                  "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision", "packing", "buckets", "sub_batches"):
         if getattr(args, name) is not None:
             setattr(opts, name, getattr(args, name))
     return opts
+
+
+def describe_recipe(recipe: dict) -> str:
+    """'all,itm:4,find_all:2, vqa.ground=refexp, steps 9600, ...': a named mixture's recipe in one line."""
+    from unio.train.builders import RECIPE_KEYS
+    options = [f"{task}.{key}={value}" for task, kv in (recipe.get("task_options") or {}).items() for key, value in kv.items()]
+    return ", ".join([recipe["mixture"], *options, *(f"{key} {recipe[key]}" for key in RECIPE_KEYS if key in recipe)])
 
 
 def finish(trainer, eval_n: int) -> dict:

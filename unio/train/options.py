@@ -93,7 +93,9 @@ def seed_everything(seed: int) -> None:
 def run_dir(opts: TrainOptions, weights: dict) -> Path:
     if opts.out:
         return Path(opts.out)
-    pairs = "all" if opts.tasks == "all" else "-".join(pair_name(*pair) for pair in weights)
+    from unio.train.builders import ALL, named_mixture
+    every = opts.tasks in (ALL, named_mixture(ALL).get("mixture"))    # `all`, or its recipe's pairs
+    pairs = ALL if every else "-".join(pair_name(*pair) for pair in weights)
     name = pairs + f"-{opts.preset}-s{opts.seed}"
     return Path("runs") / name
 

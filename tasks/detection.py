@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from unio.kit.answers import BoxListAnswer, box_groups, box_segment, listed_ids
+from unio.kit.answers import LABEL_TOKENS, LISTED_OBJECTS, BoxListAnswer, box_groups, box_segment, listed_ids
 from unio.kit.boxes import coco_ap, nms
 from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
@@ -34,7 +34,7 @@ class Detection(BoxListAnswer):
     uses_token_logprobs = True          # decode() is given each generated token's log-probability
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
-    def __init__(self, order: str = "x", max_objects: int = 10, max_label_tokens: int = 6,
+    def __init__(self, order: str = "x", max_objects: int = LISTED_OBJECTS, max_label_tokens: int = LABEL_TOKENS,
                  max_tokens: int = 64, nms_iou: float = 0.6, label_attribute: str | None = None):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")

@@ -158,7 +158,11 @@ def box_groups(ids, logprobs, mods, example, labelled: bool = True) -> tuple:
     return [mods[name].decode_box(g.location, w, h) for g in groups], groups
 
 
-def listed_ids(objects, mods, example, max_label_tokens: int = 6, max_tokens: int = 64) -> list:
+LABEL_TOKENS = 6      # a listed object's label words at most (detection's default, and the grounded lists')
+LISTED_OBJECTS = 10   # objects a list holds at most (the same)
+
+
+def listed_ids(objects, mods, example, max_label_tokens: int = LABEL_TOKENS, max_tokens: int = 64) -> list:
     """[(box, label)] as a detection answer's ids: each box's 4 location tokens, then its label's words, whole
     objects within `max_tokens` (itm.ground=detection starts its answers with this list too)."""
     return whole_groups([box_to_ids(box, mods, example) + mods.text_ids(label)[:max_label_tokens]
@@ -193,7 +197,7 @@ class ListedObjectsFirst:
 
     def objects_list(self, mods) -> Repeat:
         """The grammar of the list the answer starts with: listed_ids' boxes, each with its label's words."""
-        return Repeat((box_segment(mods), Segment(mods.prompt_name, 1, 6)), 0, 10)
+        return Repeat((box_segment(mods), Segment(mods.prompt_name, 1, LABEL_TOKENS)), 0, LISTED_OBJECTS)
 
     def objects_first(self, examples, tasks, ask) -> None:
         """Each example's image's objects as the model's `ground` task finds them (`ask(task name, examples)` ->

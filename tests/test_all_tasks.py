@@ -39,7 +39,7 @@ def test_all_stands_for_every_task_the_source_can_feed():
     assert {t for t, _ in weights} == trainable_on_the_world()
 
 
-ALL_RECIPE_RECORD = "all-s48-share-fa"   # the run whose command configs/data/all.yaml's recipe spells out
+ALL_RECIPE_RECORD = "all-s49-kp2"   # the run whose command configs/data/all.yaml's recipe spells out
 
 
 def train_options(*argv):
@@ -48,13 +48,14 @@ def train_options(*argv):
 
 
 def test_tasks_all_alone_is_the_recipe_of_the_recorded_all_task_run(capsys):
-    """`--tasks all` is configs/data/all.yaml's recipe: the options of the record's command, less its --out."""
+    """`--tasks all` is configs/data/all.yaml's recipe: the options of the record's command, less its --out (and
+    --no-progress)."""
     import shlex
     record = json.loads((Path(__file__).parents[1] / "docs" / "records" / f"{ALL_RECIPE_RECORD}.json").read_text())
     argv = shlex.split(record["command"])[2:]
-    argv = argv[:argv.index("--out")] + argv[argv.index("--out") + 2:]
+    argv = [a for a in argv[:argv.index("--out")] + argv[argv.index("--out") + 2:] if a != "--no-progress"]
     assert train_options("--tasks", "all") == train_options(*argv)
-    assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2, vqa.ground=refexp" in capsys.readouterr().out
+    assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2,keypoints:2,caption:1, vqa.ground=refexp" in capsys.readouterr().out
     from unio.train.options import run_dir
     assert run_dir(train_options("--tasks", "all"), {}) == Path("runs/all-tiny-s0")
 

@@ -240,7 +240,6 @@ TEMPLATES = {
 |---|---|
 | 2 cores, AMD EPYC with AVX512-BF16, no AMX ({{default-1205:date|raw}}), tokenizers cached, `--eval-n 500` | {{default-1205:wall_s|min}}; right after, at `--seed 1`: {{default-1205-s1:wall_s|min}}; another VM of the class, {{default-s43-idle:date|raw}}, with the data worker at idle priority: {{default-s43-idle:wall_s|min}} ({{default-s43-before:wall_s|min}} before it) |
 | 2 cores with AMX (the reference machine), v0.2's default command (2,100 steps; {{default-1202:wall_s|min}} on the EPYC) | {{warm2:wall_s|min}} |
-| 2 cores, AMD EPYC (bf16 matmuls 4.21x its fp32), {{default-s49-200:date|raw}}, today's and v0.2's back to back, 200 test each | today's {{default-s49-200:wall_s|min}}, v0.2's {{default-v02-s49:wall_s|min}} |
 """,
     "readme-printed": lambda records: printed_table(records, "default-1205"),
     "readme-tasks": """

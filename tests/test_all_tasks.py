@@ -71,6 +71,19 @@ def test_flags_given_override_the_recipe_and_other_specs_have_none():
     assert train_options().tasks is None and train_options("--tasks", "default").tasks == "vqa,caption,refexp,depth"
 
 
+def test_the_python_api_gets_the_recipe_by_name():
+    """named_options("all", ...) is what `--tasks all ...` gives; TrainOptions(tasks="all") stays the plain
+    expansion; a name without a mixture file is refused naming those there are."""
+    from unio.train.options import TrainOptions, named_options
+    mine = named_options("all", seed=1, steps=6, task_options={"itm": {"ground": False}})
+    assert mine == train_options("--tasks", "all", "--seed", "1", "--steps", "6", "--task-option", "itm.ground=false")
+    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False}}
+    assert named_options("default") == train_options("--tasks", "default")
+    assert (TrainOptions(tasks="all").steps, TrainOptions(tasks="all").task_options) == (2400, {})
+    with pytest.raises(ValueError, match="'vqa' names no mixture file in configs/data/; named mixtures: all, default"):
+        named_options("vqa")
+
+
 def test_a_mixture_file_with_an_unknown_key_is_refused(tmp_path, monkeypatch):
     from unio.train import builders
     (tmp_path / "data").mkdir()

@@ -60,6 +60,11 @@ def named_mixture(spec) -> dict:
     return config
 
 
+def named_mixtures() -> list:
+    """The names `--tasks` takes for a file in configs/data/ that holds a mixture (`all`, `default`, ...)."""
+    return sorted(path.stem for path in (builtin_dir("configs") / "data").glob("*.yaml") if named_mixture(path.stem))
+
+
 def build_mixture(opts: TrainOptions, task_set: TaskSet) -> tuple:
     """({(task, source): weight}, {name: task of `task_set`}) from --tasks; a task given without a weight
     has the weight it declares (1 unless it says otherwise: caption 2, depth 1.5). Pairs that only

@@ -126,35 +126,31 @@ def source_options(items: list) -> dict:
     return out
 
 
+FLAG_OPTIONS = ("steps", "minutes", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every",
+                "probe_gradients", "warmup", "eval_every", "spatial_first", "loss_mean", "task_weighting", "photometric",
+                "first_tasks", "tokenizer_config", "precision", "packing", "buckets", "sub_batches")   # set only when given
+
+
 def options_from(args):
     from unio.task_set import parse_task_options
-    from unio.train.builders import RECIPE_KEYS, named_mixture
-    from unio.train.trainer import TrainOptions
+    from unio.train.builders import named_mixture
+    from unio.train.options import TrainOptions, named_options
     if args.no_warm_up:
         print("--no-warm-up: no task declares a warm-up since v0.3 (caption's detection is gone); the flag changes nothing")
+    options = dict(sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
+                   deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
+                   plugins=args.plugin, progress=not args.no_progress,
+                   compile=not args.no_compile, range_loss=args.range_loss,
+                   skip_bad_records=args.skip_bad_records, data_workers=0 if args.data_worker == "thread" else 1,
+                   idle_data_worker=args.data_worker == "idle", task_options=parse_task_options(args.task_option),
+                   model_overrides=model_overrides(args.model),
+                   **{name: getattr(args, name) for name in FLAG_OPTIONS if getattr(args, name) is not None})
+    if args.decoder_only:
+        options["decoder_only"] = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
     recipe = named_mixture(args.tasks)        # --tasks all: configs/data/all.yaml's pairs, options and steps
     if set(recipe) - {"mixture"}:
         print(f"--tasks {args.tasks}: configs/data/{args.tasks}.yaml's recipe ({describe_recipe(recipe)}); flags given override it")
-    opts = TrainOptions(tasks=recipe.get("mixture", args.tasks), sources=source_options(args.source), preset=args.preset, out=args.out, resume=args.resume, seed=args.seed,
-                        deepspeed=args.deepspeed, moe=args.moe or False, tokenizers=args.tokenizers,
-                        plugins=args.plugin, progress=not args.no_progress,
-                        compile=not args.no_compile, range_loss=args.range_loss,
-                        skip_bad_records=args.skip_bad_records, data_workers=0 if args.data_worker == "thread" else 1,
-                        idle_data_worker=args.data_worker == "idle")
-    opts.model_overrides = model_overrides(args.model)
-    given = parse_task_options(args.task_option)
-    recipe_options = recipe.get("task_options") or {}
-    opts.task_options = {task: {**recipe_options.get(task, {}), **given.get(task, {})} for task in {**recipe_options, **given}}
-    for name in RECIPE_KEYS:
-        if name in recipe:
-            setattr(opts, name, recipe[name])     # the loop below puts back what the flags give
-    if args.decoder_only:
-        opts.decoder_only = tuple(n.strip() for n in args.decoder_only.split(",") if n.strip())
-    for name in ("steps", "minutes", "batch_size", "lr", "grad_accum", "eval_n", "vq_steps", "checkpoint_every", "log_every", "probe_gradients", "warmup", "eval_every",
-                 "spatial_first", "loss_mean", "task_weighting", "photometric", "first_tasks", "tokenizer_config", "precision", "packing", "buckets", "sub_batches"):
-        if getattr(args, name) is not None:
-            setattr(opts, name, getattr(args, name))
-    return opts
+    return named_options(args.tasks, **options) if recipe else TrainOptions(tasks=args.tasks, **options)
 
 
 def describe_recipe(recipe: dict) -> str:

@@ -67,6 +67,22 @@ class TrainOptions:
     task_options: dict = field(default_factory=dict)   # {task: {constructor option: value}}, e.g. detection order
 
 
+def named_options(name: str, **given) -> TrainOptions:
+    """The options `--tasks NAME` gives on the command line, for the Python API: configs/data/NAME.yaml's
+    pairs and recipe (task options, steps, minutes, eval_n), with `given` over them (task options merged per
+    task, the given ones winning): `Trainer(named_options("all", seed=1))` trains what `--tasks all --seed 1`
+    does, where `TrainOptions(tasks="all")` is the plain expansion at the declared weights."""
+    from unio.train.builders import RECIPE_KEYS, named_mixture, named_mixtures
+    recipe = named_mixture(name)
+    if not recipe:
+        raise ValueError(f"{name!r} names no mixture file in configs/data/; named mixtures: {', '.join(named_mixtures())}")
+    task_options = dict(recipe.get("task_options") or {})
+    for task, options in (given.pop("task_options", None) or {}).items():
+        task_options[task] = {**task_options.get(task, {}), **options}
+    recipe_options = {key: recipe[key] for key in RECIPE_KEYS if key in recipe}
+    return TrainOptions(**{"tasks": recipe["mixture"], **recipe_options, **given, "task_options": task_options})
+
+
 def with_layout_defaults(opts: TrainOptions) -> TrainOptions:
     """The options with --loss-mean and --sub-batches the batch layout's defaults where not given: the
     square-root mean and two groups for mixed batches (docs/experiments.md, session 37); the token mean

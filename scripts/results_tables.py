@@ -95,7 +95,9 @@ GROUND_RUNS = (("all-s39-long", "declared (`all-s39-long`)"),
                ("all-s48-share", "and ITM 4, find_all 2 grounded, 9,600 steps (`all-s48-share`)"),
                ("all-s48-share-fa", "ITM 4, find_all 2 by its own boxes, 9,600 (`all-s48-share-fa`)"),
                ("all-s49-kp2", "and keypoints 2, captions 1 (`all-s49-kp2`)"),
-               ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"))
+               ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"),
+               ("all-s50-seed2", "the same, `--seed 2` (`all-s50-seed2`)"),
+               ("all-s50-kp3-seed1", "keypoints 3, seed 1 (`all-s50-kp3-seed1`)"))
 
 
 def runs_table(records: dict, named_runs) -> str:
@@ -136,11 +138,12 @@ def shares_table(records: dict) -> str:
 
 
 ITEM6_RUNS = (("all-s39-long", "declared, 7,600 steps (`all-s39-long`)"),
-              ("all-s47-itm-ground", "grounded ITM, 7,600 (`all-s47-itm-ground`)"),
               ("all-s48-share", "ITM 4, find_all 2, both grounded, 9,600 (`all-s48-share`)"),
               ("all-s48-share-fa", "ITM 4 grounded, find_all 2, 9,600 (`all-s48-share-fa`)"),
               ("all-s49-kp2", "and keypoints 2, captions 1 (`all-s49-kp2`)"),
-              ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"))
+              ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"),
+              ("all-s50-seed2", "the same, `--seed 2` (`all-s50-seed2`)"),
+              ("all-s50-kp3-seed1", "keypoints 3, seed 1 (`all-s50-kp3-seed1`)"))
 ITEM6_TARGETS = (   # (figure, task, metric, target, lower is better): issue 33, item 6
     ("vqa accuracy", "vqa", "accuracy", 0.80, False), ("vqa shape questions", "vqa", "accuracy_shape", 0.70, False),
     ("vqa spatial questions (44)", "vqa", "accuracy_spatial", 0.70, False),

@@ -12,7 +12,9 @@ rate: the share of absent queries that got any box (also for each form of query:
 With `via="detection"` the task is answered through detection instead of its own trained answers (a
 model trained with detection, with or without find_all): the image's detected boxes whose label names
 the query (every word of it; a category query: the whole label), as a closed-set detector answers
-"find every X". Training is unchanged; the option only changes how answers are made.
+"find every X". Training is unchanged; the option only changes how answers are made. So does `min_score`: boxes
+whose score (their tokens' geometric mean probability) is under it are dropped, as a detector's score threshold
+does (`scripts/score_threshold.py` sweeps it and chooses one on the validation split).
 
 `ground="detection"` (a model option: training and inference) has the answer list the image's objects first, as
 detection does (boxes and labels, left to right), then the boxes the query names: picking from a list the
@@ -66,10 +68,13 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
     def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None,
-                 ground: bool | str = False):
+                 ground: bool | str = False, min_score: float = 0.0):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
+        if not 0.0 <= min_score < 1.0:
+            raise ValueError(f"find_all's min_score is a box score (its tokens' mean probability), in [0, 1); got {min_score!r}")
         self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
+        self.min_score = min_score          # boxes scored under it are dropped (scripts/score_threshold.py chooses it)
         self.set_ground(ground, GROUNDS, via)
 
     def example(self, record, rng) -> Example:
@@ -125,7 +130,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
             ids, logprobs = after_listed_objects(ids, logprobs, mods, len(self.answer_prefix(example, mods) or []))
         boxes, groups = box_groups(ids, logprobs, mods, example, labelled=False)
         scores = [g.score for g in groups]
-        kept = sorted(nms(boxes, scores, None, self.nms_iou))
+        kept = sorted(i for i in nms(boxes, scores, None, self.nms_iou) if scores[i] >= self.min_score)
         return {"boxes": [boxes[i] for i in kept], "scores": [scores[i] for i in kept]}
 
     def from_answer(self, detected: dict, example, ask=None) -> dict:

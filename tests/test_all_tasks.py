@@ -132,6 +132,33 @@ def test_yes_no_margins_agree_with_the_evaluation_answers(tmp_path, all_tasks_ru
     assert all(f["auc"] is None or 0 <= f["auc"] <= 1 for f in figures.values()) and figures["itm"]["auc"] is not None
 
 
+def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):
+    """scripts/score_threshold.py on the toy all-task run: at threshold 0 its test figures are evaluation's (the
+    same 6 examples), as are the presence sweep's at 1; a higher threshold never raises recall or false positives; the threshold chosen on
+    validation, given as find_all.min_score, drops exactly the boxes scored under it."""
+    out = all_tasks_run.out
+    proc = run_script_here("scripts/score_threshold.py", str(out), "--n", "6", "--max-fp", "1.0", "--json", str(tmp_path / "t.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "t.json").read_text())[str(out)]
+    evaluated = json.loads((out / "eval.json").read_text())["model"]["find_all"]
+    assert figures["test_at_0"]["recall"] == round(evaluated["recall"], 4)
+    assert figures["test_at_0"]["fp_rate_absent"] == round(evaluated["fp_rate_absent"], 4)
+    test = figures["sweep"]["test"]
+    for key in ("recall", "fp_rate_absent"):
+        assert all(a[key] >= b[key] for a, b in zip(test, test[1:]))
+    assert figures["chosen_on_validation"]["threshold"] == 0.0    # --max-fp 1.0: any threshold keeps to it
+    presence = figures["presence"]["test"]         # from greedy's answers (threshold 1) to all but certain ones empty
+    assert presence[0] == {**figures["test_at_0"], "threshold": 1.0} and presence[-1]["recall"] <= presence[0]["recall"]
+    model, mods = load_model_folder(out)
+    plain, strict = (TaskSet({**model.config.task_options, "find_all": {"min_score": t}}, known_only=True).get("find_all")
+                     for t in (0.0, 0.5))
+    examples = split_examples(plain, build_source("world", None, model.config.image_size), "test", 6, model.config.image_size)
+    for ex, a, b in zip(examples, generate_answers(model, mods, plain, examples), generate_answers(model, mods, strict, examples)):
+        assert b.prediction["boxes"] == [box for box, s in zip(a.prediction["boxes"], a.prediction["scores"]) if s >= 0.5]
+    with pytest.raises(ValueError, match="find_all's min_score is a box score"):
+        type(plain)(min_score=1.0)
+
+
 def test_vqa_grounded_through_refexp_starts_from_the_boxes_refexp_finds(all_tasks_run):
     """vqa.ground=refexp: a spatial question's answer starts from the two boxes the same model's refexp finds
     for the objects it names (asked first, in one batch), then says its text; other questions are untouched."""

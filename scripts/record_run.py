@@ -1,7 +1,7 @@
 """Record a run for the docs: python scripts/record_run.py runs/default-1202 --name default-1202 --commit 77f1d94
 
-RUN is a run folder (its eval.json, and record.json when the trainer wrote one) or an evaluate.py --json
-file. The log beside it (RUN.log, or --log) gives what `/usr/bin/time -v` and the trainer printed: the
+RUN is a run folder (its eval.json, its options.json, kept as the record's train_options, and record.json when
+the trainer wrote one) or an evaluate.py --json file. The log beside it (RUN.log, or --log) gives what `/usr/bin/time -v` and the trainer printed: the
 command, wall time, peak RSS, steps, last loss and training seconds. Writes docs/records/NAME.json;
 then `python scripts/results_tables.py` rewrites the tables that quote it."""
 import argparse
@@ -55,6 +55,8 @@ def main(argv=None) -> int:
               **{k: logged[k] for k in ("train_s", "run_s", "steps", "last_loss", "peak_rss_mb") if k in logged},
               "metrics": metrics, "baselines": baselines,
               "source": "eval.json" if path.name == "eval.json" else "evaluate.py --json"}
+    if (run / "options.json").is_file():      # what was trained: specialists.py makes a run's specialists from it
+        record["train_options"] = json.loads((run / "options.json").read_text())
     if args.note:
         record["note"] = args.note
     if bad := problems(record):

@@ -4,11 +4,13 @@
     python scripts/specialists.py runs/all --out runs/eq --dry-run       # the steps and commands only
     python scripts/specialists.py runs/all --out runs/eq --only vqa,depth --json interference.json
     python scripts/specialists.py runs/all --out runs/eq --budget whole --only refexp   # the whole budget's
+    python scripts/specialists.py docs/records/all-s39-long.json --out runs/eq-long --only depth   # from a record
 
 Each specialist is scripts/train_mixture.py on one pair of the generalist alone, with the generalist's preset,
 batch size, learning rate, warm-up, seed, model overrides, task options and tokenizers (its run's
-model/tokenizers), for the steps that pair got there: its examples in the generalist's batches (both stages,
-replayed from the run's seed) over the batch size, rounded, at least 1 (`--budget equal`, folders eq-PAIR);
+model/tokenizers; from a record of the run, which holds its options, the cache's, built there when absent),
+for the steps that pair got there: its examples in the generalist's batches (both stages, replayed from the
+run's seed) over the batch size, rounded, at least 1 (`--budget equal`, folders eq-PAIR);
 or, with `--budget whole`, the generalist's own steps (folders whole-PAIR). A specialist whose folder already
 holds an eval.json is not trained again, so a stopped sweep goes on where it stopped. The table is
 scripts/interference.py's, with a column for each budget of which --out holds finished specialists of the
@@ -23,31 +25,72 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import fields, replace
-from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from unio.infer.interference import compare, markdown, read_eval
 from unio.train import checkpoint as ckpt
 from unio.train.options import TrainOptions
 
 
-@lru_cache(maxsize=None)
-def generalist_options(run: Path) -> TrainOptions:
-    """The generalist's options (its options.json), with the steps it trained (its checkpoint's, where
-    --minutes stopped it early); read once a run. Shared: change a copy (dataclasses.replace)."""
-    saved = json.loads((run / "options.json").read_text())
-    opts = TrainOptions(**{f.name: saved[f.name] for f in fields(TrainOptions) if f.name in saved})
+class Generalist(NamedTuple):
+    """What the specialists are made from: the generalist's options (with the steps it trained), the folder of
+    its tokenizers and its evaluation (an eval.json's contents)."""
+    options: TrainOptions
+    tokenizers: Path
+    evaluation: dict
+
+
+def options_of(saved: dict) -> TrainOptions:
+    return TrainOptions(**{f.name: saved[f.name] for f in fields(TrainOptions) if f.name in saved})
+
+
+def from_run(run: Path) -> Generalist:
+    """A finished train_mixture.py run folder: its options.json (the steps its checkpoint holds, where --minutes
+    stopped it early), model/tokenizers and eval.json."""
+    opts = options_of(json.loads((run / "options.json").read_text()))
     found = ckpt.find_checkpoint(run)
     if found is not None:
         opts.steps = ckpt.load_state(found)["step"]
-    return opts
+    return Generalist(opts, run / "model" / "tokenizers", read_eval(run))
 
 
-def examples_per_pair(run: Path) -> dict:
+def from_record(path: Path) -> Generalist:
+    """A docs/records/NAME.json of a train_mixture.py run that holds the run's options (`train_options`, which
+    record_run.py copies from options.json) and steps: its tokenizers are the cache's for those options, built
+    there now when this machine has none (as train_mixture.py would build them)."""
+    record = json.loads(path.read_text())
+    if "train_options" not in record or "steps" not in record:
+        raise ValueError(f"{path} holds no train_options and steps (recorded before record_run.py kept them, or "
+                         f"not a train_mixture.py run): give the generalist's run folder instead")
+    opts = replace(options_of(record["train_options"]), steps=record["steps"])
+    return Generalist(opts, built_tokenizers(opts), read_eval(path))
+
+
+def built_tokenizers(opts: TrainOptions) -> Path:
+    """The cache folder of the tokenizers `opts` train with, built now when it is not there."""
+    from unio.train.builders import build_modalities, tokenizer_folder
+    from unio.train.trainer import Trainer
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(replace(opts, out=scratch, resume=False, compile=False, deepspeed=None))
+        build_modalities(trainer.opts, trainer.weights, trainer.sources, None, True, trainer.bad, trainer.task_set)
+        return tokenizer_folder(trainer.opts, trainer.weights, trainer.task_set)
+
+
+def load_generalist(path: Path) -> Generalist:
+    if path.is_file() and path.suffix == ".json":
+        return from_record(path)
+    if not (path / "options.json").is_file() or not (path / "model" / "tokenizers").is_dir():
+        raise ValueError(f"{path} is neither a finished train_mixture.py run folder (options.json and model/tokenizers) "
+                         f"nor a record of one (docs/records/NAME.json)")
+    return from_run(path)
+
+
+def examples_per_pair(generalist: Generalist) -> dict:
     """{pair name: its examples in the generalist's batches}, the run's own draws replayed from its seed."""
     from unio.train.trainer import Trainer
     with tempfile.TemporaryDirectory() as scratch:
-        opts = replace(generalist_options(run), out=scratch, tokenizers=str(run / "model" / "tokenizers"), resume=False,
+        opts = replace(generalist.options, out=scratch, tokenizers=str(generalist.tokenizers), resume=False,
                        compile=False, progress=False, deepspeed=None)
         trainer = Trainer(opts)
         trainer.setup()
@@ -57,21 +100,21 @@ def examples_per_pair(run: Path) -> dict:
     return {name: int(n) for name, n in zip(stream.mixture.names, drawn)}
 
 
-def steps_per_pair(run: Path) -> dict:
+def steps_per_pair(generalist: Generalist) -> dict:
     """{pair name: the steps its examples fill in the generalist's batches, at least 1}."""
-    batch_size = generalist_options(run).batch_size
-    return {name: max(1, round(n / batch_size)) for name, n in examples_per_pair(run).items()}
+    batch_size = generalist.options.batch_size
+    return {name: max(1, round(n / batch_size)) for name, n in examples_per_pair(generalist).items()}
 
 
 BUDGETS = {"equal": ("eq", "equal_steps"), "whole": ("whole", "whole_budget")}   # folder prefix, table column
 
 
-def budget_steps(run: Path, budget: str) -> dict:
+def budget_steps(generalist: Generalist, budget: str) -> dict:
     """{pair name: its specialist's steps}: the pair's share of the generalist's batches (its draws replayed),
     or all of them (each pair the generalist was evaluated on; no replay needed)."""
     if budget == "equal":
-        return steps_per_pair(run)
-    return dict.fromkeys(read_eval(run)["model"], generalist_options(run).steps)
+        return steps_per_pair(generalist)
+    return dict.fromkeys(generalist.evaluation["model"], generalist.options.steps)
 
 
 def finished(out: Path, pairs: list) -> dict:
@@ -81,13 +124,13 @@ def finished(out: Path, pairs: list) -> dict:
     return {column: evals for column, evals in found.items() if evals}
 
 
-def command(run: Path, pair: str, steps: int, out: Path, eval_n: int) -> list:
+def command(generalist: Generalist, pair: str, steps: int, out: Path, eval_n: int) -> list:
     """train_mixture.py for `pair` alone, `steps` steps, in the generalist's recipe."""
-    opts = generalist_options(run)
+    opts = generalist.options
     script = os.path.relpath(Path(__file__).parent / "train_mixture.py")   # as a user would type it, from here
     args = [sys.executable, script, "--tasks", pair, "--steps", str(steps),
             "--preset", opts.preset, "--batch-size", str(opts.batch_size), "--lr", str(opts.lr),
-            "--warmup", str(opts.warmup), "--seed", str(opts.seed), "--tokenizers", str(run / "model" / "tokenizers"),
+            "--warmup", str(opts.warmup), "--seed", str(opts.seed), "--tokenizers", str(generalist.tokenizers),
             "--eval-n", str(eval_n), "--no-progress", "--out", str(out)]
     for key, value in opts.model_overrides.items():
         args += ["--model", f"{key}={value}"]
@@ -98,7 +141,8 @@ def command(run: Path, pair: str, steps: int, out: Path, eval_n: int) -> list:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("generalist", type=Path, help="the generalist's run folder (options.json, model/, eval.json)")
+    p.add_argument("generalist", type=Path, help="the generalist's run folder (options.json, model/, eval.json) or its "
+                                                   "record (docs/records/NAME.json with train_options)")
     p.add_argument("--out", type=Path, required=True, help="the folder the specialists' run folders go in")
     p.add_argument("--only", default=None, help="these pairs only, comma-separated (default: every pair)")
     p.add_argument("--budget", choices=list(BUDGETS), default="equal",
@@ -113,18 +157,20 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if not (args.generalist / "options.json").is_file() or not (args.generalist / "model" / "tokenizers").is_dir():
-        p.error(f"{args.generalist} is not a finished train_mixture.py run folder (options.json and model/tokenizers)")
-    steps = budget_steps(args.generalist, args.budget)
+    try:
+        generalist = load_generalist(args.generalist)
+    except ValueError as error:
+        p.error(str(error))
+    steps = budget_steps(generalist, args.budget)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(steps)
     unknown = [n for n in only if n not in steps]
     if unknown:
         p.error(f"--only names {', '.join(unknown)}, not pairs of the generalist; its pairs: {', '.join(steps)}")
-    eval_n = args.eval_n or generalist_options(args.generalist).eval_n
+    eval_n = args.eval_n or generalist.options.eval_n
     failed = []
     for pair in only:
         out = args.out / f"{BUDGETS[args.budget][0]}-{pair}"
-        argv_ = command(args.generalist, pair, steps[pair], out, eval_n)
+        argv_ = command(generalist, pair, steps[pair], out, eval_n)
         print(f"{pair}: {steps[pair]} steps -> {out}", flush=True)
         if args.dry_run:
             print("  " + " ".join(argv_[1:]))
@@ -137,7 +183,7 @@ def main(argv=None) -> int:
     done = finished(args.out, only)
     if args.dry_run or not done:
         return 0
-    comparison = compare(read_eval(args.generalist), done)
+    comparison = compare(generalist.evaluation, done)
     print(markdown(comparison))
     if args.json:
         trained = done.get(BUDGETS[args.budget][1], {})   # the steps of this call's budget

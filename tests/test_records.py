@@ -132,11 +132,12 @@ def test_record_run_reads_a_run_folder_and_its_log(tmp_path):
     run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
     (run / "eval.json").write_text(json.dumps(EVALUATION))
+    (run / "options.json").write_text(json.dumps({"tasks": "vqa", "steps": 3}))
     (tmp_path / "runs" / "x.log").write_text(LOG)
     record_run = script("record_run")
     record_run.main([str(run), "--name", "x", "--commit", "abc1234", "--out", str(tmp_path / "records")])
     record = load(tmp_path / "records")["x"]
-    assert problems(record) == []
+    assert problems(record) == [] and record["train_options"] == {"tasks": "vqa", "steps": 3}   # what was trained
     assert (record["command"], record["wall_s"], record["train_s"], record["metrics"], record["commit"]) == (
         "python scripts/train_mixture.py --eval-n 500 --out runs/x", 1107.28, 1053, EVALUATION["model"], "abc1234")
     ceilings = tmp_path / "c.json"       # an evaluate.py --baseline file: its results are baselines

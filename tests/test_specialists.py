@@ -10,13 +10,14 @@ TRAINED = re.compile(r"trained \d+ steps")   # what train_mixture.py prints at t
 
 def test_each_pairs_steps_are_its_examples_in_the_generalists_batches(all_tasks_run):
     options = json.loads((all_tasks_run.out / "options.json").read_text())
-    drawn = specialists.examples_per_pair(all_tasks_run.out)
+    generalist = specialists.load_generalist(all_tasks_run.out)
+    drawn = specialists.examples_per_pair(generalist)
     trained = json.loads((all_tasks_run.out / "eval.json").read_text())["model"]
     assert set(drawn) == set(trained)
     assert sum(drawn.values()) == options["steps"] * options["batch_size"]   # every example of every batch, once
-    steps = specialists.steps_per_pair(all_tasks_run.out)
+    steps = specialists.steps_per_pair(generalist)
     assert all(steps[p] == max(1, round(n / options["batch_size"])) for p, n in drawn.items())
-    command = specialists.command(all_tasks_run.out, "vqa", 3, all_tasks_run.out / "x", 6)
+    command = specialists.command(generalist, "vqa", 3, all_tasks_run.out / "x", 6)
     assert command[command.index("--tasks") + 1] == "vqa" and command[command.index("--steps") + 1] == "3"
     assert "detection.order=x" in command and "--no-compile" in command            # the generalist's recipe
 
@@ -51,4 +52,23 @@ def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_pat
                       "--dry-run")
     assert proc.returncode == 2 and "not pairs of the generalist" in proc.stderr and "vqa" in proc.stderr
     proc = run_script("scripts/specialists.py", str(tmp_path), "--out", str(tmp_path))
-    assert proc.returncode == 2 and "not a finished train_mixture.py run folder" in proc.stderr
+    assert proc.returncode == 2 and "neither a finished train_mixture.py run folder" in proc.stderr
+
+
+def test_a_record_of_the_generalist_gives_its_options_tokenizers_and_steps(tmp_path, all_tasks_run, monkeypatch):
+    """A record that keeps the run's options (record_run.py's train_options) stands in for the run folder: the
+    same options and steps per pair, and the cache's tokenizers for those options (the ones the run trained with)."""
+    monkeypatch.setenv("UNIO_CACHE", str(all_tasks_run.out.parent / "cache"))     # the run's cache
+    options = json.loads((all_tasks_run.out / "options.json").read_text())
+    record = {"name": "g", "command": "python scripts/train_mixture.py --tasks all", "steps": options["steps"],
+              "metrics": json.loads((all_tasks_run.out / "eval.json").read_text())["model"], "train_options": options}
+    (tmp_path / "g.json").write_text(json.dumps(record))
+    from_record, from_run = specialists.load_generalist(tmp_path / "g.json"), specialists.load_generalist(all_tasks_run.out)
+    assert from_record.options == from_run.options and from_record.evaluation["model"] == from_run.evaluation["model"]
+    assert from_record.tokenizers != from_run.tokenizers
+    assert (from_record.tokenizers / "vocab.json").read_text() == (from_run.tokenizers / "vocab.json").read_text()
+    assert specialists.steps_per_pair(from_record) == specialists.steps_per_pair(from_run)
+    del record["train_options"]                      # a record from before record_run.py kept the options
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    proc = run_script("scripts/specialists.py", str(tmp_path / "old.json"), "--out", str(tmp_path), "--dry-run")
+    assert proc.returncode == 2 and "holds no train_options" in proc.stderr and "run folder" in proc.stderr

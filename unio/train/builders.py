@@ -24,7 +24,7 @@ from unio.registries import TASKS
 from unio.task import NothingToAsk
 from unio.task_set import TaskSet
 from unio.train.options import TrainOptions, lr_factor, seed_everything
-from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
+from unio.train.tokenizer_setup import cache_folder, ensure_modalities, load_tokenizer_config
 
 if TYPE_CHECKING:
     from unio.train.curriculum import Stages
@@ -154,10 +154,20 @@ def build_modalities(opts: TrainOptions, weights: dict, sources: dict, existing:
     """The tokenizers: the checkpoint's, else --tokenizers, else built now (cached for next time)."""
     if existing is not None:
         return Modalities.load(existing / "tokenizers")
-    config = load_tokenizer_config(opts.tokenizer_config, steps=opts.vq_steps, num_bins=opts.num_bins)
-    return ensure_modalities(list(weights), sources, image_size(opts), config,
-                             Path(opts.tokenizers) if opts.tokenizers else None, progress=progress,
+    return ensure_modalities(list(weights), sources, image_size(opts), tokenizer_config(opts),
+                             tokenizer_folder(opts, weights, task_set), progress=progress,
                              source_specs=opts.sources, bad=bad, tasks=task_set)
+
+
+def tokenizer_config(opts: TrainOptions) -> dict:
+    return load_tokenizer_config(opts.tokenizer_config, steps=opts.vq_steps, num_bins=opts.num_bins)
+
+
+def tokenizer_folder(opts: TrainOptions, weights: dict, task_set: TaskSet | None = None) -> Path:
+    """--tokenizers, else the cache folder of the run's tokenizers (whether they are built yet or not)."""
+    if opts.tokenizers:
+        return Path(opts.tokenizers)
+    return cache_folder(list(weights), tokenizer_config(opts), image_size(opts), opts.sources, task_set)
 
 
 def build_model(opts: TrainOptions, mods: Modalities, existing: Path | None):

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 REQUIRED = ("name", "command", "commit", "date", "machine", "wall_s", "n", "metrics", "source")
-OPTIONAL = ("train_s", "run_s", "steps", "last_loss", "peak_rss_mb", "split", "baselines", "options", "note")
+OPTIONAL = ("train_s", "run_s", "steps", "last_loss", "peak_rss_mb", "split", "baselines", "options", "train_options",
+            "note")
 SOURCES = ("eval.json", "evaluate.py --json", "transcribed", "no evaluation")   # transcribed: says from where
 
 

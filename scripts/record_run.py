@@ -1,9 +1,10 @@
 """Record a run for the docs: python scripts/record_run.py runs/default-1202 --name default-1202 --commit 77f1d94
 
-RUN is a run folder (its eval.json, its options.json, kept as the record's train_options, and record.json when
-the trainer wrote one) or an evaluate.py --json file. The log beside it (RUN.log, or --log) gives what `/usr/bin/time -v` and the trainer printed: the
-command, wall time, peak RSS, steps, last loss and training seconds. Writes docs/records/NAME.json;
-then `python scripts/results_tables.py` rewrites the tables that quote it."""
+RUN is a run folder (its eval.json; its options.json, kept as the record's train_options; record.json, which
+the trainer writes) or an evaluate.py --json file. The log beside it (RUN.log, or --log) gives what
+`/usr/bin/time -v` and the trainer printed: the command, wall time, peak RSS, steps, last loss and training
+seconds (record.json's where the log has none). Writes docs/records/NAME.json; then
+`python scripts/results_tables.py` rewrites the tables that quote it."""
 import argparse
 import datetime
 import json
@@ -52,7 +53,8 @@ def main(argv=None) -> int:
               "commit": args.commit or written.get("commit"), "date": args.date or written.get("date") or date,
               "machine": args.machine or written.get("machine"),
               "wall_s": logged.get("wall_s", written.get("wall_s")), **split_n,
-              **{k: logged[k] for k in ("train_s", "run_s", "steps", "last_loss", "peak_rss_mb") if k in logged},
+              **{k: logged.get(k, written.get(k)) for k in ("train_s", "run_s", "steps", "last_loss", "peak_rss_mb")
+                 if k in logged or k in written},
               "metrics": metrics, "baselines": baselines,
               "source": "eval.json" if path.name == "eval.json" else "evaluate.py --json"}
     if (run / "options.json").is_file():      # what was trained: specialists.py makes a run's specialists from it

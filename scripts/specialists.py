@@ -45,7 +45,7 @@ def options_of(saved: dict) -> TrainOptions:
     return TrainOptions(**{f.name: saved[f.name] for f in fields(TrainOptions) if f.name in saved})
 
 
-def from_run(run: Path) -> Generalist:
+def generalist_of_run(run: Path) -> Generalist:
     """A finished train_mixture.py run folder: its options.json (the steps its checkpoint holds, where --minutes
     stopped it early), model/tokenizers and eval.json."""
     opts = options_of(json.loads((run / "options.json").read_text()))
@@ -55,35 +55,50 @@ def from_run(run: Path) -> Generalist:
     return Generalist(opts, run / "model" / "tokenizers", read_eval(run))
 
 
-def from_record(path: Path) -> Generalist:
+def generalist_of_record(path: Path, build: bool = True) -> Generalist:
     """A docs/records/NAME.json of a train_mixture.py run that holds the run's options (`train_options`, which
-    record_run.py copies from options.json) and steps: its tokenizers are the cache's for those options, built
-    there now when this machine has none (as train_mixture.py would build them)."""
-    record = json.loads(path.read_text())
-    if "train_options" not in record or "steps" not in record:
-        raise ValueError(f"{path} holds no train_options and steps (recorded before record_run.py kept them, or "
-                         f"not a train_mixture.py run): give the generalist's run folder instead")
+    record_run.py copies from its options.json) and the steps it trained. Its tokenizers: the cache folder those
+    options name, where train_mixture.py keeps them; built there first when this machine has none (`build`),
+    from the same options and seed, so the same tokenizers only where the build is deterministic."""
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON ({error}): give a run folder or a record (docs/records/NAME.json)")
+    missing = [key for key in ("train_options", "steps") if key not in record]
+    if missing:
+        raise ValueError(f"{path} holds no {' and no '.join(missing)} (recorded before record_run.py kept a run's "
+                         f"options, or not a train_mixture.py run): give the generalist's run folder instead")
     opts = replace(options_of(record["train_options"]), steps=record["steps"])
-    return Generalist(opts, built_tokenizers(opts), read_eval(path))
+    if opts.tokenizers and not (Path(opts.tokenizers) / "vocab.json").is_file():
+        raise ValueError(f"{path}: its run trained with the tokenizers in {opts.tokenizers}, not on this machine; "
+                         f"give the generalist's run folder instead")
+    return Generalist(opts, cached_tokenizers(opts, build), read_eval(path))
 
 
-def built_tokenizers(opts: TrainOptions) -> Path:
-    """The cache folder of the tokenizers `opts` train with, built now when it is not there."""
+def cached_tokenizers(opts: TrainOptions, build: bool) -> Path:
+    """The cache folder of the tokenizers `opts` train with; built now, as the trainer would (seeded first), when
+    it is not there and `build`."""
     from unio.train.builders import build_modalities, tokenizer_folder
+    from unio.train.options import seed_everything
     from unio.train.trainer import Trainer
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(replace(opts, out=scratch, resume=False, compile=False, deepspeed=None))
-        build_modalities(trainer.opts, trainer.weights, trainer.sources, None, True, trainer.bad, trainer.task_set)
+        if build:
+            seed_everything(opts.seed)           # as Trainer.setup seeds before it builds them
+            build_modalities(trainer.opts, trainer.weights, trainer.sources, None, True, trainer.bad, trainer.task_set)
         return tokenizer_folder(trainer.opts, trainer.weights, trainer.task_set)
 
 
-def load_generalist(path: Path) -> Generalist:
-    if path.is_file() and path.suffix == ".json":
-        return from_record(path)
+def load_generalist(path: Path, build_tokenizers: bool = True) -> Generalist:
+    """A run folder or its record (see generalist_of_record; `build_tokenizers`: build absent ones)."""
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ValueError(f"no record {path}")
+        return generalist_of_record(path, build_tokenizers)
     if not (path / "options.json").is_file() or not (path / "model" / "tokenizers").is_dir():
-        raise ValueError(f"{path} is neither a finished train_mixture.py run folder (options.json and model/tokenizers) "
-                         f"nor a record of one (docs/records/NAME.json)")
-    return from_run(path)
+        raise ValueError(f"{path} is neither a finished train_mixture.py run folder (options.json and "
+                         f"model/tokenizers) nor a record of one (docs/records/NAME.json)")
+    return generalist_of_run(path)
 
 
 def examples_per_pair(generalist: Generalist) -> dict:
@@ -158,7 +173,8 @@ def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
     try:
-        generalist = load_generalist(args.generalist)
+        # a dry run of the whole budget prints commands only: it needs the tokenizers' folder, not the tokenizers
+        generalist = load_generalist(args.generalist, build_tokenizers=not (args.dry_run and args.budget == "whole"))
     except ValueError as error:
         p.error(str(error))
     steps = budget_steps(generalist, args.budget)

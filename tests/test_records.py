@@ -147,3 +147,8 @@ def test_record_run_reads_a_run_folder_and_its_log(tmp_path):
     assert load(tmp_path / "records")["c"]["baselines"] == {"depth": {"vq_ceiling": {"rmse": 0.5}}}
     with pytest.raises(SystemExit, match="command"):     # a record must name its command
         record_run.main([str(run), "--name", "y", "--log", os.devnull, "--out", str(tmp_path / "records")])
+    (run / "record.json").write_text(json.dumps({"command": "python scripts/train_mixture.py --out runs/x", "steps": 5,
+                                                 "wall_s": 9.5, "train_s": 7}))
+    record_run.main([str(run), "--name", "z", "--log", os.devnull, "--out", str(tmp_path / "records")])
+    assert {k: load(tmp_path / "records")["z"][k] for k in ("steps", "wall_s", "train_s")} == {
+        "steps": 5, "wall_s": 9.5, "train_s": 7}                 # the trainer's record.json, without a log

@@ -1,6 +1,8 @@
 """scripts/specialists.py: the equal-step specialists of a generalist (conftest's toy run of every task)."""
 import json
 import re
+from dataclasses import replace
+from pathlib import Path
 
 from conftest import load_script, run_script
 
@@ -55,20 +57,46 @@ def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_pat
     assert proc.returncode == 2 and "neither a finished train_mixture.py run folder" in proc.stderr
 
 
+def files(folder) -> dict:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(Path(folder).rglob("*")) if f.is_file()}
+
+
 def test_a_record_of_the_generalist_gives_its_options_tokenizers_and_steps(tmp_path, all_tasks_run, monkeypatch):
     """A record that keeps the run's options (record_run.py's train_options) stands in for the run folder: the
-    same options and steps per pair, and the cache's tokenizers for those options (the ones the run trained with)."""
-    monkeypatch.setenv("UNIO_CACHE", str(all_tasks_run.out.parent / "cache"))     # the run's cache
+    same options and steps per pair, and the tokenizers the run trained with, found in its cache, not rebuilt."""
+    cache = all_tasks_run.out.parent / "cache"                  # the run's UNIO_CACHE
+    monkeypatch.setenv("UNIO_CACHE", str(cache))
+    before = sorted(cache.rglob("*"))
     options = json.loads((all_tasks_run.out / "options.json").read_text())
-    record = {"name": "g", "command": "python scripts/train_mixture.py --tasks all", "steps": options["steps"],
+    record = {"name": "g", "command": "python scripts/train_mixture.py --tasks all", "steps": options["steps"] - 1,
               "metrics": json.loads((all_tasks_run.out / "eval.json").read_text())["model"], "train_options": options}
     (tmp_path / "g.json").write_text(json.dumps(record))
-    from_record, from_run = specialists.load_generalist(tmp_path / "g.json"), specialists.load_generalist(all_tasks_run.out)
-    assert from_record.options == from_run.options and from_record.evaluation["model"] == from_run.evaluation["model"]
-    assert from_record.tokenizers != from_run.tokenizers
-    assert (from_record.tokenizers / "vocab.json").read_text() == (from_run.tokenizers / "vocab.json").read_text()
-    assert specialists.steps_per_pair(from_record) == specialists.steps_per_pair(from_run)
+    of_record = specialists.load_generalist(tmp_path / "g.json")
+    of_run = specialists.load_generalist(all_tasks_run.out)
+    assert sorted(cache.rglob("*")) == before and of_record.tokenizers.parent == cache      # found, nothing built
+    assert files(of_record.tokenizers) == files(of_run.tokenizers) and "text/spiece.model" in files(of_run.tokenizers)
+    assert of_record.options.steps == options["steps"] - 1         # the steps the record says the run trained
+    assert of_record.options == replace(of_run.options, steps=options["steps"] - 1)
+    assert of_record.evaluation["model"] == of_run.evaluation["model"]
+    record["steps"] = options["steps"]
+    (tmp_path / "g.json").write_text(json.dumps(record))
+    of_record = specialists.load_generalist(tmp_path / "g.json")
+    assert specialists.steps_per_pair(of_record) == specialists.steps_per_pair(of_run)
     del record["train_options"]                      # a record from before record_run.py kept the options
     (tmp_path / "old.json").write_text(json.dumps(record))
     proc = run_script("scripts/specialists.py", str(tmp_path / "old.json"), "--out", str(tmp_path), "--dry-run")
     assert proc.returncode == 2 and "holds no train_options" in proc.stderr and "run folder" in proc.stderr
+
+
+def test_a_record_on_a_machine_without_its_tokenizers_builds_the_same_ones(tmp_path, all_tasks_run, monkeypatch):
+    """Where the cache lacks them, the record's tokenizers are built as the trainer builds them (its seed first):
+    the same files, byte for byte, as the run's."""
+    monkeypatch.setenv("UNIO_CACHE", str(tmp_path / "empty-cache"))
+    options = json.loads((all_tasks_run.out / "options.json").read_text())
+    record = {"name": "g", "command": "python scripts/train_mixture.py --tasks all", "steps": options["steps"],
+              "metrics": json.loads((all_tasks_run.out / "eval.json").read_text())["model"], "train_options": options}
+    (tmp_path / "g.json").write_text(json.dumps(record))
+    dry = specialists.load_generalist(tmp_path / "g.json", build_tokenizers=False)
+    assert dry.tokenizers.parent == tmp_path / "empty-cache" and not dry.tokenizers.exists()
+    built = specialists.load_generalist(tmp_path / "g.json").tokenizers
+    assert built == dry.tokenizers and files(built) == files(specialists.load_generalist(all_tasks_run.out).tokenizers)

@@ -150,7 +150,8 @@ def train_modalities(config: dict, corpus: Corpus, directory: Path, progress: bo
 
 def cache_folder(pairs, config: dict, resolution: int, source_specs: dict | None = None,
                  tasks: TaskSet | None = None) -> Path:
-    """The cache folder of the tokenizers a mixture's pairs are trained with (built or not)."""
+    """The cache folder of the tokenizers a mixture's pairs are trained with (built or not). corpus_pairs of
+    corpus_pairs is the same list, so `pairs` may be either."""
     return cache_root() / cache_name(corpus_pairs(pairs, config), config, resolution, source_specs or {}, tasks)
 
 
@@ -171,8 +172,8 @@ def ensure_modalities(pairs, sources, resolution: int = 64, config: dict | None 
     the sources' train splits, the examples of `tasks`, the run's TaskSet; `bad` says whether bad records
     are skipped there)."""
     config = config or load_tokenizer_config()
-    directory = Path(directory or cache_folder(pairs, config, resolution, source_specs, tasks))
     pairs = corpus_pairs(pairs, config)
+    directory = Path(directory or cache_folder(pairs, config, resolution, source_specs, tasks))
     if (directory / "vocab.json").is_file():
         return Modalities.load(directory)
     with building(directory):

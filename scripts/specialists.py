@@ -63,7 +63,8 @@ def generalist_of_record(path: Path, build: bool = True) -> Generalist:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON ({error}): give a run folder or a record (docs/records/NAME.json)")
+        raise ValueError(f"{path} is not JSON ({error}): give a run folder or a record "
+                         f"(docs/records/NAME.json)") from error
     missing = [key for key in ("train_options", "steps") if key not in record]
     if missing:
         raise ValueError(f"{path} holds no {' and no '.join(missing)} (recorded before record_run.py kept a run's "

@@ -55,6 +55,9 @@ def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_pat
     assert proc.returncode == 2 and "not pairs of the generalist" in proc.stderr and "vqa" in proc.stderr
     proc = run_script("scripts/specialists.py", str(tmp_path), "--out", str(tmp_path))
     assert proc.returncode == 2 and "neither a finished train_mixture.py run folder" in proc.stderr
+    (tmp_path / "bad.json").write_text("{not json")
+    proc = run_script("scripts/specialists.py", str(tmp_path / "bad.json"), "--out", str(tmp_path))
+    assert proc.returncode == 2 and "bad.json is not JSON" in proc.stderr and "a record" in proc.stderr
 
 
 def files(folder) -> dict:

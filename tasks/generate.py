@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from unio.data.world.palette import palette_metrics
 from unio.kit.answers import ImageCodes, baseline
-from unio.kit.generation import GeneratedImageAnswer, check_null_fraction
+from unio.kit.generation import GeneratedImageAnswer, check_guidance, check_null_fraction
 from unio.registries import register_task
 from unio.task import Example, choose_prompt, pick
 
@@ -35,8 +35,9 @@ class Generate(GeneratedImageAnswer):     # null prompt, guidance's dropout, dec
     report_options = {"do_sample": True, "top_k": 50, "seed": 0, "guidance_scale": 1.0}
     sample_options = {"do_sample": True, "top_k": 50, "guidance_scale": 1.0}   # unio.generate's (best measured)
 
-    def __init__(self, null_fraction: float = 0.1):
+    def __init__(self, null_fraction: float = 0.1, guidance: float | None = None):
         self.null_fraction = check_null_fraction(null_fraction)
+        self.guidance = check_guidance(guidance)   # the scale answers are decoded at unless the caller names one
         self.codes = ImageCodes()
 
     def example(self, record, rng) -> Example:

@@ -26,7 +26,7 @@ from unio.data.world.palette import colour_map
 from unio.data.world.surfaces import CLASS_NAMES
 from unio.kit.answers import ImageCodes, baseline
 from unio.kit.drawing import _side_by_side
-from unio.kit.generation import GeneratedImageAnswer, check_null_fraction
+from unio.kit.generation import GeneratedImageAnswer, check_guidance, check_null_fraction
 from unio.kit.metrics import mask_ious
 from unio.kit.pixel_maps import GREY_DEPTH, PALETTE, class_colours, depth_grey
 from unio.registries import register_task
@@ -44,7 +44,8 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
     headline, also_report = "agreement", ("agreement_classes", "agreement_depth")
     helper_options = {"guidance_scale": 1.0}    # unio.map_to_image's, unless its options say otherwise
 
-    def __init__(self, kinds=("classes", "depth"), null_fraction: float = 0.1, depth_range: float = GREY_DEPTH):
+    def __init__(self, kinds=("classes", "depth"), null_fraction: float = 0.1, depth_range: float = GREY_DEPTH,
+                 guidance: float | None = None):
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
         if not kinds or set(kinds) - set(PROMPTS):
             raise ValueError(f"kinds are one or more of {', '.join(PROMPTS)}; got {kinds}")
@@ -52,6 +53,7 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
             raise ValueError(f"depth_range is the depth (metres) shown black, > 0; got {depth_range}")
         self.kinds, self.depth_range = kinds, float(depth_range)
         self.null_fraction = check_null_fraction(null_fraction)
+        self.guidance = check_guidance(guidance)   # the scale answers are decoded at unless the caller names one
         self.requires = ("image", "classes", "class_names") + (("depth",) if "depth" in kinds else ())
         self.codes = ImageCodes()
 

@@ -43,6 +43,23 @@ def test_guidance_at_scale_zero_equals_plain_decoding(model, modalities):
     assert codes_of(strong) != codes_of(plain)        # guidance does change the answers
 
 
+def test_a_tasks_guidance_option_is_the_scale_its_answers_are_decoded_at(model, modalities):
+    from unio.task_set import TaskSet
+    plain_task, examples = TASKS.get("generate"), world_examples(TASKS.get("generate"), "test", 4, 32)
+    guided_task = TaskSet({"generate": {"guidance": 3}}).get("generate")
+    assert guided_task.guidance == 3.0 and plain_task.guidance is None
+    assert codes_of(generate_answers(model, modalities, guided_task, examples)) == \
+        codes_of(generate_answers(model, modalities, plain_task, examples, guidance_scale=3.0)) != \
+        codes_of(generate_answers(model, modalities, plain_task, examples))
+    assert codes_of(generate_answers(model, modalities, guided_task, examples, guidance_scale=0.0)) == \
+        codes_of(generate_answers(model, modalities, plain_task, examples))    # the caller's scale wins
+    for task in ("generate", "map_to_image"):
+        assert TaskSet({task: {"guidance": 1.5}}).get(task).guidance == 1.5
+        for bad in (-1, float("nan"), "high", True):
+            with pytest.raises(ValueError, match="guidance is a classifier-free guidance scale"):
+                TaskSet({task: {"guidance": bad}})
+
+
 def test_guidance_mixes_log_probabilities():
     torch.manual_seed(0)
     scores = torch.randn(4, 10)

@@ -127,6 +127,8 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
     model.eval()
     device = next(model.parameters()).device
     seed, scale = options.pop("seed", None), options.pop("guidance_scale", None)
+    if scale is None:   # the task's own scale, where its `guidance` option names one
+        scale = getattr(task, "guidance", None)
     guided = guided_examples(task, examples, scale, options)
     inputs = {k: v.to(device) for k, v in encode_inputs(guided or examples, mods, model.config.max_text_length).items()}
     candidates = answer_options(task, examples)

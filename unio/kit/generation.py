@@ -9,6 +9,7 @@ generator of a model shares the one null prompt, so they share one unconditional
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -24,12 +25,27 @@ def check_null_fraction(null_fraction: float) -> float:
     return float(null_fraction)
 
 
+def check_guidance(guidance) -> float | None:
+    """A task's `guidance` option: None (its answers decoded plainly unless the caller guides them) or the
+    classifier-free guidance scale they are decoded at when the caller names none, a finite number >= 0."""
+    if guidance is None:
+        return None
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
+            or guidance < 0:
+        raise ValueError(f"guidance is a classifier-free guidance scale, a finite number >= 0 (or None: "
+                         f"plain decoding), got {guidance!r}")
+    return float(guidance)
+
+
 class GeneratedImageAnswer(ImageAnswer):
     """Mixin for tasks whose answer is an RGB image they generate (`self.codes` an ImageCodes of RGB,
     `self.null_fraction` set): guidance's dropout and null twin, the decoded image in the model's frame and
-    in the original's, and the null prompt among the texts the tokenizer learns from."""
+    in the original's, and the null prompt among the texts the tokenizer learns from. `self.guidance`, the
+    task option: the guidance scale its answers are decoded at where the caller names none (training's
+    evaluation, evaluate.py, unio.run; unio.pipeline._generate_answers), or None for plain decoding."""
     output = "generated_image"
     null_prompt = NULL_PROMPT
+    guidance = None
     photometric = ()                        # the answer is an image: no augmentation
 
     def for_training(self, example, rng):

@@ -42,6 +42,10 @@ WORLD_NAMES = ("centre", "corner 1", "corner 2", "corner 3", "corner 4")
 WORLD_SKELETON = ((2, 3), (3, 4), (4, 5), (5, 2))       # the outline through the corners / vertices
 
 
+DECODINGS = ("likeliest", "expected")
+EXPECTED_WINDOW = 2   # bins either side of the decoded one that "expected" reads (chosen on validation, session 53)
+
+
 class Keypoints(LocationAnswer):
     output = "keypoints"
     requires = ("image", "objects")
@@ -50,7 +54,12 @@ class Keypoints(LocationAnswer):
     hub_task = "keypoint-detection"
     uses_token_logprobs = True          # an answer's score (for OKS AP) is its tokens' geometric mean probability
 
-    def __init__(self, name: str, prompts, names, skeleton=(), sigmas=None, thing: str = "object"):
+    def __init__(self, name: str, prompts, names, skeleton=(), sigmas=None, thing: str = "object",
+                 decoding: str = "likeliest"):
+        if decoding not in DECODINGS:
+            raise ValueError(f"keypoints decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+        self.decoding = decoding                # "expected": each coordinate read below its bin (decode)
+        self.uses_step_distributions = decoding == "expected"
         self.name, self.prompts, self.names = name, list(prompts), tuple(names)
         self.region_prompts = self.prompts     # every prompt asks about the object's box given as region=
         self.num_keypoints, self.skeleton = len(self.names), tuple(skeleton)
@@ -109,15 +118,22 @@ class Keypoints(LocationAnswer):
         return Grammar(point * self.num_keypoints)
 
     # -- answers -----------------------------------------------------------------------------
-    def decode(self, ids, mods, example, logprobs=None) -> dict:
-        """{keypoints: K [x, y, v] in the model's frame, score}; a point given visibility 0 keeps its position."""
+    def decode(self, ids, mods, example, logprobs=None, distributions=None) -> dict:
+        """{keypoints: K [x, y, v] in the model's frame, score}; a point given visibility 0 keeps its position.
+        With `decoding="expected"` and each step's distribution (L, V), a labelled point's coordinates are the
+        mean bin near the decoded one (CoordinateTokenizer.dequantise_expected)."""
         name, (h, w) = location_tokenizer(mods), example.image.shape[:2]
         coords, local = mods[name], mods.vocab.to_local(name, ids)
+        bins = mods.vocab.to_global(name, list(range(coords.num_bins))) if distributions is not None else None
         points = []
         for k in range(self.num_keypoints):
             y, x, v = (local[3 * k: 3 * k + 3] + [0, 0, coords.num_bins])[:3]
             v = v - coords.num_bins if v >= coords.num_bins else 0
             y, x = min(y, coords.num_bins - 1), min(x, coords.num_bins - 1)
+            if bins is not None and v and len(distributions) > 3 * k + 1:
+                points.append([coords.dequantise_expected(distributions[3 * k + 1][bins], w, x, EXPECTED_WINDOW),
+                               coords.dequantise_expected(distributions[3 * k][bins], h, y, EXPECTED_WINDOW), int(v)])
+                continue
             points.append([coords.dequantise(x, w), coords.dequantise(y, h), int(v)])
         score = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 1.0
         return {"keypoints": points, "score": score}
@@ -231,14 +247,27 @@ class _MeanRelative:
         return {"keypoints": points, "score": 1.0}
 
 
-for _task in (
-    Keypoints("keypoints", ["Find the keypoints of the object in the region.",
-                            "Locate the keypoints of the object in the region.",
-                            "Where are the keypoints of the object in the region?"], WORLD_NAMES, WORLD_SKELETON),
-    Keypoints("person_keypoints", ["Find the keypoints of the person in the region.",
-                                   "Locate the keypoints of the person in the region.",
-                                   "Where are the keypoints of the person in the region?"],
-              COCO_NAMES, COCO_SKELETON, COCO_SIGMAS, thing="person")):
-    register_task(_task)
-del _task
+class WorldKeypoints(Keypoints):
+    """The world's objects' 5 points. Option `decoding` ("likeliest": each coordinate its decoded bin's
+    centre; "expected": read below the bin, from the step's distribution near it)."""
+
+    def __init__(self, decoding: str = "likeliest"):
+        super().__init__("keypoints", ["Find the keypoints of the object in the region.",
+                                       "Locate the keypoints of the object in the region.",
+                                       "Where are the keypoints of the object in the region?"],
+                         WORLD_NAMES, WORLD_SKELETON, decoding=decoding)
+
+
+class PersonKeypoints(Keypoints):
+    """COCO's 17 person keypoints, with its skeleton and OKS sigmas. Option `decoding`, as WorldKeypoints'."""
+
+    def __init__(self, decoding: str = "likeliest"):
+        super().__init__("person_keypoints", ["Find the keypoints of the person in the region.",
+                                              "Locate the keypoints of the person in the region.",
+                                              "Where are the keypoints of the person in the region?"],
+                         COCO_NAMES, COCO_SKELETON, COCO_SIGMAS, thing="person", decoding=decoding)
+
+
+register_task(WorldKeypoints())
+register_task(PersonKeypoints())
 

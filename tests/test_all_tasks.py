@@ -41,6 +41,7 @@ def test_all_stands_for_every_task_the_source_can_feed():
 
 ALL_RECIPE_RECORD = "all-s49-kp2"   # the run whose command configs/data/all.yaml's recipe spells out
 GENERATION_GUIDANCE = 5   # and the scale its generation answers are decoded at (record guided-all-s49-kp2)
+DECODINGS = {"generate": {"guidance": GENERATION_GUIDANCE}, "keypoints": {"decoding": "expected"}}   # the recipe's
 
 
 def train_options(*argv):
@@ -55,7 +56,8 @@ def test_tasks_all_alone_is_the_recipe_of_the_recorded_all_task_run(capsys):
     record = json.loads((Path(__file__).parents[1] / "docs" / "records" / f"{ALL_RECIPE_RECORD}.json").read_text())
     argv = shlex.split(record["command"])[2:]
     argv = [a for a in argv[:argv.index("--out")] + argv[argv.index("--out") + 2:] if a != "--no-progress"]
-    argv += ["--task-option", f"generate.guidance={GENERATION_GUIDANCE}"]   # chosen after the run, on validation
+    argv += ["--task-option", f"generate.guidance={GENERATION_GUIDANCE}",   # decodings chosen after the run,
+             "--task-option", "keypoints.decoding=expected"]                # on validation
     assert train_options("--tasks", "all") == train_options(*argv)
     assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2,keypoints:2,caption:1, vqa.ground=refexp" in capsys.readouterr().out
     from unio.train.options import run_dir
@@ -66,8 +68,7 @@ def test_flags_given_override_the_recipe_and_other_specs_have_none():
     mine = train_options("--tasks", "all", "--steps", "6", "--task-option", "itm.ground=false",
                          "--task-option", "itm.easy=0.2")
     assert (mine.steps, mine.minutes, mine.eval_n) == (6, 56, 500)
-    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False, "easy": 0.2},
-                                 "generate": {"guidance": GENERATION_GUIDANCE}}
+    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False, "easy": 0.2}, **DECODINGS}
     for spec in ("all@world", "all,vqa:2", "vqa,depth"):
         plain = train_options("--tasks", spec)
         assert (plain.tasks, plain.steps, plain.minutes, plain.eval_n, plain.task_options) == (spec, 2400, None, 200, {})
@@ -80,8 +81,7 @@ def test_the_python_api_gets_the_recipe_by_name():
     from unio.train.options import TrainOptions, named_options
     mine = named_options("all", seed=1, steps=6, task_options={"itm": {"ground": False}})
     assert mine == train_options("--tasks", "all", "--seed", "1", "--steps", "6", "--task-option", "itm.ground=false")
-    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False},
-                                 "generate": {"guidance": GENERATION_GUIDANCE}}
+    assert mine.task_options == {"vqa": {"ground": "refexp"}, "itm": {"ground": False}, **DECODINGS}
     assert named_options("default") == train_options("--tasks", "default")
     assert (TrainOptions(tasks="all").steps, TrainOptions(tasks="all").task_options) == (2400, {})
     with pytest.raises(ValueError, match="'vqa' names no mixture file in configs/data/; named mixtures: all, default"):

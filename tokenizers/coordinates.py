@@ -67,6 +67,23 @@ class CoordinateTokenizer:
             raise ValueError(f"location bin {bin_id} is outside 0..{self.num_bins - 1}")
         return (int(bin_id) + 0.5) / self.num_bins * extent
 
+    def dequantise_expected(self, logprobs, extent: float, centre: int, window: int = 2) -> float:
+        """A position read below the bin: the mean bin of one decoding step's distribution over the bins
+        (`logprobs`, num_bins log-probabilities) within `window` bins of the decoded bin `centre`, renormalised
+        there, placed as dequantise places a bin. Training smooths location targets over neighbouring bins
+        (ordinal_sigma), so the distribution around the decoded bin says where inside it the point lies."""
+        import torch
+        probabilities = torch.as_tensor(logprobs, dtype=torch.float64).exp()
+        if probabilities.shape != (self.num_bins,):
+            raise ValueError(f"expected {self.num_bins} log-probabilities, one a bin; got shape {tuple(probabilities.shape)}")
+        centre = int(centre)
+        lo, hi = max(0, centre - window), min(self.num_bins, centre + window + 1)
+        near = probabilities[lo:hi]
+        if not float(near.sum()) > 0:
+            return self.dequantise(centre, extent)
+        mean = float((near * torch.arange(lo, hi, dtype=near.dtype)).sum() / near.sum())
+        return (mean + 0.5) / self.num_bins * extent
+
     # -- boxes ---------------------------------------------------------------------------
     def check_box(self, box: Sequence[float], width: float, height: float) -> list[float]:
         """Apply the bad-box policy; return the box clipped to the image."""

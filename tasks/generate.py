@@ -35,9 +35,10 @@ class Generate(GeneratedImageAnswer):     # null prompt, guidance's dropout, dec
     report_options = {"do_sample": True, "top_k": 50, "seed": 0, "guidance_scale": 1.0}
     sample_options = {"do_sample": True, "top_k": 50, "guidance_scale": 1.0}   # unio.generate's (best measured)
 
-    def __init__(self, null_fraction: float = 0.1, guidance: float | None = None):
+    def __init__(self, null_fraction: float = 0.1, guidance: float | list | None = None):
         self.null_fraction = check_null_fraction(null_fraction)
         self.guidance = check_guidance(guidance)   # the scale answers are decoded at unless the caller names one
+        #                                           (a tuple: candidates, chosen on validation)
         self.codes = ImageCodes()
 
     def example(self, record, rng) -> Example:

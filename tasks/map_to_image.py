@@ -45,7 +45,7 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
     helper_options = {"guidance_scale": 1.0}    # unio.map_to_image's, unless its options say otherwise
 
     def __init__(self, kinds=("classes", "depth"), null_fraction: float = 0.1, depth_range: float = GREY_DEPTH,
-                 guidance: float | None = None):
+                 guidance: float | list | None = None):
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
         if not kinds or set(kinds) - set(PROMPTS):
             raise ValueError(f"kinds are one or more of {', '.join(PROMPTS)}; got {kinds}")
@@ -54,6 +54,7 @@ class MapToImage(GeneratedImageAnswer):   # null prompt, guidance's dropout, dec
         self.kinds, self.depth_range = kinds, float(depth_range)
         self.null_fraction = check_null_fraction(null_fraction)
         self.guidance = check_guidance(guidance)   # the scale answers are decoded at unless the caller names one
+        #                                           (a tuple: candidates, chosen on validation)
         self.requires = ("image", "classes", "class_names") + (("depth",) if "depth" in kinds else ())
         self.codes = ImageCodes()
 

@@ -62,7 +62,7 @@ def toy_cache(tmp_path_factory) -> str:
 # what test_regions reads back; 6 steps and 6 test examples per pair.
 ALL_TASKS_RUN = ["--tasks", "all,classify@world_single", "--preset", "toy", "--batch-size", "8", "--vq-steps", "5",
                  "--steps", "6", "--warmup", "1", "--no-compile", "--no-progress", "--eval-n", "6",
-                 "--task-option", "detection.order=x"]
+                 "--task-option", "detection.order=x", "--task-option", "generate.guidance=[0,2]"]
 
 
 @pytest.fixture(scope="session")

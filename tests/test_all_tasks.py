@@ -39,8 +39,8 @@ def test_all_stands_for_every_task_the_source_can_feed():
     assert {t for t, _ in weights} == trainable_on_the_world()
 
 
-ALL_RECIPE_RECORD = "all-s49-kp2"   # the run whose command configs/data/all.yaml's recipe spells out
-GENERATION_GUIDANCE = 5   # and the scale its generation answers are decoded at (record guided-all-s49-kp2)
+ALL_RECIPE_RECORD = "all-s54-gen2"   # the run whose command configs/data/all.yaml's recipe spells out
+GENERATION_GUIDANCE = [2, 3, 4, 5]   # and the scales its generation's is chosen among (record chosen-all-s54-gen2)
 DECODINGS = {"generate": {"guidance": GENERATION_GUIDANCE}, "keypoints": {"decoding": "expected"}}   # the recipe's
 
 
@@ -56,10 +56,9 @@ def test_tasks_all_alone_is_the_recipe_of_the_recorded_all_task_run(capsys):
     record = json.loads((Path(__file__).parents[1] / "docs" / "records" / f"{ALL_RECIPE_RECORD}.json").read_text())
     argv = shlex.split(record["command"])[2:]
     argv = [a for a in argv[:argv.index("--out")] + argv[argv.index("--out") + 2:] if a != "--no-progress"]
-    argv += ["--task-option", f"generate.guidance={GENERATION_GUIDANCE}",   # decodings chosen after the run,
-             "--task-option", "keypoints.decoding=expected"]                # on validation
+    argv += ["--task-option", "generate.guidance=[2,3,4,5]"]   # chosen among on validation after the run
     assert train_options("--tasks", "all") == train_options(*argv)
-    assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2,keypoints:2,caption:1, vqa.ground=refexp" in capsys.readouterr().out
+    assert "configs/data/all.yaml's recipe (all,itm:4,find_all:2,keypoints:2,caption:1,generate:2,classify:0.5,count:0.5, vqa.ground=refexp" in capsys.readouterr().out
     from unio.train.options import run_dir
     assert run_dir(train_options("--tasks", "all"), {}) == Path("runs/all-tiny-s0")
 
@@ -106,11 +105,25 @@ def test_a_toy_run_of_all_tasks_trains_and_evaluates_each(tmp_path, all_tasks_ru
     assert all(TASKS.get(t.split("@")[0]).headline in metrics for t, metrics in evaluation["model"].items())
     config = json.loads((out / "model" / "config.json").read_text())
     assert set(config["trained_tasks"]) == trainable_on_the_world()
+    # generation's guidance, two candidates (conftest's ALL_TASKS_RUN), chosen on validation and saved as one scale
+    chosen = evaluation["chosen_on_validation"]["generate"]
+    scores = chosen["validation"]
+    assert set(scores) == {"0.0", "2.0"} and chosen["metric"] == "color_f1"
+    assert chosen["guidance"] == float(max(scores, key=lambda s: (scores[s], -float(s))))
+    assert config["task_options"]["generate"]["guidance"] == chosen["guidance"]
+    assert "generate: guidance " in all_tasks_run.stdout and "chosen on validation" in all_tasks_run.stdout
     # the evaluation script takes `all` too, and writes every task's metrics
     proc = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "all", "--n", "2", "--json",
                       str(tmp_path / "all.json"), env={"UNIO_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert set(json.loads((tmp_path / "all.json").read_text())["results"]) == trainable_on_the_world()
+    # it chooses generation's guidance on validation where the task options list candidates
+    proc = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "generate", "--n", "2",
+                           "--task-option", "generate.guidance=[1,4]", "--json", str(tmp_path / "chosen.json"),
+                           env={"UNIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(json.loads((tmp_path / "chosen.json").read_text())["chosen_on_validation"]["generate"]["validation"]) \
+        == {"1.0", "4.0"}
     # unio.run answers every task the model trained on (and refuses, naming them, the others)
     proc = run_script_here("scripts/ask_every_task.py", str(out), "--json", str(tmp_path / "asked.json"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -60,6 +60,44 @@ def test_a_tasks_guidance_option_is_the_scale_its_answers_are_decoded_at(model, 
                 TaskSet({task: {"guidance": bad}})
 
 
+def test_guidance_listed_as_candidates_is_chosen_on_validation(model, modalities, monkeypatch):
+    """unio.infer.choices: each candidate scale decoded on validation, the best headline kept (the first of a
+    tie; the least where lower is better), set on the task and in the model's task options; until then answers
+    refuse to decode at a list, naming the way out."""
+    import unio.infer.choices as choices
+    from unio.task_set import TaskSet
+    tasks = TaskSet({"generate": {"guidance": [1, 3, 5]}, "map_to_image": {"guidance": [0, 2]}})
+    assert tasks.get("generate").guidance == (1.0, 3.0, 5.0)
+    with pytest.raises(ValueError, match="names the candidate scales"):
+        TaskSet({"generate": {"guidance": []}})
+    with pytest.raises(ValueError, match="a list of such scales"):
+        TaskSet({"generate": {"guidance": [2, -1]}})
+    examples = world_examples(TASKS.get("generate"), "test", 2, 32)
+    with pytest.raises(ValueError, match=r"still a list of candidate scales \[1.0, 3.0, 5.0\].*guidance_scale"):
+        generate_answers(model, modalities, tasks.get("generate"), examples)
+    metric = {"generate": {1.0: 0.5, 3.0: 0.8, 5.0: 0.8}, "map_to_image": {0.0: 0.4, 2.0: 0.3}}
+    seen = []
+
+    def evaluate_model(model, mods, pairs, sources, split, n, progress=False, bad=None, tasks=None, guidance_scale=None):
+        (task, source), = pairs
+        seen.append((task, split, n, guidance_scale))
+        return {task: {TASKS.get(task).headline: metric[task][guidance_scale], "n": n}}
+    monkeypatch.setattr(choices, "evaluate_model", evaluate_model)
+    model.config.task_options = {}
+    pairs = [("generate", "world"), ("caption", "world"), ("map_to_image", "world")]
+    chosen = choices.choose_guidance(model, modalities, tasks, pairs, {"world": None}, n=7)
+    assert {t: c["guidance"] for t, c in chosen.items()} == {"generate": 3.0, "map_to_image": 0.0}
+    assert chosen["generate"]["validation"] == {"1.0": 0.5, "3.0": 0.8, "5.0": 0.8}
+    assert seen[:3] == [("generate", "validation", 7, 1.0), ("generate", "validation", 7, 3.0),
+                        ("generate", "validation", 7, 5.0)] and len(seen) == 5
+    assert tasks.get("generate").guidance == 3.0 and model.config.task_options["map_to_image"] == {"guidance": 0.0}
+    assert "generate: guidance 3.0 chosen on validation (color_f1 0.500 at 1.0" in choices.describe(chosen)
+    monkeypatch.setattr(type(tasks.get("map_to_image")), "lower_is_better", True, raising=False)
+    tasks.get("map_to_image").guidance = (0.0, 2.0)
+    assert choices.choose_guidance(model, modalities, tasks, pairs, {"world": None}, n=7)["map_to_image"]["guidance"] == 2.0
+    assert choices.choose_guidance(model, modalities, tasks, pairs, {"world": None}, n=7) == {}   # nothing left to choose
+
+
 def test_guidance_mixes_log_probabilities():
     torch.manual_seed(0)
     scores = torch.randn(4, 10)

@@ -117,7 +117,8 @@ OPTIONAL_HOOKS = {
                         "examples)` -> their predictions) and notes what answer_prefix reads (vqa.ground=refexp)"),
     "answer_options": (None, "(example) -> candidate answers ranked by likelihood instead of generated (None: generate)"),
     "unconditional": (None, "(example) -> its null-prompt twin: classifier-free guidance applies"),
-    "guidance": (None, "the guidance scale its answers are decoded at where the caller names none (None: plain)"),
+    "guidance": (None, "the guidance scale its answers are decoded at where the caller names none (None: plain; a "
+                       "tuple: candidates, chosen on validation by unio.infer.choices)"),
     "via": (None, "the name of a task whose answers this one is made from, by `from_answer` (None: its own)"),
     "from_answer": (None, "(answer of `via`, example, ask) -> this task's prediction; ask(task, examples) "
                           "answers other examples with the same model"),

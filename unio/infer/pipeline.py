@@ -128,7 +128,7 @@ def _generate_answers(model, mods, task, examples, tasks: TaskSet | None = None,
     device = next(model.parameters()).device
     seed, scale = options.pop("seed", None), options.pop("guidance_scale", None)
     if scale is None:   # the task's own scale, where its `guidance` option names one
-        scale = getattr(task, "guidance", None)
+        scale = own_guidance(task)
     guided = guided_examples(task, examples, scale, options)
     inputs = {k: v.to(device) for k, v in encode_inputs(guided or examples, mods, model.config.max_text_length).items()}
     candidates = answer_options(task, examples)
@@ -214,6 +214,17 @@ def seeded(seed: int | None, device):
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+def own_guidance(task) -> float | None:
+    """The scale a task's `guidance` option decodes its answers at; an error while it is still a list of
+    candidates, which unio.infer.choices chooses among on validation."""
+    scale = getattr(task, "guidance", None)
+    if isinstance(scale, tuple):
+        raise ValueError(f"task {task.name!r}: guidance is still a list of candidate scales {list(scale)}, chosen on the "
+                         f"validation split when training ends or by scripts/evaluate.py; pass guidance_scale=A, or "
+                         f"set the task option guidance to one scale")
+    return scale
 
 
 def guided_examples(task, examples, scale, options) -> list | None:

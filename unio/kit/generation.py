@@ -25,15 +25,23 @@ def check_null_fraction(null_fraction: float) -> float:
     return float(null_fraction)
 
 
-def check_guidance(guidance) -> float | None:
-    """A task's `guidance` option: None (its answers decoded plainly unless the caller guides them) or the
-    classifier-free guidance scale they are decoded at when the caller names none, a finite number >= 0."""
-    if guidance is None:
-        return None
+def check_guidance(guidance) -> float | tuple | None:
+    """A task's `guidance` option: None (its answers decoded plainly unless the caller guides them), the
+    classifier-free guidance scale they are decoded at when the caller names none (a finite number >= 0), or a
+    list of such scales, the candidates one is chosen among on the validation split (unio.infer.choices: at the
+    end of training, or by evaluate.py), returned as a tuple."""
+    if isinstance(guidance, (list, tuple)):
+        if not guidance:
+            raise ValueError("guidance as a list names the candidate scales chosen among on validation; got none")
+        return tuple(_scale(g) for g in guidance)
+    return None if guidance is None else _scale(guidance)
+
+
+def _scale(guidance) -> float:
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
             or guidance < 0:
-        raise ValueError(f"guidance is a classifier-free guidance scale, a finite number >= 0 (or None: "
-                         f"plain decoding), got {guidance!r}")
+        raise ValueError(f"guidance is a classifier-free guidance scale, a finite number >= 0, a list of such scales "
+                         f"to choose among on validation, or None (plain decoding); got {guidance!r}")
     return float(guidance)
 
 
@@ -42,7 +50,8 @@ class GeneratedImageAnswer(ImageAnswer):
     `self.null_fraction` set): guidance's dropout and null twin, the decoded image in the model's frame and
     in the original's, and the null prompt among the texts the tokenizer learns from. `self.guidance`, the
     task option: the guidance scale its answers are decoded at where the caller names none (training's
-    evaluation, evaluate.py, unio.run; unio.pipeline._generate_answers), or None for plain decoding."""
+    evaluation, evaluate.py, unio.run; unio.pipeline._generate_answers), None for plain decoding, or a tuple of
+    candidate scales until one is chosen on validation (unio.infer.choices)."""
     output = "generated_image"
     null_prompt = NULL_PROMPT
     guidance = None

@@ -161,16 +161,25 @@ def describe_recipe(recipe: dict) -> str:
 
 
 def finish(trainer, eval_n: int) -> dict:
-    """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table."""
+    """Evaluate on the test split beside the baselines; write eval.json and report.png; print the table. A task's
+    guidance listed as candidates is first chosen on the validation split (unio.infer.choices) and saved."""
     from unio.infer import model_card
+    from unio.infer.choices import choose_guidance, describe
     from unio.infer.evaluation import evaluate_baselines, evaluate_model
     pairs, sources = trainer.trained_pairs, trainer.sources
     res = trainer.model.config.image_size
+    chosen = choose_guidance(trainer.model, trainer.mods, trainer.task_set, pairs, sources, eval_n, bad=trainer.bad,
+                             progress=trainer.opts.progress)
+    if chosen:      # saved with the model, so unio.run decodes at the chosen scale
+        print(describe(chosen))
+        trainer.export()
     results = evaluate_model(trainer.model, trainer.mods, pairs, sources, "test", eval_n, progress=trainer.opts.progress,
                              bad=trainer.bad, tasks=trainer.task_set)
     baselines = evaluate_baselines(trainer.mods, pairs, sources, "test", eval_n, res, bad=trainer.bad,
                                    tasks=trainer.task_set)
     evaluation = {"model": results, "baselines": baselines, "split": "test", "n": eval_n}
+    if chosen:
+        evaluation["chosen_on_validation"] = chosen
     if trainer.bad.skip:
         evaluation["skipped_records"] = trainer.bad.counts()
     (trainer.out / "eval.json").write_text(json.dumps(evaluation, indent=2))

@@ -27,7 +27,8 @@ def parser() -> argparse.ArgumentParser:
                    help="an option of a task's constructor, as in train_mixture.py (e.g. detection.label_attribute=shape)")
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance for the tasks that take it (generate, inpaint, map_to_image; "
-                        "default: greedy, as training's evaluation)")
+                        "default: the scale each task's guidance option names, greedy where none; where the option "
+                        "lists candidates, the one chosen on the validation split)")
     p.add_argument("--seed", type=int, default=None,
                    help="the first seed of sampled answers: a pooled task's (e.g. relations.samples=N) sampling calls are "
                         "seeded SEED, SEED+1, ... (default 0), so another draw needs a SEED past the first's calls")
@@ -57,6 +58,16 @@ def check_split(split: str, sources: dict) -> None:
             evaluation_split(source, split, name)
         except KeyError as error:
             raise SystemExit(f"--split {split}: {error.args[0]}") from None
+
+
+def choose_on_validation(runner, tasks, pairs, sources, args, bad) -> dict:
+    """A model whose task options still list guidance candidates: the scale chosen among them on the validation
+    split (unio.infer.choices), used for the evaluation (--guidance-scale skips this)."""
+    from unio.infer.choices import choose_guidance, describe
+    chosen = choose_guidance(runner.model, runner.mods, tasks, pairs, sources, args.n, bad=bad, progress=True)
+    if chosen:
+        print(describe(chosen))
+    return chosen
 
 
 def main(argv=None) -> int:
@@ -95,6 +106,7 @@ def evaluate(args) -> int:
         size = runner.model.config.image_size
         sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
         check_split(args.split, sources)
+        chosen = {} if args.guidance_scale is not None else choose_on_validation(runner, tasks, pairs, sources, args, bad)
         results = evaluate_perturbed(args.perturb, lambda name: evaluate_model(
             runner.model, runner.mods, pairs, sources, args.split, args.n, progress=True, perturbation=name, bad=bad,
             tasks=tasks, guidance_scale=args.guidance_scale, seed=args.seed))
@@ -113,6 +125,8 @@ def evaluate(args) -> int:
         results = evaluate_baselines(mods, pairs, sources, args.split, args.n, args.resolution, only=args.baseline,
                                      bad=bad, tasks=tasks)
     report = {"split": args.split, "n": args.n, "results": results}
+    if args.model and chosen:
+        report["chosen_on_validation"] = chosen
     if bad.skip:
         report["skipped_records"] = bad.counts()
     text = json.dumps(report, indent=2)

@@ -129,10 +129,11 @@ def test_itm_accuracy_by_listed_objects_and_yes_share():
 
 
 def test_toy_run_of_the_scripts_with_the_new_tasks(tmp_path, modalities, all_tasks_run):
-    """The session's toy run of every task (conftest's ALL_TASKS_RUN: with --task-option detection.order=x
-    and classify@world_single), then the baselines through evaluate.py."""
+    """The session's toy run of every task (conftest's ALL_TASKS_RUN: with --task-option detection.order=x,
+    generation's guidance among two scales and classify@world_single), then the baselines through evaluate.py."""
     out = all_tasks_run.out
-    assert json.loads((out / "options.json").read_text())["task_options"] == {"detection": {"order": "x"}}
+    assert json.loads((out / "options.json").read_text())["task_options"] == {"detection": {"order": "x"},
+                                                                              "generate": {"guidance": [0, 2]}}
     results = json.loads((out / "eval.json").read_text())
     assert set(NEW_TASKS.split(",")) <= set(results["model"])
     assert {"ap", "ap50", "ap75", "ar100"} <= set(results["model"]["detection"])

@@ -7,7 +7,10 @@ every object that has them; elsewhere it names a category. A share `absent` of t
 for something the image does not hold. Metrics: precision and recall of the returned boxes at IoU
 0.5 on queries with matches (recall also for exactly one and for several), and the false-positive
 rate: the share of absent queries that got any box (also for each form of query: `fp_rate_absent_shape`,
-`..._color_shape`, ...).
+`..._color_shape`, ...). `absent_forms` (a training option: `--task-option "find_all.absent_forms={shape: 3,
+size_shape: 2}"`) draws the training examples' absent queries in those forms at those weights (a form left out is
+never drawn; a form no query of which is absent from the image keeps the query drawn), so the forms a model still
+answers with boxes get more of the absent examples; evaluation keeps its own draw.
 
 With `via="detection"` the task is answered through detection instead of its own trained answers (a
 model trained with detection, with or without find_all): the image's detected boxes whose label names
@@ -51,6 +54,21 @@ def query_form(query: dict) -> str:
     return "category" if "category" in query else "_".join(a for a in ("size", "color", "shape") if a in query)
 
 
+def form_weights(weights: dict | None):
+    """The `absent_forms` option ({form: weight}, forms as query_form names them) as probabilities in FORMS'
+    order, or None (absent queries drawn as evaluation draws them)."""
+    names = ["_".join(form) for form in FORMS]
+    if weights is None:
+        return None
+    if not isinstance(weights, dict) or not weights or set(weights) - set(names):
+        raise ValueError(f"absent_forms maps query forms ({', '.join(names)}) to weights, e.g. {{shape: 3, "
+                         f"size_shape: 2}}; got {weights!r}")
+    values = [weights.get(name, 0) for name in names]
+    if not all(isinstance(v, (int, float)) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"absent_forms' weights are numbers >= 0, at least one above 0; got {weights!r}")
+    return np.asarray(values, float) / sum(values)
+
+
 def matches(obj, query: dict) -> bool:
     attributes = obj.get("attributes") or {}
     if "category" in query:
@@ -68,7 +86,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
     def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None,
-                 ground: bool | str = False, min_score: float = 0.0):
+                 ground: bool | str = False, min_score: float = 0.0, absent_forms: dict | None = None):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         if not 0.0 <= min_score < 1.0:
@@ -76,6 +94,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
         self.min_score = min_score          # boxes scored under it are dropped (scripts/score_threshold.py chooses it)
         self.set_ground(ground, GROUNDS, via)
+        self.absent_forms = form_weights(absent_forms)   # training only: each form's share of the absent queries
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
@@ -87,10 +106,25 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         objects = [o for o in record["objects"] if o.get("box") is not None]
         boxes = sorted((list(o["box"]) for o in objects if matches(o, query)), key=lambda b: (b[0], b[1]))
         text = query.get("category") or phrase(query)
-        meta = {"query": text, "matches": len(boxes), "category": "category" in query, "form": query_form(query)}
+        meta = {"query": text, "matches": len(boxes), "category": "category" in query, "form": query_form(query),
+                "attributes": [o.get("attributes") or {} for o in objects]}
         if self.ground:
             meta["objects"] = left_to_right([(list(o["box"]), label_of(o)) for o in objects])
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects], meta)
+
+    def for_training(self, example: Example, rng) -> Example:
+        """With `absent_forms`, an absent query is asked again in a form drawn at those weights."""
+        if self.absent_forms is None or example.target or example.meta.get("category"):
+            return example
+        form = FORMS[int(rng.choice(len(FORMS), p=self.absent_forms))]
+        objects = [{"attributes": a} for a in example.meta["attributes"]]
+        query = self.absent_query(objects, rng, forms=(form,))
+        if query is None:
+            return example
+        text = phrase(query)
+        example.prompt = choose_prompt(self.prompts, rng, text)
+        example.meta = {**example.meta, "query": text, "form": query_form(query)}
+        return example
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the query is the text the prompt puts between the quotes."""
@@ -104,10 +138,10 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
             return {"category": obj.get("category", "object")}
         return {a: attributes[a] for a in FORMS[int(rng.integers(len(FORMS)))]}
 
-    def absent_query(self, objects, rng) -> dict | None:
-        """A phrase no object matches (None if 50 tries found none)."""
+    def absent_query(self, objects, rng, forms=FORMS) -> dict | None:
+        """A phrase in one of `forms` that no object matches (None if 50 tries found none)."""
         for _ in range(50):
-            form = FORMS[int(rng.integers(len(FORMS)))]
+            form = forms[int(rng.integers(len(forms)))]
             query = {a: VALUES[a][int(rng.integers(len(VALUES[a])))] for a in form}
             if not any(matches(o, query) or o.get("category") == phrase(query) for o in objects):
                 return query

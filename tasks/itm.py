@@ -4,7 +4,10 @@ Half the examples ask about the image's own caption, half about a hard negative:
 object's size, colour or shape changed, or with one object dropped or repeated (a count change). The
 negatives are made on world-style captions ("a large red cube, a small blue sphere and a green cone.");
 a caption of another form is only asked as a positive. `easy` (a training option: `--task-option itm.easy=0.5`)
-swaps that share of the training negatives for easy ones, a random caption. The answer is ranked between "yes" and "no" by
+swaps that share of the training negatives for easy ones, a random caption. `negatives` (a training option:
+`--task-option "itm.negatives={color: 3, shape: 2, size: 1, count: 1}"`) draws the training negatives' kinds at
+those weights instead of evenly, so the kinds a model still takes for matches get more of the examples (hard-negative
+mining by kind); evaluation keeps its even kinds. The answer is ranked between "yes" and "no" by
 likelihood. Metric: accuracy (also on positives, on each kind of negative and by the number of objects the caption
 lists: `accuracy_objects_N`), and `yes_share`, the share of answers that are "yes" (half of the examples' are).
 
@@ -77,6 +80,20 @@ def gold_objects(record) -> list:
     return left_to_right([(list(o["box"]), label_of(o)) for o in record["objects"] if o.get("box") is not None])
 
 
+def negative_weights(weights: dict | None):
+    """The `negatives` option ({kind: weight}, kinds among KINDS; a kind left out is never drawn) as
+    probabilities in KINDS' order, or None (even kinds)."""
+    if weights is None:
+        return None
+    if not isinstance(weights, dict) or not weights or set(weights) - set(KINDS):
+        raise ValueError(f"negatives maps kinds of hard negative ({', '.join(KINDS)}) to weights, "
+                         f"e.g. {{color: 3, shape: 2, size: 1, count: 1}}; got {weights!r}")
+    values = [weights.get(kind, 0) for kind in KINDS]
+    if not all(isinstance(v, (int, float)) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"negatives' weights are numbers >= 0, at least one above 0; got {weights!r}")
+    return np.asarray(values, float) / sum(values)
+
+
 def random_caption(rng) -> str:
     """A world-style caption of 1-4 objects with random attributes."""
     objects = [[VALUES[a][int(rng.integers(len(VALUES[a])))] for a in ("size", "color", "shape")]
@@ -94,9 +111,11 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
     requires = ("image", "captions")
     options = ("yes", "no")
 
-    def __init__(self, easy: float = 0.0, via: str | None = None, ground: bool | str = False):
+    def __init__(self, easy: float = 0.0, via: str | None = None, ground: bool | str = False,
+                 negatives: dict | None = None):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
+        self.negatives = negative_weights(negatives)   # training only: each kind's share of the hard negatives
         if via not in VIAS:
             raise ValueError(f"itm answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         self.easy = easy   # training only: this share of examples asks about a random caption instead
@@ -108,9 +127,16 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
         caption instead of a hard negative): a signal the model gets before it can bind attributes to
         objects. Positives stay half; evaluation keeps the positives and hard negatives of `example()`."""
         if self.easy and example.target == "no" and rng.random() < self.easy:
-            text = random_caption(rng)
-            example.prompt = choose_prompt(self.prompts, rng, text)
-            example.meta = {**example.meta, "kind": "easy", "text": text}
+            return self.asking(example, random_caption(rng), "easy", rng)
+        if self.negatives is not None and example.target == "no" and example.meta["kind"] in KINDS:
+            kind = KINDS[int(rng.choice(len(KINDS), p=self.negatives))]
+            return self.asking(example, hard_negative(parse(example.meta["caption"]), kind, rng), kind, rng)
+        return example
+
+    def asking(self, example, text: str, kind: str, rng) -> Example:
+        """The training example asked about `text` instead, a negative of `kind`."""
+        example.prompt = choose_prompt(self.prompts, rng, text)
+        example.meta = {**example.meta, "kind": kind, "text": text}
         return example
 
     def example(self, record, rng) -> Example:
@@ -121,7 +147,7 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
             text, answer, kind = caption, "yes", "positive"
         else:
             text, answer = hard_negative(objects, kind, rng), "no"
-        meta = {"kind": kind, "text": text}
+        meta = {"kind": kind, "text": text, "caption": caption}
         if self.ground:
             meta["objects"] = gold_objects(record)
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer, meta)

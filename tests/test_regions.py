@@ -2,6 +2,7 @@
 captioning and classification, image classification with answer options, image-text matching,
 unio.detect, and a toy run of the real scripts with these tasks."""
 import json
+from collections import Counter
 import warnings
 
 import numpy as np
@@ -165,6 +166,51 @@ def test_itm_easy_negatives_replace_training_negatives_only():
     with pytest.raises(ValueError, match="easy must be a share"):
         configured_task("itm", {"easy": 2})
     assert TASKS.get("itm") is original                # the registry's task is untouched
+
+
+def test_itm_negatives_draw_training_kinds_at_their_weights():
+    from importlib import import_module
+
+    from unio.task_set import configured_task
+    weighted = configured_task("itm", {"negatives": {"color": 3, "shape": 1}})
+    itm = import_module(type(weighted).__module__)
+    exs = world_examples(weighted, "train", 400, 32)
+    assert {ex.meta["kind"] for ex in exs} == {"positive", "size", "color", "shape", "count"}   # evaluation: even
+    rng = np.random.default_rng(0)
+    out = [weighted.for_training(ex, rng) for ex in exs]
+    kinds = Counter(ex.meta["kind"] for ex in out if ex.target == "no")
+    assert set(kinds) == {"color", "shape"} and 2 < kinds["color"] / kinds["shape"] < 4.5
+    for ex in out:
+        asked, own = itm.parse(ex.meta["text"]), itm.parse(ex.meta["caption"])
+        if ex.target == "yes":
+            assert asked == own
+            continue
+        assert f'"{ex.meta["text"]}"' in ex.prompt and len(asked) == len(own)
+        changed = [i for i, (a, b) in enumerate(zip(asked, own)) for j in range(3) if a[j] != b[j]]
+        slot = ("size", "color", "shape").index(ex.meta["kind"])
+        assert len(changed) == 1 and asked[changed[0]][slot] != own[changed[0]][slot]
+    for bad in ({"colour": 1}, {"color": -1}, {"color": 0}, [1, 2]):
+        with pytest.raises(ValueError, match="negatives"):
+            configured_task("itm", {"negatives": bad})
+
+
+def test_find_all_absent_forms_draw_training_absent_queries_in_those_forms():
+    from unio.task_set import configured_task
+    weighted = configured_task("find_all", {"absent_forms": {"shape": 1}})
+    exs = world_examples(weighted, "train", 300, 32)
+    plain = [(ex.prompt, ex.meta["form"]) for ex in world_examples(TASKS.get("find_all"), "train", 300, 32)]
+    assert [(ex.prompt, ex.meta["form"]) for ex in exs] == plain          # evaluation's draw is unchanged
+    rng = np.random.default_rng(0)
+    out = [weighted.for_training(ex, rng) for ex in exs]
+    absent = [ex for ex in out if not ex.target]
+    assert len(absent) > 50 and Counter(ex.meta["form"] for ex in absent)["shape"] > 0.8 * len(absent)
+    for ex in absent:          # still absent: no object of the image has the query's words
+        assert f'"{ex.meta["query"]}"' in ex.prompt
+        assert not any(set(ex.meta["query"].split()) <= set(a.values()) for a in ex.meta["attributes"])
+    assert [ex.prompt for ex in out if ex.target] == [p for (p, _), ex in zip(plain, exs) if ex.target]
+    for bad in ({"shapes": 1}, {"shape": -1}, {"shape": 0}):
+        with pytest.raises(ValueError, match="absent_forms"):
+            configured_task("find_all", {"absent_forms": bad})
 
 
 def test_find_all_through_detection_keeps_the_labels_that_name_the_query():

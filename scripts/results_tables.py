@@ -97,9 +97,10 @@ GROUND_RUNS = (("all-s39-long", "declared (`all-s39-long`)"),
                ("all-s49-kp2", "and keypoints 2, captions 1 (`all-s49-kp2`)"),
                ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"),
                ("all-s50-seed2", "the same, `--seed 2` (`all-s50-seed2`)"),
-               ("all-s50-kp3-seed1", "keypoints 3, seed 1 (`all-s50-kp3-seed1`)"),
-              ("all-s54-gen2", "and generation 2, classify and count 0.5: `--tasks all` (`all-s54-gen2`)"),
-              ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"))
+               ("all-s54-gen2", "and generation 2, classify and count 0.5: `--tasks all` (`all-s54-gen2`)"),
+              ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"),
+              ("all-s55-absent", "`--tasks all` end to end, find_all's absent shapes x3 (`all-s55-absent`)"),
+              ("all-s55-absent-seed1", "the same, `--seed 1` (`all-s55-absent-seed1`)"))
 
 
 def runs_table(records: dict, named_runs) -> str:
@@ -141,13 +142,13 @@ def shares_table(records: dict) -> str:
 
 ITEM6_RUNS = (("all-s39-long", "declared, 7,600 steps (`all-s39-long`)"),
               ("all-s48-share", "ITM 4, find_all 2, both grounded, 9,600 (`all-s48-share`)"),
-              ("all-s48-share-fa", "ITM 4 grounded, find_all 2, 9,600 (`all-s48-share-fa`)"),
               ("all-s49-kp2", "and keypoints 2, captions 1 (`all-s49-kp2`)"),
               ("all-s49-seed1", "the same, seed 1 (`all-s49-seed1`)"),
               ("all-s50-seed2", "the same, seed 2 (`all-s50-seed2`)"),
-              ("all-s50-kp3-seed1", "keypoints 3, seed 1 (`all-s50-kp3-seed1`)"),
               ("all-s54-gen2", "and generation 2, classify and count 0.5: `--tasks all` (`all-s54-gen2`)"),
-              ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"))
+              ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"),
+              ("all-s55-absent", "`--tasks all` end to end, find_all's absent shapes x3 (`all-s55-absent`)"),
+              ("all-s55-absent-seed1", "the same, `--seed 1` (`all-s55-absent-seed1`)"))
 DECODED_ROWS = {   # task: [(record prefix, how, the task option)]: the decodings measured after the runs
     "keypoints": [("expected", "read below the bin (`keypoints.decoding=expected`)", ("decoding", "expected"))],
     "generate": [("guided", "decoded at guidance 5 (`generate.guidance=5`)", ("guidance", 5)),

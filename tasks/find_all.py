@@ -36,9 +36,10 @@ from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_ob
 from unio.kit.boxes import match, nms
 from unio.kit.labels import label_of, left_to_right, query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, choose_prompt, slot_of
+from unio.task import Example, Grammar, Repeat, choose_prompt, share_option, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
+FORM_NAMES = tuple("_".join(form) for form in FORMS)   # as query_form names them
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 VIAS = (None, "detection")   # None: its own trained answers
 GROUNDS = (False, "detection")
@@ -52,21 +53,6 @@ def phrase(values: dict) -> str:
 def query_form(query: dict) -> str:
     """Which attributes a query names ("color_shape"), or "category": the slices of the false-positive rate."""
     return "category" if "category" in query else "_".join(a for a in ("size", "color", "shape") if a in query)
-
-
-def form_weights(weights: dict | None):
-    """The `absent_forms` option ({form: weight}, forms as query_form names them) as probabilities in FORMS'
-    order, or None (absent queries drawn as evaluation draws them)."""
-    names = ["_".join(form) for form in FORMS]
-    if weights is None:
-        return None
-    if not isinstance(weights, dict) or not weights or set(weights) - set(names):
-        raise ValueError(f"absent_forms maps query forms ({', '.join(names)}) to weights, e.g. {{shape: 3, "
-                         f"size_shape: 2}}; got {weights!r}")
-    values = [weights.get(name, 0) for name in names]
-    if not all(isinstance(v, (int, float)) and v >= 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"absent_forms' weights are numbers >= 0, at least one above 0; got {weights!r}")
-    return np.asarray(values, float) / sum(values)
 
 
 def matches(obj, query: dict) -> bool:
@@ -94,7 +80,8 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         self.absent, self.max_objects, self.nms_iou, self.via = absent, max_objects, nms_iou, via
         self.min_score = min_score          # boxes scored under it are dropped (scripts/score_threshold.py chooses it)
         self.set_ground(ground, GROUNDS, via)
-        self.absent_forms = form_weights(absent_forms)   # training only: each form's share of the absent queries
+        # training only: each form's share of the absent queries
+        self.absent_forms = share_option("absent_forms", absent_forms, FORM_NAMES, "{shape: 3, size_shape: 2}")
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]

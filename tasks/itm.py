@@ -33,7 +33,7 @@ from unio.data.world.constants import COLORS, SHAPES, SIZES
 from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, listed_ids
 from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt, pick, slot_of
+from unio.task import Example, Grammar, Segment, choose_prompt, pick, share_option, slot_of
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
@@ -80,20 +80,6 @@ def gold_objects(record) -> list:
     return left_to_right([(list(o["box"]), label_of(o)) for o in record["objects"] if o.get("box") is not None])
 
 
-def negative_weights(weights: dict | None):
-    """The `negatives` option ({kind: weight}, kinds among KINDS; a kind left out is never drawn) as
-    probabilities in KINDS' order, or None (even kinds)."""
-    if weights is None:
-        return None
-    if not isinstance(weights, dict) or not weights or set(weights) - set(KINDS):
-        raise ValueError(f"negatives maps kinds of hard negative ({', '.join(KINDS)}) to weights, "
-                         f"e.g. {{color: 3, shape: 2, size: 1, count: 1}}; got {weights!r}")
-    values = [weights.get(kind, 0) for kind in KINDS]
-    if not all(isinstance(v, (int, float)) and v >= 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"negatives' weights are numbers >= 0, at least one above 0; got {weights!r}")
-    return np.asarray(values, float) / sum(values)
-
-
 def random_caption(rng) -> str:
     """A world-style caption of 1-4 objects with random attributes."""
     objects = [[VALUES[a][int(rng.integers(len(VALUES[a])))] for a in ("size", "color", "shape")]
@@ -115,7 +101,8 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
                  negatives: dict | None = None):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
-        self.negatives = negative_weights(negatives)   # training only: each kind's share of the hard negatives
+        # training only: each kind's share of the hard negatives
+        self.negatives = share_option("negatives", negatives, KINDS, "{color: 3, shape: 2, size: 1, count: 1}")
         if via not in VIAS:
             raise ValueError(f"itm answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         self.easy = easy   # training only: this share of examples asks about a random caption instead

@@ -164,6 +164,19 @@ def choose_prompt(prompts: Sequence[str], rng: np.random.Generator, *slot: str) 
     return prompts[int(rng.integers(len(prompts)))].format(*slot)
 
 
+def share_option(option: str, weights: dict | None, names: Sequence[str], example: str):
+    """A training option that draws among `names` at given weights ({name: weight}; a name left out is never
+    drawn) as probabilities in `names`' order, or None where it is not set (e.g. itm's `negatives`)."""
+    if weights is None:
+        return None
+    if not isinstance(weights, dict) or not weights or set(weights) - set(names):
+        raise ValueError(f"{option} maps {', '.join(names)} to weights, e.g. {example}; got {weights!r}")
+    values = [weights.get(name, 0) for name in names]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"{option}'s weights are numbers >= 0, at least one above 0; got {weights!r}")
+    return np.asarray(values, float) / sum(values)
+
+
 def template_pattern(template: str) -> str:
     """A prompt template as a regular expression: its text literally, each '{}' a slot of one or more characters."""
     return "^" + re.escape(template).replace(r"\{\}", "(.+)") + "$"

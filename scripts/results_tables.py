@@ -97,10 +97,11 @@ GROUND_RUNS = (("all-s39-long", "declared (`all-s39-long`)"),
                ("all-s49-kp2", "and keypoints 2, captions 1 (`all-s49-kp2`)"),
                ("all-s49-seed1", "the same, `--tasks all --seed 1` (`all-s49-seed1`)"),
                ("all-s50-seed2", "the same, `--seed 2` (`all-s50-seed2`)"),
+               ("all-s50-kp3-seed1", "keypoints 3, seed 1 (`all-s50-kp3-seed1`)"),
                ("all-s54-gen2", "and generation 2, classify and count 0.5: `--tasks all` (`all-s54-gen2`)"),
-              ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"),
-              ("all-s55-absent", "`--tasks all` end to end, find_all's absent shapes x3 (`all-s55-absent`)"),
-              ("all-s55-absent-seed1", "the same, `--seed 1` (`all-s55-absent-seed1`)"))
+               ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"),
+               ("all-s55-absent", "`--tasks all` with `find_all.absent_forms` (`all-s55-absent`)"),
+               ("all-s55-absent-seed1", "the same, `--seed 1` (`all-s55-absent-seed1`)"))
 
 
 def runs_table(records: dict, named_runs) -> str:
@@ -147,7 +148,7 @@ ITEM6_RUNS = (("all-s39-long", "declared, 7,600 steps (`all-s39-long`)"),
               ("all-s50-seed2", "the same, seed 2 (`all-s50-seed2`)"),
               ("all-s54-gen2", "and generation 2, classify and count 0.5: `--tasks all` (`all-s54-gen2`)"),
               ("all-s54-gen2-seed1", "the same, `--seed 1` (`all-s54-gen2-seed1`)"),
-              ("all-s55-absent", "`--tasks all` end to end, find_all's absent shapes x3 (`all-s55-absent`)"),
+              ("all-s55-absent", "`--tasks all` with `find_all.absent_forms`, end to end (`all-s55-absent`)"),
               ("all-s55-absent-seed1", "the same, `--seed 1` (`all-s55-absent-seed1`)"))
 DECODED_ROWS = {   # task: [(record prefix, how, the task option)]: the decodings measured after the runs
     "keypoints": [("expected", "read below the bin (`keypoints.decoding=expected`)", ("decoding", "expected"))],

@@ -21,6 +21,13 @@ unchanged; the option only changes how answers are made.
 detection lists them (boxes and labels, left to right), then "yes" or "no": the caption is then compared with a
 list the decoder has just said, not with the image in one step. At inference that list is the model's own
 detection of the image, asked first; "yes" and "no" are ranked after it.
+
+`verdicts=True` (a model option, with `ground`) has the answer check the caption's objects one at a time after the
+list before its yes / no: "large red cube yes, small blue sphere no; no", each object "yes" where the list holds one
+more of it (an object repeated beyond the image's count is a "no"), then the answer ("no" also where the list holds
+an object the caption leaves out). A changed attribute is then one verdict's error, each comparing one object with
+the list, rather than a share of one yes / no bit. At inference the verdicts and the answer are generated (greedy)
+after the listed objects; the prediction is the answer's last word.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES
-from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, listed_ids
+from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, listed_ids, location_tokenizer
 from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, choose_prompt, pick, share_option, slot_of
@@ -40,6 +47,7 @@ KINDS = ("size", "color", "shape", "count")
 PHRASE = re.compile(r"^an? (\w+) (\w+) (\w+)$")
 VIAS = (None, "detection")   # None: its own trained answers
 GROUNDS = (False, "detection")
+VERDICT_TOKENS = 48          # the verdicts and the answer: up to 5 caption objects' names and verdicts
 
 
 def parse(caption: str) -> list | None:
@@ -72,6 +80,20 @@ def hard_negative(objects: list, kind: str, rng) -> str:
     return render(objects)
 
 
+def verdict_text(caption_objects: list | None, labels: list, answer: str) -> str:
+    """'large red cube yes, small blue sphere no; no': each caption object in turn, "yes" where `labels` (the
+    listed objects') hold one more of it, then `answer`; only the answer for a caption that lists no objects."""
+    if caption_objects is None:
+        return answer
+    left, said = Counter(" ".join(label.lower().split()) for label in labels), []
+    for obj in caption_objects:
+        name = " ".join(obj)
+        found = left[name] > 0
+        left[name] -= found
+        said.append(f"{name} {'yes' if found else 'no'}")
+    return ", ".join(said) + f"; {answer}"
+
+
 def gold_objects(record) -> list:
     """[(box, label)] of a record's objects, left to right, as detection's targets list them."""
     if record.get("objects") is None:
@@ -98,7 +120,7 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
     options = ("yes", "no")
 
     def __init__(self, easy: float = 0.0, via: str | None = None, ground: bool | str = False,
-                 negatives: dict | None = None):
+                 negatives: dict | None = None, verdicts: bool = False):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
         # training only: each kind's share of the hard negatives
@@ -108,6 +130,10 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
         self.easy = easy   # training only: this share of examples asks about a random caption instead
         self.via = via
         self.set_ground(ground, GROUNDS, via)
+        if verdicts and not ground:
+            raise ValueError("itm.verdicts checks each caption object against the objects the answer lists first: "
+                             "it needs ground='detection'")
+        self.verdicts = bool(verdicts)
 
     def for_training(self, example, rng) -> Example:
         """With `easy` > 0, that share of the training negatives become easy ones (a random world-style
@@ -140,15 +166,32 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), answer, meta)
 
     def targets(self, examples, mods):
-        """"yes" or "no"; with `ground`, after the image's objects as detection lists them."""
+        """"yes" or "no"; with `ground`, after the image's objects as detection lists them (with `verdicts`, after
+        the caption objects' verdicts too)."""
         if not self.ground:
             return super().targets(examples, mods)
-        return [listed_ids(ex.meta["objects"], mods, ex) + mods.text_ids(ex.target) for ex in examples]
+        return [listed_ids(ex.meta["objects"], mods, ex) + mods.text_ids(self.said_after_list(ex)) for ex in examples]
+
+    def said_after_list(self, example) -> str:
+        if not self.verdicts:
+            return example.target
+        labels = [label for _, label in example.meta["objects"]]
+        return verdict_text(parse(example.meta["text"]), labels, example.target)
 
     def grammar(self, mods, image_size: int) -> Grammar:
         if not self.ground:
             return super().grammar(mods, image_size)
-        return Grammar((self.objects_list(mods), Segment(mods.prompt_name, 1, self.max_tokens)))
+        said = VERDICT_TOKENS if self.verdicts else self.max_tokens
+        return Grammar((self.objects_list(mods), Segment(mods.prompt_name, 1, said)))
+
+    def decode(self, ids, mods, example=None) -> str:
+        """The answer's text; with `verdicts`, its last word (after the listed objects and the verdicts)."""
+        if not self.verdicts:
+            return super().decode(ids, mods, example)
+        name = location_tokenizer(mods)
+        start = 1 + max((i for i, t in enumerate(ids) if mods.vocab.owner(t) == name), default=-1)
+        words = re.findall(r"[a-z]+", mods.text_from_ids(list(ids[start:])).lower())
+        return words[-1] if words else ""
 
     def prepare(self, example: Example) -> Example:
         """unio.run's example: the caption is the text the prompt puts between the quotes."""
@@ -167,7 +210,8 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
         return "yes" if said == seen else "no"
 
     def answer_options(self, example):
-        return list(self.options)
+        """"yes" and "no", ranked; None (generated, greedy) with `verdicts`, whose answer follows the verdicts."""
+        return None if self.verdicts else list(self.options)
 
     def evaluate(self, predictions, examples) -> dict:
         by_kind, by_objects = defaultdict(list), defaultdict(list)

@@ -1,5 +1,6 @@
 """`--tasks all`: every registered task the source can feed, in one model."""
 import json
+import re
 from dataclasses import replace
 from importlib import import_module
 from pathlib import Path
@@ -223,6 +224,11 @@ def test_itm_and_find_all_grounded_through_detection_answer_after_the_objects_de
             own = list(answer.ids[len(prefix):])
             if name == "itm":
                 assert answer.prediction in ("yes", "no") and own == mods.text_ids(answer.prediction)
+                verdicts = type(task)(ground="detection", verdicts=True)    # generated after the list, not ranked
+                said = generate_answers(model, mods, verdicts, [ex], tasks)[0]
+                words = re.findall(r"[a-z]+", mods.text_from_ids([t for t in said.ids[len(prefix):]
+                                                                   if mods.vocab.owner(t) == mods.prompt_name]).lower())
+                assert list(said.ids[:len(prefix)]) == prefix and said.prediction == (words or [""])[-1]
             else:
                 assert len(answer.prediction["boxes"]) <= len(own) // 4
         model.config.trained_tasks = ["itm", "find_all"]

@@ -1,4 +1,6 @@
 """Task plugins: gold round trips through tokens, metrics against hand-computed references."""
+import sys
+
 import numpy as np
 import pytest
 from conftest import world_examples
@@ -125,6 +127,36 @@ def test_itm_ground_lists_the_objects_as_detection_does_before_yes_or_no(modalit
         type(plain)(ground="refexp")
     with pytest.raises(ValueError, match="not both"):
         type(plain)(ground="detection", via="detection")
+
+
+def test_itm_verdicts_check_each_caption_object_against_the_list_before_the_answer(modalities):
+    """itm.verdicts: after detection's list, each caption object's verdict ("yes" where the list holds one more of
+    it), then the answer; the answer is the last word decoded, and the verdicts agree with it."""
+    module = sys.modules[type(TASKS.get("itm")).__module__]
+    parse, verdict_text = module.parse, module.verdict_text
+    itm = type(TASKS.get("itm"))(ground="detection", verdicts=True)
+    plain_ground = type(TASKS.get("itm"))(ground="detection")
+    exs = [itm.for_training(ex, np.random.default_rng(i)) for i, ex in enumerate(world_examples(itm, "train", 60, 64))]
+    grammar = itm.grammar(modalities, 64)
+    kinds = set()
+    for ex, ids, listed in zip(exs, itm.targets(exs, modalities), plain_ground.targets(exs, modalities)):
+        prefix = listed[:-len(modalities.text_ids(ex.target))]
+        said = verdict_text(parse(ex.meta["text"]), [label for _, label in ex.meta["objects"]], ex.target)
+        assert ids == prefix + modalities.text_ids(said) and grammar.accepts(ids + [EOS], modalities.vocab)
+        assert itm.decode(ids, modalities, ex) == ex.target
+        verdicts = [part.rsplit(" ", 1)[1] for part in said.split(";")[0].split(", ")]
+        if ex.target == "yes":
+            assert set(verdicts) == {"yes"}
+        elif ex.meta["kind"] in ("size", "color", "shape"):
+            assert verdicts.count("no") == 1     # the one changed object
+        kinds.add(ex.meta["kind"])
+    assert {"positive", "color", "count"} <= kinds and itm.answer_options(exs[0]) is None
+    # a repeated object beyond the image's count is a "no"; an object the caption leaves out makes the answer "no"
+    assert verdict_text([["large", "red", "cube"]] * 2, ["large red cube"], "no") == "large red cube yes, large red cube no; no"
+    assert verdict_text([["large", "red", "cube"]], ["large red cube", "small blue cone"], "no") == "large red cube yes; no"
+    assert verdict_text(None, ["large red cube"], "yes") == "yes"
+    with pytest.raises(ValueError, match="needs ground='detection'"):
+        type(itm)(verdicts=True)
 
 
 def test_find_all_ground_lists_the_objects_as_detection_does_before_the_boxes_it_names(modalities):

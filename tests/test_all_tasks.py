@@ -150,6 +150,26 @@ def test_yes_no_margins_agree_with_the_evaluation_answers(tmp_path, all_tasks_ru
     assert all(f["auc"] is None or 0 <= f["auc"] <= 1 for f in figures.values()) and figures["itm"]["auc"] is not None
 
 
+def test_itm_errors_split_the_answers_by_their_list_and_agree_with_the_evaluation(tmp_path, all_tasks_run):
+    """scripts/itm_errors.py on the toy all-task run, answered after its detection's list (itm.ground=detection):
+    its accuracy over the kinds is evaluate.py's with that option (the same 6 test examples), and each share is
+    one of a kind's examples; without the option it refuses, naming it."""
+    out = all_tasks_run.out
+    proc = run_script_here("scripts/itm_errors.py", str(out), "--n", "6", "--json", str(tmp_path / "e.json"),
+                           "--task-option", "itm.ground=detection")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "e.json").read_text())
+    ev = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "itm", "--n", "6", "--task-option",
+                         "itm.ground=detection", "--json", str(tmp_path / "ev.json"))
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    itm = json.loads((tmp_path / "ev.json").read_text())["results"]["itm"]
+    refused = run_script_here("scripts/itm_errors.py", str(out), "--n", "6")
+    assert refused.returncode != 0 and "itm.ground=detection" in refused.stderr
+    assert sum(f["n"] for f in figures.values()) == 6 and set(figures) <= {"positive", "size", "color", "shape", "count"}
+    assert sum(f["accuracy"] * f["n"] for f in figures.values()) / 6 == pytest.approx(itm["accuracy"], abs=1e-3)
+    assert all(0 <= v <= 1 for f in figures.values() for k, v in f.items() if k != "n")
+
+
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):
     """scripts/score_threshold.py on the toy all-task run: at threshold 0 its test figures are evaluation's (the
     same 6 examples), as are the presence sweep's at 1; a higher threshold never raises recall or false positives; the threshold chosen on

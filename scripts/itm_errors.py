@@ -50,7 +50,7 @@ def tally(task, examples, answers) -> dict:
             for kind, c in sorted(counts.items())}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="a run folder (its model/) or a model folder, trained with itm.ground=detection")
     p.add_argument("--n", type=int, default=500, help="test examples")
@@ -58,7 +58,11 @@ def main(argv=None) -> dict:
     p.add_argument("--json", default=None, help="write the figures here too")
     p.add_argument("--task-option", action="append", default=[], metavar="TASK.OPTION=VALUE",
                    help="over the model's own options, e.g. itm.ground=detection for a model trained without it")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     model, mods = load_model_folder(args.run)
     given = parse_task_options(args.task_option)
     options = {t: {**model.config.task_options.get(t, {}), **given.get(t, {})} for t in {*model.config.task_options, *given}}

@@ -5,11 +5,12 @@
     python scripts/bench.py --json new.json --compare old.json   # each figure's change; exit 1 if speed fell >15%
 
 Model training and generation are measured against Hugging Face T5 of the same dimensions on the
-same examples (T5 in bf16 autocast on padded batches, as its users run it; unio in bf16 autocast on
-length-bucketed batches with its blocks compiled, as train_mixture.py trains), and against the
-machine's measured bf16 matmul rate (the best of three sizes). Generation (greedy, KV cache,
-`generate()`) is timed for each model in fp32 and in bf16 autocast, and for unio also compiled
-(UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
+same examples (T5 on padded batches, as its users run it; unio on length-bucketed batches with its blocks
+compiled, as train_mixture.py trains), both in the precision `--precision` names (auto, the default: bf16
+autocast where this machine's bf16 matmuls beat its fp32 ones, as the trainer chooses; else fp32), and
+against the machine's measured matmul rate in that precision (the best of three sizes). Generation (greedy,
+KV cache, `generate()`) is timed for each model in fp32 and, where training is in bf16, in bf16 autocast,
+and for unio also compiled (UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
 timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least);
 training is timed in turns as well (`train.interleaved`).
 `--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
@@ -31,7 +32,7 @@ from bench_readers import reader_speeds
 from unio.allocator import keep_freed_memory
 from unio.data.sources import build_source
 from unio.model.presets import load_preset, model_from_preset
-from unio.train.precision import machine_key
+from unio.train.precision import PRECISIONS, machine_key, resolve
 from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
 
 
@@ -42,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=8, help="training batches timed per model")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training's (and the matmul rate's) "
+                   "precision for both models: auto (bf16 autocast where this machine's bf16 matmuls beat fp32, "
+                   "measured once per machine, as train_mixture.py chooses), bf16 or fp32")
     p.add_argument("--no-compile", action="store_true", help="measure unio eager (train_mixture.py compiles its blocks)")
     p.add_argument("--peer-compiled", action="store_true", help="also measure T5 under torch.compile (minutes more)")
     p.add_argument("--utilisation-preset", default=None,
@@ -80,7 +84,9 @@ def main(argv=None) -> int:
         section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
                    "data": data_report, "latency": latency_report, "moe": moe_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
-                             args.only: section}, args, old)
+                             **section_precision(args), args.only: section}, args, old)
+    bf16, why = resolve(args.precision)
+    precision = "bf16" if bf16 else "fp32"
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     pairs = [(t, "world") for t in bench.TASKS4]
     mods = ensure_modalities(pairs, {"world": build_source("world", None, res)}, res, config, progress=False)
@@ -88,7 +94,7 @@ def main(argv=None) -> int:
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2
     report = {"preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-              "machine": machine_key()}
+              "machine": machine_key(), "precision": precision, "precision_reason": why}
     report["world"] = bench.world_speed(*((30, 3) if args.quick else (300, 30)))
     report["tasks"] = bench.task_speed(mods, n=16 if args.quick else 128, resolution=res)
     bucketed, padded, data_s = bench.mixture_batches(mods, cfg, args.batch_size, args.batches)
@@ -96,25 +102,27 @@ def main(argv=None) -> int:
     t5 = bench.T5WithPatches(cfg)
     if not args.no_compile:
         model.compile_blocks()   # as train_mixture.py trains
-    unio_train = bench.train_throughput(model, bucketed, patches, profile=True)
-    t5_train = bench.train_throughput(t5, padded, patches)
+    unio_train = bench.train_throughput(model, bucketed, patches, bf16, profile=True)
+    t5_train = bench.train_throughput(t5, padded, patches, bf16)
     report["model_examples_per_s"] = args.batch_size / unio_train["seconds_per_step"]
     report["train"] = {"unio": unio_train, "t5": t5_train, "unio_compiled": not args.no_compile,
                        "ratio": unio_train["useful_tokens_per_s"] / t5_train["useful_tokens_per_s"]}
     rounds = 3 if args.quick else 7
     # each pair timed in turns too: the ratio a drifting machine moves least
-    report["train"]["interleaved"] = {"to_t5": bench.train_ratio_in_turns(model, bucketed, t5, padded, patches, rounds)}
+    report["train"]["interleaved"] = {"to_t5": bench.train_ratio_in_turns(model, bucketed, t5, padded, patches, rounds,
+                                                                          bf16)}
     if args.peer_compiled:
         t5_compiled_model = torch.compile(bench.T5WithPatches(cfg), dynamic=True)
-        t5_compiled = bench.train_throughput(t5_compiled_model, padded, patches)
+        t5_compiled = bench.train_throughput(t5_compiled_model, padded, patches, bf16)
         report["train"]["t5_compiled"] = t5_compiled
         report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
         report["train"]["interleaved"]["to_t5_compiled"] = bench.train_ratio_in_turns(
-            model, bucketed, t5_compiled_model, padded, patches, rounds)
-    rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048))
+            model, bucketed, t5_compiled_model, padded, patches, rounds, bf16)
+    rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048),
+                               torch.bfloat16 if bf16 else torch.float32)
     peak = rates["best"]
-    flops = sum(bench.step_flops(model, b) for b in bucketed[:4]) / 4
-    report["flops"] = {"matmul_bf16_flop_per_s": peak, "matmul_bf16_by_size": rates["per_size"],
+    flops = sum(bench.step_flops(model, b, bf16) for b in bucketed[:4]) / 4
+    report["flops"] = {f"matmul_{precision}_flop_per_s": peak, f"matmul_{precision}_by_size": rates["per_size"],
                        "unio_step_flops": flops, "unio_flop_per_s": flops / unio_train["seconds_per_step"],
                        "fraction_of_matmul_rate": flops / unio_train["seconds_per_step"] / peak,
                        "matmul_time_fraction": unio_train["matmul_time_fraction"]}
@@ -122,9 +130,9 @@ def main(argv=None) -> int:
     report["flops"]["matmul_kernels_fraction_of_rate"] = (report["flops"]["fraction_of_matmul_rate"]
                                                           / unio_train["matmul_time_fraction"])
     # the fraction were the step nothing but its matmuls, each at its standalone rate
-    report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak)
+    report["flops"]["matmul_ceiling"] = bench.matmul_ceiling(model, bucketed[:4], peak, bf16)
     # the step's time against its matmuls' alone, timed in turns (issue 34's figure; the drift moves it least)
-    ceiling = bench.ceiling_in_turns(model, bucketed[:4], rounds=3 if args.quick else 9)
+    ceiling = bench.ceiling_in_turns(model, bucketed[:4], rounds=3 if args.quick else 9, bf16=bf16)
     report["flops"]["ceiling_in_turns"] = ceiling
     report["flops"]["fraction_of_matmul_ceiling"] = ceiling["fraction"]     # issue 34's key
     # FLOPs a matmul does in the time memory moves one byte: what elementwise work costs here
@@ -133,14 +141,14 @@ def main(argv=None) -> int:
     if args.utilisation_preset:
         report["flops"]["preset_utilisation"] = bench.preset_utilisation(args.utilisation_preset,
                                                                          args.utilisation_batch, peak,
-                                                                         rounds=3 if args.quick else 5)
+                                                                         rounds=3 if args.quick else 5, bf16=bf16)
     if args.packing:
         report["packing"] = packing_report(args, res)
     model.eval()
     t5.eval()
-    t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens)
+    t5_gen = bench.generation_modes(t5.generate, padded[0], args.new_tokens, bf16=bf16)
     unio_gen = bench.generation_modes(model.generate, padded[0], args.new_tokens,
-                                      None if args.no_compile else model.compile_generation)
+                                      None if args.no_compile else model.compile_generation, bf16)
     report["generate"] = {"unio": unio_gen, "t5": t5_gen, "unio_tokens_per_s": unio_gen["best"],
                           "t5_tokens_per_s": t5_gen["best"], "ratio": unio_gen["best"] / t5_gen["best"]}
     if not unio_gen["best_mode"].startswith("compiled"):
@@ -153,13 +161,14 @@ def main(argv=None) -> int:
     report["generate"]["interleaved"] = interleaved
     if args.peer_compiled:
         t5_compiled = bench.compiled_generation(t5.generate, padded[0], args.new_tokens,
-                                                lambda: bench.compile_t5_generation(t5))
+                                                lambda: bench.compile_t5_generation(t5), bf16)
         report["generate"]["t5_compiled"] = t5_compiled
         report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
         interleaved["to_t5_compiled"] = bench.interleaved_ratio(
-            unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens, "bf16"))
+            unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens, precision))
     model.compile_generation(False)   # unio.run below as its users run it by default
-    report["grammar"] = grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
+    report["grammar"] = grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5,
+                                     bf16=bf16)
     from unio.infer.runner import Runner
     report["run"] = bench.run_batch_vs_loop(Runner(model, mods), n=4 if args.quick else 16)
     if not args.no_readers:   # each official-format reader on world scenes written at 640 px (bench_readers.py)
@@ -182,6 +191,14 @@ def write_report(report: dict, args, old) -> int:
     return 0 if old is None else bench_compare.report_and_verdict(old, report, args.tolerance)
 
 
+def section_precision(args) -> dict:
+    """The precision a section trains and decodes in, and why (only where --only names one that does)."""
+    if args.only not in ("profile", "grammar", "packing"):
+        return {}
+    bf16, why = resolve(args.precision)
+    return {"precision": "bf16" if bf16 else "fp32", "precision_reason": why}
+
+
 def profile_report(args, res: int) -> dict:
     """bench.profiled_step at --preset on the default mixture's bucketed batches and at the utilisation
     preset (base unless named) on random ones of --utilisation-batch, both compiled as training runs."""
@@ -197,18 +214,21 @@ def profile_report(args, res: int) -> dict:
             batches = [bench.random_batch(model.config, args.utilisation_batch, vocab=mods.vocab.size)]
         if not args.no_compile:
             model.compile_blocks()
-        out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches)}
+        out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches,
+                                                                                     resolve(args.precision)[0])}
     return out
 
 
 def grammar_report(args, res: int) -> dict:
-    """bench_grammar.grammar_cost on the first padded batch of the default mixture, eager, in bf16 autocast."""
+    """bench_grammar.grammar_cost on the first padded batch of the default mixture, eager, in bf16 autocast
+    (or fp32: --precision)."""
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     mods = ensure_modalities([(t, "world") for t in bench.TASKS4], {"world": build_source("world", None, res)}, res,
                              config, progress=False)
     model = model_from_preset(args.preset, mods.vocab.size).eval()
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
-    return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5)
+    return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5,
+                        bf16=resolve(args.precision)[0])
 
 
 def latency_report(args, res: int) -> dict:
@@ -234,8 +254,8 @@ def moe_report(args, res: int) -> dict:
     from bench_moe import moe_step_cost
     if args.quick:
         return moe_step_cost("vqa,refexp,depth", args.preset, args.batch_size, steps=2, rounds=2, start=40,
-                             expert_d_ff=32, vq_steps=20)
-    return moe_step_cost("all", args.preset, args.batch_size)
+                             expert_d_ff=32, vq_steps=20, compile=not args.no_compile)
+    return moe_step_cost("all", args.preset, args.batch_size, compile=not args.no_compile)
 
 
 def packing_report(args, res: int) -> dict:
@@ -251,7 +271,7 @@ def packing_report(args, res: int) -> dict:
     if not args.no_compile:
         trained.compile_blocks()
     return bench.packing_comparison(trained, {"default": bench.TASKS4, "all": every}, mods, args.batch_size,
-                                    args.batches)
+                                    args.batches, resolve(args.precision)[0])
 
 
 if __name__ == "__main__":

@@ -67,6 +67,10 @@ def report_and_verdict(old: dict, new: dict, tolerance: float = 0.15, out=sys.st
     lines, failures = compare(old, new, tolerance)
     keys = guarded(old, new)
     print("\n".join(lines), file=out)
+    before, after = old.get("precision", "bf16"), new.get("precision", "bf16")   # reports before --precision: bf16
+    if before != after:
+        print(f"note: the old report trained in {before}, the new one in {after}: every figure compares two "
+              f"precisions, not two versions of the code", file=out)
     print(f"guard ({'same machine: tokens/s' if same_machine(old, new) else 'other machine: ratios to the peer'}"
           f"{''.join(f'; {part[:-1]}: the ratio timed in turns' for part, k in IN_TURNS.items() if k in keys)}): "
           + ("; ".join(failures) if failures else f"{', '.join(keys)} within {tolerance * 100:.0f}%"), file=out)

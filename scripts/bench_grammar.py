@@ -34,7 +34,7 @@ class TimedProcessor(LogitsProcessor):
         return out
 
 
-def grammar_call(model, batch: dict, steps: int, processor=None, clock: dict | None = None):
+def grammar_call(model, batch: dict, steps: int, processor=None, clock: dict | None = None, bf16: bool = True):
     """A no-argument call of greedy generation of exactly `steps` tokens; with `processor` (a function
     building a fresh logits processor), each call decodes under a new one, timed into `clock`."""
     inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask") if k in batch}
@@ -44,28 +44,29 @@ def grammar_call(model, batch: dict, steps: int, processor=None, clock: dict | N
         extra = {}
         if processor is not None:
             extra["logits_processor"] = LogitsProcessorList([TimedProcessor(processor(), clock)])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             return model.generate(**inputs, max_new_tokens=steps, min_new_tokens=steps, do_sample=False,
                                   pad_token_id=PAD, eos_token_id=EOS, **extra)
     return call
 
 
 def grammar_cost(model, batch: dict, mods, image_size: int, new_tokens: int, tasks=GRAMMAR_TASKS,
-                 repeat: int = 5) -> dict:
+                 repeat: int = 5, bf16: bool = True) -> dict:
     """Per task: its grammar's kind, the steps timed (`new_tokens`, or fewer where the grammar's answers are
     shorter), tokens/s without and with the processor, and the processor's milliseconds a step (the whole
     batch) and share of the constrained call. `batch`: one batch of the bench's examples, decoded eagerly in
-    bf16 autocast (unio.run decodes in fp32: the processors do the same work, the model's step differs)."""
+    bf16 autocast, or in fp32 where `bf16` is off (unio.run decodes in fp32: the processors do the same work,
+    the model's step differs)."""
     limit = model.config.max_target_length + 1
     rows = batch["input_ids"].shape[0]
     out = {"batch": rows}
     for task in tasks:
         grammar = TASKS.get(task).grammar(mods, image_size)
         steps = max(1, min(new_tokens, grammar.max_length - 1, limit - 1))
-        plain = bench.stable_timing(grammar_call(model, batch, steps), repeat=repeat)
+        plain = bench.stable_timing(grammar_call(model, batch, steps, bf16=bf16), repeat=repeat)
         clock = {"seconds": 0.0, "calls": 0}
         constrained = bench.stable_timing(grammar_call(model, batch, steps, lambda: grammar.processor(mods.vocab, limit),
-                                                       clock), repeat=repeat)
+                                                       clock, bf16), repeat=repeat)
         per_step = clock["seconds"] / max(clock["calls"], 1)
         out[task] = {"kind": "table" if grammar.static else "automaton", "steps": steps,
                      "plain_tokens_per_s": rows * steps / plain["median_seconds"],

@@ -26,9 +26,10 @@ ARMS = {"dense": (), "token": ("--moe", "token"), "attribute": ("--moe", "attrib
 
 
 def arm_trainer(arm: str, tasks: str, preset: str, batch_size: int, out: str, expert_d_ff: int,
-                vq_steps: int | None) -> Trainer:
+                vq_steps: int | None, compile: bool = True) -> Trainer:
     moe = ARMS[arm] + (("--model", f"expert_d_ff={expert_d_ff}") if ARMS[arm] else ())
-    return default_run_trainer(preset, batch_size, str(Path(out) / arm), vq_steps, extra=("--tasks", tasks, *moe))
+    return default_run_trainer(preset, batch_size, str(Path(out) / arm), vq_steps, compile,
+                               extra=("--tasks", tasks, *moe))
 
 
 def step_times(trainer: Trainer, batches: list) -> list:
@@ -41,9 +42,11 @@ def step_times(trainer: Trainer, batches: list) -> list:
 
 
 def moe_step_cost(tasks: str = "all", preset: str = "tiny", batch_size: int = 48, steps: int = 10, rounds: int = 3,
-                  start: int = 1500, expert_d_ff: int = 256, vq_steps: int | None = None) -> dict:
+                  start: int = 1500, expert_d_ff: int = 256, vq_steps: int | None = None, compile: bool = True) -> dict:
+    """`compile`: blocks compiled as train_mixture.py compiles them (without it each arm steps eagerly)."""
     with tempfile.TemporaryDirectory() as out:
-        trainers = {arm: arm_trainer(arm, tasks, preset, batch_size, out, expert_d_ff, vq_steps) for arm in ARMS}
+        trainers = {arm: arm_trainer(arm, tasks, preset, batch_size, out, expert_d_ff, vq_steps, compile)
+                    for arm in ARMS}
         batches = [trainers["dense"].stream.batch(step) for step in range(start, start + steps)]
         for trainer in trainers.values():                 # compiles, and the allocator's first steps
             step_times(trainer, batches[:3])
@@ -57,4 +60,4 @@ def moe_step_cost(tasks: str = "all", preset: str = "tiny", batch_size: int = 48
         return {"seconds_per_step": medians, "seconds_per_step_range": spread,
                 "ratio_to_dense": {arm: medians[arm] / medians["dense"] for arm in ARMS if arm != "dense"},
                 "steps_timed_per_arm": steps * rounds, "from_step": start, "tasks": tasks, "moe_layers": moe_layers,
-                "expert_d_ff": expert_d_ff}
+                "expert_d_ff": expert_d_ff, "compiled": compile}

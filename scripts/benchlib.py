@@ -269,18 +269,19 @@ def train_throughput(model, batches, patches: int, bf16: bool = True, profile: b
     return {**out, **matmul_share(one_pass.step, batches)} if profile else out
 
 
-def train_ratio_in_turns(model, batches, peer, peer_batches, patches: int, rounds: int = 7) -> dict:
+def train_ratio_in_turns(model, batches, peer, peer_batches, patches: int, rounds: int = 7,
+                         bf16: bool = True) -> dict:
     """How many times the peer's useful tokens/s `model` trains at, timed in turns (interleaved_ratio: one
     training pass of each a round, order swapped each round, the median of the rounds' ratios): the same
     examples laid out each model's way, so the ratio of pass times is the ratio of useful tokens/s."""
-    out = interleaved_ratio(training_pass(model, batches), training_pass(peer, peer_batches), rounds)
+    out = interleaved_ratio(training_pass(model, batches, bf16), training_pass(peer, peer_batches, bf16), rounds)
     scale = pass_tokens(batches, patches) / pass_tokens(peer_batches, patches)   # 1 when both hold the same examples
     return {"ratio": out["ratio"] * scale, "ratios": [r * scale for r in out["ratios"]], "spread": out["spread"],
             "rounds": rounds}
 
 
 def training_pass(model, batches, bf16: bool = True):
-    """A call that trains `model` one step on each of `batches` (bf16 autocast, one fused AdamW step each, as
+    """A call that trains `model` one step on each of `batches` (bf16 autocast or fp32, one fused AdamW step each, as
     the trainer steps); its `step` attribute trains on one batch."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     device = next(model.parameters()).device
@@ -372,10 +373,10 @@ def interleaved_ratio(first, second, rounds: int = 9) -> dict:
 
 
 def mode_call(generate, batch, new_tokens: int, mode: str):
-    """generation_call in one of generation_modes' modes: fp32, or bf16 autocast (bf16, compiled_bf16: the
-    model's compiled state is the caller's)."""
+    """generation_call in one of generation_modes' modes: in fp32 (fp32, compiled_fp32) or in bf16 autocast
+    (bf16, compiled_bf16); the model's compiled state is the caller's."""
     call = generation_call(generate, batch, new_tokens)
-    if mode == "fp32":
+    if "bf16" not in mode:
         return call
 
     def in_bf16():
@@ -410,40 +411,42 @@ def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, tim
 
 
 def preset_utilisation(preset: str, batch_size: int, peak: float, steps: int = 3, prompt: int = 16,
-                       target: int = 16, device="cpu", rounds: int = 5) -> dict:
-    """FLOP/s of a bf16 training step of `preset` (blocks compiled) on random inputs of the given
-    lengths, as a fraction of `peak`, and its matmul-only ceiling: the matmul fraction where the
+                       target: int = 16, device="cpu", rounds: int = 5, bf16: bool = True) -> dict:
+    """FLOP/s of a training step of `preset` (blocks compiled; bf16 autocast or fp32) on random inputs of the
+    given lengths, as a fraction of `peak` (the matmul rate in the same precision), and its matmul-only ceiling: the matmul fraction where the
     matrices are as large as the preset makes them, and the step's share of it timed in `rounds` turns
     (ceiling_in_turns). On a CPU, also the step's share of time in matmuls."""
     from unio.model.presets import model_from_preset
     model = model_from_preset(preset, 2048).to(device)
     cfg = model.config
     batch = {k: v.to(device) for k, v in random_batch(cfg, batch_size, prompt, target).items()}
-    flops = step_flops(model, batch)
-    ceiling = matmul_ceiling(model, [batch], peak)
+    flops = step_flops(model, batch, bf16)
+    ceiling = matmul_ceiling(model, [batch], peak, bf16)
     model.compile_blocks()
     on_cpu = torch.device(device).type == "cpu"
-    timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, profile=on_cpu)
+    timing = train_throughput(model, [batch] * steps, (cfg.image_size // cfg.patch_size) ** 2, bf16, profile=on_cpu)
     seconds = timing["seconds_per_step"]
-    in_turns = ceiling_in_turns(model, [batch], rounds)
+    in_turns = ceiling_in_turns(model, [batch], rounds, bf16)
     out = {"preset": preset, "batch_size": batch_size, "device": str(device), "step_flops": flops,
            "seconds_per_step": seconds, "flop_per_s": flops / seconds, "fraction_of_matmul_rate": flops / seconds / peak,
            "matmul_ceiling": ceiling, "ceiling_in_turns": in_turns, "fraction_of_matmul_ceiling": in_turns["fraction"]}
     return {**out, "matmul_time_fraction": timing["matmul_time_fraction"]} if on_cpu else out
 
 
-def generation_modes(generate, batch, new_tokens: int, compile_generation=None) -> dict:
-    """Generation tokens/s in fp32, in bf16 autocast and, given `compile_generation` (which switches
-    the model to a static KV cache with a compiled decoding step), compiled in bf16; and the best."""
-    out, modes, timings = {}, ["fp32", "bf16"], {}
+def generation_modes(generate, batch, new_tokens: int, compile_generation=None, bf16: bool = True) -> dict:
+    """Generation tokens/s in fp32, in bf16 autocast (where `bf16`: on a machine whose bf16 matmuls are slower,
+    fp32 alone) and, given `compile_generation` (which switches the model to a static KV cache with a compiled
+    decoding step), compiled in bf16 (or fp32); and the best."""
+    out, modes, timings = {}, ["fp32", "bf16"] if bf16 else ["fp32"], {}
     for mode in modes:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
             out[f"{mode}_tokens_per_s"] = generation_throughput(generate, batch, new_tokens, timings=timings, name=mode)
     if compile_generation is not None:
-        compiled = compiled_generation(generate, batch, new_tokens, compile_generation)
-        out["compile_seconds"], out["compiled_bf16_tokens_per_s"] = compiled["compile_seconds"], compiled["tokens_per_s"]
-        timings["compiled_bf16"] = compiled["timing"]
-        modes.append("compiled_bf16")
+        compiled = compiled_generation(generate, batch, new_tokens, compile_generation, bf16)
+        mode = "compiled_bf16" if bf16 else "compiled_fp32"
+        out["compile_seconds"], out[f"{mode}_tokens_per_s"] = compiled["compile_seconds"], compiled["tokens_per_s"]
+        timings[mode] = compiled["timing"]
+        modes.append(mode)
     out["timing"] = timings
     out["clean"] = all(t["clean"] for t in timings.values())
     out["best_mode"] = max(modes, key=lambda m: out[f"{m}_tokens_per_s"])
@@ -451,11 +454,12 @@ def generation_modes(generate, batch, new_tokens: int, compile_generation=None) 
     return out
 
 
-def compiled_generation(generate, batch, new_tokens: int, compile_generation) -> dict:
-    """bf16 tokens/s after `compile_generation()`, and the seconds its first call spent compiling."""
+def compiled_generation(generate, batch, new_tokens: int, compile_generation, bf16: bool = True) -> dict:
+    """Tokens/s (bf16 autocast, or fp32) after `compile_generation()`, and the seconds its first call spent
+    compiling."""
     compile_generation()
     timings: dict = {}
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         start = time.perf_counter()
         generation_call(generate, batch, new_tokens)()
         seconds = time.perf_counter() - start
@@ -659,7 +663,7 @@ def slot_use(batches: list, patches: int) -> dict:
             "rows_per_batch": sum(len(b["labels"]) for b in batches) / len(batches)}
 
 
-def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: int) -> dict:
+def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: int, bf16: bool = True) -> dict:
     """Useful tokens/s of training on length-bucketed batches against packed ones (--packing auto), and
     against batches whose tasks are mixed (--buckets 1), decoded whole or in two groups of like target
     lengths (--sub-batches 2); the same examples, for each mixture {name: tasks}: medians of 5 timed
@@ -677,7 +681,7 @@ def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: 
                    "mixed_grouped": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches, groups=2)}
         for layout, batches_of in layouts.items():
             batches = batches_of()
-            row[layout] = {**train_throughput(model, batches, patches), **slot_use(batches, patches)}
+            row[layout] = {**train_throughput(model, batches, patches, bf16), **slot_use(batches, patches)}
         speed = {layout: row[layout]["useful_tokens_per_s"] for layout in layouts}
         row["packed_over_bucketed"] = speed["packed"] / speed["bucketed"]
         row["mixed_over_bucketed"] = speed["mixed"] / speed["bucketed"]

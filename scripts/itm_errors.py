@@ -25,7 +25,7 @@ from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
 from unio.infer.model_folder import load_model_folder
 from unio.infer.pipeline import generate_answers
-from unio.task_set import TaskSet, parse_task_options
+from unio.task_set import TaskSet, merge_task_options, parse_task_options
 
 
 def labels(objects) -> Counter:
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     args = parser().parse_args(argv)
     model, mods = load_model_folder(args.run)
     given = parse_task_options(args.task_option)
-    options = {t: {**model.config.task_options.get(t, {}), **given.get(t, {})} for t in {*model.config.task_options, *given}}
+    options = merge_task_options(model.config.task_options, given)
     tasks = TaskSet(options, known_only=True)
     itm = tasks.get("itm")
     if not itm.ground:

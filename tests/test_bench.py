@@ -152,6 +152,16 @@ def test_across_machines_the_guard_reads_the_ratios_to_the_peer():
     assert compare(old, _report(machine="B"))[1] == ["train.ratio is missing from the old report"]
 
 
+def test_reports_of_two_precisions_are_compared_with_a_note():
+    import io
+    verdict = load_script("bench_compare").report_and_verdict
+    fp32 = {**_report(machine="B"), "precision": "fp32"}
+    for old, new, noted in ((_report(), fp32, True), (fp32, fp32, False), (_report(), _report(), False)):
+        out = io.StringIO()
+        verdict(old, new, out=out)
+        assert ("the old report trained in bf16, the new one in fp32" in out.getvalue()) == noted, out.getvalue()
+
+
 def _in_turns(part: str, ratio: float, **figures) -> dict:
     """_report with `part`'s (train or generate) ratio to T5 timed in turns."""
     report = _report(**figures)

@@ -87,9 +87,13 @@ def test_cli_lists_plugins():
 
 def test_task_options_rebuild_the_task_and_name_what_is_valid():
     from unio.registries import TASKS
-    from unio.task_set import TaskSet, configured_task, parse_task_options
+    from unio.task_set import TaskSet, configured_task, merge_task_options, parse_task_options
     assert parse_task_options(["detection.order=x", "find_all.absent=0.5"]) == {
         "detection": {"order": "x"}, "find_all": {"absent": 0.5}}
+    trained = {"itm": {"ground": "detection", "easy": 0.2}, "detection": {"order": "x"}}
+    assert merge_task_options(trained, {"itm": {"easy": 0.5}, "find_all": {"absent": 0.3}}) == {
+        "itm": {"ground": "detection", "easy": 0.5}, "detection": {"order": "x"}, "find_all": {"absent": 0.3}}
+    assert merge_task_options(trained, None) == trained
     with pytest.raises(ValueError, match="TASK.OPTION=VALUE"):
         parse_task_options(["order=x"])
     original = TASKS.get("detection")

@@ -62,6 +62,12 @@ def with_source_options(given: dict, pairs, tasks, sources) -> dict:
     return options
 
 
+def merge_task_options(base: dict, override: dict | None) -> dict:
+    """Per-task options of `base` with `override`'s laid over them, task by task and option by option."""
+    override = override or {}
+    return {t: {**base.get(t, {}), **override.get(t, {})} for t in {*base, *override}}
+
+
 def parse_task_options(items: list) -> dict:
     """['detection.order=x', 'itm.easy=0.2'] -> {'detection': {'order': 'x'}, 'itm': {'easy': 0.2}}
     (values read as YAML)."""

@@ -30,7 +30,7 @@ from unio.kit.images import Frame, to_rgb_array
 from unio.model.decoding import strip_answer
 from unio.registries import TASKS
 from unio.task import Example, template_pattern
-from unio.task_set import TaskSet
+from unio.task_set import TaskSet, merge_task_options
 from unio.vocab import BOS
 
 TOKENIZERS = "tokenizers"                                        # the Modalities' folder in a model folder
@@ -104,10 +104,8 @@ class UnioProcessor(ProcessorMixin):
     def for_model(cls, config, modalities, task_options: dict | None = None) -> "UnioProcessor":
         """The processor of a model: its settings, and its tasks with the options it was trained with
         (`task_options` given here override them, task by task and option by option)."""
-        options = {t: {**config.task_options.get(t, {}), **(task_options or {}).get(t, {})}
-                   for t in {*config.task_options, *(task_options or {})}}
         return cls(modalities, **{key: getattr(config, key, default) for key, default in SETTINGS.items()},
-                   task_options=options)
+                   task_options=merge_task_options(config.task_options, task_options))
 
     # -- prompts and images -> the model's inputs ------------------------------------------
     def task_of(self, prompt: str, task: str | None = None) -> str | None:

@@ -86,7 +86,7 @@ def evaluate(args) -> int:
     from unio.data.mixture import parse_mixture
     from unio.data.sources import build_source
     from unio.registries import TASKS
-    from unio.task_set import TaskSet, parse_task_options
+    from unio.task_set import TaskSet, merge_task_options, parse_task_options
     from unio.train.builders import default_mixture, expand_all
     from unio.train.cli import source_options
     from unio.train.options import TrainOptions
@@ -102,7 +102,7 @@ def evaluate(args) -> int:
         from unio.infer.runner import load
         runner = load(args.model)
         trained = runner.model.config.task_options      # the options it was trained with; --task-option wins
-        tasks = TaskSet({t: {**trained.get(t, {}), **given.get(t, {})} for t in {*trained, *given}}, known_only=True)
+        tasks = TaskSet(merge_task_options(trained, given), known_only=True)
         size = runner.model.config.image_size
         sources = {s: build_source(s, specs.get(s), size) for _, s in pairs}
         check_split(args.split, sources)

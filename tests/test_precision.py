@@ -18,12 +18,21 @@ def test_unknown_precision_names_the_choices():
         precision.resolve("fp16")
 
 
-@pytest.mark.parametrize("speedup,chosen", [(1.74, True), (1.05, False), (0.4, False)])
+@pytest.mark.parametrize("speedup,chosen", [(1.74, True), (1.05, False), (0.6, False), (0.01, False)])
 def test_auto_takes_bf16_only_where_it_wins(monkeypatch, tmp_path, speedup, chosen):
     monkeypatch.setenv("UNIO_CACHE", str(tmp_path))
-    monkeypatch.setattr(precision, "matmul_rate", lambda dtype: 1e11 * (speedup if dtype is not precision.torch.float32 else 1))
+    timed = []
+
+    def rate(dtype, shapes=precision.SHAPES):
+        timed.append((dtype, shapes))
+        return 1e11 * (speedup if dtype is not precision.torch.float32 else 1)
+    monkeypatch.setattr(precision, "matmul_rate", rate)
     bf16, why = precision.resolve("auto")
     assert bf16 is chosen and f"{speedup:.2f}x" in why
+    # bf16 far slower on the small screen (emulated): the step's shapes are never timed in it
+    screened = speedup < precision.SCREEN_LOSS
+    assert ((precision.torch.bfloat16, precision.SHAPES) in timed) is not screened
+    assert precision.measured()["screened"] is screened
 
 
 def test_auto_probes_once_per_machine(monkeypatch, tmp_path):

@@ -4,7 +4,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import load_script, run_script
+from conftest import load_script, run_script, run_script_here
 
 specialists = load_script("specialists")
 TRAINED = re.compile(r"trained \d+ steps")   # what train_mixture.py prints at the end of a run
@@ -34,8 +34,8 @@ def test_a_specialist_trains_on_the_generalists_tokenizers_and_joins_the_table(t
     assert all(table["pairs"][p]["equal_steps"] is not None for p in ("vqa", "count"))
     assert table["pairs"]["depth"]["equal_steps"] is None and table["tasks_in_delta_m"]["equal_steps"] <= 2
     assert "| vqa |" in proc.stdout and len(TRAINED.findall(proc.stdout)) == 2 and (tmp_path / "eq-vqa" / "model" / "tokenizers").is_dir()
-    # a second call finds both eval.json files and trains nothing
-    again = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
+    # a second call finds both eval.json files and trains nothing (in this process: it starts no run)
+    again = run_script_here("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "vqa,count",
                        "--eval-n", "4", env=env)
     assert again.returncode == 0 and not TRAINED.search(again.stdout), again.stdout[-2000:]
     # the whole budget's specialist: the generalist's steps; the table keeps the equal-step column beside it
@@ -50,13 +50,13 @@ def test_a_specialist_trains_on_the_generalists_tokenizers_and_joins_the_table(t
 
 
 def test_a_pair_the_generalist_did_not_train_is_refused_naming_its_pairs(tmp_path, all_tasks_run):
-    proc = run_script("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "ocr",
-                      "--dry-run")
+    proc = run_script_here("scripts/specialists.py", str(all_tasks_run.out), "--out", str(tmp_path), "--only", "ocr",
+                           "--dry-run")
     assert proc.returncode == 2 and "not pairs of the generalist" in proc.stderr and "vqa" in proc.stderr
-    proc = run_script("scripts/specialists.py", str(tmp_path), "--out", str(tmp_path))
+    proc = run_script_here("scripts/specialists.py", str(tmp_path), "--out", str(tmp_path))
     assert proc.returncode == 2 and "neither a finished train_mixture.py run folder" in proc.stderr
     (tmp_path / "bad.json").write_text("{not json")
-    proc = run_script("scripts/specialists.py", str(tmp_path / "bad.json"), "--out", str(tmp_path))
+    proc = run_script_here("scripts/specialists.py", str(tmp_path / "bad.json"), "--out", str(tmp_path))
     assert proc.returncode == 2 and "bad.json is not JSON" in proc.stderr and "a record" in proc.stderr
 
 
@@ -87,7 +87,7 @@ def test_a_record_of_the_generalist_gives_its_options_tokenizers_and_steps(tmp_p
     assert specialists.steps_per_pair(of_record) == specialists.steps_per_pair(of_run)
     del record["train_options"]                      # a record from before record_run.py kept the options
     (tmp_path / "old.json").write_text(json.dumps(record))
-    proc = run_script("scripts/specialists.py", str(tmp_path / "old.json"), "--out", str(tmp_path), "--dry-run")
+    proc = run_script_here("scripts/specialists.py", str(tmp_path / "old.json"), "--out", str(tmp_path), "--dry-run")
     assert proc.returncode == 2 and "holds no train_options" in proc.stderr and "run folder" in proc.stderr
 
 

@@ -4,7 +4,9 @@ bf16 autocast pays only where the machine multiplies bf16 matrices faster than f
 AVX512-BF16 or AMX do (one 2-core machine trained the default mixture 1.74x faster in bf16), others
 emulate bf16 and lose. `auto` times both on matmuls of a training step's shapes once per machine
 (CPU model, core count, torch version), caches the verdict in ~/.cache/unio/precision.json, and picks
-bf16 when it is faster by more than `MARGIN`. CUDA devices with bf16 support always take bf16."""
+bf16 when it is faster by more than `MARGIN`. A small matmul screens first: where bf16 is emulated (0.01x
+fp32 on an AVX2-only CPU) it loses there by far, and the step's shapes are not timed in bf16 (they took 5 s of
+every first run on such a machine). CUDA devices with bf16 support always take bf16."""
 from __future__ import annotations
 
 import json
@@ -18,6 +20,8 @@ import torch
 PRECISIONS = ("auto", "bf16", "fp32")
 MARGIN = 1.1                 # bf16 must beat fp32 by 10%: autocast's casts cost something outside the matmuls
 SHAPES = ((1024, 256, 1024), (1024, 1024, 256), (512, 512, 512))   # (m, k, n): tiny's FFN both ways, a square
+SCREEN = ((256, 256, 256),)   # bf16 below SCREEN_LOSS x fp32 on it: fp32, without timing SHAPES in bf16
+SCREEN_LOSS = 0.5
 
 
 def cache_file() -> Path:
@@ -36,10 +40,10 @@ def machine_key() -> str:
     return f"{cpu} | {torch.get_num_threads()} threads | torch {torch.__version__}"
 
 
-def matmul_rate(dtype: torch.dtype, repeats: int = 3) -> float:
-    """The median FLOP/s over `SHAPES` (each the median of `repeats` timings after a warm-up call)."""
+def matmul_rate(dtype: torch.dtype, shapes=SHAPES, repeats: int = 3) -> float:
+    """The median FLOP/s over `shapes` (each the median of `repeats` timings after a warm-up call)."""
     rates, generator = [], torch.Generator().manual_seed(0)    # the global random state is left alone
-    for m, k, n in SHAPES:
+    for m, k, n in shapes:
         a, b = (torch.randn(*shape, generator=generator).to(dtype) for shape in ((m, k), (k, n)))
         torch.mm(a, b)
         times = []
@@ -52,9 +56,15 @@ def matmul_rate(dtype: torch.dtype, repeats: int = 3) -> float:
 
 
 def probe() -> dict:
-    """Both rates on this machine and the verdict."""
-    fp32, bf16 = matmul_rate(torch.float32), matmul_rate(torch.bfloat16)
-    return {"fp32_flop_per_s": fp32, "bf16_flop_per_s": bf16, "bf16_speedup": bf16 / fp32,
+    """Both rates on this machine and the verdict (`screened`: bf16 lost the small screen by far, and its
+    rate and speedup are the screen's)."""
+    screen = {dtype: matmul_rate(dtype, SCREEN) for dtype in (torch.float32, torch.bfloat16)}
+    fp32 = matmul_rate(torch.float32)
+    if screen[torch.bfloat16] < SCREEN_LOSS * screen[torch.float32]:
+        return {"fp32_flop_per_s": fp32, "bf16_flop_per_s": screen[torch.bfloat16], "screened": True,
+                "bf16_speedup": screen[torch.bfloat16] / screen[torch.float32], "precision": "fp32"}
+    bf16 = matmul_rate(torch.bfloat16)
+    return {"fp32_flop_per_s": fp32, "bf16_flop_per_s": bf16, "bf16_speedup": bf16 / fp32, "screened": False,
             "precision": "bf16" if bf16 > MARGIN * fp32 else "fp32"}
 
 

@@ -79,7 +79,7 @@ def test_one_query_attention_equals_sdpa():
     assert torch.equal(one_query_attention(q, k, v, hidden)[2], torch.zeros(4, 1, 16))
 
 
-def test_attend_takes_the_one_query_path_only_for_a_reduced_precision_decoding_step(monkeypatch):
+def test_attend_takes_the_one_query_path_only_for_a_reduced_precision_or_compiled_decoding_step(monkeypatch):
     import unio.model.transformer as transformer
     taken = []
     monkeypatch.setattr(transformer, "one_query_attention", lambda q, k, v, mask: taken.append(1) or q)
@@ -93,6 +93,11 @@ def test_attend_takes_the_one_query_path_only_for_a_reduced_precision_decoding_s
         transformer.attend(*half, None, causal=True)                        # causal over five keys
     transformer.attend(*half, None, causal=False)                          # with a gradient (training)
     assert taken == [1]
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)      # traced for a compiled decoding step
+    with torch.no_grad():
+        transformer.attend(q, k, v, None, causal=False)                     # fp32, compiled: the one-query path
+        transformer.attend(torch.randn(2, 4, 3, 8), k, v, None, causal=False)   # three queries: SDPA
+    assert taken == [1, 1]
 
 
 def test_beam_search_and_sampling_run(modalities, tiny_config):

@@ -58,13 +58,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "and on mixed batches (--buckets 1) decoded whole or in two groups (--sub-batches 2) with length "
                    "bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency", "moe"), default=None,
+    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency", "moe", "attention"), default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
                         "on random ones), grammar (what each task's output grammar costs a generated token), "
                         "data (what the data worker costs the default command's training step), latency "
                         "(unio.run on --latency-model) or moe (a step of --tasks all with MoE layers, each routing, "
-                        "against a dense step)")
+                        "against a dense step) or attention (a decoding step's attention as two matmuls and a softmax "
+                        "against SDPA, eager and compiled, in turns)")
     p.add_argument("--json", default=None)
     p.add_argument("--compare", default=None, metavar="OLD.json", help="print each figure's change against an "
                    "earlier report and fail when training or generation speed fell by more than --tolerance")
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
     if args.only:
         section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
-                   "data": data_report, "latency": latency_report, "moe": moe_report}[args.only](args, res)
+                   "data": data_report, "latency": latency_report, "moe": moe_report,
+                   "attention": attention_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              **section_precision(args), args.only: section}, args, old)
     bf16, why = resolve(args.precision)
@@ -193,7 +195,7 @@ def write_report(report: dict, args, old) -> int:
 
 def section_precision(args) -> dict:
     """The precision a section trains and decodes in, and why (only where --only names one that does)."""
-    if args.only not in ("profile", "grammar", "packing"):
+    if args.only not in ("profile", "grammar", "packing", "attention"):
         return {}
     bf16, why = resolve(args.precision)
     return {"precision": "bf16" if bf16 else "fp32", "precision_reason": why}
@@ -229,6 +231,17 @@ def grammar_report(args, res: int) -> dict:
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
     return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5,
                         bf16=resolve(args.precision)[0])
+
+
+def attention_report(args, res: int) -> dict:
+    """bench_attention.attention_arms at --preset on the first padded batch of the default mixture."""
+    from bench_attention import attention_arms
+    config = load_tokenizer_config(steps=20 if args.quick else 400)
+    mods = ensure_modalities([(t, "world") for t in bench.TASKS4], {"world": build_source("world", None, res)}, res,
+                             config, progress=False)
+    model = model_from_preset(args.preset, mods.vocab.size).eval()
+    padded = bench.mixture_batches(mods, model.config, args.batch_size, 2)[1]
+    return attention_arms(model, padded[0], args.new_tokens, resolve(args.precision)[0], rounds=3 if args.quick else 9)
 
 
 def latency_report(args, res: int) -> dict:

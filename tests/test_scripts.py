@@ -177,6 +177,20 @@ def test_bench_moe_quick(tmp_path, toy_cache):
     assert moe["steps_timed_per_arm"] == 4 and moe["moe_layers"] >= 1 and moe["compiled"] is False
 
 
+def test_bench_attention_quick(tmp_path, toy_cache):
+    """--only attention: a decoding step's attention as two matmuls and a softmax against SDPA, eager and compiled,
+    in turns; both decode the same tokens."""
+    out = tmp_path / "attention.json"
+    proc = run_script_here("scripts/bench.py", "--preset", "toy", "--quick", "--batch-size", "4", "--new-tokens", "3",
+                           "--only", "attention", "--json", str(out), env={"UNIO_CACHE": toy_cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["precision"] in ("bf16", "fp32")
+    for mode in ("eager", "compiled"):
+        arm = report["attention"][mode]
+        assert arm["same_tokens"] is True and arm["ratio"] > 0 and len(arm["ratios"]) == 3
+
+
 def test_bench_data_worker_quick(tmp_path, toy_cache):
     """--only data: the default command's step fed by its data worker against prebuilt batches, timed in turns."""
     out = tmp_path / "data.json"

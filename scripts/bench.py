@@ -10,9 +10,9 @@ compiled, as train_mixture.py trains), both in the precision `--precision` names
 autocast where this machine's bf16 matmuls beat its fp32 ones, as the trainer chooses; else fp32), and
 against the machine's measured matmul rate in that precision (the best of three sizes). Generation (greedy,
 KV cache, `generate()`) is timed for each model in fp32 and, where training is in bf16, in bf16 autocast,
-and for unio also compiled (UnioModel.compile_generation); each model's fastest mode is compared, from separate timings (`ratio`) and
-timed in turns (`interleaved`: the median of per-round ratios, which the machine's drift moves least);
-training is timed in turns as well (`train.interleaved`).
+and for unio also compiled (UnioModel.compile_generation); each model's fastest mode is compared, from
+separate timings (`ratio`) and timed in turns (`interleaved`: the median of per-round ratios, which the
+machine's drift moves least); training is timed in turns as well (`train.interleaved`).
 `--peer-compiled` adds T5 under torch.compile, in training and in generation (static cache, compiled
 decoding step). The process, peers included, runs with the allocator settings unio's trainer sets
 (`unio.allocator.keep_freed_memory`: freed blocks reused, not page-faulted back in every step); unio.run's
@@ -34,6 +34,9 @@ from unio.data.sources import build_source
 from unio.model.presets import load_preset, model_from_preset
 from unio.train.precision import PRECISIONS, machine_key, resolve
 from unio.train.tokenizer_setup import ensure_modalities, load_tokenizer_config
+
+
+PRECISION_SECTIONS = ("profile", "grammar", "packing", "attention")   # --only sections that train or decode in it
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--packing", action="store_true", help="also compare training on packed rows (--packing auto) "
                    "and on mixed batches (--buckets 1) decoded whole or in two groups (--sub-batches 2) with length "
                    "bucketing, on the default mixture and on every task the world feeds")
-    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency", "moe", "attention"), default=None,
+    p.add_argument("--only", choices=("packing", "profile", "grammar", "data", "latency", "moe", "attention"),
+                   default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
                         "on random ones), grammar (what each task's output grammar costs a generated token), "
@@ -81,13 +85,16 @@ def main(argv=None) -> int:
     res = load_preset(args.preset)["image_size"]
     if args.only and args.compare:
         raise SystemExit(f"--only {args.only} measures no training or generation speed to --compare; leave one out")
+    # the precision, resolved once (measured once a machine) where the run trains or decodes in it
+    resolved = args.only in (None, *PRECISION_SECTIONS)
+    args.bf16, args.precision_reason = resolve(args.precision) if resolved else (None, None)
     if args.only:
         section = {"packing": packing_report, "profile": profile_report, "grammar": grammar_report,
                    "data": data_report, "latency": latency_report, "moe": moe_report,
                    "attention": attention_report}[args.only](args, res)
         return write_report({"preset": args.preset, "batch_size": args.batch_size, "machine": machine_key(),
                              **section_precision(args), args.only: section}, args, old)
-    bf16, why = resolve(args.precision)
+    bf16, why = args.bf16, args.precision_reason
     precision = "bf16" if bf16 else "fp32"
     config = load_tokenizer_config(steps=20 if args.quick else 400)
     pairs = [(t, "world") for t in bench.TASKS4]
@@ -195,10 +202,9 @@ def write_report(report: dict, args, old) -> int:
 
 def section_precision(args) -> dict:
     """The precision a section trains and decodes in, and why (only where --only names one that does)."""
-    if args.only not in ("profile", "grammar", "packing", "attention"):
+    if args.only not in PRECISION_SECTIONS:
         return {}
-    bf16, why = resolve(args.precision)
-    return {"precision": "bf16" if bf16 else "fp32", "precision_reason": why}
+    return {"precision": "bf16" if args.bf16 else "fp32", "precision_reason": args.precision_reason}
 
 
 def profile_report(args, res: int) -> dict:
@@ -217,7 +223,7 @@ def profile_report(args, res: int) -> dict:
         if not args.no_compile:
             model.compile_blocks()
         out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches,
-                                                                                     resolve(args.precision)[0])}
+                                                                                     args.bf16)}
     return out
 
 
@@ -230,7 +236,7 @@ def grammar_report(args, res: int) -> dict:
     model = model_from_preset(args.preset, mods.vocab.size).eval()
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 4)[1]
     return grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5,
-                        bf16=resolve(args.precision)[0])
+                        bf16=args.bf16)
 
 
 def attention_report(args, res: int) -> dict:
@@ -241,7 +247,7 @@ def attention_report(args, res: int) -> dict:
                              config, progress=False)
     model = model_from_preset(args.preset, mods.vocab.size).eval()
     padded = bench.mixture_batches(mods, model.config, args.batch_size, 2)[1]
-    return attention_arms(model, padded[0], args.new_tokens, resolve(args.precision)[0], rounds=3 if args.quick else 9)
+    return attention_arms(model, padded[0], args.new_tokens, args.bf16, rounds=3 if args.quick else 9)
 
 
 def latency_report(args, res: int) -> dict:
@@ -284,7 +290,7 @@ def packing_report(args, res: int) -> dict:
     if not args.no_compile:
         trained.compile_blocks()
     return bench.packing_comparison(trained, {"default": bench.TASKS4, "all": every}, mods, args.batch_size,
-                                    args.batches, resolve(args.precision)[0])
+                                    args.batches, args.bf16)
 
 
 if __name__ == "__main__":

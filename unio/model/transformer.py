@@ -79,8 +79,9 @@ class Attention(nn.Module):
 def attend(q, k, v, mask, causal: bool):
     """SDPA; when training on CPU, its math form, whose backward is faster than the CPU flash kernel's at
     these lengths (docs/experiments.md) and which torch.compile fuses; a decoding step on CPU (one query a row,
-    no gradient) in bf16 or fp16, or compiled in fp32, two matmuls and a softmax (`one_query_attention`), which
-    compiled fp32 decoding runs 1.05-1.11x as fast as SDPA (`bench.py --only attention`, session 57); eager in fp32 they tie, SDPA stays."""
+    no gradient) in bf16 or fp16, or compiled in fp32, two matmuls and a softmax (`one_query_attention`): compiled
+    fp32 decoding runs it 1.05-1.11x as fast as SDPA (`bench.py --only attention`, session 57); eager fp32 keeps
+    SDPA (they tie)."""
     on_cpu = q.device.type == "cpu"
     reduced_or_compiled = q.dtype in (torch.bfloat16, torch.float16) or torch.compiler.is_compiling()
     if (on_cpu and q.shape[-2] == 1 and reduced_or_compiled and not torch.is_grad_enabled()

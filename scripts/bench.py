@@ -127,6 +127,12 @@ def main(argv=None) -> int:
         report["train"]["ratio_to_t5_compiled"] = unio_train["useful_tokens_per_s"] / t5_compiled["useful_tokens_per_s"]
         report["train"]["interleaved"]["to_t5_compiled"] = bench.train_ratio_in_turns(
             model, bucketed, t5_compiled_model, padded, patches, rounds, bf16)
+    # the ratio split into work unio does not do (padding) and the same work done faster
+    work = bench.training_work(model, bucketed, t5, padded, bf16)
+    for peer in ("to_t5", "to_t5_compiled"):
+        if peer in report["train"]["interleaved"]:
+            work[f"flop_rate_ratio_{peer}"] = report["train"]["interleaved"][peer]["ratio"] / work["t5_over_unio"]
+    report["train"]["work"] = work
     rates = bench.matmul_rates((256, 384, 512) if args.quick else (1024, 1536, 2048),
                                torch.bfloat16 if bf16 else torch.float32)
     peak = rates["best"]
@@ -168,13 +174,23 @@ def main(argv=None) -> int:
                    "to_t5": bench.interleaved_ratio(unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens,
                                                                                t5_gen["best_mode"]))}
     report["generate"]["interleaved"] = interleaved
+    split = generation_split(args, model, t5, padded[0], unio_gen["best_mode"], t5_gen["best_mode"])
+    report["generate"]["split"] = split
     if args.peer_compiled:
         t5_compiled = bench.compiled_generation(t5.generate, padded[0], args.new_tokens,
                                                 lambda: bench.compile_t5_generation(t5), bf16)
         report["generate"]["t5_compiled"] = t5_compiled
         report["generate"]["ratio_to_t5_compiled"] = unio_gen["best"] / t5_compiled["tokens_per_s"]
-        interleaved["to_t5_compiled"] = bench.interleaved_ratio(
-            unio_call, bench.mode_call(t5.generate, padded[0], args.new_tokens, precision))
+        t5_compiled_call = bench.mode_call(t5.generate, padded[0], args.new_tokens, precision)
+        interleaved["to_t5_compiled"] = bench.interleaved_ratio(unio_call, t5_compiled_call)
+        split["t5_compiled"] = bench.encoder_and_decoding(bench.encoder_call(t5.encode, padded[0], precision),
+                                                          t5_compiled_call, args.new_tokens, split["rounds"])
+        best = split["unio_" + unio_gen["best_mode"]]
+        split["decoding_ratio_to_t5_compiled"] = (split["t5_compiled"]["decoding_seconds_per_token"]
+                                                  / best["decoding_seconds_per_token"])
+        # the ratio were unio's decoding free: T5's whole call against unio's encoder pass alone
+        split["bound_to_t5_compiled_were_decoding_free"] = (split["t5_compiled"]["call_seconds"]
+                                                            / best["encoder_seconds"])
     model.compile_generation(False)   # unio.run below as its users run it by default
     report["grammar"] = grammar_cost(model, padded[0], mods, res, args.new_tokens, repeat=3 if args.quick else 5,
                                      bf16=bf16)
@@ -188,6 +204,24 @@ def main(argv=None) -> int:
         report["latency"] = latency_report(args, res)
     report["peak_rss_mb"] = bench.peak_rss_mb()
     return write_report(report, args, old)
+
+
+def generation_split(args, model, t5, batch, unio_best: str, t5_best: str) -> dict:
+    """Each model's generate() split into its encoder pass and the rest, per new token (encoder_and_decoding):
+    unio eager in fp32 and in its fastest mode, T5 in its fastest; where unio's fastest is compiled, it is left
+    compiled, as it was found."""
+    rounds = 3 if args.quick else 7
+    split: dict = {"rounds": rounds}
+    unio_modes = ["fp32"] if unio_best == "fp32" else ["fp32", unio_best]
+    for mode in unio_modes:
+        model.compile_generation(mode.startswith("compiled"))
+        split[f"unio_{mode}"] = bench.encoder_and_decoding(
+            bench.encoder_call(model.get_encoder(), batch, mode),
+            bench.mode_call(model.generate, batch, args.new_tokens, mode), args.new_tokens, rounds)
+    split["t5_" + t5_best] = bench.encoder_and_decoding(bench.encoder_call(t5.encode, batch, t5_best),
+                                                        bench.mode_call(t5.generate, batch, args.new_tokens, t5_best),
+                                                        args.new_tokens, rounds)
+    return split
 
 
 def write_report(report: dict, args, old) -> int:

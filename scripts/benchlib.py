@@ -171,7 +171,7 @@ def eager_backward(model, batch, mode, bf16: bool = True) -> None:
     """One forward + backward under `mode` (a FLOP counter, a recorder) on the eager path: compiled
     blocks would hide their aten ops from it. Leaves no gradients behind."""
     model.eval()
-    with mode, torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with mode, torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
         model(**batch).loss.backward()
     model.zero_grad(set_to_none=True)
     model.train()
@@ -254,6 +254,11 @@ class T5WithPatches(nn.Module):
     def generate(self, pixel_values, input_ids, attention_mask, **options):
         x, mask = self.embeds(pixel_values, input_ids, attention_mask)
         return self.t5.generate(inputs_embeds=x, attention_mask=mask, **options)
+
+    def encode(self, pixel_values, input_ids, attention_mask):
+        """The encoder pass generate() runs first."""
+        x, mask = self.embeds(pixel_values, input_ids, attention_mask)
+        return self.t5.get_encoder()(inputs_embeds=x, attention_mask=mask)
 
 
 def train_throughput(model, batches, patches: int, bf16: bool = True, profile: bool = False) -> dict:
@@ -375,7 +380,18 @@ def interleaved_ratio(first, second, rounds: int = 9) -> dict:
 def mode_call(generate, batch, new_tokens: int, mode: str):
     """generation_call in one of generation_modes' modes: in fp32 (fp32, compiled_fp32) or in bf16 autocast
     (bf16, compiled_bf16); the model's compiled state is the caller's."""
-    call = generation_call(generate, batch, new_tokens)
+    return in_mode(generation_call(generate, batch, new_tokens), mode)
+
+
+def encoder_call(encode, batch, mode: str):
+    """A no-argument call of `encode` (a model's encoder pass as its generate() runs it) on `batch`'s inputs,
+    in `mode`'s precision."""
+    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
+    return in_mode(torch.no_grad()(lambda: encode(**inputs)), mode)
+
+
+def in_mode(call, mode: str):
+    """`call` as it is (fp32 modes) or under bf16 autocast (bf16 modes)."""
     if "bf16" not in mode:
         return call
 
@@ -393,11 +409,37 @@ def step_flops(model, batch, bf16: bool = True) -> float:
     return float(counter.get_total_flops())
 
 
+def training_work(model, batches, peer, peer_batches, bf16: bool = True) -> dict:
+    """The FLOPs of a training pass of each model over its batches (the same examples, laid out each model's
+    way): how much of the training ratio is work one model does not do (padding, chiefly) and how much is the
+    same work done faster (the rest: ratio = work ratio x rate ratio)."""
+    mine = sum(step_flops(model, b, bf16) for b in batches)
+    theirs = sum(step_flops(peer, b, bf16) for b in peer_batches)
+    return {"unio_pass_flops": mine, "t5_pass_flops": theirs, "t5_over_unio": theirs / mine}
+
+
 def generation_call(generate, batch, new_tokens: int):
     """A no-argument call of greedy generation of exactly `new_tokens` tokens for `batch`."""
     inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
     return torch.no_grad()(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                             do_sample=False))
+
+
+def encoder_and_decoding(encode, call, new_tokens: int, rounds: int = 7) -> dict:
+    """A generate() call (`call`, `new_tokens` tokens a row) split in two, the two timed in turns: its encoder pass
+    (`encode`, the same inputs) and the rest, the decoding steps with transformers' loop around them. Medians of
+    `rounds`; the rest per new token."""
+    for fn in (encode, call):
+        stable_timing(fn, repeat=1)
+    seconds: dict = {encode: [], call: []}
+    for r in range(rounds):
+        for fn in ((encode, call) if r % 2 == 0 else (call, encode)):
+            start = time.perf_counter()
+            fn()
+            seconds[fn].append(time.perf_counter() - start)
+    encoder, whole = float(np.median(seconds[encode])), float(np.median(seconds[call]))
+    return {"encoder_seconds": encoder, "call_seconds": whole, "encoder_fraction": encoder / whole,
+            "decoding_seconds_per_token": (whole - encoder) / new_tokens, "rounds": rounds}
 
 
 def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, timings: dict | None = None,

@@ -77,6 +77,15 @@ def test_bench_quick(tmp_path, toy_cache):
     assert report["train"]["ratio"] > 0 and report["generate"]["ratio"] > 0
     assert len(report["train"]["interleaved"]["to_t5"]["ratios"]) == 3 and report["train"]["interleaved"]["to_t5"]["ratio"] > 0
     assert report["generate"]["interleaved"]["to_t5"]["ratio"] > 0 and report["generate"]["interleaved"]["t5_mode"]
+    work = report["train"]["work"]   # same examples: T5's padded batches do more FLOPs; ratio = work x rate
+    assert work["t5_over_unio"] > 1 and work["flop_rate_ratio_to_t5"] == pytest.approx(
+        report["train"]["interleaved"]["to_t5"]["ratio"] / work["t5_over_unio"])
+    # each model's generate() split into its encoder pass and the rest, per new token
+    split = report["generate"]["split"]
+    for name in ("unio_fp32", "t5_" + report["generate"]["t5"]["best_mode"]):
+        assert split[name]["encoder_seconds"] > 0 and split[name]["call_seconds"] > 0, split
+        assert split[name]["decoding_seconds_per_token"] == pytest.approx(
+            (split[name]["call_seconds"] - split[name]["encoder_seconds"]) / 4)
     assert report["grammar"]["detection"]["kind"] == "automaton" and report["grammar"]["vqa"]["processor_ms_per_step"] > 0
     assert 0 < report["memory"]["import_only_mb"] < report["memory"]["toy"]["peak_rss_mb"], (report["memory"], report["peak_rss_mb"])
     # both models train in the precision this machine's probe picks (--precision auto); bf16 generation only with it

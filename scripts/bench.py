@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
                    default=None,
                    help="measure one section alone: packing (as --packing), profile (where the training step's "
                         "time goes, at --preset on the mixture's batches and at --utilisation-preset, default base, "
-                        "on random ones), grammar (what each task's output grammar costs a generated token), "
+                        "on random ones; and a generate() call's, unio's and T5's, compiled unless --no-compile), grammar (what each task's output grammar costs a generated token), "
                         "data (what the data worker costs the default command's training step), latency "
                         "(unio.run on --latency-model) or moe (a step of --tasks all with MoE layers, each routing, "
                         "against a dense step) or attention (a decoding step's attention as two matmuls and a softmax "
@@ -258,7 +258,22 @@ def profile_report(args, res: int) -> dict:
             model.compile_blocks()
         out[preset] = {"batch": len(batches[0]["labels"]), "parts": bench.profiled_step(model, batches,
                                                                                      args.bf16)}
+    out["generate"] = generation_profile(args, mods)
     return out
+
+
+def generation_profile(args, mods) -> dict:
+    """bench.profiled_generation of unio and of T5 at --preset on the default mixture's first padded batch, each
+    compiled for decoding as the bench's generation compiles it (unless --no-compile)."""
+    model = model_from_preset(args.preset, mods.vocab.size).eval()
+    batch = bench.mixture_batches(mods, model.config, args.batch_size, 1)[1][0]
+    t5 = bench.T5WithPatches(model.config).eval()
+    compiled = not args.no_compile
+    mode = ("compiled_" if compiled else "") + ("bf16" if args.bf16 else "fp32")
+    return {"unio": bench.profiled_generation(model.generate, batch, args.new_tokens,
+                                              model.compile_generation if compiled else None, mode),
+            "t5": bench.profiled_generation(t5.generate, batch, args.new_tokens,
+                                            (lambda: bench.compile_t5_generation(t5)) if compiled else None, mode)}
 
 
 def grammar_report(args, res: int) -> dict:

@@ -750,7 +750,7 @@ STEP_PARTS = (   # (part, pieces of the names of the profiler's ops that belong 
 )
 
 
-def step_profile(step, batches) -> dict:
+def step_profile(step, batches, top: int = 0) -> dict:
     """Where a training step's time goes, by part (STEP_PARTS, and "other" for the rest, its largest ops
     named): each part's share of the profiled CPU time and its ms per step.
     Self times of every op, so the parts add up to the whole step; in a compiled step the fused
@@ -770,6 +770,10 @@ def step_profile(step, batches) -> dict:
     out = {part: {"share": totals[part] / whole, "ms_per_step": totals[part] / 1e3 / len(batches)}
            for part in [*(p for p, _ in STEP_PARTS), "other"]}
     out["other"]["largest"] = {k: v / 1e3 / len(batches) for k, v in others.most_common(8)}   # ms per step
+    if top:   # the `top` ops of the largest self time, whatever their part: ms and calls per step
+        events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
+        out["largest"] = {e.key: {"ms_per_step": e.self_cpu_time_total / 1e3 / len(batches),
+                                  "calls_per_step": e.count / len(batches)} for e in events}
     return out
 
 
@@ -788,6 +792,25 @@ def profiled_step(model, batches, bf16: bool = True) -> dict:
     for batch in batches:
         step(batch)
     return step_profile(step, batches)
+
+
+def profiled_generation(generate, batch, new_tokens: int, compile_generation=None, mode: str = "fp32",
+                        calls: int = 3) -> dict:
+    """step_profile of `calls` greedy generate() calls of `new_tokens` tokens a row on `batch` (encoder pass and
+    decoding; ms per call), after warm-up, in `mode`'s precision; given `compile_generation`, compiled first, with
+    inductor's kernel profiling on so that each fused kernel is named by the ops it fuses (a fused softmax:
+    attention)."""
+    import torch._inductor.config as inductor
+    with inductor.patch({"cpp.enable_kernel_profile": True}):
+        if compile_generation is not None:
+            compile_generation()
+        call = mode_call(generate, batch, new_tokens, mode)
+        stable_timing(call, repeat=1)
+        parts = step_profile(lambda _: call(), [batch] * calls, top=12)
+    largest = parts.pop("largest")
+    return {"mode": mode, "new_tokens": new_tokens, "rows": len(batch["input_ids"]),
+            "call_ms": sum(part["ms_per_step"] for part in parts.values()), "parts": parts,
+            "largest_ops": largest}   # ms and calls per call
 
 
 def random_batch(config, batch_size: int, prompt: int = 16, target: int = 16, vocab: int = 2048) -> dict:

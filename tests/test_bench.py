@@ -230,6 +230,21 @@ def test_the_step_profile_parts_add_up_to_the_step(modalities, tiny_config):
     assert parts["attention"]["share"] > 0 and parts["loss over the vocabulary"]["share"] > 0
 
 
+def test_the_generation_profile_parts_add_up_to_the_call(modalities, tiny_config):
+    """bench.profiled_generation (eager here; `bench.py --only profile` compiles): one greedy call's time by part."""
+    from unio.model import UnioModel
+    torch.manual_seed(0)
+    model = UnioModel(tiny_config).eval()
+    batch = bench.random_batch(tiny_config, 4, vocab=tiny_config.vocab_size)
+    found = bench.profiled_generation(model.generate, batch, 3)
+    parts = found["parts"]
+    assert abs(sum(p["share"] for p in parts.values()) - 1) < 1e-6
+    assert found["call_ms"] == pytest.approx(sum(p["ms_per_step"] for p in parts.values()))
+    assert parts["matmuls"]["share"] > 0.05 and parts["attention"]["share"] > 0
+    assert (found["mode"], found["new_tokens"], found["rows"]) == ("fp32", 3, 4)
+    assert found["largest_ops"]["aten::mm"]["calls_per_step"] >= 3 and len(found["largest_ops"]) == 12
+
+
 def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities, tiny_config):
     from unio.data.batching import BUCKETS
     from unio.data.packing import Packing

@@ -386,7 +386,7 @@ def mode_call(generate, batch, new_tokens: int, mode: str):
 def encoder_call(encode, batch, mode: str):
     """A no-argument call of `encode` (a model's encoder pass as its generate() runs it) on `batch`'s inputs,
     in `mode`'s precision."""
-    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
+    inputs = generation_inputs(batch)
     return in_mode(torch.no_grad()(lambda: encode(**inputs)), mode)
 
 
@@ -409,18 +409,22 @@ def step_flops(model, batch, bf16: bool = True) -> float:
     return float(counter.get_total_flops())
 
 
-def training_work(model, batches, peer, peer_batches, bf16: bool = True) -> dict:
+def training_work(mine: float, peer, peer_batches, bf16: bool = True) -> dict:
     """The FLOPs of a training pass of each model over its batches (the same examples, laid out each model's
-    way): how much of the training ratio is work one model does not do (padding, chiefly) and how much is the
-    same work done faster (the rest: ratio = work ratio x rate ratio)."""
-    mine = sum(step_flops(model, b, bf16) for b in batches)
+    way; `mine`, unio's, counted by the caller): how much of the training ratio is work one model does not do
+    (padding, chiefly) and how much is the same work done faster (the rest: ratio = work ratio x rate ratio)."""
     theirs = sum(step_flops(peer, b, bf16) for b in peer_batches)
     return {"unio_pass_flops": mine, "t5_pass_flops": theirs, "t5_over_unio": theirs / mine}
 
 
+def generation_inputs(batch) -> dict:
+    """The parts of a collated batch that generate() (and an encoder pass) takes."""
+    return {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
+
+
 def generation_call(generate, batch, new_tokens: int):
     """A no-argument call of greedy generation of exactly `new_tokens` tokens for `batch`."""
-    inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}
+    inputs = generation_inputs(batch)
     return torch.no_grad()(lambda: generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                             do_sample=False))
 

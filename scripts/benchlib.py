@@ -417,6 +417,34 @@ def training_work(mine: float, peer, peer_batches, bf16: bool = True) -> dict:
     return {"unio_pass_flops": mine, "t5_pass_flops": theirs, "t5_over_unio": theirs / mine}
 
 
+def unpadded_work(model, batches, work: dict, bf16: bool = True) -> dict:
+    """training_work's figures with unio's FLOPs over the same examples each run alone (rows_alone): the share
+    of unio's work that is padding, and the work ratio no layout of unio's could beat."""
+    alone = sum(step_flops(model, row, bf16) for row in rows_alone(batches))
+    return {"unio_unpadded_pass_flops": alone, "unio_padding_share": 1 - alone / work["unio_pass_flops"],
+            "t5_over_unio_unpadded": work["t5_pass_flops"] / alone}
+
+
+def rows_alone(batches) -> list:
+    """Every row of `batches` as a batch of its own, its prompt and target cut to their own lengths: the same
+    examples with no padding at all (what a layout could save at best). Prompts are left-aligned (the
+    collator's layout); a row whose prompt is not is an error."""
+    from unio.train.sub_batches import target_lengths
+    out = []
+    for batch in batches:
+        targets = target_lengths(batch["labels"])
+        for i in range(len(batch["labels"])):
+            prompt = int(batch["attention_mask"][i].sum())
+            if not bool(batch["attention_mask"][i, :prompt].all()):
+                raise ValueError(f"row {i}'s prompt is not left-aligned: its padding cannot be cut off")
+            target = max(int(targets[i]), 1)
+            row = {k: v[i:i + 1] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            row["input_ids"], row["attention_mask"] = row["input_ids"][:, :prompt], row["attention_mask"][:, :prompt]
+            row["labels"] = row["labels"][:, :target]
+            out.append(row)
+    return out
+
+
 def generation_inputs(batch) -> dict:
     """The parts of a collated batch that generate() (and an encoder pass) takes."""
     return {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask", "region_boxes") if k in batch}

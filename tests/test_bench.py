@@ -272,6 +272,25 @@ def test_the_peer_trains_on_the_bucketed_batches_examples_shuffled_and_padded(mo
     assert pixels(bucketed) == pixels(padded)
 
 
+def test_rows_alone_are_the_same_examples_without_padding_and_do_less_work(modalities, tiny_config):
+    bucketed, _, _ = bench.mixture_batches(modalities, tiny_config, 8, 2)
+    alone = bench.rows_alone(bucketed)
+    assert len(alone) == 16 and sum(map(bench.useful_tokens, alone)) == sum(map(bench.useful_tokens, bucketed))
+    assert all(bool(r["attention_mask"].all()) and int(r["labels"][0, -1]) != -100 for r in alone)
+    assert torch.equal(alone[9]["pixel_values"][0], bucketed[1]["pixel_values"][1])
+    model = model_from_preset("toy", tiny_config.vocab_size)
+    work = {"unio_pass_flops": sum(bench.step_flops(model, b, False) for b in bucketed), "t5_pass_flops": 1.0}
+    unpadded = bench.unpadded_work(model, bucketed, work, bf16=False)
+    assert 0 < unpadded["unio_padding_share"] < 0.5   # the world's targets differ in length inside a batch
+    # a row that is already alone has nothing to cut: the same FLOPs
+    one = bench.rows_alone(alone[:1])
+    assert bench.step_flops(model, one[0], False) == bench.step_flops(model, alone[0], False)
+    shifted = {**alone[0], "attention_mask": torch.cat([torch.zeros(1, 1, dtype=torch.long), alone[0]["attention_mask"]], 1),
+               "input_ids": torch.cat([alone[0]["input_ids"][:, :1], alone[0]["input_ids"]], 1)}
+    with pytest.raises(ValueError, match="not left-aligned"):
+        bench.rows_alone([shifted])
+
+
 def test_grammar_cost_times_each_grammar_inside_its_processor(modalities, tiny_config):
     from unio.model import UnioModel
     from unio.registries import TASKS

@@ -80,6 +80,10 @@ def test_bench_quick(tmp_path, toy_cache):
     work = report["train"]["work"]   # same examples: T5's padded batches do more FLOPs; ratio = work x rate
     assert work["t5_over_unio"] > 1 and work["flop_rate_ratio_to_t5"] == pytest.approx(
         report["train"]["interleaved"]["to_t5"]["ratio"] / work["t5_over_unio"])
+    # without its padding unio would do less still; the bound adds a step of nothing but matmuls
+    assert 0 <= work["unio_padding_share"] < 1 and work["t5_over_unio_unpadded"] >= work["t5_over_unio"]
+    assert work["ratio_bound_to_t5"] == pytest.approx(work["t5_over_unio_unpadded"] * work["flop_rate_ratio_to_t5"]
+                                                      / report["flops"]["fraction_of_matmul_ceiling"])
     # each model's generate() split into its encoder pass and the rest, per new token
     split = report["generate"]["split"]
     for name in ("unio_fp32", "t5_" + report["generate"]["t5"]["best_mode"]):

@@ -461,17 +461,39 @@ def encoder_and_decoding(encode, call, new_tokens: int, rounds: int = 7) -> dict
     """A generate() call (`call`, `new_tokens` tokens a row) split in two, the two timed in turns: its encoder pass
     (`encode`, the same inputs) and the rest, the decoding steps with transformers' loop around them. Medians of
     `rounds`; the rest per new token."""
-    for fn in (encode, call):
+    return splits_in_turns({"model": (encode, call)}, new_tokens, rounds)["model"]
+
+
+def splits_in_turns(pairs: dict, new_tokens: int, rounds: int = 7) -> dict:
+    """encoder_and_decoding for several models at once, {name: (encode, call)}, every pass of every model timed in
+    one round, the order reversed each round, so that models compared are timed in the same minutes (this VM's
+    speed drifts: two models' figures timed minutes apart have been 1.4x apart for no reason of their own).
+    Each model's medians, and its times in each round (`by_round`) for ratios (ratio_by_round)."""
+    passes = [(name, fn) for name, pair in pairs.items() for fn in pair]
+    for _, fn in passes:
         stable_timing(fn, repeat=1)
-    seconds: dict = {encode: [], call: []}
+    seconds: dict = {fn: [] for _, fn in passes}
     for r in range(rounds):
-        for fn in ((encode, call) if r % 2 == 0 else (call, encode)):
+        for _, fn in (passes if r % 2 == 0 else passes[::-1]):
             start = time.perf_counter()
             fn()
             seconds[fn].append(time.perf_counter() - start)
-    encoder, whole = float(np.median(seconds[encode])), float(np.median(seconds[call]))
-    return {"encoder_seconds": encoder, "call_seconds": whole, "encoder_fraction": encoder / whole,
-            "decoding_seconds_per_token": (whole - encoder) / new_tokens, "rounds": rounds}
+    out = {}
+    for name, (encode, call) in pairs.items():
+        encoder, whole = float(np.median(seconds[encode])), float(np.median(seconds[call]))
+        out[name] = {"encoder_seconds": encoder, "call_seconds": whole, "encoder_fraction": encoder / whole,
+                     "decoding_seconds_per_token": (whole - encoder) / new_tokens, "rounds": rounds,
+                     "by_round": {"encoder": seconds[encode], "call": seconds[call],
+                                  "decoding_per_token": [(c - e) / new_tokens
+                                                         for e, c in zip(seconds[encode], seconds[call])]}}
+    return out
+
+
+def ratio_by_round(slower: list, faster: list) -> dict:
+    """How many times faster one model is than another from their times in the same rounds: the median of the
+    rounds' ratios, and their range."""
+    ratios = [s / f for s, f in zip(slower, faster)]
+    return {"ratio": float(np.median(ratios)), "ratios": ratios, "spread": max(ratios) / min(ratios) - 1}
 
 
 def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, timings: dict | None = None,

@@ -352,7 +352,7 @@ def packing_report(args, res: int) -> dict:
     if not args.no_compile:
         trained.compile_blocks()
     return bench.packing_comparison(trained, {"default": bench.TASKS4, "all": every}, mods, args.batch_size,
-                                    args.batches, args.bf16)
+                                    args.batches, args.bf16, rounds=3 if args.quick else 9)
 
 
 if __name__ == "__main__":

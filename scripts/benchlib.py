@@ -759,11 +759,13 @@ def slot_use(batches: list, patches: int) -> dict:
             "rows_per_batch": sum(len(b["labels"]) for b in batches) / len(batches)}
 
 
-def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: int, bf16: bool = True) -> dict:
+def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: int, bf16: bool = True,
+                       rounds: int = 9) -> dict:
     """Useful tokens/s of training on length-bucketed batches against packed ones (--packing auto), and
-    against batches whose tasks are mixed (--buckets 1), decoded whole or in two groups of like target
-    lengths (--sub-batches 2); the same examples, for each mixture {name: tasks}: medians of 5 timed
-    passes, their spread, slot use."""
+    against batches whose tasks are mixed (--buckets 1), decoded whole or in two or three groups of like target
+    lengths (--sub-batches 2, 3); the same examples, for each mixture {name: tasks}: medians of 5 timed
+    passes, their spread, slot use and the share of each layout's FLOPs that is padding (against the same
+    examples each run alone); and three groups against two (the default) timed in turns, `rounds` rounds."""
     from unio.data.packing import Packing
     cfg = model.config
     patches = (cfg.image_size // cfg.patch_size) ** 2
@@ -774,14 +776,22 @@ def packing_comparison(model, mixtures: dict, mods, batch_size: int, n_batches: 
         layouts = {"bucketed": lambda: layout_batches(tasks, mods, cfg, batch_size, n_batches, None),
                    "packed": lambda: layout_batches(tasks, mods, cfg, batch_size, n_batches, Packing.parse("auto", cfg)),
                    "mixed": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches),
-                   "mixed_grouped": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches, groups=2)}
+                   "mixed_grouped": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches, groups=2),
+                   "mixed_grouped3": lambda: mixed_batches(tasks, mods, cfg, batch_size, n_batches, groups=3)}
+        laid, unpadded = {}, None
         for layout, batches_of in layouts.items():
-            batches = batches_of()
-            row[layout] = {**train_throughput(model, batches, patches, bf16), **slot_use(batches, patches)}
+            laid[layout] = batches_of()
+            if unpadded is None:   # the examples alone, from the first layout (every layout holds the same ones)
+                unpadded = sum(step_flops(model, r, bf16) for r in rows_alone(laid[layout]))
+            flops = sum(step_flops(model, b, bf16) for b in laid[layout])
+            row[layout] = {**train_throughput(model, laid[layout], patches, bf16), **slot_use(laid[layout], patches),
+                           "padding_share": 1 - unpadded / flops}
         speed = {layout: row[layout]["useful_tokens_per_s"] for layout in layouts}
         row["packed_over_bucketed"] = speed["packed"] / speed["bucketed"]
         row["mixed_over_bucketed"] = speed["mixed"] / speed["bucketed"]
         row["mixed_grouped_over_mixed"] = speed["mixed_grouped"] / speed["mixed"]
+        row["grouped3_over_grouped2_in_turns"] = interleaved_ratio(
+            training_pass(model, laid["mixed_grouped3"], bf16), training_pass(model, laid["mixed_grouped"], bf16), rounds)
         out[name] = row
     return out
 

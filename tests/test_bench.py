@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import ROOT, load_script
 
+from unio.data.batching import BUCKETS
 from unio.model.presets import model_from_preset
 
 
@@ -263,7 +264,6 @@ def test_the_generation_profile_parts_add_up_to_the_call(modalities, tiny_config
 
 
 def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities, tiny_config):
-    from unio.data.batching import BUCKETS
     from unio.data.packing import Packing
     patches = (tiny_config.image_size // tiny_config.patch_size) ** 2
     bucketed = bench.layout_batches(bench.TASKS4, modalities, tiny_config, 8, BUCKETS, None)
@@ -280,6 +280,16 @@ def test_the_packing_comparison_lays_out_the_same_examples_both_ways(modalities,
     pixels = lambda batches: sorted(float(x) for b in batches for x in b["pixel_values"].flatten(1).sum(1))  # noqa: E731
     assert pixels(mixed) == pixels(bucketed)
     assert bench.slot_use(grouped, patches)["decoder_slots_used"] > bench.slot_use(mixed, patches)["decoder_slots_used"]
+
+
+def test_the_packing_comparison_reports_each_layouts_padding_and_three_groups_in_turns(modalities, tiny_config):
+    model = model_from_preset("toy", tiny_config.vocab_size)
+    row = bench.packing_comparison(model, {"default": bench.TASKS4}, modalities, 8, BUCKETS, bf16=False, rounds=2)["default"]
+    share = {layout: row[layout]["padding_share"] for layout in ("bucketed", "packed", "mixed", "mixed_grouped", "mixed_grouped3")}
+    assert all(0 <= s < 1 for s in share.values()), share
+    # mixed batches pad every target to the batch's longest; each cut into groups pads less
+    assert share["mixed"] > share["mixed_grouped"] >= share["mixed_grouped3"], share
+    assert row["grouped3_over_grouped2_in_turns"]["ratio"] > 0 and len(row["grouped3_over_grouped2_in_turns"]["ratios"]) == 2
 
 
 def test_the_peer_trains_on_the_bucketed_batches_examples_shuffled_and_padded(modalities, tiny_config):

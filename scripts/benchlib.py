@@ -362,19 +362,23 @@ def interleaved_ratio(first, second, rounds: int = 9) -> dict:
     both warmed up as stable_timing warms, then each round times one call of each (first then second, the
     next round second then first) and the ratio is the median of the rounds' ratios, so a drift of the
     machine's speed over a bench's minutes, which moves separate timings apart, moves both sides alike."""
-    for fn in (first, second):
+    first_s, second_s = times_in_turns([first, second], rounds)
+    return {**ratio_by_round(second_s, first_s), "rounds": rounds}
+
+
+def times_in_turns(calls: list, rounds: int) -> list:
+    """Each of `calls` (no-argument) warmed up as stable_timing warms, then timed once a round for `rounds`
+    rounds, in the given order and reversed every other round: [seconds of each round] per call."""
+    for fn in calls:
         stable_timing(fn, repeat=1)
-    ratios = []
+    seconds: list = [[] for _ in calls]
+    order = list(enumerate(calls))
     for r in range(rounds):
-        took = []
-        for fn in ((first, second) if r % 2 == 0 else (second, first)):
+        for i, fn in (order if r % 2 == 0 else order[::-1]):
             start = time.perf_counter()
             fn()
-            took.append(time.perf_counter() - start)
-        first_s, second_s = took if r % 2 == 0 else took[::-1]
-        ratios.append(second_s / first_s)
-    median = float(np.median(ratios))
-    return {"ratio": median, "ratios": ratios, "spread": (max(ratios) - min(ratios)) / median, "rounds": rounds}
+            seconds[i].append(time.perf_counter() - start)
+    return seconds
 
 
 def mode_call(generate, batch, new_tokens: int, mode: str):
@@ -469,31 +473,25 @@ def splits_in_turns(pairs: dict, new_tokens: int, rounds: int = 7) -> dict:
     one round, the order reversed each round, so that models compared are timed in the same minutes (this VM's
     speed drifts: two models' figures timed minutes apart have been 1.4x apart for no reason of their own).
     Each model's medians, and its times in each round (`by_round`) for ratios (ratio_by_round)."""
-    passes = [(name, fn) for name, pair in pairs.items() for fn in pair]
-    for _, fn in passes:
-        stable_timing(fn, repeat=1)
-    seconds: dict = {fn: [] for _, fn in passes}
-    for r in range(rounds):
-        for _, fn in (passes if r % 2 == 0 else passes[::-1]):
-            start = time.perf_counter()
-            fn()
-            seconds[fn].append(time.perf_counter() - start)
+    names = list(pairs)
+    timed = times_in_turns([fn for name in names for fn in pairs[name]], rounds)
+    seconds = {name: (timed[2 * i], timed[2 * i + 1]) for i, name in enumerate(names)}
     out = {}
-    for name, (encode, call) in pairs.items():
-        encoder, whole = float(np.median(seconds[encode])), float(np.median(seconds[call]))
+    for name, (encode_s, call_s) in seconds.items():
+        encoder, whole = float(np.median(encode_s)), float(np.median(call_s))
         out[name] = {"encoder_seconds": encoder, "call_seconds": whole, "encoder_fraction": encoder / whole,
                      "decoding_seconds_per_token": (whole - encoder) / new_tokens, "rounds": rounds,
-                     "by_round": {"encoder": seconds[encode], "call": seconds[call],
-                                  "decoding_per_token": [(c - e) / new_tokens
-                                                         for e, c in zip(seconds[encode], seconds[call])]}}
+                     "by_round": {"encoder": encode_s, "call": call_s,
+                                  "decoding_per_token": [(c - e) / new_tokens for e, c in zip(encode_s, call_s)]}}
     return out
 
 
 def ratio_by_round(slower: list, faster: list) -> dict:
-    """How many times faster one model is than another from their times in the same rounds: the median of the
-    rounds' ratios, and their range."""
+    """How many times faster one side is than the other from their times in the same rounds: the median of the
+    rounds' ratios, the ratios, and their range over the median (`spread`)."""
     ratios = [s / f for s, f in zip(slower, faster)]
-    return {"ratio": float(np.median(ratios)), "ratios": ratios, "spread": max(ratios) / min(ratios) - 1}
+    median = float(np.median(ratios))
+    return {"ratio": median, "ratios": ratios, "spread": (max(ratios) - min(ratios)) / median}
 
 
 def generation_throughput(generate, batch, new_tokens: int, repeat: int = 5, timings: dict | None = None,

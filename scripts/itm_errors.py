@@ -10,6 +10,12 @@ over test examples of the world, per kind of example (positive, colour, shape, s
   where they hold the same objects): the ceiling of an answer that follows its list;
 - `follows_list`: the share of answers that agree with that comparison.
 
+And how the lists differ from the image's objects (`list_errors`, shares of the images' objects): objects
+`missing` from the list, `extra` ones in it, and listed objects that stand for a missing one with one or more
+attributes changed (`substituted_size`, `_color`, `_shape`; each listed object paired with the missing one it
+differs from least), with the commonest substitutions by the missing object's size (`confusions`: "small: cylinder
+-> sphere").
+
     python scripts/itm_errors.py runs/grd-s56-verdicts --n 500
 """
 from __future__ import annotations
@@ -50,6 +56,37 @@ def tally(task, examples, answers) -> dict:
             for kind, c in sorted(counts.items())}
 
 
+ATTRIBUTES = ("size", "color", "shape")
+
+
+def list_errors(examples, top: int = 8) -> dict:
+    """The `list_errors` figures above, over the examples' images (`found_objects` against `objects`)."""
+    objects, errors, confusions = 0, Counter(), Counter()
+    for example in examples:
+        gold, listed = labels(example.meta["objects"]), labels(example.meta["found_objects"])
+        objects += sum(gold.values())
+        missing, extra = list((gold - listed).elements()), list((listed - gold).elements())
+        for name in list(missing):
+            if not extra:
+                break
+            said = min(extra, key=lambda e: differing(name, e))
+            extra.remove(said)
+            missing.remove(name)
+            changed = [(a, p, q) for a, p, q in zip(ATTRIBUTES, name.split(), said.split()) if p != q]
+            errors.update(f"substituted_{a}" for a, _, _ in changed)
+            confusions[f"{name.split()[0]}: " + ", ".join(f"{p} -> {q}" for _, p, q in changed)] += 1
+        errors.update(missing=len(missing), extra=len(extra))
+    keys = ("missing", "extra") + tuple(f"substituted_{a}" for a in ATTRIBUTES)
+    return {"objects": objects, **{k: round(errors[k] / max(objects, 1), 3) for k in keys},
+            "confusions": dict(confusions.most_common(top))}
+
+
+def differing(name: str, other: str) -> int:
+    """How many of two labels' words (size, colour, shape) differ."""
+    a, b = name.split(), other.split()
+    return sum(p != q for p, q in zip(a, b)) + abs(len(a) - len(b))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="a run folder (its model/) or a model folder, trained with itm.ground=detection")
@@ -76,10 +113,12 @@ def main(argv=None) -> dict:
     with torch.no_grad():
         answers = [a for i in range(0, len(examples), args.batch)
                    for a in generate_answers(model, mods, itm, examples[i:i + args.batch], tasks)]
-    figures = tally(itm, examples, answers)
-    print(f"{'kind':<10}" + "".join(f"{k:>21}" for k in next(iter(figures.values()))))
-    for kind, row in figures.items():
+    figures = {"by_kind": tally(itm, examples, answers), "list_errors": list_errors(examples)}
+    print(f"{'kind':<10}" + "".join(f"{k:>21}" for k in next(iter(figures["by_kind"].values()))))
+    for kind, row in figures["by_kind"].items():
         print(f"{kind:<10}" + "".join(f"{v:>21}" for v in row.values()))
+    print("the lists against the images' objects (shares of the objects):",
+          ", ".join(f"{k} {v}" for k, v in figures["list_errors"].items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)

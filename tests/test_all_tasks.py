@@ -6,7 +6,7 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
-from conftest import run_script_here
+from conftest import load_script, run_script_here
 
 from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
@@ -15,6 +15,7 @@ from unio.infer.pipeline import generate_answers
 from unio.kit.answers import box_to_ids, listed_ids
 from unio.kit.labels import left_to_right
 from unio.registries import TASKS
+from unio.task import Example
 from unio.task_set import TaskSet
 from unio.train.builders import expand_all, feedable, parse_tasks
 from unio.train.options import TrainOptions
@@ -158,7 +159,8 @@ def test_itm_errors_split_the_answers_by_their_list_and_agree_with_the_evaluatio
     proc = run_script_here("scripts/itm_errors.py", str(out), "--n", "6", "--json", str(tmp_path / "e.json"),
                            "--task-option", "itm.ground=detection")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads((tmp_path / "e.json").read_text())
+    written = json.loads((tmp_path / "e.json").read_text())
+    figures, lists = written["by_kind"], written["list_errors"]
     ev = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "itm", "--n", "6", "--task-option",
                          "itm.ground=detection", "--json", str(tmp_path / "ev.json"))
     assert ev.returncode == 0, ev.stderr[-3000:]
@@ -168,6 +170,25 @@ def test_itm_errors_split_the_answers_by_their_list_and_agree_with_the_evaluatio
     assert sum(f["n"] for f in figures.values()) == 6 and set(figures) <= {"positive", "size", "color", "shape", "count"}
     assert sum(f["accuracy"] * f["n"] for f in figures.values()) / 6 == pytest.approx(itm["accuracy"], abs=1e-3)
     assert all(0 <= v <= 1 for f in figures.values() for k, v in f.items() if k != "n")
+    assert lists["objects"] >= 6 and all(lists[k] >= 0 for k in ("missing", "extra", "substituted_shape"))
+
+
+def test_itm_errors_pair_each_listed_object_with_the_missing_one_it_differs_from_least():
+    """The list-error tally: a cylinder listed as a sphere is one shape substitution, a colour changed one colour
+    substitution, an object left out one missing, one listed twice one extra; shares of the image's objects."""
+    def example(objects, found):
+        return Example("itm", None, "", "yes", {"objects": [(None, o) for o in objects],
+                                                "found_objects": [(None, o) for o in found]})
+
+    figures = load_script("itm_errors").list_errors([
+        example(["small red cylinder", "large blue cube"], ["small red sphere", "large blue cube"]),
+        example(["small red cylinder", "large green cone"], ["small red sphere", "large yellow cone"]),
+        example(["small red cube", "large green cone"], ["small red cube"]),
+        example(["large red cube"], ["large red cube", "large red cube"])])
+    assert figures["objects"] == 7
+    assert figures["substituted_shape"] == round(2 / 7, 3) and figures["substituted_color"] == round(1 / 7, 3)
+    assert figures["missing"] == figures["extra"] == round(1 / 7, 3) and figures["substituted_size"] == 0
+    assert figures["confusions"] == {"small: cylinder -> sphere": 2, "large: green -> yellow": 1}
 
 
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):

@@ -13,8 +13,8 @@ over test examples of the world, per kind of example (positive, colour, shape, s
 And how the lists differ from the image's objects (`list_errors`, shares of the images' objects): objects
 `missing` from the list, `extra` ones in it, and listed objects that stand for a missing one with one or more
 attributes changed (`substituted_size`, `_color`, `_shape`; each listed object paired with the missing one it
-differs from least), with the commonest substitutions by the missing object's size (`confusions`: "small: cylinder
--> sphere").
+differs from least), the shapes substituted as a share of the objects of each size (`substituted_shape_by_size`),
+and the commonest substitutions by the missing object's size (`confusions`: "small: cylinder -> sphere").
 
     python scripts/itm_errors.py runs/grd-s56-verdicts --n 500
 """
@@ -61,10 +61,11 @@ ATTRIBUTES = ("size", "color", "shape")
 
 def list_errors(examples, top: int = 8) -> dict:
     """The `list_errors` figures above, over the examples' images (`found_objects` against `objects`)."""
-    objects, errors, confusions = 0, Counter(), Counter()
+    objects, errors, confusions, by_size = 0, Counter(), Counter(), Counter()
     for example in examples:
         gold, listed = labels(example.meta["objects"]), labels(example.meta["found_objects"])
         objects += sum(gold.values())
+        by_size.update({name.split()[0]: n for name, n in gold.items()})
         missing, extra = list((gold - listed).elements()), list((listed - gold).elements())
         for name in list(missing):
             if not extra:
@@ -74,10 +75,13 @@ def list_errors(examples, top: int = 8) -> dict:
             missing.remove(name)
             changed = [(a, p, q) for a, p, q in zip(ATTRIBUTES, name.split(), said.split()) if p != q]
             errors.update(f"substituted_{a}" for a, _, _ in changed)
+            errors.update(f"shape_of_{name.split()[0]}" for a, _, _ in changed if a == "shape")
             confusions[f"{name.split()[0]}: " + ", ".join(f"{p} -> {q}" for _, p, q in changed)] += 1
         errors.update(missing=len(missing), extra=len(extra))
     keys = ("missing", "extra") + tuple(f"substituted_{a}" for a in ATTRIBUTES)
     return {"objects": objects, **{k: round(errors[k] / max(objects, 1), 3) for k in keys},
+            "substituted_shape_by_size": {size: round(errors[f"shape_of_{size}"] / n, 3) for size, n in
+                                          sorted(by_size.items())},
             "confusions": dict(confusions.most_common(top))}
 
 

@@ -189,6 +189,7 @@ def test_itm_errors_pair_each_listed_object_with_the_missing_one_it_differs_from
     assert figures["substituted_shape"] == round(2 / 7, 3) and figures["substituted_color"] == round(1 / 7, 3)
     assert figures["missing"] == figures["extra"] == round(1 / 7, 3) and figures["substituted_size"] == 0
     assert figures["confusions"] == {"small: cylinder -> sphere": 2, "large: green -> yellow": 1}
+    assert figures["substituted_shape_by_size"] == {"large": 0, "small": round(2 / 3, 3)}
 
 
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):

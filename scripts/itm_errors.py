@@ -65,7 +65,8 @@ def list_errors(examples, top: int = 8) -> dict:
     for example in examples:
         gold, listed = labels(example.meta["objects"]), labels(example.meta["found_objects"])
         objects += sum(gold.values())
-        by_size.update({name.split()[0]: n for name, n in gold.items()})
+        for name, n in gold.items():
+            by_size[name.split()[0]] += n
         missing, extra = list((gold - listed).elements()), list((listed - gold).elements())
         for name in list(missing):
             if not extra:

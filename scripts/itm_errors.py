@@ -14,7 +14,8 @@ And how the lists differ from the image's objects (`list_errors`, shares of the 
 `missing` from the list, `extra` ones in it, and listed objects that stand for a missing one with one or more
 attributes changed (`substituted_size`, `_color`, `_shape`; each listed object paired with the missing one it
 differs from least), the shapes substituted as a share of the objects of each size (`substituted_shape_by_size`),
-and the commonest substitutions by the missing object's size (`confusions`: "small: cylinder -> sphere").
+the objects' sizes in pixels (`pixels_by_size`: the 10th, 50th and 90th percentile of a box's longer side), and the
+commonest substitutions by the missing object's size (`confusions`: "small: cylinder -> sphere").
 
     python scripts/itm_errors.py runs/grd-s56-verdicts --n 500
 """
@@ -25,6 +26,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 
+import numpy as np
 import torch
 
 from unio.data.sources import build_source
@@ -61,12 +63,14 @@ ATTRIBUTES = ("size", "color", "shape")
 
 def list_errors(examples, top: int = 8) -> dict:
     """The `list_errors` figures above, over the examples' images (`found_objects` against `objects`)."""
-    objects, errors, confusions, by_size = 0, Counter(), Counter(), Counter()
+    objects, errors, confusions, by_size, pixels = 0, Counter(), Counter(), Counter(), {}
     for example in examples:
         gold, listed = labels(example.meta["objects"]), labels(example.meta["found_objects"])
         objects += sum(gold.values())
         for name, n in gold.items():
             by_size[name.split()[0]] += n
+        for box, name in example.meta["objects"]:
+            pixels.setdefault(name.split()[0], []).append(max(box[2] - box[0], box[3] - box[1]))
         missing, extra = list((gold - listed).elements()), list((listed - gold).elements())
         for name in list(missing):
             if not extra:
@@ -83,6 +87,8 @@ def list_errors(examples, top: int = 8) -> dict:
     return {"objects": objects, **{k: round(errors[k] / max(objects, 1), 3) for k in keys},
             "substituted_shape_by_size": {size: round(errors[f"shape_of_{size}"] / n, 3) for size, n in
                                           sorted(by_size.items())},
+            "pixels_by_size": {size: [float(np.percentile(v, q)) for q in (10, 50, 90)] for size, v in
+                               sorted(pixels.items())},
             "confusions": dict(confusions.most_common(top))}
 
 

@@ -176,8 +176,8 @@ def test_itm_errors_split_the_answers_by_their_list_and_agree_with_the_evaluatio
 def test_itm_errors_pair_each_listed_object_with_the_missing_one_it_differs_from_least():
     """The list-error tally: a cylinder listed as a sphere is one shape substitution, a colour changed one colour
     substitution, an object left out one missing, one listed twice one extra; shares of the image's objects."""
-    def example(objects, found):
-        return Example("itm", None, "", "yes", {"objects": [(None, o) for o in objects],
+    def example(objects, found):     # boxes 4 pixels wide for small objects, 10 for large ones
+        return Example("itm", None, "", "yes", {"objects": [([0, 0, 4 if o[0] == "s" else 10, 2], o) for o in objects],
                                                 "found_objects": [(None, o) for o in found]})
 
     figures = load_script("itm_errors").list_errors([
@@ -190,6 +190,7 @@ def test_itm_errors_pair_each_listed_object_with_the_missing_one_it_differs_from
     assert figures["missing"] == figures["extra"] == round(1 / 7, 3) and figures["substituted_size"] == 0
     assert figures["confusions"] == {"small: cylinder -> sphere": 2, "large: green -> yellow": 1}
     assert figures["substituted_shape_by_size"] == {"large": 0, "small": 0.5}
+    assert figures["pixels_by_size"] == {"large": [10, 10, 10], "small": [4, 4, 4]}
 
 
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):

@@ -63,14 +63,12 @@ ATTRIBUTES = ("size", "color", "shape")
 
 def list_errors(examples, top: int = 8) -> dict:
     """The `list_errors` figures above, over the examples' images (`found_objects` against `objects`)."""
-    objects, errors, confusions, by_size, pixels = 0, Counter(), Counter(), Counter(), {}
+    objects, errors, confusions, pixels = 0, Counter(), Counter(), {}     # pixels: {size: each object's}
     for example in examples:
         gold, listed = labels(example.meta["objects"]), labels(example.meta["found_objects"])
         objects += sum(gold.values())
-        for name, n in gold.items():
-            by_size[name.split()[0]] += n
         for box, name in example.meta["objects"]:
-            pixels.setdefault(name.split()[0], []).append(max(box[2] - box[0], box[3] - box[1]))
+            pixels.setdefault(name.lower().split()[0], []).append(max(box[2] - box[0], box[3] - box[1]))
         missing, extra = list((gold - listed).elements()), list((listed - gold).elements())
         for name in list(missing):
             if not extra:
@@ -85,8 +83,8 @@ def list_errors(examples, top: int = 8) -> dict:
         errors.update(missing=len(missing), extra=len(extra))
     keys = ("missing", "extra") + tuple(f"substituted_{a}" for a in ATTRIBUTES)
     return {"objects": objects, **{k: round(errors[k] / max(objects, 1), 3) for k in keys},
-            "substituted_shape_by_size": {size: round(errors[f"shape_of_{size}"] / n, 3) for size, n in
-                                          sorted(by_size.items())},
+            "substituted_shape_by_size": {size: round(errors[f"shape_of_{size}"] / len(v), 3) for size, v in
+                                          sorted(pixels.items())},
             "pixels_by_size": {size: [float(np.percentile(v, q)) for q in (10, 50, 90)] for size, v in
                                sorted(pixels.items())},
             "confusions": dict(confusions.most_common(top))}

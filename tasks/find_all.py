@@ -23,6 +23,13 @@ does (`scripts/score_threshold.py` sweeps it and chooses one on the validation s
 detection does (boxes and labels, left to right), then the boxes the query names: picking from a list the
 decoder has just said, not finding them in the image in one step. At inference that list is the model's own
 detection of the image, asked first; the decoded prediction is the boxes after it.
+
+`list_noise` (a training option, with `ground`: `--task-option find_all.list_noise=0.3`) teaches the boxes to follow
+the list rather than the image: that share of the training examples has one listed object misnamed in an attribute
+the query names, so that it matches the query where it did not, or no longer matches where it did, and the answer's
+boxes are those the misnamed list names. The misnamed label is fed to the decoder but left out of the loss. At
+inference the list is the model's own detection, right or wrong; a model whose boxes follow its list adds no false
+positive where the list names no match.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_ob
 from unio.kit.boxes import match, nms
 from unio.kit.labels import label_of, left_to_right, query_matches
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, choose_prompt, share_option, slot_of
+from unio.task import Example, Grammar, Repeat, Target, choose_prompt, share_option, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 FORM_NAMES = tuple("_".join(form) for form in FORMS)   # as query_form names them
@@ -72,7 +79,8 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
     stop_by_mass = True                 # ends the list only when EOS outweighs every next box together
 
     def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None,
-                 ground: bool | str = False, min_score: float = 0.0, absent_forms: dict | None = None):
+                 ground: bool | str = False, min_score: float = 0.0, absent_forms: dict | None = None,
+                 list_noise: float = 0.0):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         if not 0.0 <= min_score < 1.0:
@@ -82,6 +90,12 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         self.set_ground(ground, GROUNDS, via)
         # training only: each form's share of the absent queries
         self.absent_forms = share_option("absent_forms", absent_forms, FORM_NAMES, "{shape: 3, size_shape: 2}")
+        if not 0.0 <= list_noise <= 1.0:
+            raise ValueError(f"find_all's list_noise is a share of the training examples, in [0, 1]; got {list_noise!r}")
+        if list_noise and not ground:
+            raise ValueError("find_all.list_noise misnames an object of the list the answer starts with: it needs "
+                             "ground='detection'")
+        self.list_noise = list_noise        # training only: this share of the examples gets a misnamed list
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
@@ -100,9 +114,15 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         return Example(self.name, record["image"], choose_prompt(self.prompts, rng, text), boxes[:self.max_objects], meta)
 
     def for_training(self, example: Example, rng) -> Example:
-        """With `absent_forms`, an absent query is asked again in a form drawn at those weights."""
-        if self.absent_forms is None or example.target or example.meta.get("category"):
-            return example
+        """With `absent_forms`, an absent query is asked again in a form drawn at those weights; with `list_noise`,
+        that share of the examples gets a misnamed list and the boxes it names."""
+        if self.absent_forms is not None and not example.target and not example.meta.get("category"):
+            example = self.asked_in_drawn_form(example, rng)
+        if self.list_noise and not example.meta.get("category") and rng.random() < self.list_noise:
+            example = misnamed_in_list(example, rng, self.max_objects)
+        return example
+
+    def asked_in_drawn_form(self, example: Example, rng) -> Example:
         form = FORMS[int(rng.choice(len(FORMS), p=self.absent_forms))]
         objects = [{"attributes": a} for a in example.meta["attributes"]]
         query = self.absent_query(objects, rng, forms=(form,))
@@ -135,9 +155,16 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         return None
 
     def targets(self, examples, mods):
-        """The boxes' ids; with `ground`, after the image's objects as detection lists them."""
-        return [(listed_ids(ex.meta["objects"], mods, ex) if self.ground else [])
-                + [i for box in ex.target for i in box_to_ids(box, mods, ex)] for ex in examples]
+        """The boxes' ids; with `ground`, after the image's objects as detection lists them (a misnamed label,
+        `list_noise`'s, left out of the loss)."""
+        out = []
+        for ex in examples:
+            listed = listed_ids(ex.meta["objects"], mods, ex) if self.ground else []
+            ids = listed + [i for box in ex.target for i in box_to_ids(box, mods, ex)]
+            misnamed = ex.meta.get("misnamed")
+            out.append(ids if misnamed is None else Target(ids, label_positions(ex.meta["objects"], misnamed, mods, ex,
+                                                                               len(listed))))
+        return out
 
     def grammar(self, mods, image_size: int) -> Grammar:
         boxes = Repeat((box_segment(mods),), 0, self.max_objects)
@@ -187,6 +214,42 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
 
     def baselines(self):
         return {"none": baseline(lambda example, mods: {"boxes": [], "scores": []}), "mean_box": _MeanBox}
+
+
+def attributes_of(words: str) -> dict:
+    """{attribute: value} of the world's words in a label or query ("large red cube", "red object")."""
+    return {a: w for w in words.lower().split() for a, values in VALUES.items() if w in values}
+
+
+def misnamed_in_list(example: Example, rng, max_objects: int) -> Example:
+    """The example with one listed object misnamed so that its match with the query flips (a matching object gets
+    another value of one attribute the query names; else an object gets the query's values), and as target the boxes
+    the misnamed list names. Labels that are not the world's (size colour shape) are left as they are."""
+    query, objects = attributes_of(example.meta["query"]), [list(o) for o in example.meta["objects"]]
+    named = [i for i, (_, label) in enumerate(objects) if len(attributes_of(label)) == len(VALUES)]
+    if not query or not named:
+        return example
+    matching = [i for i in named if query_matches(objects[i][1], example.meta["query"])]
+    k = int(rng.choice(matching or named))
+    attributes = attributes_of(objects[k][1])
+    if matching:
+        attribute = sorted(query)[int(rng.integers(len(query)))]
+        attributes[attribute] = rng.choice([v for v in VALUES[attribute] if v != query[attribute]])
+    else:
+        attributes.update(query)
+    objects[k][1] = " ".join(str(attributes[a]) for a in ("size", "color", "shape"))
+    boxes = [box for box, label in objects if query_matches(label, example.meta["query"])]
+    example.meta = {**example.meta, "objects": [tuple(o) for o in objects], "misnamed": k}
+    example.target = boxes[:max_objects]
+    return example
+
+
+def label_positions(objects, k: int, mods, example, listed: int) -> list:
+    """Positions of object k's label tokens in the list's ids (none where the list ends before it)."""
+    start = len(listed_ids(objects[:k], mods, example))
+    label = listed_ids(objects[k:k + 1], mods, example)
+    end = start + len(label)
+    return list(range(start + 4, end)) if end <= listed else []
 
 
 class _MeanBox:

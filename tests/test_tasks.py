@@ -1,11 +1,12 @@
 """Task plugins: gold round trips through tokens, metrics against hand-computed references."""
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 from conftest import world_examples
 
-from unio.kit.answers import location_tokenizer
+from unio.kit.answers import box_to_ids, location_tokenizer
 from unio.kit.metrics import box_iou, depth_errors
 from unio.registries import TASKS
 from unio.task import Grammar, Segment
@@ -176,6 +177,35 @@ def test_find_all_ground_lists_the_objects_as_detection_does_before_the_boxes_it
             assert np.abs(np.array(sorted(decoded)) - np.array(sorted(ex.target))).max() <= half_bin + 1e-9
     with pytest.raises(ValueError, match="not both"):
         type(plain)(ground="detection", via="detection")
+
+
+def test_find_all_list_noise_misnames_one_listed_object_and_the_boxes_follow_the_list(modalities):
+    """`list_noise`: one listed object's label changes so its match with the query flips; the target is the boxes the
+    changed list names; the changed label's tokens are fed to the decoder but left out of the loss."""
+    from unio.kit.labels import query_matches
+    noisy = type(TASKS.get("find_all"))(ground="detection", list_noise=1.0)
+    exs = list(world_examples(noisy, "train", 80, 64))
+    gold = [(list(ex.meta["objects"]), list(ex.target)) for ex in exs]
+    rng, flipped = np.random.default_rng(0), Counter()
+    out = [noisy.for_training(ex, rng) for ex in exs]
+    for ex, (objects, target), ids in zip(out, gold, noisy.targets(out, modalities)):
+        k, query = ex.meta["misnamed"], ex.meta["query"]
+        changed = [i for i, (a, b) in enumerate(zip(objects, ex.meta["objects"])) if a != tuple(b)]
+        assert changed == [k] and ex.meta["objects"][k][0] == objects[k][0]       # one label; its box kept
+        before, after = (query_matches(label, query) for label in (objects[k][1], ex.meta["objects"][k][1]))
+        assert before != after
+        flipped[after] += 1
+        assert ex.target == [box for box, label in ex.meta["objects"] if query_matches(label, query)]
+        label = modalities.text_ids(ex.meta["objects"][k][1])
+        assert [ids[j] for j in ids.ignored] == label and len(ids.ignored) == len(label)
+        assert ids[ids.ignored[0] - 4:ids.ignored[0]] == box_to_ids(objects[k][0], modalities, ex)
+    assert flipped[True] > 10 and flipped[False] > 10          # absent queries made present, present made absent
+    plain = type(TASKS.get("find_all"))(ground="detection")
+    ex = world_examples(plain, "train", 1, 64)[0]
+    assert plain.for_training(ex, rng) is ex and "misnamed" not in ex.meta
+    for bad, match in (({"list_noise": 0.3}, "needs ground"), ({"ground": "detection", "list_noise": 2}, "list_noise")):
+        with pytest.raises(ValueError, match=match):
+            type(plain)(**bad)
 
 
 def test_vqa_yes_share_for_the_types_answered_yes_or_no():

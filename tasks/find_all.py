@@ -39,9 +39,9 @@ import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES
 from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_objects, baseline, box_groups,
-                               box_segment, box_to_ids, listed_ids)
+                               box_segment, box_to_ids, label_positions, listed_ids)
 from unio.kit.boxes import match, nms
-from unio.kit.labels import label_of, left_to_right, query_matches
+from unio.kit.labels import attributes_of, is_world_label, label_of, left_to_right, query_matches, relabelled
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Target, choose_prompt, share_option, slot_of
 
@@ -216,40 +216,25 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         return {"none": baseline(lambda example, mods: {"boxes": [], "scores": []}), "mean_box": _MeanBox}
 
 
-def attributes_of(words: str) -> dict:
-    """{attribute: value} of the world's words in a label or query ("large red cube", "red object")."""
-    return {a: w for w in words.lower().split() for a, values in VALUES.items() if w in values}
-
-
 def misnamed_in_list(example: Example, rng, max_objects: int) -> Example:
     """The example with one listed object misnamed so that its match with the query flips (a matching object gets
     another value of one attribute the query names; else an object gets the query's values), and as target the boxes
     the misnamed list names. Labels that are not the world's (size colour shape) are left as they are."""
     query, objects = attributes_of(example.meta["query"]), [list(o) for o in example.meta["objects"]]
-    named = [i for i, (_, label) in enumerate(objects) if len(attributes_of(label)) == len(VALUES)]
+    named = [i for i, (_, label) in enumerate(objects) if is_world_label(label)]
     if not query or not named:
         return example
     matching = [i for i in named if query_matches(objects[i][1], example.meta["query"])]
     k = int(rng.choice(matching or named))
-    attributes = attributes_of(objects[k][1])
-    if matching:
+    if matching:      # another value of one attribute the query names
         attribute = sorted(query)[int(rng.integers(len(query)))]
-        attributes[attribute] = rng.choice([v for v in VALUES[attribute] if v != query[attribute]])
-    else:
-        attributes.update(query)
-    objects[k][1] = " ".join(str(attributes[a]) for a in ("size", "color", "shape"))
+        others = [v for v in VALUES[attribute] if v != query[attribute]]
+        changes = {attribute: others[int(rng.integers(len(others)))]}
+    objects[k][1] = relabelled(objects[k][1], rng, changes if matching else query)
     boxes = [box for box, label in objects if query_matches(label, example.meta["query"])]
     example.meta = {**example.meta, "objects": [tuple(o) for o in objects], "misnamed": k}
     example.target = boxes[:max_objects]
     return example
-
-
-def label_positions(objects, k: int, mods, example, listed: int) -> list:
-    """Positions of object k's label tokens in the list's ids (none where the list ends before it)."""
-    start = len(listed_ids(objects[:k], mods, example))
-    label = listed_ids(objects[k:k + 1], mods, example)
-    end = start + len(label)
-    return list(range(start + 4, end)) if end <= listed else []
 
 
 class _MeanBox:

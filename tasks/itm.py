@@ -28,6 +28,13 @@ more of it (an object repeated beyond the image's count is a "no"), then the ans
 an object the caption leaves out). A changed attribute is then one verdict's error, each comparing one object with
 the list, rather than a share of one yes / no bit. At inference the verdicts and the answer are generated (greedy)
 after the listed objects; the prediction is the answer's last word.
+
+`list_noise` (a training option, with `ground`: `--task-option itm.list_noise=0.3`) teaches the answer to compare the
+caption with the list rather than the image: that share of the training examples has one listed object misnamed,
+and the answer (and verdicts) are those the misnamed list gives. Where the caption differs from the list by one
+object said otherwise (a size, colour or shape negative), that listed object takes the caption's name and the answer
+becomes "yes"; otherwise one attribute of a listed object changes and the answer is "no". The misnamed label is fed
+to the decoder but left out of the loss.
 """
 from __future__ import annotations
 
@@ -37,10 +44,10 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from unio.data.world.constants import COLORS, SHAPES, SIZES
-from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, listed_ids, location_tokenizer
-from unio.kit.labels import label_of, left_to_right
+from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, label_positions, listed_ids, location_tokenizer
+from unio.kit.labels import is_world_label, label_of, left_to_right, relabelled
 from unio.registries import register_task
-from unio.task import Example, Grammar, Segment, choose_prompt, pick, share_option, slot_of
+from unio.task import Example, Grammar, Segment, Target, choose_prompt, pick, share_option, slot_of
 
 VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
 KINDS = ("size", "color", "shape", "count")
@@ -102,6 +109,29 @@ def gold_objects(record) -> list:
     return left_to_right([(list(o["box"]), label_of(o)) for o in record["objects"] if o.get("box") is not None])
 
 
+def misnamed_in_list(example, rng):
+    """The example (with `ground`'s list) with one listed object misnamed and the answer that list gives: where the
+    caption and the list differ by one object said otherwise, the listed one takes the caption's name ("yes");
+    otherwise a listed object gets another value of one attribute ("no", a list the caption no longer matches)."""
+    caption, objects = parse(example.meta["text"]), [list(o) for o in example.meta["objects"]]
+    named = [i for i, (_, label) in enumerate(objects) if is_world_label(label)]
+    if caption is None or not named:
+        return example
+    said, listed = Counter(" ".join(o) for o in caption), Counter(" ".join(label.lower().split()) for _, label in objects)
+    extra, missing = said - listed, listed - said
+    swapped = [i for i in named if " ".join(objects[i][1].lower().split()) in missing]
+    if sum(extra.values()) == 1 and sum(missing.values()) == 1 and swapped:
+        k = swapped[0]
+        objects[k][1] = next(iter(extra))
+    else:
+        k = named[int(rng.integers(len(named)))]
+        objects[k][1] = relabelled(objects[k][1], rng)
+    answer = "yes" if said == Counter(" ".join(label.lower().split()) for _, label in objects) else "no"
+    example.meta = {**example.meta, "objects": [tuple(o) for o in objects], "misnamed": k}
+    example.target = answer
+    return example
+
+
 def random_caption(rng) -> str:
     """A world-style caption of 1-4 objects with random attributes."""
     objects = [[VALUES[a][int(rng.integers(len(VALUES[a])))] for a in ("size", "color", "shape")]
@@ -120,7 +150,7 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
     options = ("yes", "no")
 
     def __init__(self, easy: float = 0.0, via: str | None = None, ground: bool | str = False,
-                 negatives: dict | None = None, verdicts: bool = False):
+                 negatives: dict | None = None, verdicts: bool = False, list_noise: float = 0.0):
         if not 0.0 <= easy <= 1.0:
             raise ValueError(f"easy must be a share between 0 and 1, got {easy}")
         # training only: each kind's share of the hard negatives
@@ -134,16 +164,24 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
             raise ValueError("itm.verdicts checks each caption object against the objects the answer lists first: "
                              "it needs ground='detection'")
         self.verdicts = bool(verdicts)
+        if not 0.0 <= list_noise <= 1.0:
+            raise ValueError(f"itm's list_noise is a share of the training examples, in [0, 1]; got {list_noise!r}")
+        if list_noise and not ground:
+            raise ValueError("itm.list_noise misnames an object of the list the answer starts with: it needs "
+                             "ground='detection'")
+        self.list_noise = list_noise        # training only: this share of the examples gets a misnamed list
 
     def for_training(self, example, rng) -> Example:
         """With `easy` > 0, that share of the training negatives become easy ones (a random world-style
         caption instead of a hard negative): a signal the model gets before it can bind attributes to
         objects. Positives stay half; evaluation keeps the positives and hard negatives of `example()`."""
         if self.easy and example.target == "no" and rng.random() < self.easy:
-            return self.asking(example, random_caption(rng), "easy", rng)
-        if self.negatives is not None and example.target == "no" and example.meta["kind"] in KINDS:
+            example = self.asking(example, random_caption(rng), "easy", rng)
+        elif self.negatives is not None and example.target == "no" and example.meta["kind"] in KINDS:
             kind = KINDS[int(rng.choice(len(KINDS), p=self.negatives))]
-            return self.asking(example, hard_negative(parse(example.meta["caption"]), kind, rng), kind, rng)
+            example = self.asking(example, hard_negative(parse(example.meta["caption"]), kind, rng), kind, rng)
+        if self.list_noise and rng.random() < self.list_noise:
+            example = misnamed_in_list(example, rng)
         return example
 
     def asking(self, example, text: str, kind: str, rng) -> Example:
@@ -170,7 +208,13 @@ class ImageTextMatch(ListedObjectsFirst, ShortTextAnswer):
         the caption objects' verdicts too)."""
         if not self.ground:
             return super().targets(examples, mods)
-        return [listed_ids(ex.meta["objects"], mods, ex) + mods.text_ids(self.said_after_list(ex)) for ex in examples]
+        out = []
+        for ex in examples:
+            listed = listed_ids(ex.meta["objects"], mods, ex)
+            ids, misnamed = listed + mods.text_ids(self.said_after_list(ex)), ex.meta.get("misnamed")
+            out.append(ids if misnamed is None else Target(ids, label_positions(ex.meta["objects"], misnamed, mods, ex,
+                                                                               len(listed))))
+        return out
 
     def said_after_list(self, example) -> str:
         if not self.verdicts:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import world_examples
 
-from unio.kit.answers import box_to_ids, location_tokenizer
+from unio.kit.answers import box_to_ids, listed_ids, location_tokenizer
 from unio.kit.metrics import box_iou, depth_errors
 from unio.registries import TASKS
 from unio.task import Grammar, Segment
@@ -158,6 +158,32 @@ def test_itm_verdicts_check_each_caption_object_against_the_list_before_the_answ
     assert verdict_text(None, ["large red cube"], "yes") == "yes"
     with pytest.raises(ValueError, match="needs ground='detection'"):
         type(itm)(verdicts=True)
+
+
+def test_itm_list_noise_misnames_one_listed_object_and_the_answer_follows_the_list(modalities):
+    """itm.list_noise: one listed object's label changes; the answer and verdicts are the misnamed list's (a one-object
+    attribute negative becomes "yes", a positive "no"); the changed label's tokens are left out of the loss."""
+    module = sys.modules[type(TASKS.get("itm")).__module__]
+    noisy = type(TASKS.get("itm"))(ground="detection", verdicts=True, list_noise=1.0)
+    exs = list(world_examples(noisy, "train", 80, 64))
+    gold = [(list(ex.meta["objects"]), ex.target, ex.meta["kind"]) for ex in exs]
+    rng, answers = np.random.default_rng(0), Counter()
+    out = [noisy.for_training(ex, rng) for ex in exs]
+    for ex, (objects, answer, kind), ids in zip(out, gold, noisy.targets(out, modalities)):
+        k = ex.meta["misnamed"]
+        assert [i for i, (a, b) in enumerate(zip(objects, ex.meta["objects"])) if a != tuple(b)] == [k]
+        listed = Counter(label for _, label in ex.meta["objects"])
+        assert ex.target == ("yes" if Counter(" ".join(o) for o in module.parse(ex.meta["text"])) == listed else "no")
+        if kind in ("positive", "count"):
+            assert ex.target == "no"
+        answers[kind, ex.target] += 1
+        label = modalities.text_ids(ex.meta["objects"][k][1])
+        assert [ids[j] for j in ids.ignored] == label
+        said = module.verdict_text(module.parse(ex.meta["text"]), list(listed.elements()), ex.target)
+        assert ids[len(listed_ids(ex.meta["objects"], modalities, ex)):] == modalities.text_ids(said)
+    assert answers["positive", "no"] > 10 and sum(v for (kind, a), v in answers.items() if a == "yes") > 10
+    with pytest.raises(ValueError, match="needs ground"):
+        type(noisy)(list_noise=0.3)
 
 
 def test_find_all_ground_lists_the_objects_as_detection_does_before_the_boxes_it_names(modalities):

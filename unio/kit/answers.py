@@ -169,6 +169,14 @@ def listed_ids(objects, mods, example, max_label_tokens: int = LABEL_TOKENS, max
                          for box, label in objects], max_tokens)
 
 
+def label_positions(objects, k: int, mods, example, listed: int) -> list:
+    """Positions of object k's label tokens in listed_ids' ids of `objects` (`listed` of them; none where the list
+    ends before it): the tokens a misnamed label (itm's and find_all's `list_noise`) leaves out of the loss."""
+    start = len(listed_ids(objects[:k], mods, example))
+    end = start + len(listed_ids(objects[k:k + 1], mods, example))
+    return list(range(start + 4, end)) if end <= listed else []
+
+
 def after_listed_objects(ids, logprobs, mods, prefix: int = 0) -> tuple:
     """(ids, logprobs) of a box list said after a list of labelled objects (find_all.ground): the tokens after
     the forced `prefix` and after the last label's text the model said past it."""

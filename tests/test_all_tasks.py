@@ -193,6 +193,47 @@ def test_itm_errors_pair_each_listed_object_with_the_missing_one_it_differs_from
     assert figures["pixels_by_size"] == {"large": [10, 10, 10], "small": [4, 4, 4]}
 
 
+def test_find_all_errors_agree_with_the_evaluation(tmp_path, all_tasks_run):
+    """scripts/find_all_errors.py on the toy all-task run, answered after its detection's list
+    (find_all.ground=detection): its recall and false-positive rate are evaluate.py's with that option (the same 6
+    test examples); without the option it refuses, naming it."""
+    out = all_tasks_run.out
+    proc = run_script_here("scripts/find_all_errors.py", str(out), "--n", "6", "--json", str(tmp_path / "f.json"),
+                           "--task-option", "find_all.ground=detection")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "f.json").read_text())
+    ev = run_script_here("scripts/evaluate.py", "--model", str(out), "--tasks", "find_all", "--n", "6",
+                         "--task-option", "find_all.ground=detection", "--json", str(tmp_path / "ev.json"))
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "ev.json").read_text())["results"]["find_all"]
+    assert figures["present"]["recall"] == round(evaluated["recall"], 3)
+    assert figures["absent"]["fp_rate"] == round(evaluated["fp_rate_absent"], 3) and figures["n"] == 6
+    refused = run_script_here("scripts/find_all_errors.py", str(out), "--n", "6")
+    assert refused.returncode != 0 and "find_all.ground=detection" in refused.stderr
+
+
+def test_find_all_errors_split_the_absent_queries_by_what_their_list_names():
+    """The tally: an absent query whose list names no match but answered with a box is a false positive of
+    `list_names_none`; an answer that is the list's boxes follows it; recall through the list counts the gold boxes
+    the list's matching labels hold."""
+    from types import SimpleNamespace
+    task = TASKS.get("find_all")
+
+    def example(query, target, found):
+        return Example("find_all", None, "", target, {"query": query, "category": False, "found_objects": found})
+
+    found = [([0, 0, 10, 10], "small red cube"), ([20, 0, 30, 10], "large blue sphere")]
+    examples = [example("cone", [], found), example("cone", [], found), example("red cube", [[0, 0, 10, 10]], found),
+                example("blue sphere", [[20, 0, 30, 10], [40, 0, 50, 10]], found)]
+    answers = [SimpleNamespace(prediction={"boxes": b}) for b in
+               ([[0, 0, 10, 10]], [], [[0, 0, 10, 10]], [[40, 0, 50, 10]])]
+    figures = load_script("find_all_errors").tally(task, examples, answers)
+    assert figures["absent"] == {"n": 2, "fp_rate": 0.5, "list_names_none": {"n": 2, "fp_rate": 0.5},
+                                 "list_names_a_match": {"n": 0, "fp_rate": 0.0}}
+    assert figures["present"] == {"boxes": 3, "recall": round(2 / 3, 3), "recall_through_list": round(2 / 3, 3)}
+    assert figures["follows_list"] == 0.5 and figures["n"] == 4
+
+
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):
     """scripts/score_threshold.py on the toy all-task run: at threshold 0 its test figures are evaluation's (the
     same 6 examples), as are the presence sweep's at 1; a higher threshold never raises recall or false positives; the threshold chosen on

@@ -37,17 +37,17 @@ from collections import defaultdict
 
 import numpy as np
 
-from unio.data.world.constants import COLORS, SHAPES, SIZES
 from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_objects, baseline, box_groups,
                                box_segment, box_to_ids, label_positions, listed_ids)
 from unio.kit.boxes import match, nms
-from unio.kit.labels import attributes_of, is_world_label, label_of, left_to_right, query_matches, relabelled
+from unio.kit.labels import (WORLD_VALUES, attributes_of, is_world_label, label_of, left_to_right, query_matches,
+                              relabelled)
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Target, choose_prompt, share_option, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 FORM_NAMES = tuple("_".join(form) for form in FORMS)   # as query_form names them
-VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
+VALUES = WORLD_VALUES     # each attribute's words
 VIAS = (None, "detection")   # None: its own trained answers
 GROUNDS = (False, "detection")
 
@@ -230,7 +230,9 @@ def misnamed_in_list(example: Example, rng, max_objects: int) -> Example:
         attribute = sorted(query)[int(rng.integers(len(query)))]
         others = [v for v in VALUES[attribute] if v != query[attribute]]
         changes = {attribute: others[int(rng.integers(len(others)))]}
-    objects[k][1] = relabelled(objects[k][1], rng, changes if matching else query)
+    else:             # the query's values
+        changes = query
+    objects[k][1] = relabelled(objects[k][1], rng, changes)
     boxes = [box for box, label in objects if query_matches(label, example.meta["query"])]
     example.meta = {**example.meta, "objects": [tuple(o) for o in objects], "misnamed": k}
     example.target = boxes[:max_objects]

@@ -43,13 +43,13 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from unio.data.world.constants import COLORS, SHAPES, SIZES
+from unio.data.world.constants import COLORS, SIZES
 from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, label_positions, listed_ids, location_tokenizer
-from unio.kit.labels import is_world_label, label_of, left_to_right, relabelled
+from unio.kit.labels import WORLD_VALUES, is_world_label, label_of, left_to_right, relabelled
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, Target, choose_prompt, pick, share_option, slot_of
 
-VALUES = {"size": list(SIZES), "color": list(COLORS), "shape": list(SHAPES)}
+VALUES = WORLD_VALUES     # each attribute's words
 KINDS = ("size", "color", "shape", "count")
 PHRASE = re.compile(r"^an? (\w+) (\w+) (\w+)$")
 VIAS = (None, "detection")   # None: its own trained answers

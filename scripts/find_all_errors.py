@@ -11,6 +11,8 @@ as `find_all.via=detection` keeps them):
 - `follows_list`: the share of all queries whose answer is the boxes the list names (as many, each matched at IoU
   0.5).
 
+With `find_all.verdicts` the list is the one the answer says itself (each label without its verdict).
+
     python scripts/find_all_errors.py runs/grd-s61-noise --n 500
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
 from unio.infer.model_folder import load_model_folder
 from unio.infer.pipeline import generate_answers
+from unio.kit.answers import box_groups
 from unio.kit.boxes import match
 from unio.task_set import TaskSet, merge_task_options, parse_task_options
 
@@ -35,6 +38,12 @@ def through_list(task, example) -> list:
     named = task.from_answer({"boxes": [box for box, _ in found], "labels": [label for _, label in found],
                               "scores": [1.0] * len(found)}, example)["boxes"]
     return [example.frame.box_to_original(b) for b in named] if example.frame else named
+
+
+def said_list(mods, example, answer) -> list:
+    """[(box, label)] of the objects a `verdicts` answer says, each label without its verdict word."""
+    boxes, groups = box_groups(answer.ids, None, mods, example)
+    return [(box, " ".join(mods.text_from_ids(g.label).split()[:-1])) for box, g in zip(boxes, groups)]
 
 
 def tally(task, examples, answers) -> dict:
@@ -85,6 +94,9 @@ def main(argv=None) -> dict:
     with torch.no_grad():
         answers = [a for i in range(0, len(examples), args.batch)
                    for a in generate_answers(model, mods, find_all, examples[i:i + args.batch], tasks)]
+    if find_all.verdicts:
+        for example, answer in zip(examples, answers):
+            example.meta["found_objects"] = said_list(mods, example, answer)
     figures = tally(find_all, examples, answers)
     print(json.dumps(figures, indent=1))
     if args.json:

@@ -24,6 +24,11 @@ detection does (boxes and labels, left to right), then the boxes the query names
 decoder has just said, not finding them in the image in one step. At inference that list is the model's own
 detection of the image, asked first; the decoded prediction is the boxes after it.
 
+`verdicts=True` (a model option, with `ground`) has the answer say the image's objects itself, each with its verdict
+after its label ("<box> small red cube yes <box> large blue sphere no"): each object compared with the query where
+its label has just been said, instead of the boxes picked after the whole list. The prediction is the boxes said
+"yes". The list is find_all's own (trained on the same lists as detection's), not detection's asked first.
+
 `list_noise` (a training option, with `ground`: `--task-option find_all.list_noise=0.3`) teaches the boxes to follow
 the list rather than the image: that share of the training examples has one listed object misnamed in an attribute
 the query names, so that it matches the query where it did not, or no longer matches where it did, and the answer's
@@ -37,19 +42,20 @@ from collections import defaultdict
 
 import numpy as np
 
-from unio.kit.answers import (BoxListAnswer, ListedObjectsFirst, after_listed_objects, baseline, box_groups,
-                               box_segment, box_to_ids, label_positions, listed_ids)
+from unio.kit.answers import (LABEL_TOKENS, LISTED_OBJECTS, BoxListAnswer, ListedObjectsFirst, after_listed_objects,
+                               baseline, box_groups, box_segment, box_to_ids, label_positions, listed_ids, whole_groups)
 from unio.kit.boxes import match, nms
 from unio.kit.labels import (WORLD_VALUES, attributes_of, is_world_label, label_of, left_to_right, query_matches,
                               relabelled)
 from unio.registries import register_task
-from unio.task import Example, Grammar, Repeat, Target, choose_prompt, share_option, slot_of
+from unio.task import Example, Grammar, Repeat, Segment, Target, choose_prompt, share_option, slot_of
 
 FORMS = (("shape",), ("color", "shape"), ("size", "shape"), ("size", "color", "shape"), ("color",))
 FORM_NAMES = tuple("_".join(form) for form in FORMS)   # as query_form names them
 VALUES = WORLD_VALUES     # each attribute's words
 VIAS = (None, "detection")   # None: its own trained answers
 GROUNDS = (False, "detection")
+VERDICT_TOKENS = 4      # a verdict's word ("yes", "no") in text tokens at most
 
 
 def phrase(values: dict) -> str:
@@ -80,7 +86,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
 
     def __init__(self, absent: float = 0.3, max_objects: int = 10, nms_iou: float = 0.6, via: str | None = None,
                  ground: bool | str = False, min_score: float = 0.0, absent_forms: dict | None = None,
-                 list_noise: float = 0.0):
+                 list_noise: float = 0.0, verdicts: bool = False):
         if via not in VIAS:
             raise ValueError(f"find_all answers through one of {', '.join(map(str, VIAS))}; got via={via!r}")
         if not 0.0 <= min_score < 1.0:
@@ -96,6 +102,12 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
             raise ValueError("find_all.list_noise misnames an object of the list the answer starts with: it needs "
                              "ground='detection'")
         self.list_noise = list_noise        # training only: this share of the examples gets a misnamed list
+        if verdicts and (not ground or list_noise):
+            raise ValueError("find_all.verdicts says a verdict after each object of the list the answer starts with: "
+                             "it needs ground='detection' (and no list_noise)")
+        self.verdicts = bool(verdicts)
+        if self.verdicts:                   # the answer says its own list: nothing is asked first
+            self.ask_first = None
 
     def example(self, record, rng) -> Example:
         objects = [o for o in record["objects"] if o.get("box") is not None]
@@ -157,6 +169,8 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
     def targets(self, examples, mods):
         """The boxes' ids; with `ground`, after the image's objects as detection lists them (a misnamed label,
         `list_noise`'s, left out of the loss)."""
+        if self.verdicts:
+            return [verdict_ids(ex, mods) for ex in examples]
         out = []
         for ex in examples:
             listed = listed_ids(ex.meta["objects"], mods, ex) if self.ground else []
@@ -170,16 +184,29 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
         boxes = Repeat((box_segment(mods),), 0, self.max_objects)
         if not self.ground:
             return Grammar((boxes,))
+        if self.verdicts:
+            return Grammar((Repeat((box_segment(mods), Segment(mods.prompt_name, 1, LABEL_TOKENS + VERDICT_TOKENS)), 0,
+                                   LISTED_OBJECTS),))
         return Grammar((self.objects_list(mods), boxes))
 
     def decode(self, ids, mods, example, logprobs=None) -> dict:
         """{boxes, scores} of the answer's boxes (with `ground`: those after the listed objects)."""
+        if self.verdicts:
+            return self.said_yes(ids, mods, example, logprobs)
         if self.ground:
             ids, logprobs = after_listed_objects(ids, logprobs, mods, len(self.answer_prefix(example, mods) or []))
         boxes, groups = box_groups(ids, logprobs, mods, example, labelled=False)
         scores = [g.score for g in groups]
         kept = sorted(i for i in nms(boxes, scores, None, self.nms_iou) if scores[i] >= self.min_score)
         return {"boxes": [boxes[i] for i in kept], "scores": [scores[i] for i in kept]}
+
+    def said_yes(self, ids, mods, example, logprobs=None) -> dict:
+        """{boxes, scores} of the listed objects whose label ends in "yes" (`verdicts`)."""
+        boxes, groups = box_groups(ids, logprobs, mods, example, labelled=True)
+        said = [mods.text_from_ids(g.label).split() for g in groups]
+        kept = [i for i, words in enumerate(said) if words and words[-1].lower() == "yes" and
+                groups[i].score >= self.min_score]
+        return {"boxes": [boxes[i] for i in kept], "scores": [groups[i].score for i in kept]}
 
     def from_answer(self, detected: dict, example, ask=None) -> dict:
         """This task's prediction from a detection of the same image (`via="detection"`): the boxes whose
@@ -214,6 +241,14 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
 
     def baselines(self):
         return {"none": baseline(lambda example, mods: {"boxes": [], "scores": []}), "mean_box": _MeanBox}
+
+
+def verdict_ids(example: Example, mods) -> list:
+    """`verdicts`' answer: each listed object's box, label and "yes" where the label names the query, else "no"."""
+    named = (lambda label: label.lower() == example.meta["query"].lower()) if example.meta.get("category") else \
+        (lambda label: query_matches(label, example.meta["query"]))
+    return whole_groups([box_to_ids(box, mods, example) + mods.text_ids(label)[:LABEL_TOKENS]
+                         + mods.text_ids("yes" if named(label) else "no") for box, label in example.meta["objects"]], 64)
 
 
 def misnamed_in_list(example: Example, rng, max_objects: int) -> Example:

@@ -6,7 +6,7 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
-from conftest import load_script, run_script_here
+from conftest import load_script, run_script_here, world_examples
 
 from unio.data.sources import build_source
 from unio.infer.evaluation import split_examples
@@ -232,6 +232,19 @@ def test_find_all_errors_split_the_absent_queries_by_what_their_list_names():
                                  "list_names_a_match": {"n": 0, "fp_rate": 0.0}}
     assert figures["present"] == {"boxes": 3, "recall": round(2 / 3, 3), "recall_through_list": round(2 / 3, 3)}
     assert figures["follows_list"] == 0.5 and figures["n"] == 4
+
+
+def test_find_all_errors_read_a_verdicts_answer_s_own_list(modalities):
+    """With find_all.verdicts the list is the answer's own: its objects, each label without its verdict word."""
+    from types import SimpleNamespace
+    task = type(TASKS.get("find_all"))(ground="detection", verdicts=True)
+    example = next(ex for ex in world_examples(task, "train", 40, 64) if len(ex.meta["objects"]) > 1)
+    answer = SimpleNamespace(ids=task.targets([example], modalities)[0])
+    said = load_script("find_all_errors").said_list(modalities, example, answer)
+    assert [label for _, label in said] == [label for _, label in example.meta["objects"]]
+    half_bin = 64 / (2 * modalities["coordinates"].num_bins)
+    assert all(abs(a - b) <= half_bin + 1e-9 for (box, _), (gold, _) in zip(said, example.meta["objects"])
+               for a, b in zip(box, gold))
 
 
 def test_find_all_score_threshold_sweep_agrees_with_the_evaluation(tmp_path, all_tasks_run):

@@ -234,6 +234,28 @@ def test_find_all_list_noise_misnames_one_listed_object_and_the_boxes_follow_the
             type(plain)(**bad)
 
 
+def test_find_all_verdicts_say_each_listed_object_with_its_verdict_and_answer_the_yes_ones(modalities):
+    """find_all.verdicts: the answer lists the image's objects itself, each label followed by "yes" where it names
+    the query, else "no"; the prediction is the boxes said "yes" (every gold box, within half a bin); nothing is
+    asked first."""
+    verdicts = type(TASKS.get("find_all"))(ground="detection", verdicts=True)
+    exs = list(world_examples(verdicts, "train", 60, 64))
+    grammar, half_bin = verdicts.grammar(modalities, 64), 64 / (2 * modalities["coordinates"].num_bins)
+    said = Counter()
+    for ex, ids in zip(exs, verdicts.targets(exs, modalities)):
+        assert grammar.accepts(ids + [EOS], modalities.vocab)
+        words = modalities.text_from_ids([i for i in ids if modalities.vocab.owner(i) == modalities.prompt_name])
+        said.update(w for w in words.split() if w in ("yes", "no"))
+        decoded = verdicts.decode(ids, modalities, ex, [0.0] * len(ids))["boxes"]
+        assert len(decoded) == len(ex.target)
+        if decoded:
+            assert np.abs(np.array(sorted(decoded)) - np.array(sorted(ex.target))).max() <= half_bin + 1e-9
+    assert said["yes"] > 10 and said["no"] > 10 and verdicts.ask_first is None and verdicts.answer_prefix(exs[0], modalities) is None
+    for bad in ({"verdicts": True}, {"ground": "detection", "verdicts": True, "list_noise": 0.3}):
+        with pytest.raises(ValueError, match="verdicts"):
+            type(verdicts)(**bad)
+
+
 def test_vqa_yes_share_for_the_types_answered_yes_or_no():
     task = TASKS.get("vqa")
     exs = examples("vqa", n=60)

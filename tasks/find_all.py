@@ -211,10 +211,7 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
     def from_answer(self, detected: dict, example, ask=None) -> dict:
         """This task's prediction from a detection of the same image (`via="detection"`): the boxes whose
         label names the query."""
-        query = example.meta["query"]
-        named = (lambda label: label.lower() == query.lower()) if example.meta.get("category") else \
-            (lambda label: query_matches(label, query))
-        keep = [i for i, label in enumerate(detected["labels"]) if named(label)]
+        keep = [i for i, label in enumerate(detected["labels"]) if names_query(label, example)]
         return {"boxes": [detected["boxes"][i] for i in keep], "scores": [detected["scores"][i] for i in keep]}
 
     def evaluate(self, predictions, examples) -> dict:
@@ -245,10 +242,15 @@ class FindAll(ListedObjectsFirst, BoxListAnswer):
 
 def verdict_ids(example: Example, mods) -> list:
     """`verdicts`' answer: each listed object's box, label and "yes" where the label names the query, else "no"."""
-    named = (lambda label: label.lower() == example.meta["query"].lower()) if example.meta.get("category") else \
-        (lambda label: query_matches(label, example.meta["query"]))
     return whole_groups([box_to_ids(box, mods, example) + mods.text_ids(label)[:LABEL_TOKENS]
-                         + mods.text_ids("yes" if named(label) else "no") for box, label in example.meta["objects"]], 64)
+                         + mods.text_ids("yes" if names_query(label, example) else "no")
+                         for box, label in example.meta["objects"]], 64)
+
+
+def names_query(label: str, example: Example) -> bool:
+    """Whether a listed label names the example's query: every word of it (a category query: the whole label)."""
+    query = example.meta["query"]
+    return label.lower() == query.lower() if example.meta.get("category") else query_matches(label, query)
 
 
 def misnamed_in_list(example: Example, rng, max_objects: int) -> Example:

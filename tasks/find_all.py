@@ -42,11 +42,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from unio.data.world.labels import WORLD_VALUES, attributes_of, is_world_label, relabelled
 from unio.kit.answers import (LABEL_TOKENS, LISTED_OBJECTS, BoxListAnswer, ListedObjectsFirst, after_listed_objects,
                                baseline, box_groups, box_segment, box_to_ids, label_positions, listed_ids, whole_groups)
 from unio.kit.boxes import match, nms
-from unio.kit.labels import (WORLD_VALUES, attributes_of, is_world_label, label_of, left_to_right, query_matches,
-                              relabelled)
+from unio.kit.labels import label_of, left_to_right, query_matches
 from unio.registries import register_task
 from unio.task import Example, Grammar, Repeat, Segment, Target, choose_prompt, share_option, slot_of
 

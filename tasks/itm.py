@@ -44,8 +44,9 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from unio.data.world.constants import COLORS, SIZES
+from unio.data.world.labels import WORLD_VALUES, is_world_label, relabelled
 from unio.kit.answers import ListedObjectsFirst, ShortTextAnswer, label_positions, listed_ids, location_tokenizer
-from unio.kit.labels import WORLD_VALUES, is_world_label, label_of, left_to_right, relabelled
+from unio.kit.labels import label_of, left_to_right
 from unio.registries import register_task
 from unio.task import Example, Grammar, Segment, Target, choose_prompt, pick, share_option, slot_of
 
